@@ -1,0 +1,1 @@
+//! Verifiable GPU challenges for the tensorproof subnet.

@@ -1,0 +1,1 @@
+//! Chain access for the tensorproof subnet.

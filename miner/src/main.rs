@@ -1,0 +1,3 @@
+//! The tensorproof miner.
+
+fn main() {}

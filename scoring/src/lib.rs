@@ -1,0 +1,1 @@
+//! Scores, weights and Yuma consensus for the tensorproof subnet.

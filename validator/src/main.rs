@@ -1,0 +1,3 @@
+//! The tensorproof validator.
+
+fn main() {}
