@@ -12,3 +12,4 @@
 
 pub mod auth;
 pub mod keys;
+pub mod wallet;
