@@ -88,7 +88,8 @@ impl TaskMix {
 ///
 /// Speed is throughput: work units per second of compute time, where compute time is the time the
 /// validator measured minus the round-trip time it measured on the same connection. With `x` the
-/// natural log of (speed / the round's median speed for that class), the factor is
+/// natural log of (speed / the round's reference speed for that class, see `reference_quantile`),
+/// the factor is
 /// `floor + (1 − floor) · 1 / (1 + e^(−x / softness))`.
 ///
 /// Why this shape: ComputeHorde scored `1/t` and then `1 − t/(2·timeout)` and went back to pass/fail
@@ -96,17 +97,28 @@ impl TaskMix {
 /// (network jitter, validator load) decide emission, and a miner that is twice as fast takes far more
 /// than twice the reward. The logistic in log-speed is bounded (a miner can never take more than a
 /// full credit, however fast), smooth (jitter moves scores a little, not a lot), scale-free (only
-/// ratios to the median matter, so a task's size and the validator's hardware cancel), and
-/// symmetric: half as fast as the median costs as much as twice as fast gains. The floor keeps
-/// correctness the first gate: a correct slow answer always earns more than a wrong one.
+/// ratios to the reference matter, so a task's size and the validator's hardware cancel), and
+/// symmetric: half as fast as the reference costs as much as twice as fast gains. With `floor = 0` the
+/// factor is `r^(1/softness) / (1 + r^(1/softness))` for a speed ratio `r`; a softness below 1 makes
+/// it grow faster than linearly below the reference, so one GPU split across `k` uids (each at speed
+/// `1/k`) earns `k · f(1/k) < f(1)`: sybils lose. A correct answer, however slow, still earns more
+/// than a wrong one, so correctness stays the first gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LatencyCurve {
-    /// Width of the logistic in log-speed units (default 0.5: twice the median speed earns 0.80 of the
-    /// span above the floor, half earns 0.20). Larger is flatter. Range (0, 10].
+    /// Width of the logistic in log-speed units (default 0.5: twice the reference speed earns 0.80 of the
+    /// span above the floor, half earns 0.20). Larger is flatter; at 1 or more, splitting one GPU
+    /// across several uids stops losing. Range (0, 10].
     pub softness: f64,
-    /// Factor for a correct answer infinitely slower than the median (default 0.1). Range [0, 1].
+    /// Factor for a correct answer infinitely slower than the reference (default 0). Range [0, 1].
+    /// A floor above 0 pays sybils: k uids behind one GPU each earn at least `floor`, so splitting a
+    /// GPU across many uids eventually beats running it as one; the simulator shows where.
     pub floor: f64,
+    /// Which work-weighted quantile of the round's passed throughputs (per class) is the reference
+    /// speed that earns the midpoint (default 0.75). Above the median so that a crowd of slow uids
+    /// (sybils sharing a GPU, throttled cards) cannot drag the reference down and make everyone,
+    /// themselves included, look fast; below 1 so that one outlier cannot set it. Range [0.5, 1].
+    pub reference_quantile: f64,
     /// Smallest compute time credited, in seconds, so that an RTT measured too high cannot make an
     /// answer look instant (default 0.001). Range (0, 60].
     pub min_compute_seconds: f64,
@@ -116,15 +128,16 @@ impl Default for LatencyCurve {
     fn default() -> Self {
         Self {
             softness: 0.5,
-            floor: 0.1,
+            floor: 0.0,
+            reference_quantile: 0.75,
             min_compute_seconds: 0.001,
         }
     }
 }
 
 impl LatencyCurve {
-    /// The latency factor in `[floor, 1]` for a speed relative to the round median (`ratio = speed /
-    /// median`; a ratio of 1 gives the midpoint).
+    /// The latency factor in `[floor, 1]` for a speed relative to the round reference (`ratio = speed /
+    /// reference`; a ratio of 1 gives the midpoint).
     pub fn factor(&self, ratio: f64) -> f64 {
         if !ratio.is_finite() || ratio <= 0.0 {
             return self.floor;
@@ -149,7 +162,7 @@ impl Default for Ema {
     }
 }
 
-/// Penalties, in units of the credit the challenge would have earned at the median speed.
+/// Penalties, in units of the credit the challenge would have earned at the reference speed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Penalties {
@@ -263,6 +276,13 @@ impl Policy {
             "(0, 10]",
         )?;
         check("latency.floor", l.floor, (0.0..=1.0).contains(&l.floor), "[0, 1]")?;
+        let q = l.reference_quantile;
+        check(
+            "latency.reference_quantile",
+            q,
+            (0.5..=1.0).contains(&q),
+            "[0.5, 1]",
+        )?;
         let m = l.min_compute_seconds;
         check("latency.min_compute_seconds", m, m > 0.0 && m <= 60.0, "(0, 60]")?;
         let a = self.ema.alpha;
@@ -342,12 +362,16 @@ mod tests {
     #[test]
     fn latency_curve_is_bounded_monotone_and_symmetric() {
         let c = LatencyCurve::default();
-        assert!((c.factor(1.0) - 0.55).abs() < 1e-12);
+        assert!((c.factor(1.0) - 0.5).abs() < 1e-12);
         assert!(c.factor(1e9) <= 1.0 && c.factor(1e-9) >= c.floor);
         let mut last = 0.0;
         for r in [0.1, 0.5, 0.9, 1.0, 1.1, 2.0, 10.0] {
             assert!(c.factor(r) > last);
             last = c.factor(r);
+        }
+        // Splitting one GPU over k uids never pays under the default curve.
+        for k in 2..50 {
+            assert!(f64::from(k) * c.factor(1.0 / f64::from(k)) < c.factor(1.0));
         }
         let mid = c.factor(1.0);
         assert!(((c.factor(2.0) - mid) - (mid - c.factor(0.5))).abs() < 1e-12);

@@ -3,16 +3,18 @@
 //!
 //! Rules, in order:
 //! 1. Correctness gates everything: only a passed answer earns credit.
-//! 2. A passed answer earns `work / median_work × latency_factor`, where `median_work` is the median
-//!    work of the passed answers of that task class in the round (so classes measured in different
-//!    units, multiply-adds or tokens, are comparable and bigger challenges count for more) and the
+//! 2. A passed answer earns `work / mean_work × latency_factor`, where `mean_work` is the mean work
+//!    of all challenges of that task class in the round (so classes measured in different units,
+//!    multiply-adds or tokens, are comparable and bigger challenges count for more) and the
 //!    latency factor compares its throughput (work per compute second, compute = measured time −
-//!    measured RTT) with the round's median throughput for the class ([`LatencyCurve`]).
-//! 3. A failed verification costs `penalties.failed_verification` credits at the median work;
+//!    measured RTT) with the round's reference throughput for the class, a work-weighted quantile
+//!    (`latency.reference_quantile`) of the passed answers' throughput ([`LatencyCurve`]).
+//! 3. A failed verification costs `penalties.failed_verification` credits at the mean work;
 //!    a timeout, refusal or malformed answer costs `penalties.unavailable` (0 by default); reasons
 //!    in `penalties.ignored_codes` (the validator's own fault) are dropped.
-//! 4. A miner's class score is its net credit divided by the challenges it was sent in that class
-//!    (never below 0), and its round score is the task-mix weighted mean over the classes in the round.
+//! 4. A miner's round score is its net credit per challenge, each challenge weighted by its class's
+//!    task-mix weight (never below 0). Averaging per challenge, not per class, means a miner is not
+//!    marked down for classes a validator happened not to send it this round.
 //!
 //! ```
 //! use scoring::policy::Policy;
@@ -30,7 +32,7 @@
 //!
 //! [`LatencyCurve`]: crate::policy::LatencyCurve
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,81 +70,90 @@ impl Observation {
     }
 }
 
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
+/// The value at which the cumulative weight first reaches `q` of the total (`pairs` = (value, weight)).
+fn weighted_quantile(pairs: &mut [(f64, f64)], q: f64) -> Option<f64> {
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = pairs.iter().map(|p| p.1).sum();
+    let mut acc = 0.0;
+    for &(v, w) in pairs.iter() {
+        acc += w;
+        if acc >= total * q {
+            return Some(v);
+        }
     }
-    values.sort_by(f64::total_cmp);
-    let m = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[m]
-    } else {
-        (values[m - 1] + values[m]) / 2.0
-    })
+    pairs.last().map(|p| p.0)
 }
 
 /// Score one round of observations: a score ≥ 0 for every uid that appears (0 for a uid that only
-/// failed). Scores are in credits per challenge, about 0.55 for a median miner on median-size work.
+/// failed). Scores are in credits per challenge: 0.5 for a miner at the reference speed on mean-size work.
 pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u16, f64> {
     let min_c = policy.latency.min_compute_seconds;
     let pen = &policy.penalties;
     let usable = |o: &&Observation| {
-        !pen.ignored_codes.iter().any(|c| *c == o.reason) && o.work_units.is_finite() && o.work_units > 0.0
+        !pen.ignored_codes.contains(&o.reason) && o.work_units.is_finite() && o.work_units > 0.0
     };
-    // Per class: median work and median throughput of passed answers.
-    let mut per_class: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for o in observations.iter().filter(usable).filter(|o| o.passed) {
-        let e = per_class.entry(o.task_class.as_str()).or_default();
-        e.0.push(o.work_units);
-        e.1.push(o.work_units / o.compute_seconds(min_c));
+    // Per class: the mean work of every challenge sent (the validator chooses the sizes, so miners
+    // cannot move it), and the reference throughput: a work-weighted quantile of the passed answers'
+    // throughput (every unit of work gets one vote, so large challenges, whose timing network jitter
+    // barely touches, set it).
+    let mut work: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    let mut speeds: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for o in observations.iter().filter(usable) {
+        let w = work.entry(o.task_class.as_str()).or_default();
+        w.0 += o.work_units;
+        w.1 += 1.0;
+        if o.passed {
+            let speed = o.work_units / o.compute_seconds(min_c);
+            speeds
+                .entry(o.task_class.as_str())
+                .or_default()
+                .push((speed, o.work_units));
+        }
     }
-    let medians: BTreeMap<&str, (f64, f64)> = per_class
+    let reference: BTreeMap<&str, (f64, f64)> = speeds
         .into_iter()
-        .filter_map(|(k, (mut w, mut s))| Some((k, (median(&mut w)?, median(&mut s)?))))
+        .filter_map(|(k, mut s)| {
+            Some((
+                k,
+                (
+                    work[k].0 / work[k].1,
+                    weighted_quantile(&mut s, policy.latency.reference_quantile)?,
+                ),
+            ))
+        })
         .collect();
 
-    // Per (uid, class): net credit and the number of challenges.
-    let mut net: BTreeMap<(u16, &str), (f64, u32)> = BTreeMap::new();
-    let mut uids = BTreeSet::new();
-    let mut classes = BTreeSet::new();
+    // Per uid: mix-weighted net credit and mix-weighted challenge count.
+    let mut net: BTreeMap<u16, (f64, f64)> = BTreeMap::new();
     for o in observations.iter().filter(usable) {
-        uids.insert(o.uid);
-        classes.insert(o.task_class.as_str());
-        let e = net.entry((o.uid, o.task_class.as_str())).or_default();
-        e.1 += 1;
-        let Some(&(med_work, med_speed)) = medians.get(o.task_class.as_str()) else {
+        let mix = policy.tasks.weight_of(&o.task_class);
+        let e = net.entry(o.uid).or_default();
+        e.1 += mix;
+        let Some(&(mean_work, med_speed)) = reference.get(o.task_class.as_str()) else {
             // Nobody passed this class in the round: nothing to compare with, and no credit to lose.
             continue;
         };
-        let size = o.work_units / med_work;
-        if o.passed {
+        let size = o.work_units / mean_work;
+        let credit = if o.passed {
             let speed = o.work_units / o.compute_seconds(min_c);
-            e.0 += size * policy.latency.factor(speed / med_speed);
-        } else if pen.verification_failure_codes.iter().any(|c| *c == o.reason) {
-            e.0 -= size * pen.failed_verification;
+            size * policy.latency.factor(speed / med_speed)
+        } else if pen.verification_failure_codes.contains(&o.reason) {
+            -size * pen.failed_verification
         } else {
-            e.0 -= size * pen.unavailable;
-        }
+            -size * pen.unavailable
+        };
+        e.0 += mix * credit;
     }
-    let mix_total: f64 = classes.iter().map(|c| policy.tasks.weight_of(c)).sum();
-    uids.into_iter()
-        .map(|uid| {
-            if mix_total <= 0.0 {
-                return (uid, 0.0);
-            }
-            let s: f64 = classes
-                .iter()
-                .map(|c| {
-                    let (credit, count) = net.get(&(uid, *c)).copied().unwrap_or((0.0, 0));
-                    let class_score = if count == 0 {
-                        0.0
-                    } else {
-                        (credit / f64::from(count)).max(0.0)
-                    };
-                    policy.tasks.weight_of(c) * class_score
-                })
-                .sum();
-            (uid, s / mix_total)
+    net.into_iter()
+        .map(|(uid, (credit, weight))| {
+            (
+                uid,
+                if weight > 0.0 {
+                    (credit / weight).max(0.0)
+                } else {
+                    0.0
+                },
+            )
         })
         .collect()
 }
@@ -209,10 +220,11 @@ mod tests {
         let p = Policy::default();
         let mut last = f64::INFINITY;
         for t in [0.5, 1.0, 2.0, 4.0] {
-            let round = [
-                obs(1, "matmul", true, "passed", t, 0.0, 1e9),
-                obs(2, "matmul", true, "passed", 1.0, 0.0, 1e9),
-            ];
+            // Four peers at 1 s set the reference; uid 1 varies.
+            let mut round: Vec<Observation> = (2..6)
+                .map(|u| obs(u, "matmul", true, "passed", 1.0, 0.0, 1e9))
+                .collect();
+            round.push(obs(1, "matmul", true, "passed", t, 0.0, 1e9));
             let s = score_round(&round, &p)[&1];
             assert!(s < last, "score must fall as compute time grows");
             last = s;
@@ -255,7 +267,7 @@ mod tests {
         let s = score_round(&round, &p);
         // Same throughput, twice the work: more credit.
         assert!(s[&1] > s[&2]);
-        // uid 3 is the only (hence median) inference miner; it got nothing in matmul.
+        // uid 3 is the only (hence reference) inference miner; it got nothing in matmul.
         assert!(s[&3] > 0.0);
     }
 

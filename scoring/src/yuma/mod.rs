@@ -32,7 +32,8 @@
 //! let out = run_epoch(&input).unwrap();
 //! assert_eq!(out.incentive[2], 65535);
 //! // Miners and validators split the emission evenly when every weight agrees.
-//! assert_eq!(out.server_emission[2], 499_999_999);
+//! assert_eq!(out.server_emission[2], 500_000_000);
+//! assert_eq!(out.validator_emission[..2], [375_000_000, 124_999_999]);
 //! ```
 
 mod math;
@@ -340,7 +341,7 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
             I64F64::saturating_from_num(hp.bonds_moving_average),
             I64F64::saturating_from_num(1_000_000),
         );
-        let alpha = one().saturating_sub(I32F32::saturating_from_num(bma));
+        let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
         ema_bonds = mat_ema_sparse(&bonds_delta, &bonds, alpha);
         inplace_col_normalize_sparse(&mut ema_bonds, n);
         dividends = matmul_transpose_sparse(&ema_bonds, &incentive);
@@ -361,8 +362,8 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
     inplace_normalize_using_sum(&mut norm_server, emission_sum);
     inplace_normalize_using_sum(&mut norm_validator, emission_sum);
     inplace_normalize(&mut norm_combined);
-    if emission_sum == zero() {
-        if sum(&active_stake) == zero() {
+    if emission_sum == ZERO {
+        if sum(&active_stake) == ZERO {
             norm_validator.clone_from(&stake);
             norm_combined.clone_from(&stake);
         } else {
@@ -419,7 +420,7 @@ fn compute_bonds_yuma3(
     bonds: &[Row],
     consensus: &[I32F32],
 ) -> Vec<Row> {
-    if hp.liquid_alpha && !consensus.is_empty() && consensus.iter().any(|&c| c != zero()) {
+    if hp.liquid_alpha && !consensus.is_empty() && consensus.iter().any(|&c| c != ZERO) {
         let steepness = I32F32::saturating_from_num(hp.alpha_sigmoid_steepness);
         let low = u16_proportion_to_fixed(hp.alpha_low);
         let high = u16_proportion_to_fixed(hp.alpha_high);
@@ -428,7 +429,7 @@ fn compute_bonds_yuma3(
     } else {
         let bma = I64F64::saturating_from_num(hp.bonds_moving_average)
             .saturating_div(I64F64::saturating_from_num(1_000_000));
-        let alpha = one().saturating_sub(I32F32::saturating_from_num(bma));
+        let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
         mat_ema_sparse(weights, bonds, alpha)
     }
 }
