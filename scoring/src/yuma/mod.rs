@@ -93,7 +93,7 @@ impl Default for YumaHyperparameters {
 
 /// One subnet's state when its epoch runs, as read from chain storage. Every per-uid vector has one
 /// entry per uid (`n = stake.len()`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EpochInput {
     /// The block the epoch runs in.
