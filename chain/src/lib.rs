@@ -1,1 +1,4 @@
 //! Chain access for the tensorproof subnet.
+
+#[cfg(feature = "devnet")]
+pub mod devnet;
