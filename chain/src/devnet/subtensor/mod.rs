@@ -45,10 +45,10 @@ pub const MAX_TEMPO: u64 = 50_400;
 pub type WeightCommit = (H256, u64, u64, u64);
 
 #[polkadot_sdk::frame_support::pallet]
+#[allow(missing_debug_implementations)]
 pub mod pallet {
     use super::{
-        Balance, MAX_COMMIT_REVEAL_PERIODS, MAX_CRV3_COMMIT_SIZE_BYTES, MIN_COMMIT_REVEAL_PERIODS,
-        NetUid, WeightCommit,
+        Balance, MAX_CRV3_COMMIT_SIZE_BYTES, NetUid, WeightCommit,
     };
     use alloc::collections::VecDeque;
     use polkadot_sdk::frame_support::{
@@ -128,105 +128,126 @@ pub mod pallet {
     /// Configuration of the pallet.
     #[pallet::config]
     pub trait Config:
-        frame_system::Config<AccountId = AccountId32>
+        polkadot_sdk::frame_system::Config<AccountId = AccountId32>
         + pallet_drand::Config
         + polkadot_sdk::pallet_balances::Config<Balance = Balance>
     {
-        /// The overarching event type.
-        type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
     }
 
     use crate::devnet::drand as pallet_drand;
 
     // ---- defaults (subtensor `Default*` / runtime `SubtensorInitial*`) ----
+    /// Default of `Tempo`.
     #[pallet::type_value]
     pub fn DefaultTempo() -> u16 {
         360
     }
+    /// Default of `WeightsSetRateLimit`.
     #[pallet::type_value]
     pub fn DefaultWeightsSetRateLimit() -> u64 {
         100
     }
+    /// Default of `MaxAllowedUids`.
     #[pallet::type_value]
     pub fn DefaultMaxAllowedUids() -> u16 {
         256
     }
+    /// Default of `MinAllowedWeights`.
     #[pallet::type_value]
     pub fn DefaultMinAllowedWeights() -> u16 {
         1024
     }
+    /// Default of `MaxWeightsLimit`.
     #[pallet::type_value]
     pub fn DefaultMaxWeightsLimit() -> u16 {
         u16::MAX
     }
+    /// Default of `MaxAllowedValidators`.
     #[pallet::type_value]
     pub fn DefaultMaxAllowedValidators() -> u16 {
         128
     }
+    /// Default of `ImmunityPeriod`.
     #[pallet::type_value]
     pub fn DefaultImmunityPeriod() -> u16 {
         4096
     }
+    /// Default of `ActivityCutoff`.
     #[pallet::type_value]
     pub fn DefaultActivityCutoff() -> u16 {
         5000
     }
+    /// Default of `Kappa`.
     #[pallet::type_value]
     pub fn DefaultKappa() -> u16 {
         32_767
     }
+    /// Default of `Rho`.
     #[pallet::type_value]
     pub fn DefaultRho() -> u16 {
         10
     }
+    /// Default of `BondsMovingAverage`.
     #[pallet::type_value]
     pub fn DefaultBondsMovingAverage() -> u64 {
         900_000
     }
+    /// Default of `BondsPenalty`.
     #[pallet::type_value]
     pub fn DefaultBondsPenalty() -> u16 {
         u16::MAX
     }
+    /// Default of `AlphaValues`.
     #[pallet::type_value]
     pub fn DefaultAlphaValues() -> (u16, u16) {
         (45_875, 58_982)
     }
+    /// Default of `AlphaSigmoidSteepness`.
     #[pallet::type_value]
     pub fn DefaultAlphaSigmoidSteepness() -> i16 {
         1000
     }
+    /// Default of `True`.
     #[pallet::type_value]
     pub fn DefaultTrue() -> bool {
         true
     }
+    /// Default of `RevealPeriodEpochs`.
     #[pallet::type_value]
     pub fn DefaultRevealPeriodEpochs() -> u64 {
         1
     }
+    /// Default of `ServingRateLimit`.
     #[pallet::type_value]
     pub fn DefaultServingRateLimit() -> u64 {
         50
     }
+    /// Default of `Burn`.
     #[pallet::type_value]
     pub fn DefaultBurn() -> Balance {
         100_000_000
     }
+    /// Default of `MinBurn`.
     #[pallet::type_value]
     pub fn DefaultMinBurn() -> Balance {
         500_000
     }
+    /// Default of `MaxBurn`.
     #[pallet::type_value]
     pub fn DefaultMaxBurn() -> Balance {
         100_000_000_000
     }
+    /// Default of `CommitRevealWeightsVersion`.
     #[pallet::type_value]
     pub fn DefaultCommitRevealWeightsVersion() -> u16 {
         4
     }
+    /// Default of `MechanismCount`.
     #[pallet::type_value]
     pub fn DefaultMechanismCount() -> u8 {
         1
     }
+    /// Default of `RaoEmission`.
     #[pallet::type_value]
     pub fn DefaultRaoEmission() -> u64 {
         1_000_000_000
@@ -498,7 +519,7 @@ pub mod pallet {
 
     /// Events (subtensor's names and fields).
     #[pallet::event]
-    #[pallet::generate_deposit(pub(super) fn deposit_event)]
+    #[pallet::generate_deposit(pub(crate) fn deposit_event)]
     pub enum Event<T: Config> {
         /// A subnet was added: (netuid, mechanism).
         NetworkAdded(NetUid, u16),
@@ -916,7 +937,7 @@ pub mod pallet {
                 Error::<T>::CommitRevealEnabled
             );
             let who = ensure_signed(origin)?;
-            Self::do_set_weights(&who, netuid, dests, weights, version_key, true)
+            Self::do_set_weights(&who, netuid, dests, weights, version_key)
         }
 
         /// Add stake from the signing coldkey to `hotkey` on `netuid` (1 TAO → 1 alpha).
