@@ -1,1 +1,2 @@
+//! The `devnet` binary (see `chain::devnet`).
 fn main() {}

@@ -23,42 +23,79 @@ pub mod pallet {
         /// Set `ServingRateLimit` (root or the subnet owner).
         #[pallet::call_index(3)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_serving_rate_limit(origin: OriginFor<T>, netuid: u16, serving_rate_limit: u64) -> DispatchResult {
+        pub fn sudo_set_serving_rate_limit(
+            origin: OriginFor<T>,
+            netuid: u16,
+            serving_rate_limit: u64,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::ServingRateLimit::<T>::insert(netuid, serving_rate_limit);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::ServingRateLimitSet(netuid, serving_rate_limit));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::ServingRateLimitSet(
+                netuid,
+                serving_rate_limit,
+            ));
             Ok(())
         }
 
         /// Set `WeightsVersionKey` (root or the subnet owner).
         #[pallet::call_index(6)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_weights_version_key(origin: OriginFor<T>, netuid: u16, weights_version_key: u64) -> DispatchResult {
+        pub fn sudo_set_weights_version_key(
+            origin: OriginFor<T>,
+            netuid: u16,
+            weights_version_key: u64,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::WeightsVersionKey::<T>::insert(netuid, weights_version_key);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsVersionKeySet(netuid, weights_version_key));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsVersionKeySet(
+                netuid,
+                weights_version_key,
+            ));
             Ok(())
         }
 
         /// Set `WeightsSetRateLimit` (root or the subnet owner).
         #[pallet::call_index(7)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_weights_set_rate_limit(origin: OriginFor<T>, netuid: u16, weights_set_rate_limit: u64) -> DispatchResult {
+        pub fn sudo_set_weights_set_rate_limit(
+            origin: OriginFor<T>,
+            netuid: u16,
+            weights_set_rate_limit: u64,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::WeightsSetRateLimit::<T>::insert(netuid, weights_set_rate_limit);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsSetRateLimitSet(netuid, weights_set_rate_limit));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsSetRateLimitSet(
+                netuid,
+                weights_set_rate_limit,
+            ));
             Ok(())
         }
 
         /// Set `ImmunityPeriod` (root or the subnet owner).
         #[pallet::call_index(13)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_immunity_period(origin: OriginFor<T>, netuid: u16, immunity_period: u16) -> DispatchResult {
+        pub fn sudo_set_immunity_period(
+            origin: OriginFor<T>,
+            netuid: u16,
+            immunity_period: u16,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::ImmunityPeriod::<T>::insert(netuid, immunity_period);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::ImmunityPeriodSet(netuid, immunity_period));
             Ok(())
@@ -67,22 +104,42 @@ pub mod pallet {
         /// Set `MinAllowedWeights` (root or the subnet owner).
         #[pallet::call_index(14)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_min_allowed_weights(origin: OriginFor<T>, netuid: u16, min_allowed_weights: u16) -> DispatchResult {
+        pub fn sudo_set_min_allowed_weights(
+            origin: OriginFor<T>,
+            netuid: u16,
+            min_allowed_weights: u16,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::MinAllowedWeights::<T>::insert(netuid, min_allowed_weights);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::MinAllowedWeightSet(netuid, min_allowed_weights));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MinAllowedWeightSet(
+                netuid,
+                min_allowed_weights,
+            ));
             Ok(())
         }
 
         /// Set `MaxAllowedUids` (root).
         #[pallet::call_index(15)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_max_allowed_uids(origin: OriginFor<T>, netuid: u16, max_allowed_uids: u16) -> DispatchResult {
+        pub fn sudo_set_max_allowed_uids(
+            origin: OriginFor<T>,
+            netuid: u16,
+            max_allowed_uids: u16,
+        ) -> DispatchResult {
             ensure_root(origin)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::MaxAllowedUids::<T>::insert(netuid, max_allowed_uids);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedUidsSet(netuid, max_allowed_uids));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedUidsSet(
+                netuid,
+                max_allowed_uids,
+            ));
             Ok(())
         }
 
@@ -91,7 +148,10 @@ pub mod pallet {
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_kappa(origin: OriginFor<T>, netuid: u16, kappa: u16) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::Kappa::<T>::insert(netuid, kappa);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::KappaSet(netuid, kappa));
             Ok(())
@@ -100,9 +160,16 @@ pub mod pallet {
         /// Set `ActivityCutoff` (root or the subnet owner).
         #[pallet::call_index(18)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_activity_cutoff(origin: OriginFor<T>, netuid: u16, activity_cutoff: u16) -> DispatchResult {
+        pub fn sudo_set_activity_cutoff(
+            origin: OriginFor<T>,
+            netuid: u16,
+            activity_cutoff: u16,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::ActivityCutoff::<T>::insert(netuid, activity_cutoff);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::ActivityCutoffSet(netuid, activity_cutoff));
             Ok(())
@@ -111,42 +178,79 @@ pub mod pallet {
         /// Set `NetworkRegistrationAllowed` (root or the subnet owner).
         #[pallet::call_index(19)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_network_registration_allowed(origin: OriginFor<T>, netuid: u16, registration_allowed: bool) -> DispatchResult {
+        pub fn sudo_set_network_registration_allowed(
+            origin: OriginFor<T>,
+            netuid: u16,
+            registration_allowed: bool,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::NetworkRegistrationAllowed::<T>::insert(netuid, registration_allowed);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::RegistrationAllowed(netuid, registration_allowed));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::RegistrationAllowed(
+                netuid,
+                registration_allowed,
+            ));
             Ok(())
         }
 
         /// Set `MaxAllowedValidators` (root or the subnet owner).
         #[pallet::call_index(25)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_max_allowed_validators(origin: OriginFor<T>, netuid: u16, max_allowed_validators: u16) -> DispatchResult {
+        pub fn sudo_set_max_allowed_validators(
+            origin: OriginFor<T>,
+            netuid: u16,
+            max_allowed_validators: u16,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::MaxAllowedValidators::<T>::insert(netuid, max_allowed_validators);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedValidatorsSet(netuid, max_allowed_validators));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedValidatorsSet(
+                netuid,
+                max_allowed_validators,
+            ));
             Ok(())
         }
 
         /// Set `BondsMovingAverage` (root or the subnet owner).
         #[pallet::call_index(26)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_bonds_moving_average(origin: OriginFor<T>, netuid: u16, bonds_moving_average: u64) -> DispatchResult {
+        pub fn sudo_set_bonds_moving_average(
+            origin: OriginFor<T>,
+            netuid: u16,
+            bonds_moving_average: u64,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::BondsMovingAverage::<T>::insert(netuid, bonds_moving_average);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsMovingAverageSet(netuid, bonds_moving_average));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsMovingAverageSet(
+                netuid,
+                bonds_moving_average,
+            ));
             Ok(())
         }
 
         /// Set `BondsPenalty` (root or the subnet owner).
         #[pallet::call_index(60)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_bonds_penalty(origin: OriginFor<T>, netuid: u16, bonds_penalty: u16) -> DispatchResult {
+        pub fn sudo_set_bonds_penalty(
+            origin: OriginFor<T>,
+            netuid: u16,
+            bonds_penalty: u16,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::BondsPenalty::<T>::insert(netuid, bonds_penalty);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsPenaltySet(netuid, bonds_penalty));
             Ok(())
@@ -157,7 +261,10 @@ pub mod pallet {
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_tempo(origin: OriginFor<T>, netuid: u16, tempo: u16) -> DispatchResult {
             ensure_root(origin)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::Tempo::<T>::insert(netuid, tempo);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::TempoSet(netuid, tempo));
             Ok(())
@@ -166,9 +273,16 @@ pub mod pallet {
         /// Set `CommitRevealWeightsEnabled` (root or the subnet owner).
         #[pallet::call_index(49)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_commit_reveal_weights_enabled(origin: OriginFor<T>, netuid: u16, enabled: bool) -> DispatchResult {
+        pub fn sudo_set_commit_reveal_weights_enabled(
+            origin: OriginFor<T>,
+            netuid: u16,
+            enabled: bool,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::CommitRevealWeightsEnabled::<T>::insert(netuid, enabled);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::CommitRevealEnabled(netuid, enabled));
             Ok(())
@@ -177,9 +291,16 @@ pub mod pallet {
         /// Set `LiquidAlphaOn` (root or the subnet owner).
         #[pallet::call_index(50)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_liquid_alpha_enabled(origin: OriginFor<T>, netuid: u16, enabled: bool) -> DispatchResult {
+        pub fn sudo_set_liquid_alpha_enabled(
+            origin: OriginFor<T>,
+            netuid: u16,
+            enabled: bool,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::LiquidAlphaOn::<T>::insert(netuid, enabled);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::LiquidAlphaEnabled(netuid, enabled));
             Ok(())
@@ -188,9 +309,16 @@ pub mod pallet {
         /// Set `RevealPeriodEpochs` (root or the subnet owner).
         #[pallet::call_index(57)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_commit_reveal_weights_interval(origin: OriginFor<T>, netuid: u16, interval: u64) -> DispatchResult {
+        pub fn sudo_set_commit_reveal_weights_interval(
+            origin: OriginFor<T>,
+            netuid: u16,
+            interval: u64,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             ensure!(
                 interval >= subtensor::MIN_COMMIT_REVEAL_PERIODS,
                 subtensor::Error::<T>::RevealPeriodTooSmall
@@ -207,11 +335,20 @@ pub mod pallet {
         /// Set `AlphaSigmoidSteepness` (root or the subnet owner).
         #[pallet::call_index(68)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
-        pub fn sudo_set_alpha_sigmoid_steepness(origin: OriginFor<T>, netuid: u16, steepness: i16) -> DispatchResult {
+        pub fn sudo_set_alpha_sigmoid_steepness(
+            origin: OriginFor<T>,
+            netuid: u16,
+            steepness: i16,
+        ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::AlphaSigmoidSteepness::<T>::insert(netuid, steepness);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaSigmoidSteepnessSet(netuid, steepness));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaSigmoidSteepnessSet(
+                netuid, steepness,
+            ));
             Ok(())
         }
 
@@ -220,7 +357,10 @@ pub mod pallet {
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_yuma3_enabled(origin: OriginFor<T>, netuid: u16, enabled: bool) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::Yuma3On::<T>::insert(netuid, enabled);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::Yuma3EnableToggled(netuid, enabled));
             Ok(())
@@ -231,7 +371,10 @@ pub mod pallet {
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_min_burn(origin: OriginFor<T>, netuid: u16, min_burn: u64) -> DispatchResult {
             ensure_root(origin)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::MinBurn::<T>::insert(netuid, min_burn);
             Ok(())
         }
@@ -241,7 +384,10 @@ pub mod pallet {
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_max_burn(origin: OriginFor<T>, netuid: u16, max_burn: u64) -> DispatchResult {
             ensure_root(origin)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             subtensor::MaxBurn::<T>::insert(netuid, max_burn);
             Ok(())
         }
@@ -266,10 +412,15 @@ pub mod pallet {
             alpha_high: u16,
         ) -> DispatchResult {
             SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(subtensor::NetworksAdded::<T>::get(netuid), subtensor::Error::<T>::SubnetNotExists);
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             ensure!(alpha_low <= alpha_high, subtensor::Error::<T>::AlphaLowOutOfRange);
             subtensor::AlphaValues::<T>::insert(netuid, (alpha_low, alpha_high));
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaValuesSet(netuid, alpha_low, alpha_high));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaValuesSet(
+                netuid, alpha_low, alpha_high,
+            ));
             Ok(())
         }
 

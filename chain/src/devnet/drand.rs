@@ -57,7 +57,14 @@ pub mod pallet {
             ensure_root(origin)?;
             ensure!(signature.len() <= 96, Error::<T>::PulseTooLarge);
             let randomness = polkadot_sdk::sp_io::hashing::sha2_256(&signature).to_vec();
-            Pulses::<T>::insert(round, Pulse { round, randomness, signature });
+            Pulses::<T>::insert(
+                round,
+                Pulse {
+                    round,
+                    randomness,
+                    signature,
+                },
+            );
             LastStoredRound::<T>::mutate(|r| *r = (*r).max(round));
             Ok(())
         }

@@ -26,11 +26,10 @@ use polkadot_sdk::frame_system::{
 use polkadot_sdk::sp_api::impl_runtime_apis;
 use polkadot_sdk::sp_core::OpaqueMetadata;
 use polkadot_sdk::sp_runtime::{
-    self, ApplyExtrinsicResult, MultiAddress, MultiSignature, Perbill,
-    generic,
+    self, ApplyExtrinsicResult, MultiAddress, MultiSignature, Perbill, generic,
     traits::{
-        AsSystemOriginSigner, BlakeTwo256, Block as BlockT, DispatchInfoOf, DispatchOriginOf,
-        Implication, TransactionExtension, ValidateResult,
+        AsSystemOriginSigner, BlakeTwo256, Block as BlockT, DispatchInfoOf, DispatchOriginOf, Implication,
+        TransactionExtension, ValidateResult,
     },
     transaction_validity::{
         InvalidTransaction, TransactionSource, TransactionValidity, TransactionValidityError,
@@ -93,8 +92,7 @@ pub type TxExtension = (
     frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
 );
 /// Extrinsic format.
-pub type UncheckedExtrinsic =
-    generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+pub type UncheckedExtrinsic = generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
 /// Executes blocks against the pallets.
 pub type Executive = frame_executive::Executive<
     Runtime,
@@ -278,12 +276,9 @@ impl TransactionExtension<RuntimeCall> for SubtensorTransactionExtension {
         _inherited_implication: &impl Implication,
         _source: TransactionSource,
     ) -> ValidateResult<(), RuntimeCall> {
-        if let (RuntimeCall::SubtensorModule(inner), Some(who)) =
-            (call, origin.as_system_origin_signer())
-        {
-            pallet_subtensor::check_weights_for_pool::<Runtime>(who, inner).map_err(|e| {
-                TransactionValidityError::Invalid(InvalidTransaction::Custom(e.code()))
-            })?;
+        if let (RuntimeCall::SubtensorModule(inner), Some(who)) = (call, origin.as_system_origin_signer()) {
+            pallet_subtensor::check_weights_for_pool::<Runtime>(who, inner)
+                .map_err(|e| TransactionValidityError::Invalid(InvalidTransaction::Custom(e.code())))?;
         }
         Ok((ValidTransaction::default(), (), origin))
     }

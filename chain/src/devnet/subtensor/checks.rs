@@ -60,9 +60,7 @@ impl<T: Config> From<Error<T>> for ValidationError {
     fn from(e: Error<T>) -> Self {
         match e {
             Error::NotEnoughStakeToSetWeights => Self::StakeAmountTooLow,
-            Error::SettingWeightsTooFast | Error::CommittingWeightsTooFast => {
-                Self::RateLimitExceeded
-            }
+            Error::SettingWeightsTooFast | Error::CommittingWeightsTooFast => Self::RateLimitExceeded,
             Error::HotKeyNotRegisteredInNetwork => Self::HotKeyNotRegisteredInNetwork,
             Error::InvalidIpAddress => Self::InvalidIpAddress,
             Error::ServingRateLimitExceeded => Self::ServingRateLimitExceeded,
@@ -80,13 +78,15 @@ impl<T: Config> From<Error<T>> for ValidationError {
 /// Pool-level checks of a SubtensorModule call signed by `who` (subtensor's `CheckWeights` and
 /// `CheckRateLimits` guards): registration, minimum stake, rate limits, reveal window, axon data.
 /// Other calls pass. Runs against the state the next block builds on.
-pub fn check_weights_for_pool<T: Config>(
-    who: &T::AccountId,
-    call: &Call<T>,
-) -> Result<(), ValidationError> {
+pub fn check_weights_for_pool<T: Config>(who: &T::AccountId, call: &Call<T>) -> Result<(), ValidationError> {
     let now = Pallet::<T>::current_block().saturating_add(1);
     match call {
-        Call::set_weights { netuid, dests, weights, .. } => {
+        Call::set_weights {
+            netuid,
+            dests,
+            weights,
+            ..
+        } => {
             ensure!(dests.len() == weights.len(), ValidationError::InputLengthsUnequal);
             let uid = Pallet::<T>::pool_uid(*netuid, who)?;
             Pallet::<T>::pool_min_stake(*netuid, who)?;
@@ -111,13 +111,18 @@ pub fn check_weights_for_pool<T: Config>(
             }
             Ok(())
         }
-        Call::reveal_weights { netuid, uids, values, salt, version_key } => {
+        Call::reveal_weights {
+            netuid,
+            uids,
+            values,
+            salt,
+            version_key,
+        } => {
             ensure!(uids.len() == values.len(), ValidationError::InputLengthsUnequal);
             Pallet::<T>::pool_uid(*netuid, who)?;
             Pallet::<T>::pool_min_stake(*netuid, who)?;
             let hash = Pallet::<T>::get_commit_hash(who, *netuid, uids, values, salt, *version_key);
-            let commits =
-                WeightCommits::<T>::get(*netuid, who).ok_or(ValidationError::CommitNotFound)?;
+            let commits = WeightCommits::<T>::get(*netuid, who).ok_or(ValidationError::CommitNotFound)?;
             let (_, epoch, _, _) = commits
                 .iter()
                 .find(|(h, ..)| *h == hash)
@@ -129,7 +134,16 @@ pub fn check_weights_for_pool<T: Config>(
             );
             Ok(())
         }
-        Call::serve_axon { netuid, version, ip, port, ip_type, protocol, placeholder1, placeholder2 } => {
+        Call::serve_axon {
+            netuid,
+            version,
+            ip,
+            port,
+            ip_type,
+            protocol,
+            placeholder1,
+            placeholder2,
+        } => {
             let axon = AxonInfo {
                 block: 0,
                 version: *version,
@@ -140,7 +154,9 @@ pub fn check_weights_for_pool<T: Config>(
                 placeholder1: *placeholder1,
                 placeholder2: *placeholder2,
             };
-            Pallet::<T>::validate_serve_axon(who, *netuid, axon).map(|_| ()).map_err(Into::into)
+            Pallet::<T>::validate_serve_axon(who, *netuid, axon)
+                .map(|_| ())
+                .map_err(Into::into)
         }
         _ => Ok(()),
     }
@@ -152,7 +168,10 @@ impl<T: Config> Pallet<T> {
     }
 
     fn pool_min_stake(netuid: NetUid, who: &T::AccountId) -> Result<(), ValidationError> {
-        ensure!(Self::has_min_stake(netuid, who), ValidationError::StakeAmountTooLow);
+        ensure!(
+            Self::has_min_stake(netuid, who),
+            ValidationError::StakeAmountTooLow
+        );
         Ok(())
     }
 
@@ -169,7 +188,10 @@ impl<T: Config> Pallet<T> {
 
     /// `LastUpdate == 0 || now - LastUpdate >= WeightsSetRateLimit`.
     pub fn check_rate_limit(netuid: NetUid, uid: u16, now: u64) -> bool {
-        let last = LastUpdate::<T>::get(netuid).get(uid as usize).copied().unwrap_or(0);
+        let last = LastUpdate::<T>::get(netuid)
+            .get(uid as usize)
+            .copied()
+            .unwrap_or(0);
         last == 0 || now.saturating_sub(last) >= WeightsSetRateLimit::<T>::get(netuid)
     }
 
@@ -203,7 +225,11 @@ impl<T: Config> Pallet<T> {
     /// `SubnetEpochIndex` plus one when an epoch is due in `block`.
     pub fn current_epoch_with_lookahead_at(netuid: NetUid, block: u64) -> u64 {
         let base = SubnetEpochIndex::<T>::get(netuid);
-        if Self::should_run_epoch(netuid, block) { base.saturating_add(1) } else { base }
+        if Self::should_run_epoch(netuid, block) {
+            base.saturating_add(1)
+        } else {
+            base
+        }
     }
 
     fn current_epoch_with_lookahead(netuid: NetUid) -> u64 {
@@ -241,9 +267,15 @@ impl<T: Config> Pallet<T> {
         ensure!(uids.len() == values.len(), Error::<T>::WeightVecNotEqualSize);
         ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::MechanismDoesNotExist);
         let n = SubnetworkN::<T>::get(netuid);
-        ensure!(uids.len() <= usize::from(n), Error::<T>::UidsLengthExceedUidsInSubNet);
+        ensure!(
+            uids.len() <= usize::from(n),
+            Error::<T>::UidsLengthExceedUidsInSubNet
+        );
         let uid = Uids::<T>::get(netuid, who).ok_or(Error::<T>::HotKeyNotRegisteredInSubNet)?;
-        ensure!(Self::has_min_stake(netuid, who), Error::<T>::NotEnoughStakeToSetWeights);
+        ensure!(
+            Self::has_min_stake(netuid, who),
+            Error::<T>::NotEnoughStakeToSetWeights
+        );
         let required = WeightsVersionKey::<T>::get(netuid);
         ensure!(
             required == 0 || version_key >= required,
@@ -252,11 +284,17 @@ impl<T: Config> Pallet<T> {
         let now = Self::current_block();
         let cr = CommitRevealWeightsEnabled::<T>::get(netuid);
         if !cr {
-            ensure!(Self::check_rate_limit(netuid, uid, now), Error::<T>::SettingWeightsTooFast);
+            ensure!(
+                Self::check_rate_limit(netuid, uid, now),
+                Error::<T>::SettingWeightsTooFast
+            );
         }
         let self_weight = uids.len() == 1 && uids.first() == Some(&uid);
         let owner_uid = SubnetOwnerHotkey::<T>::get(netuid).and_then(|h| Uids::<T>::get(netuid, h));
-        let permit = ValidatorPermit::<T>::get(netuid).get(uid as usize).copied().unwrap_or(false);
+        let permit = ValidatorPermit::<T>::get(netuid)
+            .get(uid as usize)
+            .copied()
+            .unwrap_or(false);
         ensure!(
             self_weight || owner_uid == Some(uid) || permit,
             Error::<T>::NeuronNoValidatorPermit
@@ -265,7 +303,10 @@ impl<T: Config> Pallet<T> {
         ensure!(uids.iter().all(|u| seen.insert(*u)), Error::<T>::DuplicateUids);
         ensure!(uids.iter().all(|u| *u < n), Error::<T>::UidVecContainInvalidOne);
         let min = MinAllowedWeights::<T>::get(netuid).min(n);
-        ensure!(self_weight || values.len() >= usize::from(min), Error::<T>::WeightVecLengthIsLow);
+        ensure!(
+            self_weight || values.len() >= usize::from(min),
+            Error::<T>::WeightVecLengthIsLow
+        );
         let upscaled = scoring::yuma::vec_u16_max_upscale_to_u16(&values);
         let max_limit = MaxWeightsLimit::<T>::get(netuid);
         ensure!(
@@ -283,16 +324,18 @@ impl<T: Config> Pallet<T> {
     }
 
     /// `internal_commit_weights` (mechanism 0).
-    pub(crate) fn do_commit_weights(
-        who: &T::AccountId,
-        netuid: NetUid,
-        commit_hash: H256,
-    ) -> DispatchResult {
+    pub(crate) fn do_commit_weights(who: &T::AccountId, netuid: NetUid, commit_hash: H256) -> DispatchResult {
         ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::MechanismDoesNotExist);
-        ensure!(CommitRevealWeightsEnabled::<T>::get(netuid), Error::<T>::CommitRevealDisabled);
+        ensure!(
+            CommitRevealWeightsEnabled::<T>::get(netuid),
+            Error::<T>::CommitRevealDisabled
+        );
         let uid = Uids::<T>::get(netuid, who).ok_or(Error::<T>::HotKeyNotRegisteredInSubNet)?;
         let now = Self::current_block();
-        ensure!(Self::check_rate_limit(netuid, uid, now), Error::<T>::CommittingWeightsTooFast);
+        ensure!(
+            Self::check_rate_limit(netuid, uid, now),
+            Error::<T>::CommittingWeightsTooFast
+        );
         let commit_epoch = Self::current_epoch_with_lookahead(netuid);
         let mut commits = WeightCommits::<T>::get(netuid, who).unwrap_or_default();
         while let Some((_, epoch, _, _)) = commits.front() {
@@ -302,7 +345,10 @@ impl<T: Config> Pallet<T> {
                 break;
             }
         }
-        ensure!(commits.len() < MAX_UNREVEALED_COMMITS, Error::<T>::TooManyUnrevealedCommits);
+        ensure!(
+            commits.len() < MAX_UNREVEALED_COMMITS,
+            Error::<T>::TooManyUnrevealedCommits
+        );
         commits.push_back((commit_hash, commit_epoch, now, 0));
         WeightCommits::<T>::insert(netuid, who, commits);
         Self::deposit_event(Event::WeightsCommitted(who.clone(), netuid, commit_hash));
@@ -319,7 +365,10 @@ impl<T: Config> Pallet<T> {
         salt: Vec<u16>,
         version_key: u64,
     ) -> DispatchResult {
-        ensure!(CommitRevealWeightsEnabled::<T>::get(netuid), Error::<T>::CommitRevealDisabled);
+        ensure!(
+            CommitRevealWeightsEnabled::<T>::get(netuid),
+            Error::<T>::CommitRevealDisabled
+        );
         let mut commits = WeightCommits::<T>::get(netuid, who).ok_or(Error::<T>::NoWeightsCommitFound)?;
         let mut expired = alloc::vec::Vec::new();
         while let Some((hash, epoch, _, _)) = commits.front() {
@@ -348,7 +397,10 @@ impl<T: Config> Pallet<T> {
             .into());
         };
         let commit_epoch = commits.get(position).map(|c| c.1).unwrap_or_default();
-        ensure!(Self::is_reveal_block_range(netuid, commit_epoch), Error::<T>::RevealTooEarly);
+        ensure!(
+            Self::is_reveal_block_range(netuid, commit_epoch),
+            Error::<T>::RevealTooEarly
+        );
         for _ in 0..=position {
             commits.pop_front();
         }
@@ -371,14 +423,20 @@ impl<T: Config> Pallet<T> {
         commit_reveal_version: u16,
     ) -> DispatchResult {
         ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::MechanismDoesNotExist);
-        ensure!(CommitRevealWeightsEnabled::<T>::get(netuid), Error::<T>::CommitRevealDisabled);
+        ensure!(
+            CommitRevealWeightsEnabled::<T>::get(netuid),
+            Error::<T>::CommitRevealDisabled
+        );
         ensure!(
             commit_reveal_version == CommitRevealWeightsVersion::<T>::get(),
             Error::<T>::IncorrectCommitRevealVersion
         );
         let uid = Uids::<T>::get(netuid, who).ok_or(Error::<T>::HotKeyNotRegisteredInSubNet)?;
         let now = Self::current_block();
-        ensure!(Self::check_rate_limit(netuid, uid, now), Error::<T>::CommittingWeightsTooFast);
+        ensure!(
+            Self::check_rate_limit(netuid, uid, now),
+            Error::<T>::CommittingWeightsTooFast
+        );
         let epoch = Self::current_epoch_with_lookahead(netuid);
         let mut commits = TimelockedWeightCommits::<T>::get(netuid, epoch);
         ensure!(
@@ -388,7 +446,12 @@ impl<T: Config> Pallet<T> {
         let hash = BlakeTwo256::hash(&commit);
         commits.push_back((who.clone(), now, commit, reveal_round));
         TimelockedWeightCommits::<T>::insert(netuid, epoch, commits);
-        Self::deposit_event(Event::TimelockedWeightsCommitted(who.clone(), netuid, hash, reveal_round));
+        Self::deposit_event(Event::TimelockedWeightsCommitted(
+            who.clone(),
+            netuid,
+            hash,
+            reveal_round,
+        ));
         Self::set_last_update(netuid, uid, now);
         Ok(())
     }

@@ -9,8 +9,10 @@ impl<T: Config> Pallet<T> {
     /// whose slot fires in this block.
     pub(crate) fn block_step() {
         let now = Self::current_block();
-        let netuids: alloc::vec::Vec<NetUid> =
-            NetworksAdded::<T>::iter().filter(|(_, added)| *added).map(|(n, _)| n).collect();
+        let netuids: alloc::vec::Vec<NetUid> = NetworksAdded::<T>::iter()
+            .filter(|(_, added)| *added)
+            .map(|(n, _)| n)
+            .collect();
         for netuid in netuids {
             if Self::should_run_epoch(netuid, now) {
                 let blocks = now.saturating_sub(LastEpochBlock::<T>::get(netuid)).max(1);

@@ -190,8 +190,7 @@ impl<T: Config> Pallet<T> {
         if !NetworksAdded::<T>::get(netuid) {
             return None;
         }
-        let next = LastEpochBlock::<T>::get(netuid)
-            .saturating_add(u64::from(Tempo::<T>::get(netuid)));
+        let next = LastEpochBlock::<T>::get(netuid).saturating_add(u64::from(Tempo::<T>::get(netuid)));
         let pending = PendingEpochAt::<T>::get(netuid);
         Some(if pending > 0 { next.min(pending) } else { next })
     }

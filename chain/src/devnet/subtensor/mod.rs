@@ -47,9 +47,7 @@ pub type WeightCommit = (H256, u64, u64, u64);
 #[polkadot_sdk::frame_support::pallet]
 #[allow(missing_debug_implementations)]
 pub mod pallet {
-    use super::{
-        Balance, MAX_CRV3_COMMIT_SIZE_BYTES, NetUid, WeightCommit,
-    };
+    use super::{Balance, MAX_CRV3_COMMIT_SIZE_BYTES, NetUid, WeightCommit};
     use alloc::collections::VecDeque;
     use polkadot_sdk::frame_support::{
         self,
@@ -64,16 +62,7 @@ pub mod pallet {
 
     /// Axon endpoint of a neuron (`AxonInfo` in subtensor).
     #[derive(
-        Encode,
-        Decode,
-        DecodeWithMemTracking,
-        Default,
-        TypeInfo,
-        Clone,
-        PartialEq,
-        Eq,
-        Debug,
-        MaxEncodedLen,
+        Encode, Decode, DecodeWithMemTracking, Default, TypeInfo, Clone, PartialEq, Eq, Debug, MaxEncodedLen,
     )]
     pub struct AxonInfo {
         /// Block of the last `serve_axon`.
@@ -96,16 +85,7 @@ pub mod pallet {
 
     /// Prometheus endpoint of a neuron (`PrometheusInfo` in subtensor).
     #[derive(
-        Encode,
-        Decode,
-        DecodeWithMemTracking,
-        Default,
-        TypeInfo,
-        Clone,
-        PartialEq,
-        Eq,
-        Debug,
-        MaxEncodedLen,
+        Encode, Decode, DecodeWithMemTracking, Default, TypeInfo, Clone, PartialEq, Eq, Debug, MaxEncodedLen,
     )]
     pub struct PrometheusInfo {
         /// Block of the last serve.
@@ -268,16 +248,14 @@ pub mod pallet {
     pub type SubnetOwner<T: Config> = StorageMap<_, Identity, NetUid, T::AccountId, OptionQuery>;
     /// Hotkey of the subnet owner.
     #[pallet::storage]
-    pub type SubnetOwnerHotkey<T: Config> =
-        StorageMap<_, Identity, NetUid, T::AccountId, OptionQuery>;
+    pub type SubnetOwnerHotkey<T: Config> = StorageMap<_, Identity, NetUid, T::AccountId, OptionQuery>;
     /// Mechanisms per subnet (always 1 here).
     #[pallet::storage]
     pub type MechanismCountCurrent<T> =
         StorageMap<_, Twox64Concat, NetUid, u8, ValueQuery, DefaultMechanismCount>;
     /// Whether registration is open.
     #[pallet::storage]
-    pub type NetworkRegistrationAllowed<T> =
-        StorageMap<_, Identity, NetUid, bool, ValueQuery, DefaultTrue>;
+    pub type NetworkRegistrationAllowed<T> = StorageMap<_, Identity, NetUid, bool, ValueQuery, DefaultTrue>;
 
     // ---- neurons ----
     /// (netuid, uid) → hotkey.
@@ -290,8 +268,7 @@ pub mod pallet {
         StorageDoubleMap<_, Identity, NetUid, Blake2_128Concat, T::AccountId, u16, OptionQuery>;
     /// hotkey → owning coldkey.
     #[pallet::storage]
-    pub type Owner<T: Config> =
-        StorageMap<_, Blake2_128Concat, T::AccountId, T::AccountId, OptionQuery>;
+    pub type Owner<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, T::AccountId, OptionQuery>;
     /// coldkey → its hotkeys.
     #[pallet::storage]
     pub type OwnedHotkeys<T: Config> =
@@ -306,19 +283,11 @@ pub mod pallet {
         StorageDoubleMap<_, Identity, NetUid, Blake2_128Concat, T::AccountId, AxonInfo, OptionQuery>;
     /// (netuid, hotkey) → prometheus endpoint.
     #[pallet::storage]
-    pub type Prometheus<T: Config> = StorageDoubleMap<
-        _,
-        Identity,
-        NetUid,
-        Blake2_128Concat,
-        T::AccountId,
-        PrometheusInfo,
-        OptionQuery,
-    >;
+    pub type Prometheus<T: Config> =
+        StorageDoubleMap<_, Identity, NetUid, Blake2_128Concat, T::AccountId, PrometheusInfo, OptionQuery>;
     /// (netuid, uid) → block of registration.
     #[pallet::storage]
-    pub type BlockAtRegistration<T> =
-        StorageDoubleMap<_, Identity, NetUid, Identity, u16, u64, ValueQuery>;
+    pub type BlockAtRegistration<T> = StorageDoubleMap<_, Identity, NetUid, Identity, u16, u64, ValueQuery>;
     /// Registrations in the current block.
     #[pallet::storage]
     pub type RegistrationsThisBlock<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery>;
@@ -446,28 +415,24 @@ pub mod pallet {
     pub type WeightsVersionKey<T> = StorageMap<_, Identity, NetUid, u64, ValueQuery>;
     /// Most uids on the subnet.
     #[pallet::storage]
-    pub type MaxAllowedUids<T> =
-        StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultMaxAllowedUids>;
+    pub type MaxAllowedUids<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultMaxAllowedUids>;
     /// Fewest weights a validator must set.
     #[pallet::storage]
     pub type MinAllowedWeights<T> =
         StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultMinAllowedWeights>;
     /// Largest normalized weight (×65535).
     #[pallet::storage]
-    pub type MaxWeightsLimit<T> =
-        StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultMaxWeightsLimit>;
+    pub type MaxWeightsLimit<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultMaxWeightsLimit>;
     /// Most validator permits.
     #[pallet::storage]
     pub type MaxAllowedValidators<T> =
         StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultMaxAllowedValidators>;
     /// Blocks a new uid is immune from pruning.
     #[pallet::storage]
-    pub type ImmunityPeriod<T> =
-        StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultImmunityPeriod>;
+    pub type ImmunityPeriod<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultImmunityPeriod>;
     /// Blocks without an update before a uid is inactive.
     #[pallet::storage]
-    pub type ActivityCutoff<T> =
-        StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultActivityCutoff>;
+    pub type ActivityCutoff<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultActivityCutoff>;
     /// Consensus majority (×65535).
     #[pallet::storage]
     pub type Kappa<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery, DefaultKappa>;
@@ -489,24 +454,21 @@ pub mod pallet {
     pub type Yuma3On<T> = StorageMap<_, Blake2_128Concat, NetUid, bool, ValueQuery>;
     /// Liquid alpha bounds (×65535).
     #[pallet::storage]
-    pub type AlphaValues<T> =
-        StorageMap<_, Identity, NetUid, (u16, u16), ValueQuery, DefaultAlphaValues>;
+    pub type AlphaValues<T> = StorageMap<_, Identity, NetUid, (u16, u16), ValueQuery, DefaultAlphaValues>;
     /// Liquid alpha sigmoid steepness.
     #[pallet::storage]
     pub type AlphaSigmoidSteepness<T> =
         StorageMap<_, Identity, NetUid, i16, ValueQuery, DefaultAlphaSigmoidSteepness>;
     /// Commit-reveal on/off.
     #[pallet::storage]
-    pub type CommitRevealWeightsEnabled<T> =
-        StorageMap<_, Identity, NetUid, bool, ValueQuery, DefaultTrue>;
+    pub type CommitRevealWeightsEnabled<T> = StorageMap<_, Identity, NetUid, bool, ValueQuery, DefaultTrue>;
     /// Epochs between commit and reveal.
     #[pallet::storage]
     pub type RevealPeriodEpochs<T> =
         StorageMap<_, Twox64Concat, NetUid, u64, ValueQuery, DefaultRevealPeriodEpochs>;
     /// Blocks between `serve_axon` calls.
     #[pallet::storage]
-    pub type ServingRateLimit<T> =
-        StorageMap<_, Identity, NetUid, u64, ValueQuery, DefaultServingRateLimit>;
+    pub type ServingRateLimit<T> = StorageMap<_, Identity, NetUid, u64, ValueQuery, DefaultServingRateLimit>;
     /// Registration burn (rao).
     #[pallet::storage]
     pub type Burn<T> = StorageMap<_, Identity, NetUid, Balance, ValueQuery, DefaultBurn>;
@@ -951,12 +913,13 @@ pub mod pallet {
         ) -> DispatchResult {
             let coldkey = ensure_signed(origin)?;
             ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::SubnetNotExists);
-            ensure!(Owner::<T>::contains_key(&hotkey), Error::<T>::HotKeyAccountNotExists);
+            ensure!(
+                Owner::<T>::contains_key(&hotkey),
+                Error::<T>::HotKeyAccountNotExists
+            );
             ensure!(amount_staked > 0, Error::<T>::AmountTooLow);
             Self::burn_from(&coldkey, amount_staked)?;
-            TotalHotkeyAlpha::<T>::mutate(&hotkey, netuid, |a| {
-                *a = a.saturating_add(amount_staked)
-            });
+            TotalHotkeyAlpha::<T>::mutate(&hotkey, netuid, |a| *a = a.saturating_add(amount_staked));
             TotalStake::<T>::mutate(|t| *t = t.saturating_add(amount_staked));
             SubnetTAO::<T>::mutate(netuid, |t| *t = t.saturating_add(amount_staked));
             StakingHotkeys::<T>::mutate(&coldkey, |hs| {
@@ -1013,11 +976,7 @@ pub mod pallet {
         /// Register `hotkey` on `netuid`, burning `Burn` from the signing coldkey.
         #[pallet::call_index(7)]
         #[pallet::weight(Weight::from_parts(100_000_000, 0))]
-        pub fn burned_register(
-            origin: OriginFor<T>,
-            netuid: NetUid,
-            hotkey: T::AccountId,
-        ) -> DispatchResult {
+        pub fn burned_register(origin: OriginFor<T>, netuid: NetUid, hotkey: T::AccountId) -> DispatchResult {
             let coldkey = ensure_signed(origin)?;
             Self::do_burned_register(&coldkey, netuid, &hotkey)
         }
@@ -1039,11 +998,7 @@ pub mod pallet {
         /// CR-v2 commit of a weights hash (hotkey).
         #[pallet::call_index(96)]
         #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
-        pub fn commit_weights(
-            origin: OriginFor<T>,
-            netuid: NetUid,
-            commit_hash: H256,
-        ) -> DispatchResult {
+        pub fn commit_weights(origin: OriginFor<T>, netuid: NetUid, commit_hash: H256) -> DispatchResult {
             let who = ensure_signed(origin)?;
             Self::do_commit_weights(&who, netuid, commit_hash)
         }
@@ -1074,13 +1029,7 @@ pub mod pallet {
             commit_reveal_version: u16,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_commit_timelocked_weights(
-                &who,
-                netuid,
-                commit,
-                reveal_round,
-                commit_reveal_version,
-            )
+            Self::do_commit_timelocked_weights(&who, netuid, commit, reveal_round, commit_reveal_version)
         }
     }
 
@@ -1093,7 +1042,8 @@ pub mod pallet {
 
         /// Withdraw `amount` from `who` and burn it.
         pub(crate) fn burn_from(who: &T::AccountId, amount: Balance) -> DispatchResult {
-            let free = <polkadot_sdk::pallet_balances::Pallet<T> as Currency<T::AccountId>>::free_balance(who);
+            let free =
+                <polkadot_sdk::pallet_balances::Pallet<T> as Currency<T::AccountId>>::free_balance(who);
             ensure!(free >= amount, Error::<T>::NotEnoughBalanceToStake);
             let imbalance = <polkadot_sdk::pallet_balances::Pallet<T> as Currency<T::AccountId>>::withdraw(
                 who,
@@ -1189,7 +1139,8 @@ pub mod pallet {
                 Error::<T>::HotKeyAlreadyRegisteredInSubNet
             );
             let burn = Burn::<T>::get(netuid);
-            let free = <polkadot_sdk::pallet_balances::Pallet<T> as Currency<T::AccountId>>::free_balance(coldkey);
+            let free =
+                <polkadot_sdk::pallet_balances::Pallet<T> as Currency<T::AccountId>>::free_balance(coldkey);
             ensure!(free >= burn, Error::<T>::NotEnoughBalanceToStake);
             if let Some(owner) = Owner::<T>::get(hotkey) {
                 ensure!(&owner == coldkey, Error::<T>::NonAssociatedColdKey);
