@@ -14,3 +14,7 @@ pub mod auth;
 pub mod keys;
 pub mod wallet;
 pub mod weights;
+
+/// The embedded Substrate devnet (feature `devnet`): a native FRAME runtime that speaks subtensor.
+#[cfg(feature = "devnet")]
+pub mod devnet;
