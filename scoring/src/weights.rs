@@ -66,6 +66,16 @@ pub enum WeightError {
         /// Number of weights.
         weights: usize,
     },
+    /// The policy's burn uid is not on the subnet.
+    #[error(
+        "the policy burns to uid {uid}, but the subnet has only {n} uids; set burn.uid to a registered uid"
+    )]
+    BurnUidOutOfRange {
+        /// The burn uid.
+        uid: u16,
+        /// The number of uids.
+        n: u16,
+    },
     /// The max weight limit cannot be met with `n` uids.
     #[error(
         "max weight limit {limit}/65535 cannot be met with {n} uids; the subnet needs a higher limit or more uids"
@@ -161,7 +171,13 @@ pub fn weights_from_scores(
         dense.iter_mut().for_each(|x| *x /= total);
     }
     let burn = usize::from(policy.burn.uid);
-    if policy.burn.share > 0.0 && burn < n {
+    if policy.burn.share > 0.0 && burn >= n {
+        return Err(WeightError::BurnUidOutOfRange {
+            uid: policy.burn.uid,
+            n: limits.n,
+        });
+    }
+    if policy.burn.share > 0.0 {
         if total > 0.0 {
             dense.iter_mut().for_each(|x| *x *= 1.0 - policy.burn.share);
             dense[burn] += policy.burn.share;
@@ -284,6 +300,11 @@ mod tests {
         // Nothing to reward: everything burns.
         let w = weights_from_scores(&BTreeMap::new(), &p, &limits(3, 1, u16::MAX)).unwrap();
         assert_eq!((w.uids, w.weights), (vec![0], vec![65535]));
+        p.burn.uid = 3;
+        assert!(matches!(
+            weights_from_scores(&scores, &p, &limits(3, 1, u16::MAX)),
+            Err(WeightError::BurnUidOutOfRange { uid: 3, n: 3 })
+        ));
     }
 
     #[test]

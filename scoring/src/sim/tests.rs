@@ -73,6 +73,33 @@ fn summary_numbers_are_the_csv_totals() {
     }
     // One H100 honest miner for 40 epochs of 360 blocks of 12 s costs 2.5 $/h × 48 h.
     assert!((s.miners[0].cost / 4.0 - 2.5 * 48.0).abs() < 1e-9);
+    // The seeded scenario's summary (README table), to three decimals.
+    let rel = |label: &str| {
+        s.miners
+            .iter()
+            .find(|m| m.label == label)
+            .unwrap()
+            .relative_to_honest
+    };
+    for (label, want) in [
+        ("lazy", 0.016),
+        ("slow", 0.199),
+        ("flaky", 0.529),
+        ("copier", 0.0),
+        ("sybil", 0.632),
+        ("relay", 0.900),
+    ] {
+        assert!(
+            (rel(label) - want).abs() < 0.0015,
+            "{label}: {} vs {want}",
+            rel(label)
+        );
+    }
+    assert!(
+        (s.miners[0].share - 0.5026).abs() < 0.0015,
+        "honest share {}",
+        s.miners[0].share
+    );
     // Same seed, same result.
     let again = run(&cfg, None).unwrap();
     assert_eq!(again.summary, result.summary);

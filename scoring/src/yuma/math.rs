@@ -597,6 +597,49 @@ pub(crate) fn liquid_alpha_values_sparse(
         .collect()
 }
 
+/// Whether every row's columns are strictly ascending.
+pub(crate) fn rows_sorted(m: &[Row]) -> bool {
+    m.iter().all(|row| row.windows(2).all(|p| p[0].0 < p[1].0))
+}
+
+/// `mat_ema_alpha_sparse(new, old, liquid_alpha_values_sparse(new, old, …))` for rows sorted by
+/// column, evaluating the sigmoid only at the cells the EMA reads (columns of the new row). For sorted
+/// rows the chain's merge walk finds exactly the entry of the same column, so the result is identical.
+pub(crate) fn liquid_alpha_ema_sorted(
+    new: &[Row],
+    old: &[Row],
+    consensus: &[I32F32],
+    alpha_low: I32F32,
+    alpha_high: I32F32,
+    steepness: I32F32,
+) -> Vec<Row> {
+    if new.len() != old.len() {
+        return new.to_vec();
+    }
+    new.iter()
+        .zip(old)
+        .map(|(new_row, old_row)| {
+            let mut out = Vec::with_capacity(new_row.len());
+            for &(j, nv) in new_row {
+                let Some(&c) = consensus.get(j as usize) else {
+                    continue;
+                };
+                let ov = old_row
+                    .binary_search_by_key(&j, |e| e.0)
+                    .ok()
+                    .map(|k| old_row[k].1);
+                let a = alpha_sigmoid(c, nv, ov.unwrap_or(ZERO), alpha_low, alpha_high, steepness);
+                let decayed = ov.map_or(ZERO, |ov| ONE.saturating_sub(a).saturating_mul(ov));
+                let v = decayed.saturating_add(a.saturating_mul(nv).max(ZERO)).min(ONE);
+                if v > ZERO {
+                    out.push((j, v));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 /// Max-upscale to u16 so the largest entry is 65535, with rounding (`vec_max_upscale_to_u16`).
 pub fn vec_max_upscale_to_u16(vec: &[I32F32]) -> Vec<u16> {
     let u16_max = I32F32::saturating_from_num(u16::MAX);
@@ -676,6 +719,37 @@ mod tests {
         assert_eq!(vec_u16_max_upscale_to_u16(&w), w.to_vec());
         assert_eq!(vec_u16_max_upscale_to_u16(&[1, 2]), vec![32768, 65535]);
         assert_eq!(vec_u16_max_upscale_to_u16(&[0, 0]), vec![0, 0]);
+    }
+
+    #[test]
+    fn sorted_liquid_alpha_matches_the_dense_walk_bit_for_bit() {
+        let mut x: u64 = 12345;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 40usize;
+        let mut sparse = |density: u64| -> Vec<Row> {
+            (0..n)
+                .map(|_| {
+                    let mut row = Row::new();
+                    for j in 0..n as u16 {
+                        if next() % 100 < density {
+                            row.push((j, I32F32::from_bits((next() % (1 << 32)) as i64)));
+                        }
+                    }
+                    row
+                })
+                .collect()
+        };
+        let (w, b) = (sparse(30), sparse(50));
+        let c: Vec<I32F32> = sparse(100)[0].iter().map(|e| e.1).collect();
+        let (lo, hi, st) = (f(0.1), f(0.3), f(1000.0));
+        let dense = mat_ema_alpha_sparse(&w, &b, &liquid_alpha_values_sparse(&w, &b, &c, lo, hi, st));
+        assert_eq!(liquid_alpha_ema_sorted(&w, &b, &c, lo, hi, st), dense);
+        assert!(dense.iter().map(Vec::len).sum::<usize>() > 100);
     }
 
     #[test]

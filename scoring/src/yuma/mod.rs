@@ -424,8 +424,14 @@ fn compute_bonds_yuma3(
         let steepness = I32F32::saturating_from_num(hp.alpha_sigmoid_steepness);
         let low = u16_proportion_to_fixed(hp.alpha_low);
         let high = u16_proportion_to_fixed(hp.alpha_high);
-        let alphas = liquid_alpha_values_sparse(weights, bonds, consensus, low, high, steepness);
-        mat_ema_alpha_sparse(weights, bonds, &alphas)
+        if rows_sorted(weights) && rows_sorted(bonds) {
+            // Same cells, same arithmetic, but only where a new weight exists: the chain computes an
+            // n × n alpha matrix and then reads it only at those cells.
+            liquid_alpha_ema_sorted(weights, bonds, consensus, low, high, steepness)
+        } else {
+            let alphas = liquid_alpha_values_sparse(weights, bonds, consensus, low, high, steepness);
+            mat_ema_alpha_sparse(weights, bonds, &alphas)
+        }
     } else {
         let bma = I64F64::saturating_from_num(hp.bonds_moving_average)
             .saturating_div(I64F64::saturating_from_num(1_000_000));
