@@ -322,6 +322,12 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_the_default() {
+        let text = include_str!("../examples/policy.toml");
+        assert_eq!(Policy::from_toml_str(text).unwrap(), Policy::default());
+    }
+
+    #[test]
     fn errors_name_the_field_and_range() {
         let cases = [
             ("[latency]\nsoftness = 0.0", "latency.softness", "(0, 10]"),
