@@ -171,8 +171,10 @@ pub enum YumaError {
         /// The number of uids.
         n: usize,
     },
-    /// More uids than a u16 can index.
-    #[error("epoch input has {0} uids but at most 65535 are allowed")]
+    /// More uids than any subnet holds.
+    #[error(
+        "epoch input has {0} uids but at most {MAX_UIDS} are supported (the chain's largest subnet size)"
+    )]
     TooManyUids(usize),
 }
 
@@ -184,10 +186,16 @@ fn check_len(field: &'static str, len: usize, n: usize) -> Result<(), YumaError>
     }
 }
 
-/// Run one epoch. Fails only when the per-uid vectors disagree in length.
+/// The most uids an epoch accepts: subtensor's `GLOBAL_MAX_SUBNET_COUNT`, the largest
+/// `MaxAllowedUids` its benchmarks use. It also bounds the epoch's memory (the weighted median
+/// builds a uids × validators table).
+pub const MAX_UIDS: usize = 4096;
+
+/// Run one epoch. Fails only when the per-uid vectors disagree in length or there are more than
+/// [`MAX_UIDS`] uids.
 pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
     let n = input.stake.len();
-    if n > u16::MAX as usize {
+    if n > MAX_UIDS {
         return Err(YumaError::TooManyUids(n));
     }
     check_len("weights", input.weights.len(), n)?;
