@@ -155,3 +155,54 @@ fn invalid_configs_name_the_field() {
     let err = SimConfig::from_toml_str("epochs = 0").unwrap_err();
     assert!(err.to_string().contains("epochs"));
 }
+
+#[test]
+fn shipped_configs_are_valid() {
+    for (name, text) in [
+        ("small", include_str!("../../sims/small.toml")),
+        ("n256", include_str!("../../sims/n256.toml")),
+        ("yuma3_burn", include_str!("../../sims/yuma3_burn.toml")),
+    ] {
+        let cfg = SimConfig::from_toml_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(cfg.uid_count() > 1, "{name}");
+    }
+    assert_eq!(
+        SimConfig::from_toml_str(include_str!("../../sims/n256.toml"))
+            .unwrap()
+            .uid_count(),
+        256
+    );
+}
+
+#[test]
+fn yuma3_burn_scenario_pays_the_owner_within_the_weight_cap() {
+    let mut cfg = SimConfig::from_toml_str(include_str!("../../sims/yuma3_burn.toml")).unwrap();
+    cfg.epochs = 30;
+    let result = run(&cfg, None).unwrap();
+    let owner = result
+        .summary
+        .miners
+        .iter()
+        .find(|m| m.label == "owner")
+        .expect("the burn reaches the owner");
+    // A 20% burn is capped by the 10% max weight limit.
+    assert!(
+        owner.share > 0.05 && owner.share <= 0.105,
+        "owner share {}",
+        owner.share
+    );
+    let honest = result
+        .summary
+        .miners
+        .iter()
+        .find(|m| m.label == "honest")
+        .unwrap();
+    assert!(
+        result
+            .summary
+            .miners
+            .iter()
+            .filter(|m| m.label != "owner")
+            .all(|m| m.relative_to_honest <= honest.relative_to_honest)
+    );
+}
