@@ -220,6 +220,18 @@ impl fmt::Debug for Keypair {
     }
 }
 
+/// Signs extrinsics for subxt's `SubstrateConfig` (the stock config signs subtensor transactions
+/// correctly: its custom extensions are zero-sized and skipped).
+impl subxt::tx::Signer<subxt::SubstrateConfig> for Keypair {
+    fn account_id(&self) -> subxt::utils::AccountId32 {
+        subxt::utils::AccountId32(self.account().0)
+    }
+
+    fn sign(&self, signer_payload: &[u8]) -> subxt::utils::MultiSignature {
+        subxt::utils::MultiSignature::Sr25519(Self::sign(self, signer_payload))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

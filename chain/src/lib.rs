@@ -11,7 +11,10 @@
 //! ```
 
 pub mod auth;
+pub mod calls;
+pub mod compat;
 pub mod keys;
+pub mod metagraph;
 pub mod wallet;
 pub mod weights;
 
