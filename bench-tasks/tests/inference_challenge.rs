@@ -137,7 +137,7 @@ fn bad_answers_become_failed_verdicts_naming_the_field() {
     assert_eq!(verifier.verify(&c, &honest, &[4]).reason, Reason::BadChallenge);
     assert_eq!(verifier.verify(&c, &honest, &[]).reason, Reason::BadChallenge);
 
-    let mut other_model = c.clone();
+    let mut other_model = c;
     other_model.model = ModelId::Seeded {
         preset: Preset::Tiny,
         seed: 2,
@@ -211,7 +211,7 @@ fn challenges_beyond_the_caps_are_refused_before_any_work() {
             preset: Preset::Small,
             seed: 1,
         },
-        ..base.clone()
+        ..base
     };
     assert!(matches!(
         generate(&model, &small, &limits),
@@ -320,7 +320,7 @@ fn safetensors_weights_load_by_hash_and_run_like_the_seeded_model() {
         HostWeights::from_safetensors(b"not a safetensors file", Preset::Tiny.config()),
         Err(InferenceError::Safetensors(_))
     ));
-    let mut poisoned = weights.clone();
+    let mut poisoned = weights;
     let mut norm = poisoned.get("model.norm.weight").unwrap().to_vec();
     norm[3] = f32::NAN;
     poisoned.set("model.norm.weight", norm).unwrap();

@@ -39,7 +39,6 @@
 //! ```
 
 pub mod adversary;
-pub mod bench;
 pub mod challenge;
 pub mod config;
 pub mod model;

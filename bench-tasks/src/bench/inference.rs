@@ -1,23 +1,34 @@
-//! The inference benchmark behind `bench inference`: miner throughput on one device, verification cost on
-//! the CPU, and how often each adversary is caught.
+//! `bench-tasks bench inference`: miner throughput on one device, verification cost on the CPU, their ratio,
+//! and how often each adversary is caught, all from one run on one machine.
+//!
+//! * `miner_seconds`: median over `reps` warm runs of [`generate`] (prompts from the seed, prefill, `T`
+//!   greedy steps with a KV cache for `B` prompts, reading the tokens back); the first run is a warm-up.
+//! * `verify_seconds`: median of [`Verifier::verify`] on flex with `s` sampled sequences (the model is built
+//!   once per validator and not counted; `model_build_seconds` shows that one-time cost).
+//! * `honest_passed`: every honest answer of `trials` challenges, decoded on the miner's backend, passed on
+//!   flex; `max_honest_deficit` is the largest gap between an honest token's logit and the top logit.
+//! * `detection`: for each adversary, the fraction of `trials` challenges whose verdict failed.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use burn::tensor::Device;
 use serde::Serialize;
 
-use super::InferenceError;
-use super::adversary::{Adversaries, Adversary};
-use super::challenge::{InferenceChallenge, Limits, ModelId, generate};
-use super::config::Preset;
-use super::model::Transformer;
-use super::verifier::{DEFAULT_LOGIT_MARGIN, Verifier, pick_sequences};
-use super::weights::HostWeights;
+use super::{median, timed};
+use crate::backend::{BackendError, BackendKind};
+use crate::inference::adversary::{Adversaries, Adversary};
+use crate::inference::{
+    DEFAULT_LOGIT_MARGIN, HostWeights, InferenceChallenge, InferenceError, Limits, ModelId, Preset,
+    Transformer, Verifier, generate, pick_sequences,
+};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BenchOptions {
+pub struct InferenceBenchOptions {
+    /// Backend to run the miner on.
+    pub backend: BackendKind,
+    /// Device index.
+    pub device_index: usize,
     /// Model shape.
     pub preset: Preset,
     /// Public model seed.
@@ -38,10 +49,12 @@ pub struct BenchOptions {
     pub margin: f32,
 }
 
-impl Default for BenchOptions {
-    /// `tiny`, `B = 16`, `L = 16`, `T = 32`, `s = 2`, 50 trials, 3 repetitions, the default margin.
+impl Default for InferenceBenchOptions {
+    /// flex, `tiny`, `B = 16`, `L = 16`, `T = 32`, `s = 2`, 50 trials, 3 repetitions, the default margin.
     fn default() -> Self {
         Self {
+            backend: BackendKind::Flex,
+            device_index: 0,
             preset: Preset::Tiny,
             model_seed: 1,
             batch: 16,
@@ -57,11 +70,11 @@ impl Default for BenchOptions {
 
 /// One benchmark run, printed as JSON by `bench inference --json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
+pub struct InferenceBenchReport {
     /// Always `"inference"`.
     pub task: &'static str,
-    /// The miner's backend, as named on the command line.
-    pub backend: String,
+    /// Backend of the miner.
+    pub backend: BackendKind,
     /// Model preset.
     pub preset: Preset,
     /// Parameter count.
@@ -98,12 +111,29 @@ pub struct BenchReport {
     pub detection: BTreeMap<&'static str, f64>,
 }
 
-/// Runs the benchmark with the miner on `device` (labelled `backend` in the report) and the verifier on
-/// flex.
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InferenceBenchError {
+    /// The backend is not available.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Building the model or running a challenge failed.
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    /// An honest answer failed verification: the margin is too small for this backend, or a bug.
+    #[error("an honest answer failed verification: {0}")]
+    HonestFailed(String),
+}
+
+/// Runs the benchmark: the miner on `options.backend`, the verifier on flex.
 ///
 /// # Errors
-/// Any [`InferenceError`] from building the models or running a challenge.
-pub fn run(options: &BenchOptions, device: &Device, backend: &str) -> Result<BenchReport, InferenceError> {
+/// [`InferenceBenchError`] when the backend is missing, a model cannot be built, or an honest answer fails
+/// in the timed runs.
+pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, InferenceBenchError> {
+    let device = crate::backend::probe(options.backend, options.device_index)?;
+    let device = &device;
     let config = options.preset.config();
     let model_id = ModelId::Seeded {
         preset: options.preset,
@@ -111,10 +141,12 @@ pub fn run(options: &BenchOptions, device: &Device, backend: &str) -> Result<Ben
     };
     let limits = Limits::default();
 
-    let started = Instant::now();
-    let weights = HostWeights::seeded(config, options.model_seed);
-    let miner_model = Transformer::from_weights(&weights, device)?;
-    let model_build_seconds = started.elapsed().as_secs_f64();
+    let (built, model_build_seconds) = timed(|| -> Result<_, InferenceError> {
+        let weights = HostWeights::seeded(config, options.model_seed);
+        let model = Transformer::from_weights(&weights, device)?;
+        Ok((weights, model))
+    });
+    let (weights, miner_model) = built?;
     let verifier = Verifier::new(
         model_id.clone(),
         Transformer::from_weights(&weights, &Device::flex())?,
@@ -130,41 +162,29 @@ pub fn run(options: &BenchOptions, device: &Device, backend: &str) -> Result<Ben
         prompt_len: options.prompt_len,
         new_tokens: options.new_tokens,
     };
-    let bad_picks = |e: String| InferenceError::BadChallenge {
-        field: "sample",
-        why: e,
-    };
-
     // Timing: one warm-up, then the median of `reps` runs.
-    let timed = challenge(1_000_000);
-    let answer = generate(&miner_model, &timed, &limits)?;
+    let timed_challenge = challenge(1_000_000);
+    let answer = generate(&miner_model, &timed_challenge, &limits)?;
     let picks = pick_sequences(options.batch, options.sample, 7);
-    let warm = verifier.verify(&timed, &answer, &picks);
+    let warm = verifier.verify(&timed_challenge, &answer, &picks);
     if !warm.passed {
-        return Err(bad_picks(format!(
-            "the honest answer failed verification: {}",
-            warm.detail
-        )));
+        return Err(InferenceBenchError::HonestFailed(warm.detail));
     }
     let reps = options.reps.max(1);
     let mut miner_times = Vec::with_capacity(reps);
     let mut verify_times = Vec::with_capacity(reps);
     for _ in 0..reps {
-        let t0 = Instant::now();
-        let a = generate(&miner_model, &timed, &limits)?;
-        miner_times.push(t0.elapsed().as_secs_f64());
-        let t0 = Instant::now();
-        let v = verifier.verify(&timed, &a, &picks);
-        verify_times.push(t0.elapsed().as_secs_f64());
+        let (a, seconds) = timed(|| generate(&miner_model, &timed_challenge, &limits));
+        let a = a?;
+        miner_times.push(seconds);
+        let (v, seconds) = timed(|| verifier.verify(&timed_challenge, &a, &picks));
+        verify_times.push(seconds);
         if !v.passed {
-            return Err(bad_picks(format!(
-                "the honest answer failed verification: {}",
-                v.detail
-            )));
+            return Err(InferenceBenchError::HonestFailed(v.detail));
         }
     }
-    let miner_seconds = median(&mut miner_times);
-    let verify_seconds = median(&mut verify_times);
+    let miner_seconds = median(&miner_times);
+    let verify_seconds = median(&verify_times);
 
     // Honest answers on the miner's device must pass on flex.
     let mut honest_passed = true;
@@ -200,9 +220,9 @@ pub fn run(options: &BenchOptions, device: &Device, backend: &str) -> Result<Ben
     }
 
     let tokens = (options.batch * options.new_tokens) as f64;
-    Ok(BenchReport {
+    Ok(InferenceBenchReport {
         task: "inference",
-        backend: backend.to_owned(),
+        backend: options.backend,
         preset: options.preset,
         params: config.param_count(),
         batch: options.batch,
@@ -221,9 +241,4 @@ pub fn run(options: &BenchOptions, device: &Device, backend: &str) -> Result<Ben
         trials: options.trials,
         detection,
     })
-}
-
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }

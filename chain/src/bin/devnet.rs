@@ -1,0 +1,2 @@
+//! The `devnet` binary (see `chain::devnet`).
+fn main() {}

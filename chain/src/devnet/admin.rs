@@ -1,0 +1,436 @@
+//! The `AdminUtils` pallet (index 19 as on finney): the owner and sudo setters of subnet
+//! hyperparameters, with subtensor's call names, indices and argument names.
+
+pub use pallet::*;
+
+#[polkadot_sdk::frame_support::pallet]
+#[allow(missing_debug_implementations)]
+pub mod pallet {
+    use crate::devnet::subtensor::{self, Pallet as SubtensorPallet};
+    use polkadot_sdk::frame_support::pallet_prelude::*;
+    use polkadot_sdk::frame_system::pallet_prelude::*;
+
+    /// The pallet.
+    #[pallet::pallet]
+    pub struct Pallet<T>(_);
+
+    /// Configuration.
+    #[pallet::config]
+    pub trait Config: polkadot_sdk::frame_system::Config + subtensor::Config {}
+
+    #[pallet::call]
+    impl<T: Config> Pallet<T> {
+        /// Set `ServingRateLimit` (root or the subnet owner).
+        #[pallet::call_index(3)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_serving_rate_limit(
+            origin: OriginFor<T>,
+            netuid: u16,
+            serving_rate_limit: u64,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::ServingRateLimit::<T>::insert(netuid, serving_rate_limit);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::ServingRateLimitSet(
+                netuid,
+                serving_rate_limit,
+            ));
+            Ok(())
+        }
+
+        /// Set `WeightsVersionKey` (root or the subnet owner).
+        #[pallet::call_index(6)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_weights_version_key(
+            origin: OriginFor<T>,
+            netuid: u16,
+            weights_version_key: u64,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::WeightsVersionKey::<T>::insert(netuid, weights_version_key);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsVersionKeySet(
+                netuid,
+                weights_version_key,
+            ));
+            Ok(())
+        }
+
+        /// Set `WeightsSetRateLimit` (root or the subnet owner).
+        #[pallet::call_index(7)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_weights_set_rate_limit(
+            origin: OriginFor<T>,
+            netuid: u16,
+            weights_set_rate_limit: u64,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::WeightsSetRateLimit::<T>::insert(netuid, weights_set_rate_limit);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsSetRateLimitSet(
+                netuid,
+                weights_set_rate_limit,
+            ));
+            Ok(())
+        }
+
+        /// Set `ImmunityPeriod` (root or the subnet owner).
+        #[pallet::call_index(13)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_immunity_period(
+            origin: OriginFor<T>,
+            netuid: u16,
+            immunity_period: u16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::ImmunityPeriod::<T>::insert(netuid, immunity_period);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::ImmunityPeriodSet(netuid, immunity_period));
+            Ok(())
+        }
+
+        /// Set `MinAllowedWeights` (root or the subnet owner).
+        #[pallet::call_index(14)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_min_allowed_weights(
+            origin: OriginFor<T>,
+            netuid: u16,
+            min_allowed_weights: u16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::MinAllowedWeights::<T>::insert(netuid, min_allowed_weights);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MinAllowedWeightSet(
+                netuid,
+                min_allowed_weights,
+            ));
+            Ok(())
+        }
+
+        /// Set `MaxAllowedUids` (root).
+        #[pallet::call_index(15)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_max_allowed_uids(
+            origin: OriginFor<T>,
+            netuid: u16,
+            max_allowed_uids: u16,
+        ) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::MaxAllowedUids::<T>::insert(netuid, max_allowed_uids);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedUidsSet(
+                netuid,
+                max_allowed_uids,
+            ));
+            Ok(())
+        }
+
+        /// Set `Kappa` (root or the subnet owner).
+        #[pallet::call_index(16)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_kappa(origin: OriginFor<T>, netuid: u16, kappa: u16) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::Kappa::<T>::insert(netuid, kappa);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::KappaSet(netuid, kappa));
+            Ok(())
+        }
+
+        /// Set `ActivityCutoff` (root or the subnet owner).
+        #[pallet::call_index(18)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_activity_cutoff(
+            origin: OriginFor<T>,
+            netuid: u16,
+            activity_cutoff: u16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::ActivityCutoff::<T>::insert(netuid, activity_cutoff);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::ActivityCutoffSet(netuid, activity_cutoff));
+            Ok(())
+        }
+
+        /// Set `NetworkRegistrationAllowed` (root or the subnet owner).
+        #[pallet::call_index(19)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_network_registration_allowed(
+            origin: OriginFor<T>,
+            netuid: u16,
+            registration_allowed: bool,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::NetworkRegistrationAllowed::<T>::insert(netuid, registration_allowed);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::RegistrationAllowed(
+                netuid,
+                registration_allowed,
+            ));
+            Ok(())
+        }
+
+        /// Set `MaxAllowedValidators` (root or the subnet owner).
+        #[pallet::call_index(25)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_max_allowed_validators(
+            origin: OriginFor<T>,
+            netuid: u16,
+            max_allowed_validators: u16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::MaxAllowedValidators::<T>::insert(netuid, max_allowed_validators);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedValidatorsSet(
+                netuid,
+                max_allowed_validators,
+            ));
+            Ok(())
+        }
+
+        /// Set `BondsMovingAverage` (root or the subnet owner).
+        #[pallet::call_index(26)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_bonds_moving_average(
+            origin: OriginFor<T>,
+            netuid: u16,
+            bonds_moving_average: u64,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::BondsMovingAverage::<T>::insert(netuid, bonds_moving_average);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsMovingAverageSet(
+                netuid,
+                bonds_moving_average,
+            ));
+            Ok(())
+        }
+
+        /// Set `BondsPenalty` (root or the subnet owner).
+        #[pallet::call_index(60)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_bonds_penalty(
+            origin: OriginFor<T>,
+            netuid: u16,
+            bonds_penalty: u16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::BondsPenalty::<T>::insert(netuid, bonds_penalty);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsPenaltySet(netuid, bonds_penalty));
+            Ok(())
+        }
+
+        /// Set `Tempo` (root).
+        #[pallet::call_index(30)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_tempo(origin: OriginFor<T>, netuid: u16, tempo: u16) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::Tempo::<T>::insert(netuid, tempo);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::TempoSet(netuid, tempo));
+            Ok(())
+        }
+
+        /// Set `CommitRevealWeightsEnabled` (root or the subnet owner).
+        #[pallet::call_index(49)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_commit_reveal_weights_enabled(
+            origin: OriginFor<T>,
+            netuid: u16,
+            enabled: bool,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::CommitRevealWeightsEnabled::<T>::insert(netuid, enabled);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::CommitRevealEnabled(netuid, enabled));
+            Ok(())
+        }
+
+        /// Set `LiquidAlphaOn` (root or the subnet owner).
+        #[pallet::call_index(50)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_liquid_alpha_enabled(
+            origin: OriginFor<T>,
+            netuid: u16,
+            enabled: bool,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::LiquidAlphaOn::<T>::insert(netuid, enabled);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::LiquidAlphaEnabled(netuid, enabled));
+            Ok(())
+        }
+
+        /// Set `RevealPeriodEpochs` (root or the subnet owner).
+        #[pallet::call_index(57)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_commit_reveal_weights_interval(
+            origin: OriginFor<T>,
+            netuid: u16,
+            interval: u64,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            ensure!(
+                interval >= subtensor::MIN_COMMIT_REVEAL_PERIODS,
+                subtensor::Error::<T>::RevealPeriodTooSmall
+            );
+            ensure!(
+                interval <= subtensor::MAX_COMMIT_REVEAL_PERIODS,
+                subtensor::Error::<T>::RevealPeriodTooLarge
+            );
+            subtensor::RevealPeriodEpochs::<T>::insert(netuid, interval);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::CommitRevealPeriodsSet(netuid, interval));
+            Ok(())
+        }
+
+        /// Set `AlphaSigmoidSteepness` (root or the subnet owner).
+        #[pallet::call_index(68)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_alpha_sigmoid_steepness(
+            origin: OriginFor<T>,
+            netuid: u16,
+            steepness: i16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::AlphaSigmoidSteepness::<T>::insert(netuid, steepness);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaSigmoidSteepnessSet(
+                netuid, steepness,
+            ));
+            Ok(())
+        }
+
+        /// Set `Yuma3On` (root or the subnet owner).
+        #[pallet::call_index(69)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_yuma3_enabled(origin: OriginFor<T>, netuid: u16, enabled: bool) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::Yuma3On::<T>::insert(netuid, enabled);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::Yuma3EnableToggled(netuid, enabled));
+            Ok(())
+        }
+
+        /// Set `MinBurn` (root).
+        #[pallet::call_index(22)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_min_burn(origin: OriginFor<T>, netuid: u16, min_burn: u64) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::MinBurn::<T>::insert(netuid, min_burn);
+            Ok(())
+        }
+
+        /// Set `MaxBurn` (root).
+        #[pallet::call_index(23)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_max_burn(origin: OriginFor<T>, netuid: u16, max_burn: u64) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            subtensor::MaxBurn::<T>::insert(netuid, max_burn);
+            Ok(())
+        }
+
+        /// Set `StakeThreshold` (root).
+        #[pallet::call_index(42)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_stake_threshold(origin: OriginFor<T>, min_stake: u64) -> DispatchResult {
+            ensure_root(origin)?;
+            subtensor::StakeThreshold::<T>::put(min_stake);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::StakeThresholdSet(min_stake));
+            Ok(())
+        }
+
+        /// Set `AlphaValues` (root or the subnet owner).
+        #[pallet::call_index(51)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_alpha_values(
+            origin: OriginFor<T>,
+            netuid: u16,
+            alpha_low: u16,
+            alpha_high: u16,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
+            ensure!(alpha_low <= alpha_high, subtensor::Error::<T>::AlphaLowOutOfRange);
+            subtensor::AlphaValues::<T>::insert(netuid, (alpha_low, alpha_high));
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaValuesSet(
+                netuid, alpha_low, alpha_high,
+            ));
+            Ok(())
+        }
+
+        /// Set `CommitRevealWeightsVersion` (root).
+        #[pallet::call_index(71)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_commit_reveal_version(origin: OriginFor<T>, version: u16) -> DispatchResult {
+            ensure_root(origin)?;
+            subtensor::CommitRevealWeightsVersion::<T>::put(version);
+            Ok(())
+        }
+    }
+}

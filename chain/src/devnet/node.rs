@@ -1,0 +1,628 @@
+//! The node: chain state, block production and the transaction pool.
+//!
+//! The head state lives in a `TestExternalities`; every block is built by `Executive` in it, then
+//! its changes are committed and a snapshot of the whole key space is kept for the most recent
+//! blocks, so storage queries and runtime calls can name a recent block hash. Finality is
+//! instant: every block is final when produced.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parity_scale_codec::{Decode, Encode};
+use polkadot_sdk::sp_core::{H256, storage::Storage};
+use polkadot_sdk::sp_io::{self, TestExternalities};
+use polkadot_sdk::sp_keyring::Sr25519Keyring;
+use polkadot_sdk::sp_runtime::{
+    BuildStorage, Digest, generic,
+    traits::{BlakeTwo256, Hash as _, Header as _},
+    transaction_validity::{
+        InvalidTransaction, TransactionSource, TransactionValidity, TransactionValidityError,
+        UnknownTransaction,
+    },
+};
+use polkadot_sdk::{pallet_balances, pallet_sudo, pallet_timestamp};
+use tokio::sync::{broadcast, mpsc};
+
+use super::runtime::{
+    AccountId, Block, BlockNumber, Executive, Header, Runtime, RuntimeCall, RuntimeGenesisConfig,
+    UncheckedExtrinsic,
+};
+
+/// A storage snapshot: every top-trie key and value at one block.
+pub type Snapshot = Arc<BTreeMap<Vec<u8>, Vec<u8>>>;
+
+/// How long the node keeps per-block state snapshots (blocks).
+pub const KEPT_STATES: usize = 256;
+/// Most transactions the pool holds.
+pub const MAX_POOL: usize = 8192;
+/// Rebuild the trie backend from the snapshot every this many blocks (drops stale trie nodes).
+const COMPACT_EVERY: u32 = 64;
+
+/// Status of a watched transaction, as `author_extrinsicUpdate` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Accepted into the pool.
+    Ready,
+    /// Included in a block.
+    InBlock(H256),
+    /// The block is final.
+    Finalized(H256),
+    /// Refused at inclusion (for example its nonce went stale).
+    Invalid,
+    /// Dropped from the pool.
+    Dropped,
+}
+
+/// Why the pool refused a transaction. Codes and messages follow Substrate's author RPC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// 1001: the bytes are not an extrinsic.
+    #[error("Extrinsic has invalid format: {0}")]
+    BadFormat(String),
+    /// 1010: the runtime refused it.
+    #[error("Invalid Transaction: {0}")]
+    Invalid(String),
+    /// 1011: validity unknown.
+    #[error("Unknown Transaction Validity: {0}")]
+    Unknown(String),
+    /// 1013: already in the pool.
+    #[error("Transaction Already Imported")]
+    AlreadyImported,
+    /// 1014: a transaction with the same sender and nonce is already in the pool.
+    #[error("Priority is too low: ({0} vs {0})")]
+    TooLowPriority(u64),
+    /// 1016: the pool is full.
+    #[error("Immediately Dropped: The transaction couldn't enter the pool because of the limit")]
+    ImmediatelyDropped,
+}
+
+impl PoolError {
+    /// The JSON-RPC error code Substrate uses.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::BadFormat(_) => 1001,
+            Self::Invalid(_) => 1010,
+            Self::Unknown(_) => 1011,
+            Self::AlreadyImported => 1013,
+            Self::TooLowPriority(_) => 1014,
+            Self::ImmediatelyDropped => 1016,
+        }
+    }
+
+    /// The short message (`message` of the JSON-RPC error).
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::BadFormat(_) => "Extrinsic has invalid format",
+            Self::Invalid(_) => "Invalid Transaction",
+            Self::Unknown(_) => "Unknown Transaction Validity",
+            Self::AlreadyImported => "Transaction Already Imported",
+            Self::TooLowPriority(_) => "Priority is too low",
+            Self::ImmediatelyDropped => "Immediately Dropped",
+        }
+    }
+
+    /// The detail (`data` of the JSON-RPC error), as Substrate words it.
+    pub fn data(&self) -> Option<String> {
+        match self {
+            Self::BadFormat(d) | Self::Invalid(d) | Self::Unknown(d) => Some(d.clone()),
+            Self::TooLowPriority(p) => Some(format!(
+                "The transaction has too low priority to replace another transaction already in the pool. ({p} vs {p})"
+            )),
+            Self::ImmediatelyDropped => {
+                Some("The transaction couldn't enter the pool because of the limit".into())
+            }
+            Self::AlreadyImported => None,
+        }
+    }
+}
+
+/// Substrate's wording of a transaction validity error (`data` of error 1010/1011).
+pub fn describe_validity_error(e: &TransactionValidityError) -> String {
+    match e {
+        TransactionValidityError::Invalid(InvalidTransaction::Custom(c)) => {
+            format!("Custom error: {c}")
+        }
+        TransactionValidityError::Invalid(i) => <&'static str>::from(*i).to_string(),
+        TransactionValidityError::Unknown(UnknownTransaction::Custom(c)) => {
+            format!("Custom error: {c}")
+        }
+        TransactionValidityError::Unknown(u) => <&'static str>::from(*u).to_string(),
+    }
+}
+
+/// One dev account: name, keyring entry, free balance at genesis.
+#[derive(Debug, Clone)]
+pub struct DevAccount {
+    /// Derivation path, e.g. `//Alice`.
+    pub uri: &'static str,
+    /// The keyring entry.
+    pub keyring: Sr25519Keyring,
+    /// Free balance at genesis (rao).
+    pub balance: u64,
+}
+
+impl DevAccount {
+    /// The account id.
+    pub fn account_id(&self) -> AccountId {
+        self.keyring.to_account_id()
+    }
+}
+
+/// The funded dev accounts: //Alice (sudo, dev subnet owner), //Bob, //Charlie, //Dave, //Eve,
+/// //Ferdie, //One, //Two, each with one million TAO.
+pub fn dev_accounts() -> Vec<DevAccount> {
+    use Sr25519Keyring::*;
+    [
+        ("//Alice", Alice),
+        ("//Bob", Bob),
+        ("//Charlie", Charlie),
+        ("//Dave", Dave),
+        ("//Eve", Eve),
+        ("//Ferdie", Ferdie),
+        ("//One", One),
+        ("//Two", Two),
+    ]
+    .into_iter()
+    .map(|(uri, keyring)| DevAccount {
+        uri,
+        keyring,
+        balance: 1_000_000 * 1_000_000_000,
+    })
+    .collect()
+}
+
+/// Genesis parameters.
+#[derive(Debug, Clone)]
+pub struct GenesisParams {
+    /// Tempo of new subnets.
+    pub tempo: u16,
+    /// Create netuid 1 owned by //Alice (coldkey and owner hotkey, uid 0).
+    pub dev_subnet: bool,
+    /// Commit-reveal on the dev subnet.
+    pub dev_subnet_commit_reveal: bool,
+}
+
+/// The genesis storage.
+pub fn genesis_storage(params: &GenesisParams) -> Result<Storage, String> {
+    let accounts = dev_accounts();
+    let alice = Sr25519Keyring::Alice.to_account_id();
+    let config = RuntimeGenesisConfig {
+        balances: pallet_balances::GenesisConfig {
+            balances: accounts.iter().map(|a| (a.account_id(), a.balance)).collect(),
+            ..Default::default()
+        },
+        sudo: pallet_sudo::GenesisConfig {
+            key: Some(alice.clone()),
+        },
+        subtensor_module: super::subtensor::GenesisConfig {
+            new_subnet_tempo: params.tempo,
+            dev_subnet: params.dev_subnet.then(|| (alice.clone(), alice)),
+            dev_subnet_commit_reveal: params.dev_subnet_commit_reveal,
+        },
+        ..Default::default()
+    };
+    config.build_storage()
+}
+
+/// A transaction waiting in the pool.
+#[derive(Debug)]
+struct PoolTx {
+    xt: UncheckedExtrinsic,
+    hash: H256,
+    sender_nonce: Option<(AccountId, u32)>,
+    watcher: Option<mpsc::Sender<TxStatus>>,
+}
+
+/// What `produce_block` did.
+#[derive(Debug, Clone)]
+pub struct Produced {
+    /// Hash of the new block.
+    pub hash: H256,
+    /// Its header.
+    pub header: Header,
+    /// Extrinsics included besides the timestamp inherent.
+    pub included: usize,
+    /// Extrinsics dropped as invalid.
+    pub dropped: usize,
+}
+
+/// The chain: head state, blocks, snapshots and pool.
+pub struct Chain {
+    ext: TestExternalities,
+    head_state: Snapshot,
+    genesis_hash: H256,
+    head: H256,
+    head_number: BlockNumber,
+    hashes: Vec<H256>,
+    blocks: HashMap<H256, Block>,
+    states: HashMap<H256, Snapshot>,
+    state_order: VecDeque<H256>,
+    pool: Vec<PoolTx>,
+    last_timestamp: u64,
+    heads: broadcast::Sender<Header>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("head", &self.head)
+            .field("head_number", &self.head_number)
+            .field("pool", &self.pool.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn sender_nonce(xt: &UncheckedExtrinsic) -> Option<(AccountId, u32)> {
+    match &xt.preamble {
+        generic::Preamble::Signed(address, _, ext) => {
+            let who = match address {
+                polkadot_sdk::sp_runtime::MultiAddress::Id(id) => id.clone(),
+                _ => return None,
+            };
+            Some((who, ext.0.5.0))
+        }
+        _ => None,
+    }
+}
+
+impl Chain {
+    /// Build the chain from genesis storage.
+    pub fn new(storage: Storage) -> Self {
+        let top: BTreeMap<Vec<u8>, Vec<u8>> = storage.top.clone().into_iter().collect();
+        let ext = TestExternalities::new(storage);
+        let state_root = *ext.backend.root();
+        let genesis = Header::new(
+            0,
+            BlakeTwo256::ordered_trie_root(Vec::new(), Default::default()),
+            state_root,
+            H256::zero(),
+            Digest::default(),
+        );
+        let genesis_hash = genesis.hash();
+        let block = Block {
+            header: genesis.clone(),
+            extrinsics: Vec::new(),
+        };
+        let snapshot: Snapshot = Arc::new(top);
+        let (heads, _) = broadcast::channel(256);
+        let mut chain = Self {
+            ext,
+            head_state: snapshot.clone(),
+            genesis_hash,
+            head: genesis_hash,
+            head_number: 0,
+            hashes: vec![genesis_hash],
+            blocks: HashMap::from([(genesis_hash, block)]),
+            states: HashMap::new(),
+            state_order: VecDeque::new(),
+            pool: Vec::new(),
+            last_timestamp: 0,
+            heads,
+        };
+        chain.keep_state(genesis_hash, snapshot);
+        let _ = chain.ext.commit_all();
+        chain
+    }
+
+    fn keep_state(&mut self, hash: H256, snapshot: Snapshot) {
+        self.states.insert(hash, snapshot);
+        self.state_order.push_back(hash);
+        while self.state_order.len() > KEPT_STATES {
+            if let Some(old) = self.state_order.pop_front() {
+                self.states.remove(&old);
+            }
+        }
+    }
+
+    /// Subscribe to new heads (every block is final).
+    pub fn subscribe_heads(&self) -> broadcast::Receiver<Header> {
+        self.heads.subscribe()
+    }
+
+    /// Genesis hash.
+    pub fn genesis_hash(&self) -> H256 {
+        self.genesis_hash
+    }
+
+    /// Head hash (also the finalized head).
+    pub fn head(&self) -> H256 {
+        self.head
+    }
+
+    /// Head number.
+    pub fn head_number(&self) -> BlockNumber {
+        self.head_number
+    }
+
+    /// Hash of block `n`.
+    pub fn hash_of(&self, n: u64) -> Option<H256> {
+        self.hashes.get(usize::try_from(n).ok()?).copied()
+    }
+
+    /// A block by hash.
+    pub fn block(&self, hash: &H256) -> Option<&Block> {
+        self.blocks.get(hash)
+    }
+
+    /// The state snapshot at `hash` (`None` = head), if still kept.
+    pub fn state(&self, hash: Option<H256>) -> Option<Snapshot> {
+        match hash {
+            None => Some(self.head_state.clone()),
+            Some(h) => self.states.get(&h).cloned(),
+        }
+    }
+
+    /// The pool's transactions, hex-encoded.
+    pub fn pending_hex(&self) -> Vec<String> {
+        self.pool.iter().map(|t| encode_hex(&t.xt.encode())).collect()
+    }
+
+    /// Number of transactions waiting.
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Call a runtime API at `hash` (`None` = head) without keeping any change.
+    pub fn call(&mut self, hash: Option<H256>, method: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+        let run = |ext: &mut TestExternalities| {
+            ext.execute_with(|| {
+                sp_io::storage::start_transaction();
+                let out = super::runtime::dispatch_runtime_api(method, data);
+                sp_io::storage::rollback_transaction();
+                out
+            })
+        };
+        let out = match hash {
+            Some(h) if h != self.head => {
+                let snap = self
+                    .states
+                    .get(&h)
+                    .ok_or_else(|| format!("State already discarded for {h:?}"))?;
+                let mut ext = TestExternalities::new(Storage {
+                    top: snap.as_ref().clone(),
+                    children_default: Default::default(),
+                });
+                run(&mut ext)
+            }
+            _ => run(&mut self.ext),
+        };
+        out.ok_or_else(|| format!("Exported method {method} is not found"))
+    }
+
+    /// Validate a transaction against the head, as the pool does.
+    pub fn validate(&mut self, xt: &UncheckedExtrinsic) -> TransactionValidity {
+        let head = self.head;
+        let xt = xt.clone();
+        self.ext.execute_with(|| {
+            sp_io::storage::start_transaction();
+            let out = Executive::validate_transaction(TransactionSource::External, xt, head);
+            sp_io::storage::rollback_transaction();
+            out
+        })
+    }
+
+    /// Next nonce of `who`, counting its transactions in the pool.
+    pub fn next_nonce(&mut self, who: &AccountId) -> u32 {
+        let who2 = who.clone();
+        let on_chain = self
+            .ext
+            .execute_with(|| polkadot_sdk::frame_system::Pallet::<Runtime>::account_nonce(who2));
+        let mut next = on_chain;
+        let mut pooled: Vec<u32> = self
+            .pool
+            .iter()
+            .filter_map(|t| t.sender_nonce.as_ref().filter(|(w, _)| w == who).map(|(_, n)| *n))
+            .collect();
+        pooled.sort_unstable();
+        for n in pooled {
+            if n == next {
+                next += 1;
+            }
+        }
+        next
+    }
+
+    /// Decode, validate and queue a transaction. Returns its hash.
+    pub fn submit(
+        &mut self,
+        bytes: &[u8],
+        watcher: Option<mpsc::Sender<TxStatus>>,
+    ) -> Result<H256, PoolError> {
+        let mut input = bytes;
+        let xt = UncheckedExtrinsic::decode(&mut input).map_err(|e| PoolError::BadFormat(e.to_string()))?;
+        if !input.is_empty() {
+            return Err(PoolError::BadFormat(format!("{} trailing bytes", input.len())));
+        }
+        let hash = BlakeTwo256::hash(bytes);
+        if self.pool.iter().any(|t| t.hash == hash) {
+            return Err(PoolError::AlreadyImported);
+        }
+        if self.pool.len() >= MAX_POOL {
+            return Err(PoolError::ImmediatelyDropped);
+        }
+        if let generic::Preamble::Bare(_) = xt.preamble {
+            return Err(PoolError::Invalid("Transaction call is not expected".into()));
+        }
+        let sender_nonce = sender_nonce(&xt);
+        if let Some(sn) = &sender_nonce {
+            if self.pool.iter().any(|t| t.sender_nonce.as_ref() == Some(sn)) {
+                return Err(PoolError::TooLowPriority(0));
+            }
+        }
+        match self.validate(&xt) {
+            Ok(_) => {}
+            Err(e @ TransactionValidityError::Invalid(_)) => {
+                return Err(PoolError::Invalid(describe_validity_error(&e)));
+            }
+            Err(e @ TransactionValidityError::Unknown(_)) => {
+                return Err(PoolError::Unknown(describe_validity_error(&e)));
+            }
+        }
+        if let Some(w) = &watcher {
+            let _ = w.try_send(TxStatus::Ready);
+        }
+        self.pool.push(PoolTx {
+            xt,
+            hash,
+            sender_nonce,
+            watcher,
+        });
+        Ok(hash)
+    }
+
+    /// Build, execute and finalize the next block with the pool's transactions.
+    pub fn produce_block(&mut self) -> Produced {
+        let number = self.head_number + 1;
+        let parent = self.head;
+        let header = Header::new(number, H256::zero(), H256::zero(), parent, Digest::default());
+        let timestamp = now_ms().max(self.last_timestamp + 1);
+        self.last_timestamp = timestamp;
+        let inherent = UncheckedExtrinsic::new_bare(RuntimeCall::Timestamp(pallet_timestamp::Call::set {
+            now: timestamp,
+        }));
+        let mut pending = std::mem::take(&mut self.pool);
+        let mut included: Vec<PoolTx> = Vec::new();
+        let mut dropped: Vec<PoolTx> = Vec::new();
+        let header = self.ext.execute_with(|| {
+            Executive::initialize_block(&header);
+            // The inherent cannot fail for a timestamp past the previous one.
+            let _ = Executive::apply_extrinsic(inherent.clone());
+            loop {
+                let mut progress = false;
+                let mut later = Vec::new();
+                for tx in pending.drain(..) {
+                    sp_io::storage::start_transaction();
+                    match Executive::apply_extrinsic(tx.xt.clone()) {
+                        Ok(_) => {
+                            sp_io::storage::commit_transaction();
+                            included.push(tx);
+                            progress = true;
+                        }
+                        Err(TransactionValidityError::Invalid(
+                            InvalidTransaction::Future | InvalidTransaction::ExhaustsResources,
+                        )) => {
+                            sp_io::storage::rollback_transaction();
+                            later.push(tx);
+                        }
+                        Err(_) => {
+                            sp_io::storage::rollback_transaction();
+                            dropped.push(tx);
+                        }
+                    }
+                }
+                pending = later;
+                if !progress || pending.is_empty() {
+                    break;
+                }
+            }
+            Executive::finalize_block()
+        });
+        self.pool = pending;
+        let hash = header.hash();
+        let mut extrinsics = vec![inherent];
+        extrinsics.extend(included.iter().map(|t| t.xt.clone()));
+        let block = Block {
+            header: header.clone(),
+            extrinsics,
+        };
+
+        // Snapshot the changes on top of the previous head state, then commit them.
+        let mut state = self.head_state.as_ref().clone();
+        let changed: Vec<Vec<u8>> = self
+            .ext
+            .overlayed_changes()
+            .changes()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = self.ext.execute_with(|| {
+            changed
+                .iter()
+                .map(|k| sp_io::storage::get(k).map(|b| b.to_vec()))
+                .collect()
+        });
+        for (k, v) in changed.into_iter().zip(values) {
+            match v {
+                Some(v) => state.insert(k, v),
+                None => state.remove(&k),
+            };
+        }
+        let snapshot: Snapshot = Arc::new(state);
+        if number % COMPACT_EVERY == 0 {
+            self.ext = TestExternalities::new(Storage {
+                top: snapshot.as_ref().clone(),
+                children_default: Default::default(),
+            });
+        } else if let Err(e) = self.ext.commit_all() {
+            tracing::error!("devnet: commit failed: {e}; rebuilding the head state");
+            self.ext = TestExternalities::new(Storage {
+                top: snapshot.as_ref().clone(),
+                children_default: Default::default(),
+            });
+        }
+        self.head_state = snapshot.clone();
+        self.keep_state(hash, snapshot);
+        self.head = hash;
+        self.head_number = number;
+        self.hashes.push(hash);
+        self.blocks.insert(hash, block);
+
+        for tx in &included {
+            if let Some(w) = &tx.watcher {
+                let _ = w.try_send(TxStatus::InBlock(hash));
+                let _ = w.try_send(TxStatus::Finalized(hash));
+            }
+        }
+        for tx in &dropped {
+            if let Some(w) = &tx.watcher {
+                let _ = w.try_send(TxStatus::Invalid);
+            }
+        }
+        let _ = self.heads.send(header.clone());
+        Produced {
+            hash,
+            header,
+            included: included.len(),
+            dropped: dropped.len(),
+        }
+    }
+
+    /// Encoded runtime version (`Core_version`).
+    pub fn runtime_version(&self) -> polkadot_sdk::sp_version::RuntimeVersion {
+        super::runtime::VERSION
+    }
+
+    /// Run `f` with the head state as externalities, discarding changes.
+    pub fn with_state<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.ext.execute_with(|| {
+            sp_io::storage::start_transaction();
+            let r = f();
+            sp_io::storage::rollback_transaction();
+            r
+        })
+    }
+}
+
+/// Encode helper used by tests and the RPC layer.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Decode `0x…` hex, refusing inputs longer than `max` bytes before allocating.
+pub fn decode_hex(s: &str, max: usize) -> Result<Vec<u8>, String> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.len() / 2 > max {
+        return Err(format!(
+            "hex input of {} bytes is over the {max}-byte limit",
+            s.len() / 2
+        ));
+    }
+    hex::decode(s).map_err(|e| format!("invalid hex: {e}"))
+}

@@ -1,0 +1,134 @@
+//! Block step: the stateful epoch schedule and the Yuma epoch, run by `scoring::yuma::run_epoch`.
+
+use super::NetUid;
+use super::pallet::*;
+use scoring::yuma::{EpochInput, YumaHyperparameters, run_epoch};
+
+impl<T: Config> Pallet<T> {
+    /// Runs in `on_initialize`: advance `BlocksSinceLastStep`, and run the epoch of every subnet
+    /// whose slot fires in this block.
+    pub(crate) fn block_step() {
+        let now = Self::current_block();
+        let netuids: alloc::vec::Vec<NetUid> = NetworksAdded::<T>::iter()
+            .filter(|(_, added)| *added)
+            .map(|(n, _)| n)
+            .collect();
+        for netuid in netuids {
+            if Self::should_run_epoch(netuid, now) {
+                let blocks = now.saturating_sub(LastEpochBlock::<T>::get(netuid)).max(1);
+                let emission = DevnetRaoEmissionPerBlock::<T>::get().saturating_mul(blocks);
+                Self::epoch(netuid, emission);
+                Self::distribute_emission(netuid);
+                LastEpochBlock::<T>::insert(netuid, now);
+                PendingEpochAt::<T>::insert(netuid, 0);
+                SubnetEpochIndex::<T>::mutate(netuid, |e| *e = e.saturating_add(1));
+                BlocksSinceLastStep::<T>::insert(netuid, 0);
+                LastMechansimStepBlock::<T>::insert(netuid, now);
+                Self::deposit_event(Event::EpochRan(netuid, SubnetEpochIndex::<T>::get(netuid)));
+            } else {
+                BlocksSinceLastStep::<T>::mutate(netuid, |b| *b = b.saturating_add(1));
+            }
+        }
+    }
+
+    /// Credit the last epoch's `Emission` to each uid's hotkey as stake (the coinbase's job).
+    fn distribute_emission(netuid: NetUid) {
+        for (uid, amount) in Emission::<T>::get(netuid).into_iter().enumerate() {
+            if let Some(hotkey) = Keys::<T>::get(netuid, uid as u16) {
+                TotalHotkeyAlpha::<T>::mutate(&hotkey, netuid, |a| *a = a.saturating_add(amount));
+                SubnetTAO::<T>::mutate(netuid, |t| *t = t.saturating_add(amount));
+            }
+        }
+    }
+
+    /// The hyperparameters the epoch reads, from storage.
+    pub fn yuma_hyperparameters(netuid: NetUid) -> YumaHyperparameters {
+        let (alpha_low, alpha_high) = AlphaValues::<T>::get(netuid);
+        YumaHyperparameters {
+            kappa: Kappa::<T>::get(netuid),
+            bonds_penalty: BondsPenalty::<T>::get(netuid),
+            bonds_moving_average: BondsMovingAverage::<T>::get(netuid),
+            activity_cutoff: u64::from(ActivityCutoff::<T>::get(netuid)),
+            max_allowed_validators: MaxAllowedValidators::<T>::get(netuid),
+            stake_threshold: StakeThreshold::<T>::get(),
+            yuma3: Yuma3On::<T>::get(netuid),
+            liquid_alpha: LiquidAlphaOn::<T>::get(netuid),
+            alpha_low,
+            alpha_high,
+            alpha_sigmoid_steepness: AlphaSigmoidSteepness::<T>::get(netuid),
+        }
+    }
+
+    /// Read the subnet into an [`EpochInput`].
+    pub fn epoch_input(netuid: NetUid, rao_emission: u64) -> EpochInput {
+        let n = SubnetworkN::<T>::get(netuid);
+        let hotkeys: alloc::vec::Vec<_> = (0..n).map(|uid| Keys::<T>::get(netuid, uid)).collect();
+        let stake = hotkeys
+            .iter()
+            .map(|h| h.as_ref().map(|h| Self::stake_weight(netuid, h)).unwrap_or(0))
+            .collect();
+        let pad = |mut v: alloc::vec::Vec<u64>| {
+            v.resize(usize::from(n), 0);
+            v
+        };
+        let mut permits = ValidatorPermit::<T>::get(netuid);
+        permits.resize(usize::from(n), false);
+        let cr = CommitRevealWeightsEnabled::<T>::get(netuid);
+        let commit_blocks = cr.then(|| {
+            hotkeys
+                .iter()
+                .map(|h| {
+                    h.as_ref()
+                        .and_then(|h| WeightCommits::<T>::get(netuid, h))
+                        .and_then(|c| c.iter().map(|(_, _, block, _)| *block).min())
+                        .unwrap_or(u64::MAX)
+                })
+                .collect()
+        });
+        EpochInput {
+            current_block: Self::current_block(),
+            tempo: Tempo::<T>::get(netuid),
+            last_mechanism_step_block: LastMechansimStepBlock::<T>::get(netuid),
+            owner_uid: SubnetOwnerHotkey::<T>::get(netuid).and_then(|h| Uids::<T>::get(netuid, h)),
+            stake,
+            weights: (0..n).map(|uid| Weights::<T>::get(netuid, uid)).collect(),
+            bonds: (0..n).map(|uid| Bonds::<T>::get(netuid, uid)).collect(),
+            last_update: pad(LastUpdate::<T>::get(netuid)),
+            block_at_registration: (0..n)
+                .map(|uid| BlockAtRegistration::<T>::get(netuid, uid))
+                .collect(),
+            validator_permit: permits,
+            rao_emission,
+            hyperparameters: Self::yuma_hyperparameters(netuid),
+            commit_blocks,
+        }
+    }
+
+    /// Run one Yuma epoch on `netuid`, store its outputs and credit the emission as stake.
+    pub fn epoch(netuid: NetUid, rao_emission: u64) {
+        let input = Self::epoch_input(netuid, rao_emission);
+        let Ok(out) = run_epoch(&input) else {
+            // The input is built with one entry per uid, so this cannot fail; skip the epoch if
+            // it ever does rather than abort the block.
+            return;
+        };
+        Incentive::<T>::insert(netuid, out.incentive);
+        Dividends::<T>::insert(netuid, out.dividends);
+        Consensus::<T>::insert(netuid, out.consensus);
+        ValidatorTrust::<T>::insert(netuid, out.validator_trust);
+        StakeWeight::<T>::insert(netuid, out.stake_weight);
+        ValidatorPermit::<T>::insert(netuid, out.validator_permit);
+        Active::<T>::insert(netuid, out.active);
+        for (uid, row) in out.bonds.into_iter().enumerate() {
+            let uid = uid as u16;
+            if row.is_empty() {
+                Bonds::<T>::remove(netuid, uid);
+            } else {
+                Bonds::<T>::insert(netuid, uid, row);
+            }
+        }
+        Emission::<T>::insert(netuid, out.emission);
+    }
+}
+
+extern crate alloc;
