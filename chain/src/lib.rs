@@ -12,9 +12,11 @@
 
 pub mod auth;
 pub mod calls;
+pub mod client;
 pub mod compat;
 pub mod keys;
 pub mod metagraph;
+pub mod submit;
 pub mod wallet;
 pub mod weights;
 

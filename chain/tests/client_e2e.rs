@@ -1,0 +1,216 @@
+//! The chain client end to end against the embedded devnet: connect, register, serve, set weights,
+//! commit and reveal, read everything back in the metagraph, and the failure paths.
+
+#![cfg(feature = "devnet")]
+
+use std::time::Duration;
+
+use chain::calls::{AxonSpec, Call};
+use chain::client::{ChainClient, ChainError, ClientConfig, Network, WeightsResult};
+use chain::devnet::{Devnet, DevnetConfig};
+use chain::keys::Keypair;
+use chain::metagraph::Source;
+use chain::submit::FailureKind;
+
+async fn devnet(commit_reveal: bool) -> Devnet {
+    Devnet::spawn(DevnetConfig {
+        block_time: Some(Duration::from_millis(50)),
+        dev_subnet: true,
+        dev_subnet_commit_reveal: commit_reveal,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts")
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(20),
+        inclusion_timeout: Duration::from_secs(20),
+        ..ClientConfig::default()
+    }
+}
+
+async fn connect(devnet: &Devnet) -> ChainClient {
+    ChainClient::connect(&Network::Url(devnet.ws_url()), config())
+        .await
+        .expect("client connects")
+}
+
+fn key(uri: &str) -> Keypair {
+    Keypair::from_uri(uri).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_serve_and_set_weights_then_read_them_back() {
+    let devnet = devnet(false).await;
+    let client = connect(&devnet).await;
+    assert!(client.compat_report().missing.is_empty());
+
+    let graph = client.metagraph(1).await.unwrap();
+    let owner = key("//Alice");
+    assert_eq!(graph.by_uid(0).map(|n| n.hotkey), Some(owner.account()));
+
+    // //Bob's coldkey registers the hotkey //Charlie.
+    let miner = key("//Charlie"); // a funded dev account: the devnet charges serve_axon fees
+    let report = client.burned_register(&key("//Bob"), 1, &miner.account()).await;
+    assert!(report.is_included(), "{report:?}");
+    assert_eq!(report.attempts, 1);
+    let uid = client
+        .uid_of(1, &miner.account())
+        .await
+        .unwrap()
+        .expect("registered");
+
+    // Serving: 127.0.0.1 is refused before submission; 127.0.0.2 lands and decodes.
+    let bad = AxonSpec {
+        ip: "127.0.0.1".parse().unwrap(),
+        port: 8091,
+        version: 7,
+    };
+    assert!(matches!(
+        client.serve_axon(&miner, 1, bad).await,
+        Err(ChainError::Axon(_))
+    ));
+    let axon = AxonSpec {
+        ip: "127.0.0.2".parse().unwrap(),
+        port: 8091,
+        version: 7,
+    };
+    let report = client.serve_axon(&miner, 1, axon).await.unwrap();
+    assert!(report.is_included(), "{report:?}");
+
+    // The owner sets weights on both uids.
+    let res = client
+        .set_weights(&owner, 1, &[0, uid], &[1000, 65535], 0)
+        .await
+        .unwrap();
+    let WeightsResult::Set {
+        report,
+        next_allowed_block,
+    } = res
+    else {
+        panic!("expected a direct set: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+
+    let graph = client.metagraph(1).await.unwrap();
+    let n = graph.by_hotkey(&miner.account()).expect("miner in metagraph");
+    assert_eq!(n.uid, uid);
+    assert_eq!(n.coldkey, key("//Bob").account());
+    let served = n.axon.expect("axon decoded");
+    assert_eq!(
+        (served.ip.to_string(), served.port, served.version),
+        ("127.0.0.2".into(), 8091, 7)
+    );
+    let owner_neuron = graph.by_uid(0).unwrap();
+    assert!(owner_neuron.last_update > 0, "last_update written by set_weights");
+
+    // The same call again before the rate limit expires is not submitted at all.
+    if graph.hyperparams.weights_rate_limit > 1 {
+        let again = client
+            .set_weights(&owner, 1, &[0, uid], &[1000, 65535], 0)
+            .await
+            .unwrap();
+        match again {
+            WeightsResult::RateLimited {
+                next_allowed_block: next,
+                ..
+            } => assert_eq!(next, next_allowed_block),
+            other => panic!("expected rate limited, got {other:?}"),
+        }
+    }
+
+    // The storage fallback reads the same neurons as the runtime API.
+    assert_eq!(graph.source, Source::RuntimeApi);
+    let from_storage = client.neurons_from_storage_at_best(1).await.unwrap();
+    let api_view: Vec<_> = graph
+        .neurons
+        .iter()
+        .map(|n| (n.uid, n.hotkey, n.coldkey, n.axon.map(|a| (a.ip, a.port))))
+        .collect();
+    let storage_view: Vec<_> = from_storage
+        .iter()
+        .map(|n| (n.uid, n.hotkey, n.coldkey, n.axon.map(|a| (a.ip, a.port))))
+        .collect();
+    assert_eq!(api_view, storage_view);
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_classified_and_not_retried() {
+    let devnet = devnet(false).await;
+    let client = connect(&devnet).await;
+    let stranger = key("//Stranger");
+    // Caught before submission.
+    let err = client.set_weights(&stranger, 1, &[0], &[1], 0).await.unwrap_err();
+    assert!(matches!(err, ChainError::NotRegistered { .. }), "{err}");
+    assert!(matches!(
+        client.hyperparams(42).await,
+        Err(ChainError::NoSubnet(42))
+    ));
+    // Submitted anyway: the chain refuses, and the report says why, after one attempt.
+    let call = Call::SetWeights {
+        netuid: 1,
+        uids: vec![0],
+        values: vec![1],
+        version_key: 0,
+    };
+    let report = client.submit(&call, &stranger).await;
+    assert_eq!(report.attempts, 1, "{report:?}");
+    assert!(
+        matches!(
+            report.failure(),
+            Some(FailureKind::NotRegistered | FailureKind::InsufficientBalance)
+        ),
+        "{report:?}"
+    );
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_then_reveal_when_commit_reveal_is_on() {
+    let devnet = devnet(true).await;
+    let client = connect(&devnet).await;
+    let owner = key("//Alice");
+    let hp = client.hyperparams(1).await.unwrap();
+    assert!(hp.commit_reveal_enabled);
+    let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
+    let WeightsResult::Committed { report, pending, .. } = res else {
+        panic!("expected a commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    // Reveal in the reveal epoch: too early is refused (and not retried); keep trying as blocks pass.
+    let mut outcome = None;
+    for _ in 0..200 {
+        let r = client.reveal_weights(&owner, &pending).await;
+        if r.is_included() {
+            outcome = Some(r);
+            break;
+        }
+        assert_eq!(r.failure(), Some(FailureKind::RevealRejected), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let revealed = outcome.expect("revealed within the reveal epoch");
+    assert_eq!(revealed.attempts, 1);
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_is_one_clear_error() {
+    let cfg = ClientConfig {
+        connect_attempts: 2,
+        request_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    };
+    let err = ChainClient::connect(&Network::Url("ws://127.0.0.1:1".into()), cfg)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChainError::Unreachable { attempts: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("check the endpoint"));
+    assert!("nowhere".parse::<Network>().is_err());
+    assert_eq!("finney".parse::<Network>().unwrap(), Network::Finney);
+}
