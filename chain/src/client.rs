@@ -549,13 +549,24 @@ impl ChainClient {
         let started = Instant::now();
         let policy = &self.config.retry;
         let mut attempt = 0;
+        // The earliest attempt whose fate is unknown (sent, then the connection dropped or it timed out
+        // or left the pool). It may still land; only one transaction per nonce can, so the account
+        // nonce tells whether it did, and resubmitting blindly would double-submit.
+        let mut in_doubt: Option<(u64, String)> = None;
         loop {
             attempt += 1;
-            let outcome = self.submit_once(call, signer).await;
+            let mut sent = None;
+            let mut outcome = self.submit_once(call, signer, &mut sent).await;
             let kind = match &outcome {
                 Outcome::Included { .. } => None,
                 Outcome::Failed { kind, .. } => Some(*kind),
             };
+            if let (Some(kind), Some(s)) = (kind, sent)
+                && kind.retryable()
+                && in_doubt.is_none()
+            {
+                in_doubt = Some(s);
+            }
             match kind {
                 Some(kind) if policy.should_retry(attempt, kind) => {
                     tracing::warn!(
@@ -565,37 +576,75 @@ impl ChainClient {
                         ?outcome,
                         "submission failed; retrying"
                     );
-                    tokio::time::sleep(policy.backoff(attempt)).await;
                     if kind == FailureKind::Connection
                         && let Err(e) = self.reconnect().await
                     {
                         tracing::warn!(error = %e, "reconnect failed");
                     }
-                }
-                _ => {
-                    let report = SubmitReport {
-                        call: call.name(),
-                        attempts: attempt,
-                        latency: started.elapsed(),
-                        outcome,
-                    };
-                    if report.is_included() {
-                        tracing::info!(
-                            call = call.name(),
-                            attempts = attempt,
-                            latency_ms = report.latency.as_millis() as u64,
-                            "included"
-                        );
-                    } else {
-                        tracing::error!(call = call.name(), attempts = attempt, outcome = ?report.outcome, "submission failed");
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    if let Some(landed) = self.landed(call, signer, in_doubt.as_ref()).await {
+                        return self.finish(call, attempt, started, landed);
                     }
-                    return report;
                 }
+                Some(_) => {
+                    if let Some(landed) = self.landed(call, signer, in_doubt.as_ref()).await {
+                        outcome = landed;
+                    }
+                    return self.finish(call, attempt, started, outcome);
+                }
+                None => return self.finish(call, attempt, started, outcome),
             }
         }
     }
 
-    async fn submit_once(&self, call: &Call, signer: &Keypair) -> Outcome {
+    /// `Included` if the in-doubt transaction's nonce has been consumed.
+    async fn landed(
+        &self,
+        call: &Call,
+        signer: &Keypair,
+        in_doubt: Option<&(u64, String)>,
+    ) -> Option<Outcome> {
+        let (nonce, tx_hash) = in_doubt?;
+        let next = self.account_nonce(&signer.account()).await.ok()?;
+        crate::submit::landed_by_nonce(*nonce, next).then(|| {
+            tracing::warn!(call = call.name(), %tx_hash, "lost track of the transaction, but its nonce was consumed: included");
+            Outcome::Included { block: 0, block_hash: String::new(), tx_hash: tx_hash.clone() }
+        })
+    }
+
+    fn finish(&self, call: &Call, attempts: u32, started: Instant, outcome: Outcome) -> SubmitReport {
+        let report = SubmitReport {
+            call: call.name(),
+            attempts,
+            latency: started.elapsed(),
+            outcome,
+        };
+        if report.is_included() {
+            tracing::info!(
+                call = call.name(),
+                attempts,
+                latency_ms = report.latency.as_millis() as u64,
+                "included"
+            );
+        } else {
+            tracing::error!(call = call.name(), attempts, outcome = ?report.outcome, "submission failed");
+        }
+        report
+    }
+
+    /// The next nonce the chain expects from `account` (at the best block).
+    pub async fn account_nonce(&self, account: &AccountId) -> Result<u64, ChainError> {
+        let at = self.at_best().await?;
+        tokio::time::timeout(
+            self.config.request_timeout,
+            at.transactions().account_nonce(&AccountId32(account.0)),
+        )
+        .await
+        .map_err(|_| ChainError::Timeout("the account nonce"))?
+        .map_err(rpc)
+    }
+
+    async fn submit_once(&self, call: &Call, signer: &Keypair, sent: &mut Option<(u64, String)>) -> Outcome {
         let fail = |message: String| {
             let kind = classify(&message);
             Outcome::Failed {
@@ -620,21 +669,34 @@ impl ChainClient {
             }
         };
         let payload = call.payload();
+        let mut txs = at.transactions();
+        let account = AccountId32(signer.account().0);
+        let nonce = match tokio::time::timeout(timeout, txs.account_nonce(&account)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return fail(describe(&e)),
+            Err(_) => {
+                return Outcome::Failed {
+                    kind: FailureKind::Connection,
+                    message: "timed out reading the account nonce".into(),
+                };
+            }
+        };
         let params = DefaultExtrinsicParamsBuilder::<SubstrateConfig>::new()
             .mortal(self.config.mortality_blocks)
+            .nonce(nonce)
             .build();
-        let mut txs = at.transactions();
         let signed = match tokio::time::timeout(timeout, txs.create_signed(&payload, signer, params)).await {
             Ok(Ok(tx)) => tx,
             Ok(Err(e)) => return fail(describe(&e)),
             Err(_) => {
                 return Outcome::Failed {
                     kind: FailureKind::Connection,
-                    message: "timed out signing (nonce read)".into(),
+                    message: "timed out signing".into(),
                 };
             }
         };
         let tx_hash = format!("0x{}", hex::encode(signed.hash().0));
+        *sent = Some((nonce, tx_hash.clone()));
         let mut progress = match tokio::time::timeout(timeout, signed.submit_and_watch()).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => return fail(describe(&e)),

@@ -212,6 +212,12 @@ fn custom_code(m: &str) -> Option<u8> {
     None
 }
 
+/// Whether a transaction signed with nonce `used` was included, given the chain's next expected nonce
+/// for the same account (assumes no one else signs with that account concurrently).
+pub const fn landed_by_nonce(used: u64, chain_next: u64) -> bool {
+    chain_next > used
+}
+
 /// Retry settings for one submission.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -251,6 +257,9 @@ impl RetryPolicy {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     /// Included in a block and executed successfully.
+    ///
+    /// `block == 0` with an empty `block_hash` means the connection dropped after submission and the
+    /// inclusion was confirmed by the account nonce, without learning the block.
     Included {
         /// Block number.
         block: u64,
@@ -359,6 +368,13 @@ mod tests {
         assert!(!p.should_retry(1, FailureKind::RateLimited));
         assert!(!p.should_retry(1, FailureKind::NotRegistered));
         assert!(!p.should_retry(1, FailureKind::Other));
+    }
+
+    #[test]
+    fn nonce_advance_means_included() {
+        assert!(landed_by_nonce(5, 6));
+        assert!(!landed_by_nonce(5, 5));
+        assert!(!landed_by_nonce(5, 4));
     }
 
     #[test]

@@ -214,3 +214,100 @@ async fn an_unreachable_endpoint_is_one_clear_error() {
     assert!("nowhere".parse::<Network>().is_err());
     assert_eq!("finney".parse::<Network>().unwrap(), Network::Finney);
 }
+
+/// A TCP proxy in front of the devnet that cuts every open connection the first time the node
+/// sends a transaction status update (`author_extrinsicUpdate`), i.e. after the transaction reached
+/// the pool but before its inclusion was reported.
+mod cutting_proxy {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub struct Proxy {
+        pub url: String,
+        pub cuts: Arc<AtomicUsize>,
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let armed = Arc::new(AtomicBool::new(true));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let cuts2 = cuts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (armed, cuts) = (armed.clone(), cuts2.clone());
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = sr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if contains(&buf[..n], b"author_extrinsicUpdate")
+                                && armed.swap(false, Ordering::SeqCst)
+                            {
+                                cuts.fetch_add(1, Ordering::SeqCst);
+                                break; // drop both halves without forwarding the update
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! { () = up => {}, () = down => {} }
+                });
+            }
+        });
+        Proxy { url, cuts }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_submission_still_ends_in_one_inclusion() {
+    use std::sync::atomic::Ordering;
+    let devnet = devnet(false).await;
+    let proxy = cutting_proxy::start(devnet.local_addr()).await;
+    let client = ChainClient::connect(&Network::Url(proxy.url.clone()), config())
+        .await
+        .expect("connects via proxy");
+    let owner = key("//Alice");
+    let nonce_before = client.account_nonce(&owner.account()).await.unwrap();
+    let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
+    let WeightsResult::Set { report, .. } = res else {
+        panic!("expected a direct set: {res:?}")
+    };
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut the connection mid-submission"
+    );
+    assert!(report.is_included(), "{report:?}");
+    // Exactly one transaction landed: no double submission after the reconnect.
+    assert_eq!(
+        client.account_nonce(&owner.account()).await.unwrap(),
+        nonce_before + 1
+    );
+    let graph = client.metagraph(1).await.unwrap();
+    assert!(graph.by_uid(0).unwrap().last_update > 0);
+    devnet.shutdown().await;
+}
