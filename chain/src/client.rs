@@ -934,3 +934,71 @@ pub enum WeightsResult {
 
 /// A shared client handle.
 pub type SharedClient = Arc<ChainClient>;
+
+/// A metagraph kept fresh in the background: refreshed every `interval` and on demand.
+#[derive(Debug)]
+pub struct MetagraphWatch {
+    rx: tokio::sync::watch::Receiver<Option<Arc<Metagraph>>>,
+    refresh: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetagraphWatch {
+    /// Starts refreshing subnet `netuid` through `client` every `interval` (first sync immediately).
+    /// A failed refresh is logged and keeps the previous snapshot.
+    pub fn spawn(client: SharedClient, netuid: u16, interval: Duration) -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let refresh = Arc::new(tokio::sync::Notify::new());
+        let wake = refresh.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match client.metagraph(netuid).await {
+                    Ok(graph) => {
+                        tracing::debug!(
+                            netuid,
+                            block = graph.block,
+                            uids = graph.neurons.len(),
+                            "metagraph synced"
+                        );
+                        if tx.send(Some(Arc::new(graph))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(netuid, error = %e, "metagraph sync failed; keeping the previous snapshot")
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        });
+        Self { rx, refresh, task }
+    }
+
+    /// The latest snapshot (`None` until the first sync succeeds).
+    pub fn latest(&self) -> Option<Arc<Metagraph>> {
+        self.rx.borrow().clone()
+    }
+
+    /// Asks for a refresh now (returns at once).
+    pub fn refresh_now(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Waits for the next snapshot after this call, or at most `timeout`.
+    pub async fn changed(&mut self, timeout: Duration) -> Option<Arc<Metagraph>> {
+        tokio::time::timeout(timeout, self.rx.changed())
+            .await
+            .ok()?
+            .ok()?;
+        self.latest()
+    }
+}
+
+impl Drop for MetagraphWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

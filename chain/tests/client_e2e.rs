@@ -138,6 +138,30 @@ async fn register_serve_and_set_weights_then_read_them_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_syncs_on_a_schedule_and_on_demand() {
+    use std::sync::Arc;
+    let devnet = devnet(false).await;
+    let client = Arc::new(connect(&devnet).await);
+    let mut watch = chain::client::MetagraphWatch::spawn(client.clone(), 1, Duration::from_secs(3600));
+    let first = watch.changed(Duration::from_secs(20)).await.expect("first sync");
+    assert_eq!(first.neurons.len(), 1);
+    let report = client
+        .burned_register(&key("//Bob"), 1, &key("//Dave").account())
+        .await;
+    assert!(report.is_included(), "{report:?}");
+    // The hourly schedule would not refresh within the test; an on-demand refresh does.
+    watch.refresh_now();
+    let second = watch
+        .changed(Duration::from_secs(20))
+        .await
+        .expect("refreshed on demand");
+    assert!(second.block > first.block);
+    assert!(second.by_hotkey(&key("//Dave").account()).is_some());
+    drop(watch);
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_classified_and_not_retried() {
     let devnet = devnet(false).await;
     let client = connect(&devnet).await;
