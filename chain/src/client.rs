@@ -865,6 +865,59 @@ impl ChainClient {
         }
     }
 
+    /// Whether `pending` (committed by `hotkey`) can be revealed in the next block: reads the commit's
+    /// epoch from `WeightCommits` and the subnet's epoch clock (stateful `SubnetEpochIndex` when the
+    /// runtime has it, else the legacy formula). `None`: no such commit (already revealed or dropped).
+    pub async fn reveal_timing(
+        &self,
+        hotkey: &AccountId,
+        pending: &PendingReveal,
+    ) -> Result<Option<weights::RevealTiming>, ChainError> {
+        let at = self.at_best().await?;
+        let netuid = pending.netuid;
+        let index = weights::storage_index(netuid, 0);
+        let addr = dynamic::storage::<(u16, AccountId32), Vec<(subxt::utils::H256, u64, u64, u64)>>(
+            PALLET,
+            "WeightCommits",
+        );
+        let commits = tokio::time::timeout(
+            self.config.request_timeout,
+            at.storage().try_fetch(addr, (index, AccountId32(hotkey.0))),
+        )
+        .await
+        .map_err(|_| ChainError::Timeout("the weight commits"))?
+        .map_err(rpc)?;
+        let commits = match commits {
+            Some(v) => v.decode().map_err(rpc)?,
+            None => return Ok(None),
+        };
+        let Some(&(_, commit_epoch, _, _)) = commits.iter().find(|(h, ..)| h.0 == pending.commit_hash) else {
+            return Ok(None);
+        };
+        let k = (netuid,);
+        let tempo = u64::from(self.fetch::<_, u16>(&at, "Tempo", k).await?);
+        let stateful = at
+            .metadata_ref()
+            .pallet_by_name(PALLET)
+            .and_then(|p| p.storage())
+            .is_some_and(|s| {
+                s.entry_by_name("SubnetEpochIndex").is_some() && s.entry_by_name("LastEpochBlock").is_some()
+            });
+        let clock = if stateful {
+            weights::EpochClock::Stateful {
+                index: self.fetch(&at, "SubnetEpochIndex", k).await?,
+                last_epoch_block: self.fetch(&at, "LastEpochBlock", k).await?,
+                pending_at: self.fetch_or(&at, "PendingEpochAt", k, 0).await?,
+                tempo,
+            }
+        } else {
+            weights::EpochClock::Legacy { tempo, netuid }
+        };
+        let reveal_period: u64 = self.fetch_or(&at, "RevealPeriodEpochs", k, 1).await?;
+        let current = clock.epoch_at(at.block_number() + 1);
+        Ok(Some(weights::reveal_timing(current, commit_epoch, reveal_period)))
+    }
+
     /// Reveals a CR-v2 commit made by [`Self::set_weights`] (call it in the reveal epoch).
     pub async fn reveal_weights(&self, hotkey: &Keypair, pending: &PendingReveal) -> SubmitReport {
         let call = Call::RevealWeights {

@@ -102,6 +102,13 @@ pub const STORAGE: &[StorageItem] = &[
     item("ServingRateLimit", 1, true, value_is::<u64>),
     item("Burn", 1, true, value_is::<u64>),
     item("NetworkRegistrationAllowed", 1, true, value_is::<bool>),
+    // Commit-reveal timing.
+    item(
+        "WeightCommits",
+        2,
+        true,
+        value_is::<Vec<(AccountBytes, u64, u64, u64)>>,
+    ),
 ];
 
 /// Storage entries the metagraph fallback needs (all of them, or the runtime API).

@@ -11,6 +11,7 @@ use chain::devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::metagraph::Source;
 use chain::submit::FailureKind;
+use chain::weights::RevealTiming;
 
 async fn devnet(commit_reveal: bool) -> Devnet {
     Devnet::spawn(DevnetConfig {
@@ -204,19 +205,31 @@ async fn commit_then_reveal_when_commit_reveal_is_on() {
         panic!("expected a commit: {res:?}")
     };
     assert!(report.is_included(), "{report:?}");
-    // Reveal in the reveal epoch: too early is refused (and not retried); keep trying as blocks pass.
-    let mut outcome = None;
-    for _ in 0..200 {
-        let r = client.reveal_weights(&owner, &pending).await;
-        if r.is_included() {
-            outcome = Some(r);
-            break;
+    // Too early: the chain refuses, and the refusal is classified (and not retried).
+    let early = client.reveal_weights(&owner, &pending).await;
+    assert_eq!(early.failure(), Some(FailureKind::RevealRejected), "{early:?}");
+    assert_eq!(early.attempts, 1);
+    // Wait until the client computes that the reveal is due, then it lands on the first try.
+    let mut due = false;
+    for _ in 0..400 {
+        match client.reveal_timing(&owner.account(), &pending).await.unwrap() {
+            Some(RevealTiming::Due) => {
+                due = true;
+                break;
+            }
+            Some(RevealTiming::TooEarly { .. }) => tokio::time::sleep(Duration::from_millis(25)).await,
+            other => panic!("unexpected reveal timing {other:?}"),
         }
-        assert_eq!(r.failure(), Some(FailureKind::RevealRejected), "{r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let revealed = outcome.expect("revealed within the reveal epoch");
+    assert!(due, "the reveal epoch arrives");
+    let revealed = client.reveal_weights(&owner, &pending).await;
+    assert!(revealed.is_included(), "{revealed:?}");
     assert_eq!(revealed.attempts, 1);
+    // The commit is consumed.
+    assert_eq!(
+        client.reveal_timing(&owner.account(), &pending).await.unwrap(),
+        None
+    );
     devnet.shutdown().await;
 }
 
