@@ -174,6 +174,16 @@ pub enum ChainError {
     /// The weight vector would be refused.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// This software's weights version key is below the subnet's minimum.
+    #[error(
+        "weights version key {ours} is below the subnet's WeightsVersionKey {chain}; upgrade the validator"
+    )]
+    VersionKeyTooLow {
+        /// Ours.
+        ours: u64,
+        /// The chain's minimum.
+        chain: u64,
+    },
     /// The axon spec would be refused.
     #[error("{0}")]
     Axon(String),
@@ -786,8 +796,9 @@ impl ChainClient {
     }
 
     /// Sets weights the way the subnet requires: reads the hyperparameters, checks the vector,
-    /// respects the rate limit (without submitting when it is not yet allowed), raises `version_key`
-    /// to the chain's `WeightsVersionKey`, and uses `set_weights` or a CR-v2 commit.
+    /// respects the rate limit (without submitting when it is not yet allowed), and uses `set_weights`
+    /// or a CR-v2 commit. `version_key` 0 uses the subnet's `WeightsVersionKey`; a non-zero key below
+    /// it is refused before submission (the subnet owner raised it to require an upgrade).
     pub async fn set_weights(
         &self,
         hotkey: &Keypair,
@@ -804,7 +815,16 @@ impl ChainClient {
             .await?
             .ok_or(ChainError::NotRegistered { hotkey: me, netuid })?;
         let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_rules())?;
-        let version_key = version_key.max(hp.weights_version_key);
+        let version_key = match version_key {
+            0 => hp.weights_version_key,
+            ours if ours < hp.weights_version_key => {
+                return Err(ChainError::VersionKeyTooLow {
+                    ours,
+                    chain: hp.weights_version_key,
+                });
+            }
+            ours => ours,
+        };
         let last_updates: Vec<u64> = self
             .fetch(&at, "LastUpdate", (weights::storage_index(netuid, 0),))
             .await?;
