@@ -42,6 +42,8 @@ pub struct DevnetConfig {
     /// Produce a block every this long; `None` produces blocks only on demand
     /// ([`Devnet::produce_block`] or the `dev_newBlock` RPC).
     pub block_time: Option<Duration>,
+    /// Also produce a block as soon as a transaction enters the pool (Anvil's automine).
+    pub instant_seal: bool,
     /// Tempo of new subnets (blocks per epoch).
     pub tempo: u16,
     /// Create netuid 1 owned by //Alice (coldkey and owner hotkey, uid 0).
@@ -60,6 +62,7 @@ impl Default for DevnetConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             block_time: Some(Duration::from_millis(250)),
+            instant_seal: false,
             tempo: 10,
             dev_subnet: false,
             dev_subnet_commit_reveal: false,
@@ -98,6 +101,7 @@ pub struct Devnet {
     server: ServerHandle,
     addr: SocketAddr,
     producer: Option<JoinHandle<()>>,
+    sealer: Option<JoinHandle<()>>,
 }
 
 impl Devnet {
@@ -111,6 +115,7 @@ impl Devnet {
         .map_err(DevnetError::Genesis)?;
         let shared = Arc::new(rpc::Shared {
             chain: Mutex::new(node::Chain::new(storage)),
+            new_tx: tokio::sync::Notify::new(),
         });
         let module = rpc::module(shared.clone()).map_err(|e| DevnetError::Rpc(e.to_string()))?;
         let addr = SocketAddr::new(config.host, config.port);
@@ -149,11 +154,29 @@ impl Devnet {
                 }
             })
         });
+        let sealer = config.instant_seal.then(|| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    shared.new_tx.notified().await;
+                    let s = shared.clone();
+                    let produced = tokio::task::spawn_blocking(move || {
+                        let mut chain = s.lock();
+                        (chain.pool_len() > 0).then(|| chain.produce_block())
+                    });
+                    if produced.await.is_err() {
+                        tracing::error!("devnet: block production panicked; stopping the sealer");
+                        return;
+                    }
+                }
+            })
+        });
         Ok(Self {
             shared,
             server,
             addr,
             producer,
+            sealer,
         })
     }
 
@@ -197,7 +220,7 @@ impl Devnet {
 
     /// Stop block production and the RPC server.
     pub async fn shutdown(mut self) {
-        if let Some(p) = self.producer.take() {
+        for p in [self.producer.take(), self.sealer.take()].into_iter().flatten() {
             p.abort();
             let _ = p.await;
         }
@@ -208,7 +231,7 @@ impl Devnet {
 
 impl Drop for Devnet {
     fn drop(&mut self) {
-        if let Some(p) = self.producer.take() {
+        for p in [self.producer.take(), self.sealer.take()].into_iter().flatten() {
             p.abort();
         }
         let _ = self.server.stop();

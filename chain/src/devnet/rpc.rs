@@ -28,6 +28,8 @@ pub const WATCH_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Shared {
     /// The chain.
     pub chain: Mutex<Chain>,
+    /// Signalled whenever a transaction enters the pool (drives instant sealing).
+    pub new_tx: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -351,7 +353,9 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
     m.register_method("author_submitExtrinsic", |p, s, _| {
         let v = params_vec(&p)?;
         let bytes = req_hex(v.first(), "extrinsic", MAX_PAYLOAD)?;
-        s.lock().submit(&bytes, None).map_err(pool_error)
+        let hash = s.lock().submit(&bytes, None).map_err(pool_error)?;
+        s.new_tx.notify_one();
+        Ok::<_, ErrorObjectOwned>(hash)
     })?;
     m.register_method("author_pendingExtrinsics", |_, s, _| s.lock().pending_hex())?;
     m.register_subscription(
@@ -372,6 +376,8 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
                 pending.reject(pool_error(e)).await;
                 return;
             }
+            s.new_tx.notify_one();
+            s.new_tx.notify_one();
             let Ok(sink) = pending.accept().await else { return };
             loop {
                 let next = tokio::select! {
