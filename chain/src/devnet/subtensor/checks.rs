@@ -65,7 +65,6 @@ impl<T: Config> From<Error<T>> for ValidationError {
             Error::InvalidIpAddress => Self::InvalidIpAddress,
             Error::ServingRateLimitExceeded => Self::ServingRateLimitExceeded,
             Error::InvalidPort => Self::InvalidPort,
-            Error::InvalidRevealRound => Self::InvalidRevealRound,
             Error::NoWeightsCommitFound => Self::CommitNotFound,
             Error::RevealTooEarly => Self::CommitBlockNotInRevealRange,
             Error::InputLengthsUnequal => Self::InputLengthsUnequal,

@@ -24,7 +24,6 @@ impl<T: Config> Pallet<T> {
                 SubnetEpochIndex::<T>::mutate(netuid, |e| *e = e.saturating_add(1));
                 BlocksSinceLastStep::<T>::insert(netuid, 0);
                 LastMechansimStepBlock::<T>::insert(netuid, now);
-                Self::deposit_event(Event::EpochRan(netuid, SubnetEpochIndex::<T>::get(netuid)));
             } else {
                 BlocksSinceLastStep::<T>::mutate(netuid, |b| *b = b.saturating_add(1));
             }
