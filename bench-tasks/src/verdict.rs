@@ -75,13 +75,26 @@ pub struct Verdict {
 impl Verdict {
     /// An accepted answer worth `work_units`.
     pub fn pass(work_units: f64) -> Self {
-        Self { passed: true, reason: Reason::Passed, detail: String::new(), work_units }
+        Self {
+            passed: true,
+            reason: Reason::Passed,
+            detail: String::new(),
+            work_units,
+        }
     }
 
     /// A rejected answer with its reason and a short explanation.
     pub fn fail(reason: Reason, detail: impl Into<String>, work_units: f64) -> Self {
-        debug_assert!(reason != Reason::Passed, "a failed verdict needs a failure reason");
-        Self { passed: false, reason, detail: detail.into(), work_units }
+        debug_assert!(
+            reason != Reason::Passed,
+            "a failed verdict needs a failure reason"
+        );
+        Self {
+            passed: false,
+            reason,
+            detail: detail.into(),
+            work_units,
+        }
     }
 }
 
@@ -91,7 +104,13 @@ mod tests {
 
     #[test]
     fn reason_codes_match_serde() {
-        for r in [Reason::Passed, Reason::WrongSketch, Reason::WrongRow, Reason::BadShape, Reason::Timeout] {
+        for r in [
+            Reason::Passed,
+            Reason::WrongSketch,
+            Reason::WrongRow,
+            Reason::BadShape,
+            Reason::Timeout,
+        ] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.code()));
         }

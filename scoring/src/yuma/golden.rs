@@ -199,6 +199,88 @@ fn test_bonds_matches_subtensor_exactly() {
 }
 
 #[test]
+fn test_active_stake_matches_subtensor_exactly() {
+    // Four uids with stake 1; uids 0 and 1 weigh 2 and 3; then uid 1 goes inactive, then comes back.
+    let hp = YumaHyperparameters {
+        max_allowed_validators: 4,
+        activity_cutoff: 5000,
+        ..YumaHyperparameters::default()
+    };
+    let mut c = Chain::register(0, 1, vec![1; 4], hp);
+    c.epoch();
+    c.next_block();
+    for uid in 0..2 {
+        c.set_weights(uid, &[2, 3], &[u16::MAX / 2; 2]);
+    }
+    let out = c.epoch();
+    assert_eq!(out.dividends[..2], [32767, 32767]);
+    assert_eq!(out.emission, vec![250_000_000; 4]);
+    for v in 0..2 {
+        assert_eq!(
+            [c.bond(v, 0), c.bond(v, 1), c.bond(v, 2), c.bond(v, 3)],
+            [0, 0, 65535, 65535]
+        );
+    }
+
+    // Block 5002: uid 1's weights (block 1) are past the activity cutoff; uid 0 sets again.
+    c.block = 5002;
+    c.set_weights(0, &[2, 3], &[u16::MAX / 2; 2]);
+    let out = c.epoch();
+    assert_eq!(out.active, vec![true, false, false, false]);
+    assert_eq!(out.dividends[..2], [36044, 29490]);
+    assert_eq!(out.emission[..2], [274999999, 224999999]);
+    assert_eq!(
+        [c.bond(0, 2), c.bond(0, 3), c.bond(1, 2), c.bond(1, 3)],
+        [65535, 65535, 53619, 53619]
+    );
+
+    // uid 1 sets weights at 5002 and the epoch runs at 5003: both active again.
+    c.set_weights(1, &[2, 3], &[u16::MAX / 2; 2]);
+    c.block = 5003;
+    let out = c.epoch();
+    assert_eq!(out.dividends[..2], [35716, 29818]);
+    assert_eq!(out.emission[..2], [272501132, 227498866]);
+    assert_eq!([c.bond(0, 2), c.bond(1, 2), c.bond(1, 3)], [65535, 54712, 54712]);
+}
+
+#[test]
+fn test_outdated_weights_matches_subtensor() {
+    // Two validators weigh two servers 2:1; the weaker server is then replaced by a new registration,
+    // and only validator 0 updates its weights after that.
+    let hp = YumaHyperparameters {
+        max_allowed_validators: 4,
+        activity_cutoff: 5000,
+        ..YumaHyperparameters::default()
+    };
+    let mut c = Chain::register(1, 0, vec![1; 4], hp);
+    c.epoch();
+    c.next_block();
+    for uid in 0..2 {
+        c.set_weights(uid, &[2, 3], &[2 * (u16::MAX / 3), u16::MAX / 3]);
+    }
+    for uid in 2..4u16 {
+        c.set_weights(uid as usize, &[uid], &[u16::MAX]);
+    }
+    let out = c.epoch();
+    assert_eq!(out.emission, vec![250000000, 250000000, 333331637, 166668361]);
+
+    // A new hotkey replaces uid 3 in this block (`replace_neuron`): fresh registration block, no
+    // weights, no bonds, no permit, its own stake.
+    c.block_at_registration[3] = c.block;
+    c.last_update[3] = c.block;
+    c.weights[3].clear();
+    c.bonds[3].clear();
+    c.validator_permit[3] = false;
+    c.next_block();
+    c.set_weights(0, &[2, 3], &[2 * (u16::MAX / 3), u16::MAX / 3]);
+    let out = c.epoch();
+    assert_eq!(out.dividends[0], 32767);
+    assert_eq!(out.emission[0], 250000000);
+    assert_eq!(out.emission, vec![250000000, 250000000, 500000000, 0]);
+    assert_eq!([c.bond(0, 2), c.bond(0, 3)], [65535, 65535]);
+}
+
+#[test]
 fn test_10_graph_self_weights_pay_stake() {
     // Ten uids with stake 1 that set only self-weights: no consensus, emission follows stake.
     let hp = YumaHyperparameters::default();

@@ -12,14 +12,10 @@ use substrate_fixed::types::{I32F32, I64F64};
 pub type Row = Vec<(u16, I32F32)>;
 
 /// `0` as I32F32.
-pub(crate) fn zero() -> I32F32 {
-    I32F32::from_num(0)
-}
+pub(crate) const ZERO: I32F32 = I32F32::from_bits(0);
 
 /// `1` as I32F32.
-pub(crate) fn one() -> I32F32 {
-    I32F32::from_num(1)
-}
+pub(crate) const ONE: I32F32 = I32F32::from_bits(1 << 32);
 
 /// Division that yields zero when the divisor is zero or the quotient overflows (subtensor `safe_div`).
 pub(crate) fn safe_div(a: I32F32, b: I32F32) -> I32F32 {
@@ -47,7 +43,7 @@ pub(crate) fn fixed_proportion_to_u16(x: I32F32) -> u16 {
 
 /// Plain sum, as `Iterator::sum` on fixed-point values in subtensor.
 pub(crate) fn sum(x: &[I32F32]) -> I32F32 {
-    x.iter().fold(zero(), |acc, v| acc.wrapping_add(*v))
+    x.iter().fold(ZERO, |acc, v| acc.wrapping_add(*v))
 }
 
 /// `e^x` with the input clamped to [-20, 20] (`exp_safe`).
@@ -64,7 +60,7 @@ pub(crate) fn exp_safe(input: I32F32) -> I32F32 {
         Ok(val) => val,
         Err(()) => {
             if safe_input <= 0 {
-                zero()
+                ZERO
             } else {
                 I32F32::max_value()
             }
@@ -81,7 +77,7 @@ pub(crate) fn clamp_value(value: I32F32, low: I32F32, high: I32F32) -> I32F32 {
 /// (`is_topk_nonzero`: stable ascending sort, the first `n - k` cleared).
 pub(crate) fn is_topk_nonzero(vector: &[I32F32], k: usize) -> Vec<bool> {
     let n = vector.len();
-    let mut result: Vec<bool> = vector.iter().map(|&e| e != zero()).collect();
+    let mut result: Vec<bool> = vector.iter().map(|&e| e != ZERO).collect();
     if n < k {
         return result;
     }
@@ -96,7 +92,7 @@ pub(crate) fn is_topk_nonzero(vector: &[I32F32], k: usize) -> Vec<bool> {
 /// Normalize to sum 1 in place, unless the sum is zero (`inplace_normalize`).
 pub(crate) fn inplace_normalize(x: &mut [I32F32]) {
     let x_sum = sum(x);
-    if x_sum == zero() {
+    if x_sum == ZERO {
         return;
     }
     x.iter_mut().for_each(|v| *v = safe_div(*v, x_sum));
@@ -104,7 +100,7 @@ pub(crate) fn inplace_normalize(x: &mut [I32F32]) {
 
 /// Divide every entry by `x_sum` unless it is zero (`inplace_normalize_using_sum`).
 pub(crate) fn inplace_normalize_using_sum(x: &mut [I32F32], x_sum: I32F32) {
-    if x_sum == zero() {
+    if x_sum == ZERO {
         return;
     }
     x.iter_mut().for_each(|v| *v = safe_div(*v, x_sum));
@@ -126,7 +122,7 @@ pub(crate) fn inplace_mask_vector(mask: &[bool], vector: &mut [I32F32]) {
     }
     for (i, v) in vector.iter_mut().enumerate() {
         if *mask.get(i).unwrap_or(&true) {
-            *v = zero();
+            *v = ZERO;
         }
     }
 }
@@ -205,8 +201,8 @@ pub(crate) fn scalar_vec_mask_sparse_matrix(
 /// Normalize each row with a positive sum (`inplace_row_normalize_sparse`).
 pub(crate) fn inplace_row_normalize_sparse(m: &mut [Row]) {
     for row in m.iter_mut() {
-        let row_sum = row.iter().fold(zero(), |acc, (_, v)| acc.wrapping_add(*v));
-        if row_sum > zero() {
+        let row_sum = row.iter().fold(ZERO, |acc, (_, v)| acc.wrapping_add(*v));
+        if row_sum > ZERO {
             row.iter_mut().for_each(|(_, v)| *v = safe_div(*v, row_sum));
         }
     }
@@ -215,13 +211,13 @@ pub(crate) fn inplace_row_normalize_sparse(m: &mut [Row]) {
 /// Sum of each row (`row_sum_sparse`).
 pub(crate) fn row_sum_sparse(m: &[Row]) -> Vec<I32F32> {
     m.iter()
-        .map(|row| row.iter().fold(zero(), |acc, (_, v)| acc.wrapping_add(*v)))
+        .map(|row| row.iter().fold(ZERO, |acc, (_, v)| acc.wrapping_add(*v)))
         .collect()
 }
 
 /// Normalize each column with a non-zero sum (`inplace_col_normalize_sparse`).
 pub(crate) fn inplace_col_normalize_sparse(m: &mut [Row], columns: usize) {
-    let mut col_sum = vec![zero(); columns];
+    let mut col_sum = vec![ZERO; columns];
     for row in m.iter() {
         for &(j, v) in row {
             if let Some(s) = col_sum.get_mut(j as usize) {
@@ -231,8 +227,8 @@ pub(crate) fn inplace_col_normalize_sparse(m: &mut [Row], columns: usize) {
     }
     for row in m.iter_mut() {
         for (j, v) in row.iter_mut() {
-            let denom = col_sum.get(*j as usize).copied().unwrap_or(zero());
-            if denom != zero() {
+            let denom = col_sum.get(*j as usize).copied().unwrap_or(ZERO);
+            if denom != ZERO {
                 *v = safe_div(*v, denom);
             }
         }
@@ -241,7 +237,7 @@ pub(crate) fn inplace_col_normalize_sparse(m: &mut [Row], columns: usize) {
 
 /// Scale each column so its largest entry is 1 (`inplace_col_max_upscale_sparse`).
 pub(crate) fn inplace_col_max_upscale_sparse(m: &mut [Row], columns: usize) {
-    let mut col_max = vec![zero(); columns];
+    let mut col_max = vec![ZERO; columns];
     for row in m.iter() {
         for &(j, v) in row {
             if let Some(mx) = col_max.get_mut(j as usize)
@@ -253,8 +249,8 @@ pub(crate) fn inplace_col_max_upscale_sparse(m: &mut [Row], columns: usize) {
     }
     for row in m.iter_mut() {
         for (j, v) in row.iter_mut() {
-            let mx = col_max.get(*j as usize).copied().unwrap_or(zero());
-            if mx != zero() {
+            let mx = col_max.get(*j as usize).copied().unwrap_or(ZERO);
+            if mx != ZERO {
                 *v = safe_div(*v, mx);
             }
         }
@@ -271,10 +267,10 @@ pub(crate) fn row_hadamard_sparse(m: &[Row], vector: &[I32F32]) -> Vec<Row> {
 
 /// `result_j = Σ_i vector_i · m_ij` (`matmul_sparse`).
 pub(crate) fn matmul_sparse(m: &[Row], vector: &[I32F32], columns: usize) -> Vec<I32F32> {
-    let mut result = vec![zero(); columns];
+    let mut result = vec![ZERO; columns];
     let mut vec_it = vector.iter();
     for row in m {
-        let scale = vec_it.next().copied().unwrap_or(zero());
+        let scale = vec_it.next().copied().unwrap_or(ZERO);
         for &(j, v) in row {
             if let Some(r) = result.get_mut(j as usize) {
                 *r = r.saturating_add(scale.saturating_mul(v));
@@ -288,14 +284,8 @@ pub(crate) fn matmul_sparse(m: &[Row], vector: &[I32F32], columns: usize) -> Vec
 pub(crate) fn matmul_transpose_sparse(m: &[Row], vector: &[I32F32]) -> Vec<I32F32> {
     m.iter()
         .map(|row| {
-            row.iter().fold(zero(), |acc, &(j, v)| {
-                acc.saturating_add(
-                    vector
-                        .get(j as usize)
-                        .copied()
-                        .unwrap_or(zero())
-                        .saturating_mul(v),
-                )
+            row.iter().fold(ZERO, |acc, &(j, v)| {
+                acc.saturating_add(vector.get(j as usize).copied().unwrap_or(ZERO).saturating_mul(v))
             })
         })
         .collect()
@@ -308,9 +298,9 @@ pub(crate) fn col_clip_sparse(m: &[Row], threshold: &[I32F32]) -> Vec<Row> {
         .map(|row| {
             let mut out = Vec::with_capacity(row.len());
             for &(j, v) in row {
-                let th = threshold.get(j as usize).copied().unwrap_or(zero());
+                let th = threshold.get(j as usize).copied().unwrap_or(ZERO);
                 if th < v {
-                    if th > zero() {
+                    if th > ZERO {
                         out.push((j, th));
                     }
                 } else {
@@ -332,7 +322,7 @@ pub(crate) fn weighted_median(
     mut partition_hi: I32F32,
 ) -> I32F32 {
     if stake.len() != score.len() {
-        return zero();
+        return ZERO;
     }
     let get = |v: &[I32F32], i: usize| v.get(i).copied().unwrap_or_default();
     let mut current: Vec<usize> = partition_idx.to_vec();
@@ -343,14 +333,14 @@ pub(crate) fn weighted_median(
     loop {
         let n = current.len();
         if n == 0 {
-            return zero();
+            return ZERO;
         }
         if n == 1 {
             return get(score, current[0]);
         }
         let pivot = get(score, current[n / 2]);
-        let mut lo_stake = zero();
-        let mut hi_stake = zero();
+        let mut lo_stake = ZERO;
+        let mut hi_stake = ZERO;
         for &idx in &current {
             let s = get(score, idx);
             if s == pivot {
@@ -377,7 +367,7 @@ pub(crate) fn weighted_median(
         upper.clear();
         iterations += 1;
         if iterations > iteration_limit {
-            return zero();
+            return ZERO;
         }
     }
 }
@@ -389,15 +379,15 @@ pub(crate) fn weighted_median_col_sparse(
     columns: usize,
     majority: I32F32,
 ) -> Vec<I32F32> {
-    let mut use_stake: Vec<I32F32> = stake.iter().copied().filter(|&s| s > zero()).collect();
+    let mut use_stake: Vec<I32F32> = stake.iter().copied().filter(|&s| s > ZERO).collect();
     inplace_normalize(&mut use_stake);
     let stake_sum = sum(&use_stake);
     let minority = stake_sum.saturating_sub(majority);
     let stake_idx: Vec<usize> = (0..use_stake.len()).collect();
-    let mut use_score: Vec<Vec<I32F32>> = vec![vec![zero(); use_stake.len()]; columns];
+    let mut use_score: Vec<Vec<I32F32>> = vec![vec![ZERO; use_stake.len()]; columns];
     let mut k = 0usize;
     for (&s, row) in stake.iter().zip(score) {
-        if s > zero() {
+        if s > ZERO {
             for &(c, v) in row {
                 if let Some(cell) = use_score.get_mut(c as usize).and_then(|col| col.get_mut(k)) {
                     *cell = v;
@@ -408,23 +398,23 @@ pub(crate) fn weighted_median_col_sparse(
     }
     use_score
         .iter()
-        .map(|col| weighted_median(&use_stake, col, &stake_idx, minority, zero(), stake_sum))
+        .map(|col| weighted_median(&use_stake, col, &stake_idx, minority, ZERO, stake_sum))
         .collect()
 }
 
 /// `A + ratio · (B − A)` element-wise, keeping positive results (`interpolate_sparse`).
 pub(crate) fn interpolate_sparse(a: &[Row], b: &[Row], columns: usize, ratio: I32F32) -> Vec<Row> {
-    if ratio == zero() {
+    if ratio == ZERO {
         return a.to_vec();
     }
-    if ratio == one() {
+    if ratio == ONE {
         return b.to_vec();
     }
     if a.len() != b.len() {
         return b.to_vec();
     }
     let densify = |row: &Row| {
-        let mut d = vec![zero(); columns];
+        let mut d = vec![ZERO; columns];
         for &(j, v) in row {
             if let Some(e) = d.get_mut(j as usize) {
                 *e = v;
@@ -439,7 +429,7 @@ pub(crate) fn interpolate_sparse(a: &[Row], b: &[Row], columns: usize, ratio: I3
             let mut out = Vec::new();
             for j in 0..columns {
                 let v = r1[j].saturating_add(ratio.saturating_mul(r2[j].saturating_sub(r1[j])));
-                if zero() < v {
+                if ZERO < v {
                     out.push((j as u16, v));
                 }
             }
@@ -464,7 +454,7 @@ pub(crate) fn mat_vec_mul_sparse(m: &[Row], vector: &[I32F32]) -> Vec<Row> {
                 .filter_map(|&(j, v)| {
                     let x = vector.get(j as usize)?;
                     let p = v.saturating_mul(*x);
-                    (p != zero()).then_some((j, p))
+                    (p != ZERO).then_some((j, p))
                 })
                 .collect()
         })
@@ -473,12 +463,12 @@ pub(crate) fn mat_vec_mul_sparse(m: &[Row], vector: &[I32F32]) -> Vec<Row> {
 
 /// `alpha · new + (1 − alpha) · old`, densified per row, keeping positive entries (`mat_ema_sparse`).
 pub(crate) fn mat_ema_sparse(new: &[Row], old: &[Row], alpha: I32F32) -> Vec<Row> {
-    let one_minus_alpha = one().saturating_sub(alpha);
+    let one_minus_alpha = ONE.saturating_sub(alpha);
     let n = new.len();
     let mut old_it = old.iter();
     new.iter()
         .map(|new_row| {
-            let mut acc = vec![zero(); n];
+            let mut acc = vec![ZERO; n];
             for &(j, v) in new_row {
                 if let Some(c) = acc.get_mut(j as usize) {
                     *c = c.saturating_add(alpha.saturating_mul(v));
@@ -493,7 +483,7 @@ pub(crate) fn mat_ema_sparse(new: &[Row], old: &[Row], alpha: I32F32) -> Vec<Row
             }
             acc.iter()
                 .enumerate()
-                .filter(|(_, v)| **v > zero())
+                .filter(|(_, v)| **v > ZERO)
                 .map(|(j, v)| (j as u16, *v))
                 .collect()
         })
@@ -510,18 +500,18 @@ pub(crate) fn mat_ema_alpha_sparse(new: &[Row], old: &[Row], alpha: &[Vec<I32F32
         .zip(old)
         .zip(alpha)
         .map(|((new_row, old_row), alpha_row)| {
-            let mut decayed = vec![zero(); alpha_row.len()];
+            let mut decayed = vec![ZERO; alpha_row.len()];
             for &(j, ov) in old_row {
                 if let (Some(&a), Some(c)) = (alpha_row.get(j as usize), decayed.get_mut(j as usize)) {
-                    *c = one().saturating_sub(a).saturating_mul(ov);
+                    *c = ONE.saturating_sub(a).saturating_mul(ov);
                 }
             }
             let mut out = Vec::new();
             for &(j, nv) in new_row {
                 if let (Some(&a), Some(&d)) = (alpha_row.get(j as usize), decayed.get(j as usize)) {
-                    let inc = a.saturating_mul(nv).max(zero());
-                    let v = d.saturating_add(inc).min(one());
-                    if v > zero() {
+                    let inc = a.saturating_mul(nv).max(ZERO);
+                    let v = d.saturating_add(inc).min(ONE);
+                    if v > ZERO {
                         out.push((j, v));
                     }
                 }
@@ -540,11 +530,11 @@ pub(crate) fn alpha_sigmoid(
     alpha_high: I32F32,
     steepness: I32F32,
 ) -> I32F32 {
-    let diff_buy = clamp_value(weight.saturating_sub(consensus), zero(), one());
-    let diff_sell = clamp_value(bond.saturating_sub(weight), zero(), one());
+    let diff_buy = clamp_value(weight.saturating_sub(consensus), ZERO, ONE);
+    let diff_sell = clamp_value(bond.saturating_sub(weight), ZERO, ONE);
     let combined = if weight >= bond { diff_buy } else { diff_sell };
-    let sigmoid = one().saturating_div(
-        one().saturating_add(exp_safe(
+    let sigmoid = ONE.saturating_div(
+        ONE.saturating_add(exp_safe(
             steepness
                 .saturating_div(I32F32::from_num(-100))
                 .saturating_mul(combined.saturating_sub(I32F32::from_num(0.5))),
@@ -578,7 +568,7 @@ pub(crate) fn liquid_alpha_values_sparse(
                 .enumerate()
                 .map(|(pos, &c)| {
                     let j = pos as u16;
-                    let mut weight = zero();
+                    let mut weight = ZERO;
                     while let Some(&&(i, v)) = w_it.peek() {
                         if i < j {
                             w_it.next();
@@ -589,7 +579,7 @@ pub(crate) fn liquid_alpha_values_sparse(
                             break;
                         }
                     }
-                    let mut bond = zero();
+                    let mut bond = ZERO;
                     while let Some(&&(i, v)) = b_it.peek() {
                         if i < j {
                             b_it.next();
@@ -607,13 +597,56 @@ pub(crate) fn liquid_alpha_values_sparse(
         .collect()
 }
 
+/// Whether every row's columns are strictly ascending.
+pub(crate) fn rows_sorted(m: &[Row]) -> bool {
+    m.iter().all(|row| row.windows(2).all(|p| p[0].0 < p[1].0))
+}
+
+/// `mat_ema_alpha_sparse(new, old, liquid_alpha_values_sparse(new, old, …))` for rows sorted by
+/// column, evaluating the sigmoid only at the cells the EMA reads (columns of the new row). For sorted
+/// rows the chain's merge walk finds exactly the entry of the same column, so the result is identical.
+pub(crate) fn liquid_alpha_ema_sorted(
+    new: &[Row],
+    old: &[Row],
+    consensus: &[I32F32],
+    alpha_low: I32F32,
+    alpha_high: I32F32,
+    steepness: I32F32,
+) -> Vec<Row> {
+    if new.len() != old.len() {
+        return new.to_vec();
+    }
+    new.iter()
+        .zip(old)
+        .map(|(new_row, old_row)| {
+            let mut out = Vec::with_capacity(new_row.len());
+            for &(j, nv) in new_row {
+                let Some(&c) = consensus.get(j as usize) else {
+                    continue;
+                };
+                let ov = old_row
+                    .binary_search_by_key(&j, |e| e.0)
+                    .ok()
+                    .map(|k| old_row[k].1);
+                let a = alpha_sigmoid(c, nv, ov.unwrap_or(ZERO), alpha_low, alpha_high, steepness);
+                let decayed = ov.map_or(ZERO, |ov| ONE.saturating_sub(a).saturating_mul(ov));
+                let v = decayed.saturating_add(a.saturating_mul(nv).max(ZERO)).min(ONE);
+                if v > ZERO {
+                    out.push((j, v));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 /// Max-upscale to u16 so the largest entry is 65535, with rounding (`vec_max_upscale_to_u16`).
 pub fn vec_max_upscale_to_u16(vec: &[I32F32]) -> Vec<u16> {
     let u16_max = I32F32::saturating_from_num(u16::MAX);
     let threshold = I32F32::saturating_from_num(32768);
     match vec.iter().max() {
         Some(&val) => {
-            if val == zero() {
+            if val == ZERO {
                 return vec
                     .iter()
                     .map(|e| e.saturating_mul(u16_max).saturating_to_num::<u16>())
@@ -686,6 +719,37 @@ mod tests {
         assert_eq!(vec_u16_max_upscale_to_u16(&w), w.to_vec());
         assert_eq!(vec_u16_max_upscale_to_u16(&[1, 2]), vec![32768, 65535]);
         assert_eq!(vec_u16_max_upscale_to_u16(&[0, 0]), vec![0, 0]);
+    }
+
+    #[test]
+    fn sorted_liquid_alpha_matches_the_dense_walk_bit_for_bit() {
+        let mut x: u64 = 12345;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let n = 40usize;
+        let mut sparse = |density: u64| -> Vec<Row> {
+            (0..n)
+                .map(|_| {
+                    let mut row = Row::new();
+                    for j in 0..n as u16 {
+                        if next() % 100 < density {
+                            row.push((j, I32F32::from_bits((next() % (1 << 32)) as i64)));
+                        }
+                    }
+                    row
+                })
+                .collect()
+        };
+        let (w, b) = (sparse(30), sparse(50));
+        let c: Vec<I32F32> = sparse(100)[0].iter().map(|e| e.1).collect();
+        let (lo, hi, st) = (f(0.1), f(0.3), f(1000.0));
+        let dense = mat_ema_alpha_sparse(&w, &b, &liquid_alpha_values_sparse(&w, &b, &c, lo, hi, st));
+        assert_eq!(liquid_alpha_ema_sorted(&w, &b, &c, lo, hi, st), dense);
+        assert!(dense.iter().map(Vec::len).sum::<usize>() > 100);
     }
 
     #[test]

@@ -32,7 +32,8 @@
 //! let out = run_epoch(&input).unwrap();
 //! assert_eq!(out.incentive[2], 65535);
 //! // Miners and validators split the emission evenly when every weight agrees.
-//! assert_eq!(out.server_emission[2], 499_999_999);
+//! assert_eq!(out.server_emission[2], 500_000_000);
+//! assert_eq!(out.validator_emission[..2], [375_000_000, 124_999_999]);
 //! ```
 
 mod math;
@@ -92,7 +93,7 @@ impl Default for YumaHyperparameters {
 
 /// One subnet's state when its epoch runs, as read from chain storage. Every per-uid vector has one
 /// entry per uid (`n = stake.len()`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EpochInput {
     /// The block the epoch runs in.
@@ -170,8 +171,10 @@ pub enum YumaError {
         /// The number of uids.
         n: usize,
     },
-    /// More uids than a u16 can index.
-    #[error("epoch input has {0} uids but at most 65535 are allowed")]
+    /// More uids than any subnet holds.
+    #[error(
+        "epoch input has {0} uids but at most {MAX_UIDS} are supported (the chain's largest subnet size)"
+    )]
     TooManyUids(usize),
 }
 
@@ -183,10 +186,16 @@ fn check_len(field: &'static str, len: usize, n: usize) -> Result<(), YumaError>
     }
 }
 
-/// Run one epoch. Fails only when the per-uid vectors disagree in length.
+/// The most uids an epoch accepts: subtensor's `GLOBAL_MAX_SUBNET_COUNT`, the largest
+/// `MaxAllowedUids` its benchmarks use. It also bounds the epoch's memory (the weighted median
+/// builds a uids × validators table).
+pub const MAX_UIDS: usize = 4096;
+
+/// Run one epoch. Fails only when the per-uid vectors disagree in length or there are more than
+/// [`MAX_UIDS`] uids.
 pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
     let n = input.stake.len();
-    if n > u16::MAX as usize {
+    if n > MAX_UIDS {
         return Err(YumaError::TooManyUids(n));
     }
     check_len("weights", input.weights.len(), n)?;
@@ -340,7 +349,7 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
             I64F64::saturating_from_num(hp.bonds_moving_average),
             I64F64::saturating_from_num(1_000_000),
         );
-        let alpha = one().saturating_sub(I32F32::saturating_from_num(bma));
+        let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
         ema_bonds = mat_ema_sparse(&bonds_delta, &bonds, alpha);
         inplace_col_normalize_sparse(&mut ema_bonds, n);
         dividends = matmul_transpose_sparse(&ema_bonds, &incentive);
@@ -361,8 +370,8 @@ pub fn run_epoch(input: &EpochInput) -> Result<EpochOutput, YumaError> {
     inplace_normalize_using_sum(&mut norm_server, emission_sum);
     inplace_normalize_using_sum(&mut norm_validator, emission_sum);
     inplace_normalize(&mut norm_combined);
-    if emission_sum == zero() {
-        if sum(&active_stake) == zero() {
+    if emission_sum == ZERO {
+        if sum(&active_stake) == ZERO {
             norm_validator.clone_from(&stake);
             norm_combined.clone_from(&stake);
         } else {
@@ -419,16 +428,22 @@ fn compute_bonds_yuma3(
     bonds: &[Row],
     consensus: &[I32F32],
 ) -> Vec<Row> {
-    if hp.liquid_alpha && !consensus.is_empty() && consensus.iter().any(|&c| c != zero()) {
+    if hp.liquid_alpha && !consensus.is_empty() && consensus.iter().any(|&c| c != ZERO) {
         let steepness = I32F32::saturating_from_num(hp.alpha_sigmoid_steepness);
         let low = u16_proportion_to_fixed(hp.alpha_low);
         let high = u16_proportion_to_fixed(hp.alpha_high);
-        let alphas = liquid_alpha_values_sparse(weights, bonds, consensus, low, high, steepness);
-        mat_ema_alpha_sparse(weights, bonds, &alphas)
+        if rows_sorted(weights) && rows_sorted(bonds) {
+            // Same cells, same arithmetic, but only where a new weight exists: the chain computes an
+            // n × n alpha matrix and then reads it only at those cells.
+            liquid_alpha_ema_sorted(weights, bonds, consensus, low, high, steepness)
+        } else {
+            let alphas = liquid_alpha_values_sparse(weights, bonds, consensus, low, high, steepness);
+            mat_ema_alpha_sparse(weights, bonds, &alphas)
+        }
     } else {
         let bma = I64F64::saturating_from_num(hp.bonds_moving_average)
             .saturating_div(I64F64::saturating_from_num(1_000_000));
-        let alpha = one().saturating_sub(I32F32::saturating_from_num(bma));
+        let alpha = ONE.saturating_sub(I32F32::saturating_from_num(bma));
         mat_ema_sparse(weights, bonds, alpha)
     }
 }

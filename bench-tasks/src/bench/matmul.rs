@@ -1,0 +1,189 @@
+//! `bench-tasks bench matmul`: miner time, validator time, their ratio, and how often each adversary is
+//! caught, all from one run on one machine.
+//!
+//! * `miner_seconds`: median over `reps` warm runs of [`MatmulJob::run`] (generation of `A` and `B` on
+//!   the device, `C = A·B`, the sketch, and reading the sketch back); `miner_cold_seconds` is the first
+//!   run (kernel compilation on GPU backends).
+//! * `round_setup_seconds`: median of [`RoundSetup::new`] (`B·r`, once per round).
+//! * `verify_seconds_per_miner`: median of [`RoundSetup::verify`] over the honest trials.
+//! * `detection`: for each adversary, the fraction of `trials` validator rounds (fresh secret, hence
+//!   fresh `r` and rows) whose verdict failed; `predicted_detection` is `1 − C(n−fn, k)/C(n, k)`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{median, timed};
+use crate::backend::{BackendError, BackendKind};
+use crate::matmul::{
+    Adversary, ChallengeError, MatmulJob, MatmulLimits, MinerError, RoundParams, RoundSetup,
+};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct MatmulBenchOptions {
+    /// Backend to run the miner on.
+    pub backend: BackendKind,
+    /// Device index.
+    pub device_index: usize,
+    /// Round parameters (`n`, `m`, `p`, `k`).
+    pub params: RoundParams,
+    /// Validator rounds per adversary.
+    pub trials: u32,
+    /// Warm miner runs to time.
+    pub reps: u32,
+}
+
+/// The figures, serialized as the benchmark's JSON line.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatmulBenchReport {
+    /// Always `"matmul"`.
+    pub task: &'static str,
+    /// Backend of the miner.
+    pub backend: BackendKind,
+    /// Matrix side.
+    pub n: u32,
+    /// Rows opened.
+    pub k: u32,
+    /// Sketch width.
+    pub m: u32,
+    /// Sketch modulus.
+    pub p: u32,
+    /// Median warm round-1 time of the honest miner.
+    pub miner_seconds: f64,
+    /// First (cold) round-1 time.
+    pub miner_cold_seconds: f64,
+    /// `2n³ / miner_seconds`, in TFLOP/s.
+    pub tflops: f64,
+    /// Median time for the miner to answer the opening request.
+    pub open_seconds: f64,
+    /// Median validator setup per round.
+    pub round_setup_seconds: f64,
+    /// Median validator verification per miner.
+    pub verify_seconds_per_miner: f64,
+    /// `verify_seconds_per_miner / miner_seconds`.
+    pub verify_ratio: f64,
+    /// `round_setup_seconds / miner_seconds`.
+    pub setup_ratio: f64,
+    /// Whether every honest trial passed.
+    pub honest_passed: bool,
+    /// Validator rounds per adversary.
+    pub trials: u32,
+    /// Fraction of trials in which each adversary was caught.
+    pub detection: BTreeMap<String, f64>,
+    /// What the sampling argument predicts for the same adversaries.
+    pub predicted_detection: BTreeMap<String, f64>,
+}
+
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The backend is not available.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The parameters are invalid.
+    #[error(transparent)]
+    Params(#[from] ChallengeError),
+    /// The miner failed.
+    #[error(transparent)]
+    Miner(#[from] MinerError),
+}
+
+/// Runs the benchmark.
+pub fn run(opts: &MatmulBenchOptions) -> Result<MatmulBenchReport, BenchError> {
+    let params = opts.params;
+    let limits = MatmulLimits {
+        max_n: params.n.max(MatmulLimits::default().max_n),
+        ..MatmulLimits::default()
+    };
+    params.validate(&limits)?;
+    let device = crate::backend::probe(opts.backend, opts.device_index)?;
+    let challenge = params.challenge(0x6d69_6e65_7200_0001);
+
+    let (first, cold) = timed(|| MatmulJob::run_with_limits(&challenge, &device, &limits));
+    first?;
+    let mut miner_times = Vec::new();
+    let mut honest = None;
+    for _ in 0..opts.reps.max(1) {
+        let (out, secs) = timed(|| MatmulJob::run_with_limits(&challenge, &device, &limits));
+        honest = Some(out?);
+        miner_times.push(secs);
+    }
+    let miner_seconds = median(&miner_times);
+    let (answer, state) = honest.expect("at least one rep ran");
+
+    let secret = |t: u32| {
+        let mut s = [0u8; 32];
+        s[..4].copy_from_slice(&t.to_le_bytes());
+        s[4..12].copy_from_slice(&params.round_seed.to_le_bytes());
+        s[12] = 0xb7;
+        s
+    };
+    let (mut setup_times, mut verify_times, mut open_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut honest_passed = true;
+    let trials = opts.trials.max(1);
+    for t in 0..trials {
+        let (setup, secs) = timed(|| RoundSetup::new(params, secret(t), &limits));
+        let setup = setup?;
+        setup_times.push(secs);
+        let request = setup.choose_openings(challenge.miner_seed);
+        let (openings, secs) = timed(|| state.open(&request));
+        open_times.push(secs);
+        let openings = openings?;
+        let (verdict, secs) = timed(|| setup.verify(&challenge, &answer, &request, &openings));
+        verify_times.push(secs);
+        honest_passed &= verdict.passed;
+    }
+
+    let adversaries = [
+        ("lazy_0.05", Adversary::Lazy { fraction: 0.05 }),
+        ("lazy_0.10", Adversary::Lazy { fraction: 0.10 }),
+        ("noisy_0.10", Adversary::Noisy { fraction: 0.10 }),
+        ("forged_sketch", Adversary::ForgedSketch),
+        ("on_demand", Adversary::OnDemand),
+        ("replay", Adversary::Replay),
+    ];
+    let mut detection = BTreeMap::new();
+    let mut predicted = BTreeMap::new();
+    for (name, adversary) in adversaries {
+        let (answer, state) = adversary.run(&challenge, &device, &limits, 0xad5e)?;
+        let mut caught = 0u32;
+        for t in 0..trials {
+            let setup = RoundSetup::new(params, secret(trials + t), &limits)?;
+            let request = setup.choose_openings(challenge.miner_seed);
+            let openings = state.open(&request)?;
+            caught += u32::from(!setup.verify(&challenge, &answer, &request, &openings).passed);
+        }
+        detection.insert(name.to_owned(), f64::from(caught) / f64::from(trials));
+        let bad_fraction = match adversary {
+            Adversary::Lazy { fraction } | Adversary::Noisy { fraction } => fraction,
+            _ => 1.0,
+        };
+        let bad_rows = (bad_fraction * f64::from(params.n)).round() as u32;
+        predicted.insert(name.to_owned(), 1.0 - params.pass_probability(bad_rows));
+    }
+
+    let round_setup_seconds = median(&setup_times);
+    let verify_seconds_per_miner = median(&verify_times);
+    Ok(MatmulBenchReport {
+        task: "matmul",
+        backend: opts.backend,
+        n: params.n,
+        k: params.k,
+        m: params.m,
+        p: params.p,
+        miner_seconds,
+        miner_cold_seconds: cold,
+        tflops: challenge.flops() / miner_seconds / 1e12,
+        open_seconds: median(&open_times),
+        round_setup_seconds,
+        verify_seconds_per_miner,
+        verify_ratio: verify_seconds_per_miner / miner_seconds,
+        setup_ratio: round_setup_seconds / miner_seconds,
+        honest_passed,
+        trials,
+        detection,
+        predicted_detection: predicted,
+    })
+}

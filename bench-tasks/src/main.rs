@@ -1,0 +1,136 @@
+//! `bench-tasks`: run the task benchmarks.
+//!
+//! ```text
+//! bench-tasks bench matmul --n 1024 --backend flex --json
+//! ```
+
+use std::process::ExitCode;
+
+use bench_tasks::BackendKind;
+use bench_tasks::bench::matmul::{MatmulBenchOptions, MatmulBenchReport};
+use bench_tasks::matmul::RoundParams;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-tasks",
+    version,
+    about = "Benchmarks of tensorproof's verifiable GPU challenges"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure a task: miner time, validator time, detection rates.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The matmul proof of work.
+    Matmul(MatmulArgs),
+}
+
+#[derive(Debug, Args)]
+struct MatmulArgs {
+    /// Matrix side n.
+    #[arg(long, default_value_t = 1024)]
+    n: u32,
+    /// Backend of the miner: flex, wgpu, vulkan or cuda (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// Device index of the backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Rows opened per miner (default min(40, n)).
+    #[arg(long)]
+    k: Option<u32>,
+    /// Sketch width.
+    #[arg(long)]
+    m: Option<u32>,
+    /// Sketch modulus (prime).
+    #[arg(long)]
+    p: Option<u32>,
+    /// Validator rounds per adversary.
+    #[arg(long, default_value_t = 200)]
+    trials: u32,
+    /// Warm miner runs to time.
+    #[arg(long, default_value_t = 5)]
+    reps: u32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench(Bench::Matmul(args)) => bench_matmul(&args),
+    }
+}
+
+fn bench_matmul(args: &MatmulArgs) -> ExitCode {
+    let defaults = RoundParams::new(args.n, 0x7e57_0001);
+    let params = RoundParams {
+        k: args.k.unwrap_or(defaults.k),
+        m: args.m.unwrap_or(defaults.m),
+        p: args.p.unwrap_or(defaults.p),
+        ..defaults
+    };
+    let opts = MatmulBenchOptions {
+        backend: args.backend,
+        device_index: args.device,
+        params,
+        trials: args.trials,
+        reps: args.reps,
+    };
+    match bench_tasks::bench::matmul::run(&opts) {
+        Ok(report) if args.json => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("the report is plain data")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print_text(&report);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench-tasks: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_text(r: &MatmulBenchReport) {
+    println!(
+        "matmul on {} (n = {}, k = {}, m = {}, p = {})",
+        r.backend, r.n, r.k, r.m, r.p
+    );
+    println!(
+        "  miner round 1      {:>10.4} s  ({:.4} TFLOP/s; cold {:.4} s)",
+        r.miner_seconds, r.tflops, r.miner_cold_seconds
+    );
+    println!("  miner openings     {:>10.6} s", r.open_seconds);
+    println!(
+        "  validator setup    {:>10.6} s  ({:.4} × miner)",
+        r.round_setup_seconds, r.setup_ratio
+    );
+    println!(
+        "  validator verify   {:>10.6} s  ({:.5} × miner)",
+        r.verify_seconds_per_miner, r.verify_ratio
+    );
+    println!("  honest passed      {}", r.honest_passed);
+    for (name, rate) in &r.detection {
+        let predicted = r.predicted_detection.get(name).copied().unwrap_or(f64::NAN);
+        println!(
+            "  detected {name:<14} {rate:>6.3}  (predicted {predicted:.3}, {} trials)",
+            r.trials
+        );
+    }
+}

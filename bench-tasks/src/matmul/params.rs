@@ -1,0 +1,314 @@
+//! Wire types of the matmul exchange, the limits that guard them, and their validation.
+//!
+//! Everything here is plain serde data that the miner and the validator send over HTTP. Sizes in these
+//! types come from the other side of a network connection, so nothing allocates from them before
+//! [`MatmulChallenge::validate`] (or [`OpeningRequest::validate`]) has checked them against
+//! [`MatmulLimits`].
+
+use serde::{Deserialize, Serialize};
+
+/// Largest `n` any node accepts, whatever its configured limits: it keeps every intermediate value of
+/// the generator, the product and the verifier's 64-bit Freivalds sums far from overflow.
+pub const HARD_MAX_N: u32 = 65_536;
+/// Largest modulus `p`: residues below 2^11 are exact in fp16/tf32 inputs, so tensor-core matmuls stay
+/// exact too.
+pub const MAX_P: u32 = 2_048;
+/// Smallest modulus `p`.
+pub const MIN_P: u32 = 3;
+/// Default sketch width `m`.
+pub const DEFAULT_M: u32 = 8;
+/// Default modulus `p` (prime; fits sketches of `n` up to 16,000 within f32's exact range).
+pub const DEFAULT_P: u32 = 251;
+/// Default number of opened rows `k`: a miner skipping 10% of the rows passes with probability
+/// 0.9^40 ≈ 1.5%, one skipping 5% with 0.95^40 ≈ 13%.
+pub const DEFAULT_K: u32 = 40;
+/// Entries of `A` and `B` lie in `[-ENTRY_BOUND, ENTRY_BOUND]`.
+pub const ENTRY_BOUND: u32 = 8;
+/// Entries of the sketch matrix `R` lie in `[-SKETCH_BOUND, SKETCH_BOUND]`.
+pub const SKETCH_BOUND: u32 = 4;
+/// f32 represents every integer of magnitude below 2^24 exactly.
+pub const F32_EXACT: u64 = 1 << 24;
+
+/// What a node is willing to compute or verify. Checked before any allocation sized by a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MatmulLimits {
+    /// Largest matrix side `n` (memory: about `3·n²·4` bytes of device memory plus temporaries).
+    pub max_n: u32,
+    /// Largest sketch width `m`.
+    pub max_m: u32,
+    /// Most rows one opening request may ask for.
+    pub max_k: u32,
+}
+
+impl Default for MatmulLimits {
+    fn default() -> Self {
+        Self {
+            max_n: 8_192,
+            max_m: 64,
+            max_k: 1_024,
+        }
+    }
+}
+
+/// Why challenge parameters were refused. Each message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChallengeError {
+    /// `n = 0`.
+    #[error("matrix size n is 0; ask for n ≥ 1")]
+    EmptyMatrix,
+    /// `n` above the node's cap (or [`HARD_MAX_N`]).
+    #[error("matrix size n = {n} exceeds this node's cap of {max}; ask for a smaller n or raise max_n")]
+    TooLarge {
+        /// Requested size.
+        n: u32,
+        /// The cap.
+        max: u32,
+    },
+    /// Sketch width outside `1..=max_m`.
+    #[error("sketch width m = {m} is outside 1..={max}; pick m in that range")]
+    BadSketchWidth {
+        /// Requested width.
+        m: u32,
+        /// The cap.
+        max: u32,
+    },
+    /// The modulus is not prime.
+    #[error("modulus p = {p} is not prime; use a prime such as 251")]
+    NotPrime {
+        /// Requested modulus.
+        p: u32,
+    },
+    /// The modulus is outside the range that keeps the sketch exact for this `n`.
+    #[error(
+        "modulus p = {p} is outside {MIN_P}..={max} for n = {n} (sketch sums must stay below 2^24); pick a smaller prime"
+    )]
+    ModulusOutOfRange {
+        /// Requested modulus.
+        p: u32,
+        /// Largest modulus allowed for this `n`.
+        max: u32,
+        /// Matrix size.
+        n: u32,
+    },
+    /// No rows to open.
+    #[error("k = 0 rows to open; ask for at least one")]
+    NoOpenings,
+    /// More rows to open than the matrix has, or than the node's cap.
+    #[error("k = {k} rows to open exceeds min(n, max_k) = {max}; ask for fewer rows")]
+    TooManyOpenings {
+        /// Requested row count.
+        k: u32,
+        /// The cap.
+        max: u32,
+    },
+    /// An opening request names a row outside `0..n`.
+    #[error("row {row} is outside 0..{n}; ask only for rows of the matrix")]
+    RowOutOfRange {
+        /// Row asked for.
+        row: u32,
+        /// Matrix size.
+        n: u32,
+    },
+    /// An opening request names a row twice.
+    #[error("row {row} is asked for twice; ask for distinct rows")]
+    DuplicateRow {
+        /// Row asked for twice.
+        row: u32,
+    },
+}
+
+/// The largest modulus that keeps `n·(p−1)·SKETCH_BOUND < 2^24` (and `p ≤ MAX_P`).
+pub const fn max_p_for(n: u32) -> u32 {
+    if n == 0 {
+        return MAX_P;
+    }
+    let by_exactness = (F32_EXACT - 1) / (n as u64 * SKETCH_BOUND as u64) + 1;
+    if by_exactness < MAX_P as u64 {
+        by_exactness as u32
+    } else {
+        MAX_P
+    }
+}
+
+/// Deterministic trial division; `p ≤ MAX_P` so this is at most ~45 divisions.
+pub const fn is_prime(p: u32) -> bool {
+    if p < 2 {
+        return false;
+    }
+    let mut d = 2;
+    while d * d <= p {
+        if p.is_multiple_of(d) {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+/// Checks `n`, `m` and `p` against the limits and the exactness bounds.
+pub(crate) fn validate_shape(n: u32, m: u32, p: u32, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+    if n == 0 {
+        return Err(ChallengeError::EmptyMatrix);
+    }
+    let max_n = limits.max_n.min(HARD_MAX_N);
+    if n > max_n {
+        return Err(ChallengeError::TooLarge { n, max: max_n });
+    }
+    if m == 0 || m > limits.max_m {
+        return Err(ChallengeError::BadSketchWidth { m, max: limits.max_m });
+    }
+    let max_p = max_p_for(n);
+    if !(MIN_P..=max_p).contains(&p) {
+        return Err(ChallengeError::ModulusOutOfRange { p, max: max_p, n });
+    }
+    if !is_prime(p) {
+        return Err(ChallengeError::NotPrime { p });
+    }
+    Ok(())
+}
+
+/// One miner's matmul challenge: compute `C = A·B` (`n × n`) and the sketch `S = (C mod p)·R`.
+///
+/// `B` and `R` come from `round_seed` and are shared by every miner in a round; `A` comes from
+/// `miner_seed`, which the validator binds to one miner and one block, so answers cannot be shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MatmulChallenge {
+    /// Matrix side.
+    pub n: u32,
+    /// Sketch width (columns of `R` and `S`).
+    pub m: u32,
+    /// Prime modulus of the sketch.
+    pub p: u32,
+    /// Seed of `B` and `R`.
+    pub round_seed: u64,
+    /// Seed of `A`.
+    pub miner_seed: u64,
+}
+
+impl MatmulChallenge {
+    /// Checks the parameters against `limits` and the exactness bounds; call before any work.
+    pub fn validate(&self, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+        validate_shape(self.n, self.m, self.p, limits)
+    }
+
+    /// Multiply-adds an honest miner performs (`n³`), the challenge's work units.
+    pub fn work_units(&self) -> f64 {
+        f64::from(self.n).powi(3)
+    }
+
+    /// Floating-point operations of the product (`2·n³`), for TFLOP/s figures.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.work_units()
+    }
+}
+
+/// The timed round-1 answer: the sketch `S = (C mod p)·R`, `n × m` row-major.
+///
+/// Values are integers carried as f32 (what the device produces); the verifier rejects anything
+/// non-finite, fractional or out of the honest range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round1Answer {
+    /// `S`, row-major, `n·m` values.
+    pub sketch: Vec<f32>,
+}
+
+/// The validator's round-2 request: the rows of `C` it chose after receiving the sketch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpeningRequest {
+    /// Distinct row indices in `0..n`.
+    pub rows: Vec<u32>,
+}
+
+impl OpeningRequest {
+    /// Checks the request against the challenge size and the limits: `1 ≤ k ≤ min(n, max_k)`, every row
+    /// in `0..n`, no row twice.
+    pub fn validate(&self, n: u32, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+        let k = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
+        if k == 0 {
+            return Err(ChallengeError::NoOpenings);
+        }
+        let max = n.min(limits.max_k);
+        if k > max {
+            return Err(ChallengeError::TooManyOpenings { k, max });
+        }
+        if let Some(&row) = self.rows.iter().find(|&&r| r >= n) {
+            return Err(ChallengeError::RowOutOfRange { row, n });
+        }
+        let mut sorted = self.rows.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ChallengeError::DuplicateRow { row: w[0] });
+        }
+        Ok(())
+    }
+}
+
+/// One opened row of `C`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenedRow {
+    /// Row index.
+    pub index: u32,
+    /// The `n` values of the row (integers carried as f32).
+    pub values: Vec<f32>,
+}
+
+/// The miner's round-2 answer: the requested rows, in the order asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Openings {
+    /// One entry per requested row.
+    pub rows: Vec<OpenedRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primes_and_bounds() {
+        assert!(is_prime(251) && is_prime(3) && is_prime(2039));
+        assert!(!is_prime(1) && !is_prime(255) && !is_prime(2047));
+        assert_eq!(max_p_for(1024), 2048.min((F32_EXACT as u32 - 1) / 4096 + 1));
+        // n·(p−1)·4 < 2^24 holds at the bound.
+        for n in [1u32, 1024, 4096, 16_000, HARD_MAX_N] {
+            let p = max_p_for(n);
+            assert!(
+                u64::from(n) * u64::from(p - 1) * u64::from(SKETCH_BOUND) < F32_EXACT,
+                "n={n}"
+            );
+        }
+        assert!(
+            validate_shape(
+                16_000,
+                8,
+                DEFAULT_P,
+                &MatmulLimits {
+                    max_n: 16_000,
+                    ..Default::default()
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn opening_request_validation() {
+        let lim = MatmulLimits::default();
+        let req = |rows: &[u32]| OpeningRequest { rows: rows.to_vec() };
+        assert_eq!(req(&[]).validate(10, &lim), Err(ChallengeError::NoOpenings));
+        assert_eq!(
+            req(&[1, 2, 3]).validate(2, &lim),
+            Err(ChallengeError::TooManyOpenings { k: 3, max: 2 })
+        );
+        assert_eq!(
+            req(&[1, 9]).validate(5, &lim),
+            Err(ChallengeError::RowOutOfRange { row: 9, n: 5 })
+        );
+        assert_eq!(
+            req(&[4, 1, 4]).validate(5, &lim),
+            Err(ChallengeError::DuplicateRow { row: 4 })
+        );
+        assert!(req(&[4, 1, 0]).validate(5, &lim).is_ok());
+    }
+}

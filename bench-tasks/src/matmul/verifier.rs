@@ -1,0 +1,405 @@
+//! The validator's side, on the CPU: per-round setup, the choice of rows to open, per-miner verification.
+//!
+//! # Cost
+//!
+//! [`RoundSetup::new`] draws the secret Freivalds vector `r` and computes `B·r` once per round: O(n²)
+//! (the rows of `B` are rebuilt from the seed and never stored; the work is split across the CPU's
+//! cores). [`RoundSetup::verify`] then costs O(k·n·m) per miner: for each of the `k` opened rows it
+//! rebuilds row `i` of `A` (O(n)), recomputes the row's sketch `(C_i mod p)·R` (O(n·m)) and checks
+//! `C_i·r = A_i·(B·r)` (O(n)). Nothing is allocated from the miner's sizes before they are checked.
+//!
+//! # Soundness
+//!
+//! * Sketch binding. `S` arrives before the validator picks rows. Row `i` passes only if the opened
+//!   `C_i` satisfies `S_i = (C_i mod p)·R` and `C_i·r = A_i·(B·r)`. With `r` secret, uniform in
+//!   `1..=2^20` per entry and fresh each round, a wrong row passes the Freivalds test with probability
+//!   at most `2^-20`; so every opened row must be the true row, and its sketch row must be the true
+//!   sketch row. Because `x ↦ x mod p` is not linear, `S` cannot be had from `A·(B·R)` (O(n²·m))
+//!   without `C`; computing all of `S` costs as much as computing `C`.
+//! * Sampling. A miner whose committed sketch is wrong (or whose rows are wrong) on a fraction `f` of
+//!   the rows passes only if none of the `k` distinct rows hits one of them: probability
+//!   `C((1−f)n, k)/C(n, k) ≤ (1−f)^k`. With the default `k = 40`: `f = 0.10` passes with ≤ 1.5%
+//!   (detected ≥ 98.5%), `f = 0.05` with ≤ 12.9%, and a miner that computes nothing (on-demand, replayed
+//!   or linear-shortcut sketch, `f ≈ 1`) essentially never.
+//! * Interactivity. The rows are drawn from a keyed hash of the validator's secret only after `S`
+//!   arrived. Deriving them from `S` itself (Fiat–Shamir) would let a cheater grind `S` until the
+//!   rows avoid its skipped ones: `(1−f)^-k` tries, about 67 for `f = 0.10`.
+
+use std::collections::HashSet;
+
+use super::generator::{MatrixGen, MatrixId};
+use super::params::{
+    ChallengeError, DEFAULT_K, DEFAULT_M, DEFAULT_P, ENTRY_BOUND, MatmulChallenge, MatmulLimits,
+    OpeningRequest, Openings, Round1Answer, SKETCH_BOUND, validate_shape,
+};
+use crate::verdict::{Reason, Verdict};
+
+/// Freivalds vector entries are drawn from `1..=2^R_BITS`.
+const R_BITS: u32 = 20;
+
+/// The parameters a validator picks for one round of matmul challenges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RoundParams {
+    /// Matrix side.
+    pub n: u32,
+    /// Sketch width.
+    pub m: u32,
+    /// Prime modulus of the sketch.
+    pub p: u32,
+    /// Rows opened per miner.
+    pub k: u32,
+    /// Seed of `B` and `R`, shared by every miner this round.
+    pub round_seed: u64,
+}
+
+impl RoundParams {
+    /// The defaults (`m = 8`, `p = 251`, `k = min(40, n)`) for size `n`.
+    pub fn new(n: u32, round_seed: u64) -> Self {
+        Self {
+            n,
+            m: DEFAULT_M,
+            p: DEFAULT_P,
+            k: DEFAULT_K.min(n),
+            round_seed,
+        }
+    }
+
+    /// Checks every parameter against `limits` and the exactness bounds.
+    pub fn validate(&self, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+        validate_shape(self.n, self.m, self.p, limits)?;
+        if self.k == 0 {
+            return Err(ChallengeError::NoOpenings);
+        }
+        let max = self.n.min(limits.max_k);
+        if self.k > max {
+            return Err(ChallengeError::TooManyOpenings { k: self.k, max });
+        }
+        Ok(())
+    }
+
+    /// The challenge for the miner whose seed is `miner_seed`.
+    pub const fn challenge(&self, miner_seed: u64) -> MatmulChallenge {
+        MatmulChallenge {
+            n: self.n,
+            m: self.m,
+            p: self.p,
+            round_seed: self.round_seed,
+            miner_seed,
+        }
+    }
+
+    /// The probability that a miner wrong on `bad_rows` of the `n` rows survives `k` distinct openings:
+    /// `C(n − bad, k) / C(n, k)`, which is at most `(1 − bad/n)^k`.
+    pub fn pass_probability(&self, bad_rows: u32) -> f64 {
+        let (n, k) = (f64::from(self.n), self.k);
+        (0..k)
+            .map(|t| ((n - f64::from(bad_rows) - f64::from(t)) / (n - f64::from(t))).max(0.0))
+            .product()
+    }
+}
+
+/// Everything a validator computes once per round: the secret `r`, `B·r`, and `R`.
+#[derive(Debug, Clone)]
+pub struct RoundSetup {
+    params: RoundParams,
+    limits: MatmulLimits,
+    secret: [u8; 32],
+    /// Secret Freivalds vector, length `n`.
+    r: Vec<i64>,
+    /// `B·r`, length `n`.
+    br: Vec<i64>,
+    /// `R`, `n × m` row-major.
+    sketch_r: Vec<i32>,
+}
+
+/// A keyed XOF stream: the validator's secret randomness, domain-separated.
+fn stream(secret: &[u8; 32], domain: &str, words: &[u64]) -> blake3::OutputReader {
+    let mut h = blake3::Hasher::new_keyed(secret);
+    h.update(domain.as_bytes());
+    for w in words {
+        h.update(&w.to_le_bytes());
+    }
+    h.finalize_xof()
+}
+
+fn next_u64(reader: &mut blake3::OutputReader) -> u64 {
+    let mut b = [0u8; 8];
+    reader.fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+impl RoundSetup {
+    /// Validates `params` and computes the round's secret state from `secret` (32 bytes the validator
+    /// draws fresh for each round and never reveals). O(n²), once per round.
+    pub fn new(params: RoundParams, secret: [u8; 32], limits: &MatmulLimits) -> Result<Self, ChallengeError> {
+        params.validate(limits)?;
+        let n = params.n as usize;
+        let mut xof = stream(
+            &secret,
+            "tensorproof/matmul/freivalds-r",
+            &[params.round_seed, u64::from(params.n)],
+        );
+        let mut bytes = vec![0u8; 4 * n];
+        xof.fill(&mut bytes);
+        let r: Vec<i64> = bytes
+            .chunks_exact(4)
+            .map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & ((1 << R_BITS) - 1)) + 1)
+            .collect();
+        let br = b_times_r(&params, &r);
+        let sketch_r =
+            MatrixGen::new(params.round_seed, MatrixId::R, params.n, params.m, SKETCH_BOUND).to_vec();
+        Ok(Self {
+            params,
+            limits: *limits,
+            secret,
+            r,
+            br,
+            sketch_r,
+        })
+    }
+
+    /// The round's parameters.
+    pub const fn params(&self) -> &RoundParams {
+        &self.params
+    }
+
+    /// The challenge for the miner whose seed is `miner_seed`.
+    pub const fn challenge(&self, miner_seed: u64) -> MatmulChallenge {
+        self.params.challenge(miner_seed)
+    }
+
+    /// The `k` distinct rows to open for this miner, drawn from the round secret. Call it only after the
+    /// miner's round-1 answer arrived, and send the result as the round-2 request.
+    pub fn choose_openings(&self, miner_seed: u64) -> OpeningRequest {
+        let (n, k) = (self.params.n, self.params.k.min(self.params.n));
+        let mut xof = stream(
+            &self.secret,
+            "tensorproof/matmul/open",
+            &[self.params.round_seed, miner_seed],
+        );
+        // Floyd's algorithm: k distinct values of 0..n in O(k).
+        let mut chosen = HashSet::with_capacity(k as usize);
+        let mut rows = Vec::with_capacity(k as usize);
+        for j in (n - k)..n {
+            let t = ((u128::from(next_u64(&mut xof)) * (u128::from(j) + 1)) >> 64) as u32;
+            let pick = if chosen.contains(&t) { j } else { t };
+            chosen.insert(pick);
+            rows.push(pick);
+        }
+        rows.sort_unstable();
+        OpeningRequest { rows }
+    }
+
+    /// Verifies one miner's two answers against this round. Never panics on miner data: every size and
+    /// value is checked first, and a bad one is a failed [`Verdict`] with its [`Reason`].
+    pub fn verify(
+        &self,
+        challenge: &MatmulChallenge,
+        answer: &Round1Answer,
+        request: &OpeningRequest,
+        openings: &Openings,
+    ) -> Verdict {
+        let work = challenge.work_units();
+        let fail = |reason, detail: String| Verdict::fail(reason, detail, work);
+        if *challenge != self.challenge(challenge.miner_seed) {
+            return fail(
+                Reason::BadChallenge,
+                "the challenge does not belong to this round".into(),
+            );
+        }
+        if let Err(e) = request.validate(self.params.n, &self.limits) {
+            return fail(Reason::BadChallenge, format!("opening request: {e}"));
+        }
+        let (n, m, p) = (
+            self.params.n as usize,
+            self.params.m as usize,
+            i64::from(self.params.p),
+        );
+        if answer.sketch.len() != n * m {
+            return fail(
+                Reason::BadShape,
+                format!(
+                    "sketch has {} values, expected n·m = {}",
+                    answer.sketch.len(),
+                    n * m
+                ),
+            );
+        }
+        let sketch_max = (n as f32) * (p as f32 - 1.0) * SKETCH_BOUND as f32;
+        if let Some(pos) = answer.sketch.iter().position(|&v| !is_int_within(v, sketch_max)) {
+            return fail(
+                Reason::BadValue,
+                format!(
+                    "sketch value {} at {pos} is not an integer within ±{sketch_max}",
+                    answer.sketch[pos]
+                ),
+            );
+        }
+        if openings.rows.len() != request.rows.len() {
+            return fail(
+                Reason::BadShape,
+                format!(
+                    "{} rows opened, {} asked",
+                    openings.rows.len(),
+                    request.rows.len()
+                ),
+            );
+        }
+        let c_max = (n * ENTRY_BOUND as usize * ENTRY_BOUND as usize) as f32;
+        for (opened, &asked) in openings.rows.iter().zip(&request.rows) {
+            if opened.index != asked {
+                return fail(
+                    Reason::BadShape,
+                    format!("row {} was opened where row {asked} was asked", opened.index),
+                );
+            }
+            if opened.values.len() != n {
+                return fail(
+                    Reason::BadShape,
+                    format!("row {asked} has {} values, expected {n}", opened.values.len()),
+                );
+            }
+            if let Some(j) = opened.values.iter().position(|&v| !is_int_within(v, c_max)) {
+                return fail(
+                    Reason::BadValue,
+                    format!(
+                        "row {asked} column {j}: {} is not an integer within ±{c_max}",
+                        opened.values[j]
+                    ),
+                );
+            }
+        }
+
+        let a_gen = MatrixGen::new(
+            challenge.miner_seed,
+            MatrixId::A,
+            self.params.n,
+            self.params.n,
+            ENTRY_BOUND,
+        );
+        let a_cols = a_gen.column_hashes();
+        let mut a_row = vec![0i32; n];
+        let mut acc = vec![0i32; m];
+        for opened in &openings.rows {
+            let i = opened.index as usize;
+            // Sketch: (C_i mod p)·R == S_i. Sums stay below 2^24 (validated), so i32 is exact.
+            acc.fill(0);
+            for (&c, r_row) in opened.values.iter().zip(self.sketch_r.chunks_exact(m)) {
+                let residue = (c as i64).rem_euclid(p) as i32;
+                for (a, &rv) in acc.iter_mut().zip(r_row) {
+                    *a += residue * rv;
+                }
+            }
+            let claimed = &answer.sketch[i * m..(i + 1) * m];
+            if acc.iter().zip(claimed).any(|(&a, &s)| a != s as i32) {
+                return fail(
+                    Reason::WrongSketch,
+                    format!("row {i}: the sketch sent in round 1 does not match the opened row"),
+                );
+            }
+            // Freivalds on one row: C_i·r == A_i·(B·r). |terms| < 2^22·2^21, n ≤ 2^16: no i64 overflow.
+            a_gen.row_into(opened.index, &a_cols, &mut a_row);
+            let lhs: i64 = opened
+                .values
+                .iter()
+                .zip(&self.r)
+                .map(|(&c, &r)| c as i64 * r)
+                .sum();
+            let rhs: i64 = a_row
+                .iter()
+                .zip(&self.br)
+                .map(|(&a, &br)| i64::from(a) * br)
+                .sum();
+            if lhs != rhs {
+                return fail(Reason::WrongRow, format!("row {i} of C is not row {i} of A·B"));
+            }
+        }
+        Verdict::pass(work)
+    }
+}
+
+/// Whether `v` is a finite integer with `|v| ≤ max`.
+fn is_int_within(v: f32, max: f32) -> bool {
+    v.is_finite() && v.fract() == 0.0 && v.abs() <= max
+}
+
+/// `B·r` with `B` rebuilt row by row from the round seed, split across the available cores.
+fn b_times_r(params: &RoundParams, r: &[i64]) -> Vec<i64> {
+    let n = params.n as usize;
+    let b_gen = MatrixGen::new(params.round_seed, MatrixId::B, params.n, params.n, ENTRY_BOUND);
+    let cols = b_gen.column_hashes();
+    let mut br = vec![0i64; n];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n.div_ceil(64))
+        .max(1);
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (c, out) in br.chunks_mut(chunk).enumerate() {
+            let (b_gen, cols) = (&b_gen, &cols);
+            scope.spawn(move || {
+                let mut row = vec![0i32; n];
+                for (t, o) in out.iter_mut().enumerate() {
+                    b_gen.row_into((c * chunk + t) as u32, cols, &mut row);
+                    *o = row.iter().zip(r).map(|(&b, &r)| i64::from(b) * r).sum();
+                }
+            });
+        }
+    });
+    br
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openings_are_distinct_in_range_and_secret_dependent() {
+        let lim = MatmulLimits::default();
+        let p = RoundParams {
+            k: 40,
+            ..RoundParams::new(50, 3)
+        };
+        let s1 = RoundSetup::new(p, [1; 32], &lim).unwrap();
+        let s2 = RoundSetup::new(p, [2; 32], &lim).unwrap();
+        let o1 = s1.choose_openings(9);
+        assert!(o1.validate(50, &lim).is_ok());
+        assert_eq!(o1.rows.len(), 40);
+        assert_eq!(o1, s1.choose_openings(9));
+        assert_ne!(o1, s2.choose_openings(9));
+        assert_ne!(o1, s1.choose_openings(10));
+        let all = RoundSetup::new(
+            RoundParams {
+                k: 7,
+                ..RoundParams::new(7, 3)
+            },
+            [1; 32],
+            &lim,
+        )
+        .unwrap();
+        assert_eq!(all.choose_openings(0).rows, (0..7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn b_times_r_matches_dense_product() {
+        let params = RoundParams::new(37, 5);
+        let setup = RoundSetup::new(params, [7; 32], &MatmulLimits::default()).unwrap();
+        let b = MatrixGen::new(5, MatrixId::B, 37, 37, ENTRY_BOUND).to_vec();
+        for i in 0..37 {
+            let want: i64 = (0..37).map(|j| i64::from(b[i * 37 + j]) * setup.r[j]).sum();
+            assert_eq!(setup.br[i], want);
+        }
+        assert!(setup.r.iter().all(|&x| (1..=1 << R_BITS).contains(&x)));
+    }
+
+    #[test]
+    fn pass_probability_is_hypergeometric() {
+        let p = RoundParams {
+            k: 2,
+            ..RoundParams::new(10, 0)
+        };
+        assert!((p.pass_probability(1) - 0.8).abs() < 1e-12);
+        assert_eq!(p.pass_probability(10), 0.0);
+        assert_eq!(p.pass_probability(0), 1.0);
+    }
+}

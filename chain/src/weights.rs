@@ -1,0 +1,337 @@
+//! Weight-setting rules as subtensor enforces them: the CR-v2 commit hash, input checks done before
+//! submitting (so a bad vector fails here with a clear message instead of in the pool), the choice
+//! between `set_weights` and commit-reveal, and rate-limit arithmetic.
+//!
+//! Weights arrive as `u16` vectors; converting scores into them is the `scoring` crate's job.
+//!
+//! ```
+//! use chain::keys::Keypair;
+//! use chain::weights::commit_hash;
+//!
+//! // The vector from subtensor-interface.md §3.1 (equal to the Python SDK's generate_weight_hash).
+//! let alice = Keypair::from_uri("//Alice").unwrap().account();
+//! let salt: Vec<u16> = (1..=8).collect();
+//! let hash = commit_hash(&alice, 1, &[0, 1], &[10, 10], &salt, 0);
+//! assert_eq!(hex::encode(hash), "d9bf9b22a51844e113d525eaadc9ae576918c6590431b199dd8534c19cebc517");
+//! ```
+
+use parity_scale_codec::Encode;
+
+use crate::keys::AccountId;
+
+/// subtensor's `GLOBAL_MAX_SUBNET_COUNT`: mechanism storage indices are `netuid + mecid * 4096`.
+pub const GLOBAL_MAX_SUBNET_COUNT: u16 = 4096;
+
+/// The per-mechanism storage index (`NetUidStorageIndex`); mechanism 0 gives `netuid`.
+pub fn storage_index(netuid: u16, mecid: u8) -> u16 {
+    netuid.wrapping_add(u16::from(mecid).wrapping_mul(GLOBAL_MAX_SUBNET_COUNT))
+}
+
+/// The CR-v2 commit hash: blake2b-256 of the SCALE encoding of
+/// `(who, netuid_index, uids, values, salt, version_key)` (subtensor `get_commit_hash`).
+pub fn commit_hash(
+    who: &AccountId,
+    netuid_index: u16,
+    uids: &[u16],
+    values: &[u16],
+    salt: &[u16],
+    version_key: u64,
+) -> [u8; 32] {
+    let preimage = (who.0, netuid_index, uids, values, salt, version_key).encode();
+    sp_crypto_hashing::blake2_256(&preimage)
+}
+
+/// A fresh random salt of `len` u16 values (the SDK uses 8).
+pub fn random_salt(len: usize) -> Vec<u16> {
+    (0..len).map(|_| rand::random::<u16>()).collect()
+}
+
+/// The subnet rules a weight vector must satisfy (read from chain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightRules {
+    /// `SubnetworkN`: uids are `0..n`.
+    pub n: u16,
+    /// `MinAllowedWeights`: at least `min(this, n)` entries unless it is a self-weight.
+    pub min_allowed_weights: u16,
+    /// `MaxWeightsLimit`: the largest normalized weight ×65535 (`u16::MAX` = no limit).
+    pub max_weights_limit: u16,
+}
+
+/// A weight vector the chain would refuse; each message names the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeightsError {
+    /// `uids` and `values` differ in length.
+    #[error("{uids} uids but {values} weights; pass one weight per uid")]
+    LengthMismatch {
+        /// uids given.
+        uids: usize,
+        /// values given.
+        values: usize,
+    },
+    /// Every weight is zero (after dropping zeros nothing is left).
+    #[error("all weights are zero; the chain keeps the previous weights, so there is nothing to set")]
+    Empty,
+    /// A uid appears twice.
+    #[error("uid {0} appears twice; merge its weights into one entry")]
+    DuplicateUid(u16),
+    /// A uid beyond the subnet size.
+    #[error(
+        "uid {uid} does not exist (the subnet has {n} uids); resync the metagraph and rebuild the vector"
+    )]
+    UnknownUid {
+        /// The uid.
+        uid: u16,
+        /// Subnet size.
+        n: u16,
+    },
+    /// Fewer entries than `MinAllowedWeights`.
+    #[error(
+        "{got} non-zero weights but the subnet requires at least {need} (MinAllowedWeights); score more miners"
+    )]
+    TooFew {
+        /// Entries given.
+        got: usize,
+        /// Entries required.
+        need: usize,
+    },
+    /// One weight exceeds `MaxWeightsLimit` after normalization.
+    #[error(
+        "uid {uid} holds {share:.4} of the weight, above the subnet's MaxWeightsLimit {limit:.4}; spread the weight"
+    )]
+    MaxWeightExceeded {
+        /// The uid.
+        uid: u16,
+        /// Its normalized share.
+        share: f64,
+        /// The limit as a fraction.
+        limit: f64,
+    },
+}
+
+/// Drops zero entries (the SDK does the same) and checks the vector against the subnet rules, in the
+/// chain's order (§2.1 of the reference). `own_uid` enables the self-weight exemptions.
+pub fn prepare(
+    uids: &[u16],
+    values: &[u16],
+    own_uid: Option<u16>,
+    rules: &WeightRules,
+) -> Result<(Vec<u16>, Vec<u16>), WeightsError> {
+    if uids.len() != values.len() {
+        return Err(WeightsError::LengthMismatch {
+            uids: uids.len(),
+            values: values.len(),
+        });
+    }
+    let (uids, values): (Vec<u16>, Vec<u16>) = uids
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| **v > 0)
+        .map(|(u, v)| (*u, *v))
+        .unzip();
+    if uids.is_empty() {
+        return Err(WeightsError::Empty);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(uids.len());
+    for &uid in &uids {
+        if !seen.insert(uid) {
+            return Err(WeightsError::DuplicateUid(uid));
+        }
+    }
+    if let Some(&uid) = uids.iter().find(|&&u| u >= rules.n) {
+        return Err(WeightsError::UnknownUid { uid, n: rules.n });
+    }
+    let self_weight = uids.len() == 1 && Some(uids[0]) == own_uid;
+    let need = usize::from(rules.min_allowed_weights.min(rules.n));
+    if !self_weight && uids.len() < need {
+        return Err(WeightsError::TooFew {
+            got: uids.len(),
+            need,
+        });
+    }
+    if !self_weight && rules.max_weights_limit != u16::MAX {
+        let sum: u64 = values.iter().map(|&v| u64::from(v)).sum();
+        if let Some((i, &max)) = values.iter().enumerate().max_by_key(|(_, v)| **v) {
+            // max / sum <= limit / 65535, compared exactly in integers.
+            if u64::from(max) * 65_535 > u64::from(rules.max_weights_limit) * sum {
+                return Err(WeightsError::MaxWeightExceeded {
+                    uid: uids[i],
+                    share: f64::from(max) / sum as f64,
+                    limit: f64::from(rules.max_weights_limit) / 65_535.0,
+                });
+            }
+        }
+    }
+    Ok((uids, values))
+}
+
+/// How weights go on chain for a subnet, decided from its hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightsPath {
+    /// `set_weights`: commit-reveal is off.
+    Direct,
+    /// `commit_weights` now with the CR-v2 hash, `reveal_weights` in the reveal epoch.
+    CommitReveal,
+}
+
+/// Chooses the path: commit-reveal when `CommitRevealWeightsEnabled`, else direct.
+///
+/// The drand-timelocked path (`commit_timelocked_weights`, CRv4) is not implemented yet; on subnets
+/// with commit-reveal on, the hash commit (CR-v2) is used, which subtensor still accepts.
+pub const fn choose_path(commit_reveal_enabled: bool) -> WeightsPath {
+    if commit_reveal_enabled {
+        WeightsPath::CommitReveal
+    } else {
+        WeightsPath::Direct
+    }
+}
+
+/// The first block at which a hotkey whose last weight update was `last_update` may set (or commit)
+/// weights again: `last_update + rate_limit`, or any block if it never set weights (`last_update == 0`).
+pub const fn next_allowed_block(last_update: u64, rate_limit: u64) -> u64 {
+    if last_update == 0 {
+        0
+    } else {
+        last_update.saturating_add(rate_limit)
+    }
+}
+
+/// Blocks to wait at block `now` before weights are accepted again (0 = now).
+pub const fn blocks_until_allowed(now: u64, last_update: u64, rate_limit: u64) -> u64 {
+    next_allowed_block(last_update, rate_limit).saturating_sub(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+
+    #[test]
+    fn commit_hash_matches_the_reference_vector_and_preimage() {
+        let alice = Keypair::from_uri("//Alice").unwrap().account();
+        let salt: Vec<u16> = (1..=8).collect();
+        let preimage = (alice.0, 1u16, &[0u16, 1][..], &[10u16, 10][..], &salt[..], 0u64).encode();
+        assert_eq!(
+            hex::encode(&preimage),
+            "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d\
+             0100\
+             0800000100\
+             080a000a00\
+             2001000200030004000500060007000800\
+             0000000000000000"
+        );
+        assert_eq!(
+            hex::encode(commit_hash(&alice, 1, &[0, 1], &[10, 10], &salt, 0)),
+            "d9bf9b22a51844e113d525eaadc9ae576918c6590431b199dd8534c19cebc517"
+        );
+        // Any change to an input changes the hash.
+        assert_ne!(
+            commit_hash(&alice, 1, &[0, 1], &[10, 10], &salt, 1),
+            commit_hash(&alice, 1, &[0, 1], &[10, 10], &salt, 0)
+        );
+        assert_ne!(
+            commit_hash(&alice, storage_index(1, 1), &[0, 1], &[10, 10], &salt, 0),
+            commit_hash(&alice, 1, &[0, 1], &[10, 10], &salt, 0)
+        );
+    }
+
+    #[test]
+    fn storage_index_follows_mechanisms() {
+        assert_eq!(storage_index(5, 0), 5);
+        assert_eq!(storage_index(5, 1), 4101);
+    }
+
+    const RULES: WeightRules = WeightRules {
+        n: 10,
+        min_allowed_weights: 3,
+        max_weights_limit: u16::MAX,
+    };
+
+    #[test]
+    fn prepare_drops_zeros_and_checks_in_chain_order() {
+        assert_eq!(
+            prepare(&[0, 1, 2, 3], &[5, 0, 7, 9], None, &RULES),
+            Ok((vec![0, 2, 3], vec![5, 7, 9]))
+        );
+        assert_eq!(
+            prepare(&[0, 1], &[1], None, &RULES),
+            Err(WeightsError::LengthMismatch { uids: 2, values: 1 })
+        );
+        assert_eq!(prepare(&[0, 1], &[0, 0], None, &RULES), Err(WeightsError::Empty));
+        assert_eq!(
+            prepare(&[0, 1, 1], &[1, 1, 1], None, &RULES),
+            Err(WeightsError::DuplicateUid(1))
+        );
+        assert_eq!(
+            prepare(&[0, 1, 10], &[1, 1, 1], None, &RULES),
+            Err(WeightsError::UnknownUid { uid: 10, n: 10 })
+        );
+        assert_eq!(
+            prepare(&[0, 1], &[1, 1], None, &RULES),
+            Err(WeightsError::TooFew { got: 2, need: 3 })
+        );
+        // A self-weight is exempt from the minimum.
+        assert!(prepare(&[4], &[1], Some(4), &RULES).is_ok());
+        // min(MinAllowedWeights, n): a 2-uid subnet needs only 2.
+        let small = WeightRules { n: 2, ..RULES };
+        assert!(prepare(&[0, 1], &[1, 1], None, &small).is_ok());
+    }
+
+    #[test]
+    fn max_weight_limit_is_exact_at_the_boundary() {
+        // limit 0.5 ×65535 = 32767.5 → 32767 means strictly below one half.
+        let rules = WeightRules {
+            n: 10,
+            min_allowed_weights: 1,
+            max_weights_limit: 32_768,
+        };
+        assert!(prepare(&[0, 1], &[1, 1], None, &rules).is_ok());
+        let strict = WeightRules {
+            max_weights_limit: 32_767,
+            ..rules
+        };
+        let err = prepare(&[0, 1], &[1, 1], None, &strict);
+        assert!(
+            matches!(err, Err(WeightsError::MaxWeightExceeded { .. })),
+            "{err:?}"
+        );
+        let err = prepare(&[3, 1, 2], &[1, 3, 1], None, &rules);
+        assert!(
+            matches!(err, Err(WeightsError::MaxWeightExceeded { uid: 1, .. })),
+            "{err:?}"
+        );
+        assert!(prepare(&[3, 1, 2], &[1, 1, 1], None, &strict).is_ok());
+        // The unlimited default lets one uid hold everything.
+        assert!(
+            prepare(
+                &[0],
+                &[9],
+                None,
+                &WeightRules {
+                    min_allowed_weights: 1,
+                    ..RULES
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn rate_limit_arithmetic() {
+        assert_eq!(next_allowed_block(0, 100), 0);
+        assert_eq!(next_allowed_block(1_000, 100), 1_100);
+        assert_eq!(blocks_until_allowed(1_050, 1_000, 100), 50);
+        assert_eq!(blocks_until_allowed(1_100, 1_000, 100), 0);
+        assert_eq!(blocks_until_allowed(5, 0, 100), 0);
+        assert_eq!(next_allowed_block(u64::MAX - 1, 100), u64::MAX);
+        assert_eq!(choose_path(true), WeightsPath::CommitReveal);
+        assert_eq!(choose_path(false), WeightsPath::Direct);
+    }
+
+    #[test]
+    fn salts_are_random() {
+        let a = random_salt(8);
+        assert_eq!(a.len(), 8);
+        assert_ne!(a, random_salt(8));
+    }
+}

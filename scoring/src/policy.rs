@@ -1,0 +1,385 @@
+//! The owner policy: every incentive knob a subnet owner turns, read from TOML and validated.
+//!
+//! Every field has a documented default, so an empty file is a valid policy. Invalid values are
+//! refused with an error that names the field and its allowed range.
+//!
+//! ```
+//! let policy = scoring::policy::Policy::from_toml_str(r#"
+//!     [tasks.mix]
+//!     matmul = 3.0
+//!     inference = 1.0
+//!
+//!     [latency]
+//!     softness = 0.4
+//!
+//!     [burn]
+//!     share = 0.1
+//!     uid = 0
+//! "#).unwrap();
+//! assert_eq!(policy.ema.alpha, 0.1);
+//!
+//! let err = scoring::policy::Policy::from_toml_str("[ema]\nalpha = 2.0").unwrap_err();
+//! assert!(err.to_string().contains("ema.alpha"));
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A complete owner policy. See each section for its defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Which task classes count, and how much.
+    pub tasks: TaskMix,
+    /// The latency curve.
+    pub latency: LatencyCurve,
+    /// Score smoothing across rounds.
+    pub ema: Ema,
+    /// Extra penalties for failures.
+    pub penalties: Penalties,
+    /// The owner's emission sink.
+    pub burn: Burn,
+    /// Score floors applied when turning scores into weights.
+    pub weights: WeightRules,
+}
+
+/// The task mix: the share of a miner's round score each task class carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskMix {
+    /// Relative weight per task class (default `matmul = 1`, `inference = 1`). A key matches a class
+    /// equal to it or starting with it followed by `:`, `/`, `-` or `.` (so `matmul` covers
+    /// `matmul/4096`). Weights are relative; they need not sum to 1. Allowed range per entry: [0, 1000].
+    pub mix: BTreeMap<String, f64>,
+    /// Weight of a class that matches no key (default 0: unknown classes do not count). Range [0, 1000].
+    pub unlisted: f64,
+}
+
+impl Default for TaskMix {
+    fn default() -> Self {
+        Self {
+            mix: BTreeMap::from([("matmul".into(), 1.0), ("inference".into(), 1.0)]),
+            unlisted: 0.0,
+        }
+    }
+}
+
+impl TaskMix {
+    /// The weight of a task class under this mix.
+    pub fn weight_of(&self, class: &str) -> f64 {
+        if let Some(w) = self.mix.get(class) {
+            return *w;
+        }
+        self.mix
+            .iter()
+            .filter(|(k, _)| {
+                class
+                    .strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.starts_with([':', '/', '-', '.']))
+            })
+            .max_by_key(|(k, _)| k.len())
+            .map_or(self.unlisted, |(_, w)| *w)
+    }
+}
+
+/// The latency curve: how a correct answer's speed, relative to the other miners on the same task
+/// class in the same round, scales its credit.
+///
+/// Speed is throughput: work units per second of compute time, where compute time is the time the
+/// validator measured minus the round-trip time it measured on the same connection. With `x` the
+/// natural log of (speed / the round's reference speed for that class, see `reference_quantile`),
+/// the factor is
+/// `floor + (1 − floor) · 1 / (1 + e^(−x / softness))`.
+///
+/// Why this shape: ComputeHorde scored `1/t` and then `1 − t/(2·timeout)` and went back to pass/fail
+/// (see `prior-art.md` §2), because an unbounded, steep reward makes small, noisy timing differences
+/// (network jitter, validator load) decide emission, and a miner that is twice as fast takes far more
+/// than twice the reward. The logistic in log-speed is bounded (a miner can never take more than a
+/// full credit, however fast), smooth (jitter moves scores a little, not a lot), scale-free (only
+/// ratios to the reference matter, so a task's size and the validator's hardware cancel), and
+/// symmetric: half as fast as the reference costs as much as twice as fast gains. With `floor = 0` the
+/// factor is `r^(1/softness) / (1 + r^(1/softness))` for a speed ratio `r`; a softness below 1 makes
+/// it grow faster than linearly below the reference, so one GPU split across `k` uids (each at speed
+/// `1/k`) earns `k · f(1/k) < f(1)`: sybils lose. A correct answer, however slow, still earns more
+/// than a wrong one, so correctness stays the first gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LatencyCurve {
+    /// Width of the logistic in log-speed units (default 0.5: twice the reference speed earns 0.80 of the
+    /// span above the floor, half earns 0.20). Larger is flatter; at 1 or more, splitting one GPU
+    /// across several uids stops losing. Range (0, 10].
+    pub softness: f64,
+    /// Factor for a correct answer infinitely slower than the reference (default 0). Range [0, 1].
+    /// A floor above 0 pays sybils: k uids behind one GPU each earn at least `floor`, so splitting a
+    /// GPU across many uids eventually beats running it as one; the simulator shows where.
+    pub floor: f64,
+    /// Which work-weighted quantile of the round's passed throughputs (per class) is the reference
+    /// speed that earns the midpoint (default 0.75). Above the median so that a crowd of slow uids
+    /// (sybils sharing a GPU, throttled cards) cannot drag the reference down and make everyone,
+    /// themselves included, look fast; below 1 so that one outlier cannot set it. Range [0.5, 1].
+    pub reference_quantile: f64,
+    /// Smallest compute time credited, in seconds, so that an RTT measured too high cannot make an
+    /// answer look instant (default 0.001). Range (0, 60].
+    pub min_compute_seconds: f64,
+}
+
+impl Default for LatencyCurve {
+    fn default() -> Self {
+        Self {
+            softness: 0.5,
+            floor: 0.0,
+            reference_quantile: 0.75,
+            min_compute_seconds: 0.001,
+        }
+    }
+}
+
+impl LatencyCurve {
+    /// The latency factor in `[floor, 1]` for a speed relative to the round reference (`ratio = speed /
+    /// reference`; a ratio of 1 gives the midpoint).
+    pub fn factor(&self, ratio: f64) -> f64 {
+        if !ratio.is_finite() || ratio <= 0.0 {
+            return self.floor;
+        }
+        let x = ratio.ln() / self.softness;
+        self.floor + (1.0 - self.floor) / (1.0 + (-x).exp())
+    }
+}
+
+/// Exponential moving average of round scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ema {
+    /// Weight of the newest round (default 0.1: a change shows half its effect after about 7 rounds).
+    /// Range (0, 1].
+    pub alpha: f64,
+}
+
+impl Default for Ema {
+    fn default() -> Self {
+        Self { alpha: 0.1 }
+    }
+}
+
+/// Penalties, in units of the credit the challenge would have earned at the reference speed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Penalties {
+    /// Extra penalty for an answer that failed verification, on top of earning nothing (default 1:
+    /// one wrong answer cancels one good one). Range [0, 100].
+    pub failed_verification: f64,
+    /// Penalty for a timeout, a refusal or a malformed answer (default 0: those just earn nothing).
+    /// Range [0, 100].
+    pub unavailable: f64,
+    /// Reason codes that count as failed verification (default: the verifier's codes
+    /// `wrong_sketch`, `wrong_row`, `bad_shape`, `bad_value`, `wrong_token`, `out_of_vocab`).
+    pub verification_failure_codes: Vec<String>,
+    /// Reason codes that are the validator's own fault and are ignored entirely (default
+    /// `bad_challenge`).
+    pub ignored_codes: Vec<String>,
+}
+
+impl Default for Penalties {
+    fn default() -> Self {
+        Self {
+            failed_verification: 1.0,
+            unavailable: 0.0,
+            verification_failure_codes: [
+                "wrong_sketch",
+                "wrong_row",
+                "bad_shape",
+                "bad_value",
+                "wrong_token",
+                "out_of_vocab",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ignored_codes: vec!["bad_challenge".into()],
+        }
+    }
+}
+
+/// The owner's burn: a share of every weight vector sent to one uid the owner controls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Burn {
+    /// Share of the weight given to `uid` (default 0: no burn). Range [0, 1]; 1 burns everything.
+    pub share: f64,
+    /// The uid receiving the burn (default 0, usually the owner's hotkey).
+    pub uid: u16,
+}
+
+/// Floors applied to scores before they become weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeightRules {
+    /// Scores below this fraction of the best score get no weight (default 0). Range [0, 1).
+    pub min_relative_score: f64,
+}
+
+/// A policy value outside its allowed range, or a file that is not a policy.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// A numeric field is outside its range.
+    #[error("policy field `{field}` is {value}, but it must be in {allowed}; fix it in the policy file")]
+    OutOfRange {
+        /// The dotted field path, e.g. `latency.softness`.
+        field: String,
+        /// The value given.
+        value: f64,
+        /// The allowed range, in interval notation.
+        allowed: &'static str,
+    },
+    /// The TOML does not parse or has unknown fields.
+    #[error("the policy file is not valid: {0}")]
+    Parse(String),
+}
+
+fn check(field: &str, value: f64, ok: bool, allowed: &'static str) -> Result<(), PolicyError> {
+    if ok && value.is_finite() {
+        Ok(())
+    } else {
+        Err(PolicyError::OutOfRange {
+            field: field.to_string(),
+            value,
+            allowed,
+        })
+    }
+}
+
+impl Policy {
+    /// Parse and validate a policy from TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, PolicyError> {
+        let policy: Self = toml::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Check every field against its allowed range.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for (k, &w) in &self.tasks.mix {
+            check(
+                &format!("tasks.mix.{k}"),
+                w,
+                (0.0..=1000.0).contains(&w),
+                "[0, 1000]",
+            )?;
+        }
+        let u = self.tasks.unlisted;
+        check("tasks.unlisted", u, (0.0..=1000.0).contains(&u), "[0, 1000]")?;
+        let l = &self.latency;
+        check(
+            "latency.softness",
+            l.softness,
+            l.softness > 0.0 && l.softness <= 10.0,
+            "(0, 10]",
+        )?;
+        check("latency.floor", l.floor, (0.0..=1.0).contains(&l.floor), "[0, 1]")?;
+        let q = l.reference_quantile;
+        check(
+            "latency.reference_quantile",
+            q,
+            (0.5..=1.0).contains(&q),
+            "[0.5, 1]",
+        )?;
+        let m = l.min_compute_seconds;
+        check("latency.min_compute_seconds", m, m > 0.0 && m <= 60.0, "(0, 60]")?;
+        let a = self.ema.alpha;
+        check("ema.alpha", a, a > 0.0 && a <= 1.0, "(0, 1]")?;
+        let p = &self.penalties;
+        check(
+            "penalties.failed_verification",
+            p.failed_verification,
+            (0.0..=100.0).contains(&p.failed_verification),
+            "[0, 100]",
+        )?;
+        check(
+            "penalties.unavailable",
+            p.unavailable,
+            (0.0..=100.0).contains(&p.unavailable),
+            "[0, 100]",
+        )?;
+        check(
+            "burn.share",
+            self.burn.share,
+            (0.0..=1.0).contains(&self.burn.share),
+            "[0, 1]",
+        )?;
+        let r = self.weights.min_relative_score;
+        check("weights.min_relative_score", r, (0.0..1.0).contains(&r), "[0, 1)")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_policy_is_the_default() {
+        assert_eq!(Policy::from_toml_str("").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn shipped_example_is_the_default() {
+        let text = include_str!("../examples/policy.toml");
+        assert_eq!(Policy::from_toml_str(text).unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn errors_name_the_field_and_range() {
+        let cases = [
+            ("[latency]\nsoftness = 0.0", "latency.softness", "(0, 10]"),
+            ("[latency]\nfloor = 1.5", "latency.floor", "[0, 1]"),
+            ("[ema]\nalpha = 0.0", "ema.alpha", "(0, 1]"),
+            ("[burn]\nshare = -0.1", "burn.share", "[0, 1]"),
+            ("[tasks.mix]\nmatmul = -1.0", "tasks.mix.matmul", "[0, 1000]"),
+            (
+                "[weights]\nmin_relative_score = 1.0",
+                "weights.min_relative_score",
+                "[0, 1)",
+            ),
+            (
+                "[penalties]\nfailed_verification = 1000.0",
+                "penalties.failed_verification",
+                "[0, 100]",
+            ),
+        ];
+        for (text, field, range) in cases {
+            let msg = Policy::from_toml_str(text).unwrap_err().to_string();
+            assert!(msg.contains(field) && msg.contains(range), "{msg}");
+        }
+        assert!(matches!(
+            Policy::from_toml_str("[ema]\nbeta = 1.0"),
+            Err(PolicyError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn mix_matches_class_families() {
+        let mix = TaskMix::default();
+        assert_eq!(mix.weight_of("matmul"), 1.0);
+        assert_eq!(mix.weight_of("matmul/4096"), 1.0);
+        assert_eq!(mix.weight_of("matmulx"), 0.0);
+        assert_eq!(mix.weight_of("video"), 0.0);
+    }
+
+    #[test]
+    fn latency_curve_is_bounded_monotone_and_symmetric() {
+        let c = LatencyCurve::default();
+        assert!((c.factor(1.0) - 0.5).abs() < 1e-12);
+        assert!(c.factor(1e9) <= 1.0 && c.factor(1e-9) >= c.floor);
+        let mut last = 0.0;
+        for r in [0.1, 0.5, 0.9, 1.0, 1.1, 2.0, 10.0] {
+            assert!(c.factor(r) > last);
+            last = c.factor(r);
+        }
+        // Splitting one GPU over k uids never pays under the default curve.
+        for k in 2..50 {
+            assert!(f64::from(k) * c.factor(1.0 / f64::from(k)) < c.factor(1.0));
+        }
+        let mid = c.factor(1.0);
+        assert!(((c.factor(2.0) - mid) - (mid - c.factor(0.5))).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,466 @@
+//! The simulator's configuration file (TOML). Every field has a default; see `scoring/sims/` for
+//! complete examples.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Policy;
+use crate::yuma::YumaHyperparameters;
+
+/// A whole simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// Seed of every random draw (default 1).
+    pub seed: u64,
+    /// Epochs to run (default 100).
+    pub epochs: u32,
+    /// Blocks per epoch (default 360).
+    pub tempo: u16,
+    /// Seconds per block, for GPU cost (default 12).
+    pub block_seconds: f64,
+    /// Emission per epoch, miners and validators together, in rao (default 1e9).
+    pub rao_emission: u64,
+    /// Challenges each validator sends each miner per epoch (default 4).
+    pub challenges_per_round: u32,
+    /// Rows the validator opens per challenge: a lazy miner skipping a fraction `f` of the work passes
+    /// with probability `(1 − f)^openings` (default 4).
+    pub openings: u32,
+    /// Answers slower than this fail as timeouts, in seconds (default 30).
+    pub timeout_seconds: f64,
+    /// Relative spread of a GPU's compute time between runs (log-normal σ, default 0.05).
+    pub compute_noise: f64,
+    /// Cost per hour of the CPU box a copier runs on, in dollars (default 0.05).
+    pub copier_cost_per_hour: f64,
+    /// The challenge classes.
+    pub tasks: Vec<TaskSpec>,
+    /// GPU classes by name.
+    pub gpus: BTreeMap<String, GpuClass>,
+    /// The owner policy under test. The burn, when any, goes to uid 0, the simulated owner.
+    pub policy: Policy,
+    /// Yuma hyperparameters (`max_allowed_validators` is raised to the validator count when lower).
+    pub yuma: YumaHyperparameters,
+    /// `MinAllowedWeights` (default 1).
+    pub min_allowed_weights: u16,
+    /// `MaxWeightsLimit` (default 65535: no limit).
+    pub max_weight_limit: u16,
+    /// Miner populations.
+    pub miners: Vec<MinerGroup>,
+    /// Validator populations.
+    pub validators: Vec<ValidatorGroup>,
+}
+
+/// One challenge class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// The class name scores compare within (e.g. `matmul`).
+    pub class: String,
+    /// Share of challenges of this class.
+    pub share: f64,
+    /// Possible challenge sizes in work units, drawn uniformly.
+    pub work_units: Vec<f64>,
+    /// Seconds per work unit on a GPU of throughput 1.
+    pub seconds_per_unit: f64,
+}
+
+/// A GPU model: its speed relative to the reference and what an hour of it costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuClass {
+    /// Throughput relative to the reference GPU (1 = reference).
+    pub throughput: f64,
+    /// Rental cost per hour, in dollars.
+    pub cost_per_hour: f64,
+}
+
+/// What a miner population does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Computes every answer on its GPU and answers at once.
+    Honest,
+    /// Skips `skip_fraction` of the work and hopes the openings miss it.
+    Lazy,
+    /// Honest, but its GPU delivers only `speed_factor` of its class's throughput (shared, throttled).
+    Slow,
+    /// Honest when up; down (every answer times out) for a whole epoch with probability `1 − uptime`.
+    Flaky,
+    /// Runs no GPU and returns another miner's answer; seeds are bound to the miner, so it fails.
+    Copier,
+    /// One GPU behind `uids_per_gpu` uids, each uid getting a share of it.
+    Sybil,
+    /// Forwards challenges to a `remote_gpu` elsewhere, paying `extra_latency_ms` that the validator's
+    /// RTT ping (answered by the relay) does not see.
+    Relay,
+}
+
+impl Strategy {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Honest => "honest",
+            Self::Lazy => "lazy",
+            Self::Slow => "slow",
+            Self::Flaky => "flaky",
+            Self::Copier => "copier",
+            Self::Sybil => "sybil",
+            Self::Relay => "relay",
+        }
+    }
+}
+
+/// A population of miners with one strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinerGroup {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Label in the CSV, charts and summary (default: the strategy name).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Number of miners (for `sybil`, of GPUs; each registers `uids_per_gpu` uids). Default 1.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// GPU class name (default `h100`).
+    #[serde(default = "default_gpu")]
+    pub gpu: String,
+    /// Network round-trip time to validators, in milliseconds (default 30).
+    #[serde(default = "default_rtt")]
+    pub rtt_ms: f64,
+    /// Standard deviation of the round-trip time, in milliseconds (default 5).
+    #[serde(default = "default_jitter")]
+    pub jitter_ms: f64,
+    /// `lazy`: fraction of the work skipped (default 0.3).
+    #[serde(default = "default_skip")]
+    pub skip_fraction: f64,
+    /// `slow`: fraction of the GPU's throughput delivered (default 0.35).
+    #[serde(default = "default_speed")]
+    pub speed_factor: f64,
+    /// `flaky`: probability of being up in an epoch (default 0.7).
+    #[serde(default = "default_uptime")]
+    pub uptime: f64,
+    /// `sybil`: uids per GPU (default 4).
+    #[serde(default = "default_uids_per_gpu")]
+    pub uids_per_gpu: u32,
+    /// `relay`: the remote GPU class (default `h100`).
+    #[serde(default = "default_gpu")]
+    pub remote_gpu: String,
+    /// `relay`: extra latency per answer, relay to remote and back, in milliseconds (default 60).
+    #[serde(default = "default_extra_latency")]
+    pub extra_latency_ms: f64,
+}
+
+/// How a validator sets weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Tests every miner and sets weights from its own scores.
+    Honest,
+    /// Tests nobody and copies the previous epoch's on-chain consensus.
+    Copier,
+}
+
+impl Behaviour {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Honest => "honest",
+            Self::Copier => "copier",
+        }
+    }
+}
+
+/// A population of validators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorGroup {
+    /// Number of validators (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Stake of each, in rao (default 1e12).
+    #[serde(default = "default_stake")]
+    pub stake: u64,
+    /// Standard deviation of this validator's RTT measurement error, in milliseconds (default 2).
+    #[serde(default = "default_validator_jitter")]
+    pub jitter_ms: f64,
+    /// Behaviour (default honest).
+    #[serde(default = "default_behaviour")]
+    pub behaviour: Behaviour,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_gpu() -> String {
+    "h100".into()
+}
+fn default_rtt() -> f64 {
+    30.0
+}
+fn default_jitter() -> f64 {
+    5.0
+}
+fn default_skip() -> f64 {
+    0.3
+}
+fn default_speed() -> f64 {
+    0.35
+}
+fn default_uptime() -> f64 {
+    0.7
+}
+fn default_uids_per_gpu() -> u32 {
+    4
+}
+fn default_extra_latency() -> f64 {
+    60.0
+}
+fn default_stake() -> u64 {
+    1_000_000_000_000
+}
+fn default_validator_jitter() -> f64 {
+    2.0
+}
+fn default_behaviour() -> Behaviour {
+    Behaviour::Honest
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            epochs: 100,
+            tempo: 360,
+            block_seconds: 12.0,
+            rao_emission: 1_000_000_000,
+            challenges_per_round: 4,
+            openings: 4,
+            timeout_seconds: 30.0,
+            compute_noise: 0.05,
+            copier_cost_per_hour: 0.05,
+            tasks: vec![
+                TaskSpec {
+                    class: "matmul".into(),
+                    share: 0.5,
+                    // n³ multiply-adds for n = 8192, 16384, 32768: 22 ms to 1.4 s on the reference GPU,
+                    // so compute time stands well above the network's jitter.
+                    work_units: vec![5.50e11, 4.40e12, 3.52e13],
+                    // About 25 T multiply-adds per second on the reference GPU.
+                    seconds_per_unit: 4.0e-14,
+                },
+                TaskSpec {
+                    class: "inference".into(),
+                    share: 0.5,
+                    // Generated tokens: batch × new tokens.
+                    work_units: vec![1024.0, 2048.0, 4096.0],
+                    seconds_per_unit: 5.0e-4,
+                },
+            ],
+            gpus: BTreeMap::from([
+                (
+                    "h100".into(),
+                    GpuClass {
+                        throughput: 1.0,
+                        cost_per_hour: 2.5,
+                    },
+                ),
+                (
+                    "a100".into(),
+                    GpuClass {
+                        throughput: 0.55,
+                        cost_per_hour: 1.4,
+                    },
+                ),
+                (
+                    "rtx4090".into(),
+                    GpuClass {
+                        throughput: 0.45,
+                        cost_per_hour: 0.5,
+                    },
+                ),
+                (
+                    "l4".into(),
+                    GpuClass {
+                        throughput: 0.15,
+                        cost_per_hour: 0.6,
+                    },
+                ),
+            ]),
+            policy: Policy::default(),
+            yuma: YumaHyperparameters::default(),
+            min_allowed_weights: 1,
+            max_weight_limit: u16::MAX,
+            miners: Vec::new(),
+            validators: Vec::new(),
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML does not parse or has unknown fields.
+    #[error("the simulation config is not valid TOML for this simulator: {0}")]
+    Parse(String),
+    /// A field is out of range or inconsistent.
+    #[error("simulation config field `{field}`: {problem}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+    /// The embedded policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+fn in_range(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("is {v}, must be in [{lo}, {hi}]")))
+    }
+}
+
+impl SimConfig {
+    /// Parse and validate a configuration.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Number of uids the simulation registers (owner + validators + miner uids).
+    pub fn uid_count(&self) -> usize {
+        1 + self.validators.iter().map(|v| v.count as usize).sum::<usize>()
+            + self
+                .miners
+                .iter()
+                .map(|m| {
+                    m.count as usize
+                        * if m.strategy == Strategy::Sybil {
+                            m.uids_per_gpu as usize
+                        } else {
+                            1
+                        }
+                })
+                .sum::<usize>()
+    }
+
+    /// Check ranges and references.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.policy.validate()?;
+        if self.epochs == 0 || self.epochs > 1_000_000 {
+            return Err(invalid("epochs", "must be in [1, 1000000]"));
+        }
+        if self.tempo == 0 {
+            return Err(invalid("tempo", "must be at least 1"));
+        }
+        in_range("block_seconds", self.block_seconds, 0.001, 3600.0)?;
+        if self.challenges_per_round == 0 || self.challenges_per_round > 1000 {
+            return Err(invalid("challenges_per_round", "must be in [1, 1000]"));
+        }
+        if self.openings > 10_000 {
+            return Err(invalid("openings", "must be at most 10000"));
+        }
+        in_range("timeout_seconds", self.timeout_seconds, 0.001, 86_400.0)?;
+        in_range("compute_noise", self.compute_noise, 0.0, 2.0)?;
+        in_range("copier_cost_per_hour", self.copier_cost_per_hour, 0.0, 1e6)?;
+        if self.tasks.is_empty() {
+            return Err(invalid("tasks", "needs at least one task class"));
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            in_range(&format!("tasks[{i}].share"), t.share, 0.0, 1e6)?;
+            in_range(
+                &format!("tasks[{i}].seconds_per_unit"),
+                t.seconds_per_unit,
+                1e-30,
+                1e6,
+            )?;
+            if t.work_units.is_empty() || t.work_units.iter().any(|w| !w.is_finite() || *w <= 0.0) {
+                return Err(invalid(
+                    format!("tasks[{i}].work_units"),
+                    "needs at least one positive size",
+                ));
+            }
+        }
+        if self.tasks.iter().map(|t| t.share).sum::<f64>() <= 0.0 {
+            return Err(invalid("tasks", "the shares must not all be 0"));
+        }
+        for (name, g) in &self.gpus {
+            in_range(&format!("gpus.{name}.throughput"), g.throughput, 1e-9, 1e9)?;
+            in_range(&format!("gpus.{name}.cost_per_hour"), g.cost_per_hour, 0.0, 1e6)?;
+        }
+        if self.miners.is_empty() {
+            return Err(invalid("miners", "needs at least one miner group"));
+        }
+        for (i, m) in self.miners.iter().enumerate() {
+            let f = |name: &str| format!("miners[{i}].{name}");
+            if m.count == 0 {
+                return Err(invalid(f("count"), "must be at least 1"));
+            }
+            for gpu in [&m.gpu, &m.remote_gpu] {
+                if !self.gpus.contains_key(gpu) {
+                    let known: Vec<&str> = self.gpus.keys().map(String::as_str).collect();
+                    return Err(invalid(
+                        f("gpu"),
+                        format!("unknown GPU class `{gpu}`; known: {}", known.join(", ")),
+                    ));
+                }
+            }
+            in_range(&f("rtt_ms"), m.rtt_ms, 0.0, 60_000.0)?;
+            in_range(&f("jitter_ms"), m.jitter_ms, 0.0, 60_000.0)?;
+            in_range(&f("skip_fraction"), m.skip_fraction, 0.0, 1.0)?;
+            in_range(&f("speed_factor"), m.speed_factor, 1e-6, 1.0)?;
+            in_range(&f("uptime"), m.uptime, 0.0, 1.0)?;
+            in_range(&f("extra_latency_ms"), m.extra_latency_ms, 0.0, 60_000.0)?;
+            if m.uids_per_gpu == 0 || m.uids_per_gpu > 256 {
+                return Err(invalid(f("uids_per_gpu"), "must be in [1, 256]"));
+            }
+            if let Some(l) = &m.label
+                && (l.is_empty() || l.contains([',', '"', '\n']))
+            {
+                return Err(invalid(
+                    f("label"),
+                    "must be non-empty without commas, quotes or newlines",
+                ));
+            }
+        }
+        if self.validators.is_empty() {
+            return Err(invalid("validators", "needs at least one validator group"));
+        }
+        if !self
+            .validators
+            .iter()
+            .any(|v| v.behaviour == Behaviour::Honest && v.count > 0)
+        {
+            return Err(invalid(
+                "validators",
+                "needs at least one honest validator, or nobody tests the miners",
+            ));
+        }
+        for (i, v) in self.validators.iter().enumerate() {
+            if v.count == 0 {
+                return Err(invalid(format!("validators[{i}].count"), "must be at least 1"));
+            }
+            in_range(&format!("validators[{i}].jitter_ms"), v.jitter_ms, 0.0, 60_000.0)?;
+        }
+        if self.uid_count() > 4096 {
+            return Err(invalid(
+                "miners",
+                format!("{} uids in all; at most 4096 are supported", self.uid_count()),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,451 @@
+//! The incentive simulator: miner and validator populations, the real scoring code and the real Yuma
+//! epoch, over many epochs.
+//!
+//! Each epoch, every honest validator sends every miner `challenges_per_round` challenges, turns the
+//! simulated answers into [`Observation`]s, scores them with [`score_round`], folds them into its
+//! [`ScoreBook`] and sets weights with [`weights_from_scores`]; weight-copying validators copy the
+//! previous epoch's consensus. Then [`run_epoch`] runs on the resulting chain state, and bonds and
+//! permits carry over. Uid 0 is the subnet owner (and the burn sink), validators come next, then
+//! miners.
+//!
+//! ```
+//! use scoring::sim::{SimConfig, run};
+//!
+//! let cfg = SimConfig::from_toml_str(r#"
+//!     epochs = 5
+//!     [[validators]]
+//!     count = 2
+//!     [[miners]]
+//!     strategy = "honest"
+//!     count = 3
+//!     [[miners]]
+//!     strategy = "copier"
+//! "#).unwrap();
+//! let result = run(&cfg, None).unwrap();
+//! let copier = result.summary.miners.iter().find(|r| r.label == "copier").unwrap();
+//! assert_eq!(copier.emission_rao, 0);
+//! ```
+//!
+//! [`Observation`]: crate::score::Observation
+//! [`score_round`]: crate::score::score_round
+//! [`ScoreBook`]: crate::score::ScoreBook
+//! [`weights_from_scores`]: crate::weights::weights_from_scores
+//! [`run_epoch`]: crate::yuma::run_epoch
+
+mod config;
+mod report;
+mod rng;
+mod svg;
+
+use std::collections::BTreeMap;
+
+pub use config::{
+    Behaviour, ConfigError, GpuClass, MinerGroup, SimConfig, Strategy, TaskSpec, ValidatorGroup,
+};
+pub use report::{MinerSummary, Summary, ValidatorSummary, write_outputs};
+pub use rng::SimRng;
+pub use svg::{Series, line_chart};
+
+use crate::score::{Observation, ScoreBook, score_round};
+use crate::weights::{ChainLimits, sdk_convert, weights_from_scores};
+use crate::yuma::{EpochInput, YumaError, run_epoch, vec_u16_max_upscale_to_u16};
+
+/// The role of one simulated uid.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    /// Uid 0: the subnet owner, which receives the burn.
+    Owner,
+    /// A validator.
+    Validator {
+        /// Its behaviour.
+        behaviour: Behaviour,
+        /// Its stake in rao.
+        stake: u64,
+        /// Its RTT measurement error, seconds.
+        jitter_s: f64,
+    },
+    /// A miner.
+    Miner(MinerModel),
+}
+
+/// A simulated miner uid, resolved from its group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinerModel {
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Throughput it delivers per uid, relative to the reference GPU.
+    pub throughput: f64,
+    /// Round-trip time, seconds.
+    pub rtt_s: f64,
+    /// RTT standard deviation, seconds.
+    pub jitter_s: f64,
+    /// Fraction of work skipped (lazy).
+    pub skip_fraction: f64,
+    /// Probability of being up in an epoch (flaky; 1 for the others).
+    pub uptime: f64,
+    /// Latency the validator's ping does not see, seconds (relay).
+    pub hidden_latency_s: f64,
+}
+
+/// One simulated uid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Participant {
+    /// Its uid.
+    pub uid: u16,
+    /// Its group label (`owner`, `validator:honest`, a miner group's label).
+    pub label: String,
+    /// Its role.
+    pub role: Role,
+    /// What running it costs per epoch, in dollars.
+    pub cost_per_epoch: f64,
+}
+
+/// One row of the per-epoch CSV.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UidEpoch {
+    /// Epoch index from 0.
+    pub epoch: u32,
+    /// Uid.
+    pub uid: u16,
+    /// Group label.
+    pub label: String,
+    /// Stake-weighted mean of the honest validators' EMA scores for this uid.
+    pub score: f64,
+    /// Stake-weighted mean of the normalized weight validators set on this uid.
+    pub weight: f64,
+    /// Incentive (0–1).
+    pub incentive: f64,
+    /// Dividends (0–1).
+    pub dividends: f64,
+    /// Validator trust (0–1).
+    pub validator_trust: f64,
+    /// Emission this epoch, rao (miner plus validator share).
+    pub emission_rao: u64,
+    /// Cost this epoch, dollars.
+    pub cost: f64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    /// The uids and their roles.
+    pub participants: Vec<Participant>,
+    /// One row per epoch and uid.
+    pub rows: Vec<UidEpoch>,
+    /// The summary table.
+    pub summary: Summary,
+}
+
+/// Why a simulation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The epoch refused its input (a bug in the simulator if it happens).
+    #[error("the Yuma epoch refused the simulated state: {0}")]
+    Yuma(#[from] YumaError),
+}
+
+fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
+    let epoch_hours = f64::from(cfg.tempo) * cfg.block_seconds / 3600.0;
+    let mut out = vec![Participant {
+        uid: 0,
+        label: "owner".into(),
+        role: Role::Owner,
+        cost_per_epoch: 0.0,
+    }];
+    for g in &cfg.validators {
+        for _ in 0..g.count {
+            out.push(Participant {
+                uid: out.len() as u16,
+                label: format!("validator:{}", g.behaviour.name()),
+                role: Role::Validator {
+                    behaviour: g.behaviour,
+                    stake: g.stake,
+                    jitter_s: g.jitter_ms / 1000.0,
+                },
+                cost_per_epoch: 0.0,
+            });
+        }
+    }
+    for g in &cfg.miners {
+        let gpu = &cfg.gpus[&g.gpu];
+        let remote = &cfg.gpus[&g.remote_gpu];
+        let label = g.label.clone().unwrap_or_else(|| g.strategy.name().to_string());
+        let uids_per_unit = if g.strategy == Strategy::Sybil {
+            g.uids_per_gpu
+        } else {
+            1
+        };
+        let (throughput, cost_per_hour) = match g.strategy {
+            Strategy::Honest | Strategy::Lazy | Strategy::Flaky => (gpu.throughput, gpu.cost_per_hour),
+            Strategy::Slow => (gpu.throughput * g.speed_factor, gpu.cost_per_hour),
+            Strategy::Copier => (0.0, cfg.copier_cost_per_hour),
+            Strategy::Sybil => (
+                gpu.throughput / f64::from(g.uids_per_gpu),
+                gpu.cost_per_hour / f64::from(g.uids_per_gpu),
+            ),
+            Strategy::Relay => (remote.throughput, remote.cost_per_hour + cfg.copier_cost_per_hour),
+        };
+        let model = MinerModel {
+            strategy: g.strategy,
+            throughput,
+            rtt_s: g.rtt_ms / 1000.0,
+            jitter_s: g.jitter_ms / 1000.0,
+            skip_fraction: if g.strategy == Strategy::Lazy {
+                g.skip_fraction
+            } else {
+                0.0
+            },
+            uptime: if g.strategy == Strategy::Flaky {
+                g.uptime
+            } else {
+                1.0
+            },
+            hidden_latency_s: if g.strategy == Strategy::Relay {
+                g.extra_latency_ms / 1000.0
+            } else {
+                0.0
+            },
+        };
+        for _ in 0..g.count * uids_per_unit {
+            out.push(Participant {
+                uid: out.len() as u16,
+                label: label.clone(),
+                role: Role::Miner(model.clone()),
+                cost_per_epoch: cost_per_hour * epoch_hours,
+            });
+        }
+    }
+    out
+}
+
+/// Simulate one challenge sent to one miner.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    cfg: &SimConfig,
+    rng: &mut SimRng,
+    m: &MinerModel,
+    uid: u16,
+    up: bool,
+    task: &TaskSpec,
+    work: f64,
+    validator_jitter_s: f64,
+) -> Observation {
+    let net = |rng: &mut SimRng| (m.rtt_s + m.jitter_s * rng.normal()).max(0.0);
+    let rtt_measured = (net(rng) + validator_jitter_s * rng.normal()).max(0.0);
+    let mut o = Observation {
+        uid,
+        task_class: task.class.clone(),
+        passed: false,
+        reason: "timeout".into(),
+        elapsed_seconds: cfg.timeout_seconds,
+        rtt_seconds: rtt_measured,
+        work_units: work,
+    };
+    if !up {
+        return o;
+    }
+    if m.strategy == Strategy::Copier {
+        o.elapsed_seconds = net(rng) + 0.005;
+        o.reason = "wrong_sketch".into();
+        return o;
+    }
+    let compute = work * task.seconds_per_unit / m.throughput
+        * (cfg.compute_noise * rng.normal()).exp()
+        * (1.0 - m.skip_fraction);
+    let elapsed = compute + net(rng) + m.hidden_latency_s;
+    if elapsed > cfg.timeout_seconds {
+        return o;
+    }
+    o.elapsed_seconds = elapsed;
+    if m.skip_fraction > 0.0 && !rng.chance((1.0 - m.skip_fraction).powf(f64::from(cfg.openings))) {
+        o.reason = "wrong_row".into();
+        return o;
+    }
+    o.passed = true;
+    o.reason = "passed".into();
+    o
+}
+
+/// Run a simulation. `progress` is advanced once per epoch when given.
+pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result<SimResult, SimError> {
+    cfg.validate()?;
+    let participants = build_participants(cfg);
+    let n = participants.len();
+    let mut policy = cfg.policy.clone();
+    policy.burn.uid = 0;
+    let limits = ChainLimits {
+        n: n as u16,
+        min_allowed_weights: cfg.min_allowed_weights,
+        max_weight_limit: cfg.max_weight_limit,
+    };
+    let validator_count = cfg.validators.iter().map(|v| v.count as usize).sum::<usize>();
+    let mut hp = cfg.yuma.clone();
+    hp.max_allowed_validators = hp.max_allowed_validators.max(validator_count as u16);
+
+    let stake: Vec<u64> = participants
+        .iter()
+        .map(|p| {
+            if let Role::Validator { stake, .. } = p.role {
+                stake
+            } else {
+                0
+            }
+        })
+        .collect();
+    let validators: Vec<(usize, Behaviour, f64)> = participants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p.role {
+            Role::Validator {
+                behaviour, jitter_s, ..
+            } => Some((i, behaviour, jitter_s)),
+            _ => None,
+        })
+        .collect();
+    let miners: Vec<(u16, &MinerModel)> = participants
+        .iter()
+        .filter_map(|p| {
+            if let Role::Miner(m) = &p.role {
+                Some((p.uid, m))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let share_total: f64 = cfg.tasks.iter().map(|t| t.share).sum();
+
+    let mut rng = SimRng::new(cfg.seed);
+    let mut books: BTreeMap<usize, ScoreBook> = BTreeMap::new();
+    let mut weights: Vec<Vec<(u16, u16)>> = vec![Vec::new(); n];
+    let mut bonds: Vec<Vec<(u16, u16)>> = vec![Vec::new(); n];
+    let mut last_update = vec![0u64; n];
+    let mut permits: Vec<bool> = participants
+        .iter()
+        .map(|p| !matches!(p.role, Role::Miner(_)))
+        .collect();
+    let mut prev_consensus: Vec<u16> = vec![0; n];
+    let mut rows = Vec::with_capacity(n * cfg.epochs as usize);
+    let tempo = u64::from(cfg.tempo);
+
+    for epoch in 0..cfg.epochs {
+        let block = (u64::from(epoch) + 1) * tempo;
+        let up: Vec<bool> = miners.iter().map(|(_, m)| rng.chance(m.uptime)).collect();
+        for &(vi, behaviour, jitter_s) in &validators {
+            let set = match behaviour {
+                Behaviour::Honest => {
+                    let mut obs = Vec::with_capacity(miners.len() * cfg.challenges_per_round as usize);
+                    for (k, (uid, m)) in miners.iter().enumerate() {
+                        for _ in 0..cfg.challenges_per_round {
+                            let mut pick = rng.uniform() * share_total;
+                            let task = cfg
+                                .tasks
+                                .iter()
+                                .find(|t| {
+                                    pick -= t.share;
+                                    pick < 0.0
+                                })
+                                .unwrap_or(&cfg.tasks[cfg.tasks.len() - 1]);
+                            let work = task.work_units[rng.index(task.work_units.len())];
+                            obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, work, jitter_s));
+                        }
+                    }
+                    let book = books.entry(vi).or_default();
+                    book.update(&score_round(&obs, &policy), policy.ema.alpha);
+                    weights_from_scores(&book.scores, &policy, &limits).ok()
+                }
+                Behaviour::Copier => {
+                    let all: Vec<u16> = (0..n as u16).collect();
+                    let c: Vec<f64> = prev_consensus.iter().map(|&x| f64::from(x)).collect();
+                    sdk_convert(&all, &c).ok()
+                }
+            };
+            if let Some(w) = set.filter(|w| !w.uids.is_empty()) {
+                weights[vi] = w
+                    .uids
+                    .iter()
+                    .copied()
+                    .zip(vec_u16_max_upscale_to_u16(&w.weights))
+                    .collect();
+                last_update[vi] = block - 1;
+            }
+        }
+        let input = EpochInput {
+            current_block: block,
+            tempo: cfg.tempo,
+            last_mechanism_step_block: if epoch == 0 { 0 } else { block - tempo },
+            owner_uid: Some(0),
+            stake: stake.clone(),
+            weights: weights.clone(),
+            bonds: std::mem::take(&mut bonds),
+            last_update: last_update.clone(),
+            block_at_registration: vec![0; n],
+            validator_permit: permits.clone(),
+            rao_emission: cfg.rao_emission,
+            hyperparameters: hp.clone(),
+            commit_blocks: None,
+        };
+        let out = run_epoch(&input)?;
+
+        // Per-uid score and weight as the honest validators (score) and all validators (weight) see it.
+        let mut score = vec![0.0; n];
+        let mut weight = vec![0.0; n];
+        let (mut score_stake, mut weight_stake) = (0.0, 0.0);
+        for &(vi, behaviour, _) in &validators {
+            let s = stake[vi] as f64;
+            if let Some(book) = books.get(&vi).filter(|_| behaviour == Behaviour::Honest) {
+                for (&uid, &v) in &book.scores {
+                    score[uid as usize] += s * v;
+                }
+                score_stake += s;
+            }
+            let total: f64 = weights[vi].iter().map(|(_, w)| f64::from(*w)).sum();
+            if total > 0.0 {
+                for &(uid, w) in &weights[vi] {
+                    weight[uid as usize] += s * f64::from(w) / total;
+                }
+                weight_stake += s;
+            }
+        }
+        for p in &participants {
+            let u = p.uid as usize;
+            rows.push(UidEpoch {
+                epoch,
+                uid: p.uid,
+                label: p.label.clone(),
+                score: if score_stake > 0.0 {
+                    score[u] / score_stake
+                } else {
+                    0.0
+                },
+                weight: if weight_stake > 0.0 {
+                    weight[u] / weight_stake
+                } else {
+                    0.0
+                },
+                incentive: f64::from(out.incentive[u]) / 65535.0,
+                dividends: f64::from(out.dividends[u]) / 65535.0,
+                validator_trust: f64::from(out.validator_trust[u]) / 65535.0,
+                emission_rao: out.server_emission[u] + out.validator_emission[u],
+                cost: p.cost_per_epoch,
+            });
+        }
+        bonds = out.bonds;
+        permits = out.validator_permit;
+        prev_consensus = out.consensus;
+        if let Some(pb) = progress {
+            pb.inc(1);
+        }
+    }
+    let summary = Summary::compute(&participants, &rows, cfg.epochs);
+    Ok(SimResult {
+        participants,
+        rows,
+        summary,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! A small seeded scenario checked end to end.
+
+use super::*;
+
+fn small() -> SimConfig {
+    let text = include_str!("../../sims/small.toml");
+    SimConfig::from_toml_str(text).expect("the shipped example config is valid")
+}
+
+#[test]
+fn honest_miners_earn_the_most_per_gpu_dollar() {
+    let cfg = small();
+    let result = run(&cfg, None).unwrap();
+    let s = &result.summary;
+    let get = |label: &str| s.miners.iter().find(|m| m.label == label).unwrap();
+    let honest = get("honest");
+    assert!((honest.relative_to_honest - 1.0).abs() < 1e-12);
+    for m in s
+        .miners
+        .iter()
+        .filter(|m| m.label != "honest" && m.label != "owner")
+    {
+        assert!(
+            m.relative_to_honest < 1.0,
+            "{} earns {} of honest per dollar",
+            m.label,
+            m.relative_to_honest
+        );
+    }
+    // Copiers and lazy miners are caught by verification: nothing at all for copiers.
+    assert_eq!(get("copier").emission_rao, 0);
+    assert!(get("lazy").relative_to_honest < 0.2);
+    // The honest miners take most of the miner emission.
+    assert!(honest.share > 0.5, "honest share {}", honest.share);
+}
+
+#[test]
+fn summary_numbers_are_the_csv_totals() {
+    let cfg = small();
+    let result = run(&cfg, None).unwrap();
+    let s = &result.summary;
+    // Recompute each group's emission and cost from the per-epoch rows.
+    for m in &s.miners {
+        let e: u64 = result
+            .rows
+            .iter()
+            .filter(|r| r.label == m.label)
+            .map(|r| r.emission_rao)
+            .sum();
+        let c: f64 = result
+            .rows
+            .iter()
+            .filter(|r| r.label == m.label)
+            .map(|r| r.cost)
+            .sum();
+        assert_eq!(e, m.emission_rao, "{}", m.label);
+        assert!((c - m.cost).abs() < 1e-9);
+    }
+    let shares: f64 = s.miners.iter().map(|m| m.share).sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+    // Every epoch pays out the emission, less the chain's truncation to whole rao.
+    for epoch in 0..cfg.epochs {
+        let paid: u64 = result
+            .rows
+            .iter()
+            .filter(|r| r.epoch == epoch)
+            .map(|r| r.emission_rao)
+            .sum();
+        assert!(
+            paid <= cfg.rao_emission && paid + 100 >= cfg.rao_emission,
+            "epoch {epoch} paid {paid}"
+        );
+    }
+    // One H100 honest miner for 40 epochs of 360 blocks of 12 s costs 2.5 $/h × 48 h.
+    assert!((s.miners[0].cost / 4.0 - 2.5 * 48.0).abs() < 1e-9);
+    // The seeded scenario's summary (README table), to three decimals.
+    let rel = |label: &str| {
+        s.miners
+            .iter()
+            .find(|m| m.label == label)
+            .unwrap()
+            .relative_to_honest
+    };
+    for (label, want) in [
+        ("lazy", 0.016),
+        ("slow", 0.199),
+        ("flaky", 0.529),
+        ("copier", 0.0),
+        ("sybil", 0.632),
+        ("relay", 0.900),
+    ] {
+        assert!(
+            (rel(label) - want).abs() < 0.0015,
+            "{label}: {} vs {want}",
+            rel(label)
+        );
+    }
+    assert!(
+        (s.miners[0].share - 0.5026).abs() < 0.0015,
+        "honest share {}",
+        s.miners[0].share
+    );
+    // Same seed, same result.
+    let again = run(&cfg, None).unwrap();
+    assert_eq!(again.summary, result.summary);
+}
+
+#[test]
+fn copying_validators_earn_less_per_stake() {
+    let result = run(&small(), None).unwrap();
+    let copier = result
+        .summary
+        .validators
+        .iter()
+        .find(|v| v.behaviour == "copier")
+        .unwrap();
+    assert!(
+        copier.relative_to_honest < 1.0,
+        "copier earns {} per stake",
+        copier.relative_to_honest
+    );
+}
+
+#[test]
+fn outputs_are_written() {
+    let mut cfg = small();
+    cfg.epochs = 3;
+    let result = run(&cfg, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_outputs(&result, dir.path()).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("epochs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * result.participants.len());
+    for f in [
+        "summary.csv",
+        "summary.txt",
+        "emission_share.svg",
+        "validator_trust.svg",
+    ] {
+        assert!(std::fs::metadata(dir.path().join(f)).unwrap().len() > 0, "{f}");
+    }
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    let err = SimConfig::from_toml_str("[[validators]]\n[[miners]]\nstrategy = \"honest\"\ngpu = \"tpu\"")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("miners[0].gpu") && err.to_string().contains("h100"),
+        "{err}"
+    );
+    let err =
+        SimConfig::from_toml_str("[[validators]]\nbehaviour = \"copier\"\n[[miners]]\nstrategy = \"honest\"")
+            .unwrap_err();
+    assert!(err.to_string().contains("honest validator"));
+    let err = SimConfig::from_toml_str("epochs = 0").unwrap_err();
+    assert!(err.to_string().contains("epochs"));
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    for (name, text) in [
+        ("small", include_str!("../../sims/small.toml")),
+        ("n256", include_str!("../../sims/n256.toml")),
+        ("yuma3_burn", include_str!("../../sims/yuma3_burn.toml")),
+    ] {
+        let cfg = SimConfig::from_toml_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(cfg.uid_count() > 1, "{name}");
+    }
+    assert_eq!(
+        SimConfig::from_toml_str(include_str!("../../sims/n256.toml"))
+            .unwrap()
+            .uid_count(),
+        256
+    );
+}
+
+#[test]
+fn yuma3_burn_scenario_pays_the_owner_within_the_weight_cap() {
+    let mut cfg = SimConfig::from_toml_str(include_str!("../../sims/yuma3_burn.toml")).unwrap();
+    cfg.epochs = 30;
+    let result = run(&cfg, None).unwrap();
+    let owner = result
+        .summary
+        .miners
+        .iter()
+        .find(|m| m.label == "owner")
+        .expect("the burn reaches the owner");
+    // A 20% burn is capped by the 10% max weight limit.
+    assert!(
+        owner.share > 0.05 && owner.share <= 0.105,
+        "owner share {}",
+        owner.share
+    );
+    let honest = result
+        .summary
+        .miners
+        .iter()
+        .find(|m| m.label == "honest")
+        .unwrap();
+    assert!(
+        result
+            .summary
+            .miners
+            .iter()
+            .filter(|m| m.label != "owner")
+            .all(|m| m.relative_to_honest <= honest.relative_to_honest)
+    );
+}

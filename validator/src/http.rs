@@ -1,0 +1,120 @@
+//! The validator's own HTTP server: `GET /metrics` (Prometheus), `GET /scores` (JSON) and `GET /` (an
+//! HTML table of the same, for people).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Json};
+use axum::routing::get;
+
+use crate::dashboard::{Dashboard, ScoresView};
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone)]
+struct AppState {
+    metrics: Metrics,
+    dashboard: Dashboard,
+}
+
+/// The router.
+pub fn router(metrics: Metrics, dashboard: Dashboard) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/scores", get(scores_handler))
+        .route("/", get(index_handler))
+        .with_state(AppState { metrics, dashboard })
+}
+
+/// Binds `addr` and serves the router until the task is dropped; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    dashboard: Dashboard,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = router(metrics, dashboard);
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("status server stopped: {e}");
+        }
+    });
+    Ok((local, handle))
+}
+
+async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+async fn scores_handler(State(s): State<AppState>) -> Json<ScoresView> {
+    Json(s.dashboard.view())
+}
+
+async fn index_handler(State(s): State<AppState>) -> Html<String> {
+    Html(render_html(&s.dashboard.view()))
+}
+
+/// Escapes text for HTML (verdict details can quote what a miner sent).
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+}
+
+/// The HTML page.
+pub fn render_html(v: &ScoresView) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tensorproof validator</title>\
+         <meta http-equiv=\"refresh\" content=\"10\">\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td.l{{text-align:left;font-family:monospace}}\
+         .ok{{color:#070}}.bad{{color:#a00}}</style></head><body>\
+         <h1>tensorproof validator</h1><p>round {} at block {} · <a href=\"/scores\">JSON</a> · \
+         <a href=\"/metrics\">metrics</a></p><table><tr><th>uid</th><th>hotkey</th><th>EMA score</th>\
+         <th>weight</th><th>computed</th><th>passed</th><th>failed</th><th>last verdict</th><th>RTT ms</th>\
+         <th>compute ms</th></tr>",
+        v.round, v.block
+    );
+    for m in &v.miners {
+        let last = m.recent.first();
+        let (class, verdict) = match last {
+            Some(r) if r.passed => ("ok", "passed".to_owned()),
+            Some(r) => ("bad", format!("{}: {}", r.reason, r.detail)),
+            None => ("", "–".to_owned()),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"l {class}\">{}</td><td>{}</td><td>{}</td></tr>",
+            m.uid,
+            esc(&m.hotkey),
+            m.score,
+            m.weight,
+            m.computed_weight,
+            m.passed,
+            m.failed,
+            esc(&verdict),
+            ms(last.and_then(|r| r.rtt_ms)),
+            ms(last.and_then(|r| r.compute_ms)),
+        );
+    }
+    h.push_str("</table></body></html>");
+    h
+}

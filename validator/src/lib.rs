@@ -1,0 +1,66 @@
+//! The tensorproof validator: the round loop, its durable state, the audit log and replay.
+//!
+//! - [`round`]: the round loop ([`round::Validator`]): challenges every serving miner with bounded
+//!   concurrency, verifies on a bounded blocking pool, scores, commits, and submits weights.
+//! - [`client`]: the signed, pooled HTTP client with per-step timeouts and body caps.
+//! - [`network`]: the seam to the chain ([`network::Network`]) and [`network::StaticNetwork`] for runs
+//!   without one.
+//! - [`ledger`], [`state`], [`roundlog`], [`record`]: SQLite state, the hash-chained round log, and what
+//!   they record, kept consistent by one commit protocol.
+//! - [`replay`]: recompute scores and weights from the log alone.
+//! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
+//!
+//! # Example: state, log and replay without any network
+//!
+//! ```
+//! use validator::ledger::{Ledger, RoundInputs};
+//! use validator::record::MatmulRecord;
+//! use validator::state::MinerOutcome;
+//! use scoring::{policy::Policy, weights::ChainLimits};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut ledger = Ledger::open(dir.path(), Policy::default(), "validator", 1).unwrap();
+//! let attempt = ledger.begin_attempt().unwrap();
+//! let outcome = |uid: u16, passed: bool| MinerOutcome {
+//!     uid,
+//!     hotkey: format!("miner{uid}"),
+//!     task: "matmul".into(),
+//!     verdict: if passed {
+//!         bench_tasks::Verdict::pass(1e6)
+//!     } else {
+//!         bench_tasks::Verdict::fail(bench_tasks::Reason::WrongRow, "row 3", 1e6)
+//!     },
+//!     rtt_ms: Some(1.0),
+//!     total_ms: Some(20.0),
+//!     compute_ms: Some(19.0),
+//!     seed: "00".into(),
+//!     answer_hash: None,
+//! };
+//! let record = ledger
+//!     .commit_round(RoundInputs {
+//!         attempt,
+//!         block_number: 10,
+//!         block_hash: "ab".into(),
+//!         started_ms: 0,
+//!         finished_ms: 1,
+//!         matmul: MatmulRecord { n: 64, m: 8, p: 251, k: 16, round_seed: 1 },
+//!         outcomes: vec![outcome(0, true), outcome(1, false)],
+//!         limits: ChainLimits { n: 2, min_allowed_weights: 1, max_weight_limit: u16::MAX },
+//!     })
+//!     .unwrap();
+//! assert_eq!(record.weights.unwrap().uids, vec![0]);
+//! let report = validator::replay::replay(&ledger.log_path()).unwrap();
+//! assert!(report.matches());
+//! ```
+
+pub mod client;
+pub mod dashboard;
+pub mod http;
+pub mod ledger;
+pub mod metrics;
+pub mod network;
+pub mod record;
+pub mod replay;
+pub mod round;
+pub mod roundlog;
+pub mod state;

@@ -1,0 +1,140 @@
+//! Prometheus metrics served on `GET /metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `validator_verdicts_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    /// Task class.
+    pub task: String,
+    /// The verdict reason code (`passed`, `wrong_row`, `timeout`, …).
+    pub reason: String,
+}
+
+/// Labels of `validator_latency_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// `rtt`, `challenge`, `open` or `verify`.
+    pub step: String,
+}
+
+/// Labels of `validator_weight_submissions_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `included`, `failed` or `skipped`.
+    pub outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms … about 65 s.
+    Histogram::new(exponential_buckets(0.00025, 2.0, 19))
+}
+
+/// Every metric the validator exports. Cheap to clone (shared handles).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Rounds committed.
+    pub rounds: Counter,
+    /// Rounds that failed before committing (chain unreadable, state error).
+    pub round_errors: Counter,
+    /// Verdicts by task and reason.
+    pub verdicts: Family<VerdictLabels, Counter>,
+    /// Per-step latency, in seconds.
+    pub latency: Family<StepLabels, Histogram, fn() -> Histogram>,
+    /// Round wall time, in seconds.
+    pub round_seconds: Histogram,
+    /// Weight submissions by outcome.
+    pub weight_submissions: Family<OutcomeLabels, Counter>,
+    /// Errors reading the chain.
+    pub chain_errors: Counter,
+    /// Miners in the last round.
+    pub miners: Gauge,
+    /// Block of the last round.
+    pub block: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under the `validator_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("validator");
+        let rounds = Counter::default();
+        let round_errors = Counter::default();
+        let verdicts = Family::<VerdictLabels, Counter>::default();
+        let latency = Family::<StepLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let round_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let weight_submissions = Family::<OutcomeLabels, Counter>::default();
+        let chain_errors = Counter::default();
+        let miners = Gauge::default();
+        let block = Gauge::default();
+        registry.register("rounds", "Rounds committed", rounds.clone());
+        registry.register(
+            "round_errors",
+            "Rounds abandoned before committing",
+            round_errors.clone(),
+        );
+        registry.register(
+            "verdicts",
+            "Verdicts by task class and reason code",
+            verdicts.clone(),
+        );
+        registry.register(
+            "latency_seconds",
+            "Per-step latency of miner exchanges",
+            latency.clone(),
+        );
+        registry.register("round_seconds", "Round wall time", round_seconds.clone());
+        registry.register(
+            "weight_submissions",
+            "Weight submissions by outcome",
+            weight_submissions.clone(),
+        );
+        registry.register("chain_errors", "Errors reading the chain", chain_errors.clone());
+        registry.register("miners", "Miners challenged in the last round", miners.clone());
+        registry.register("block", "Block of the last round", block.clone());
+        Self {
+            registry: Arc::new(registry),
+            rounds,
+            round_errors,
+            verdicts,
+            latency,
+            round_seconds,
+            weight_submissions,
+            chain_errors,
+            miners,
+            block,
+        }
+    }
+
+    /// Records a latency sample for `step`.
+    pub fn observe(&self, step: &str, seconds: f64) {
+        self.latency
+            .get_or_create(&StepLabels {
+                step: step.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

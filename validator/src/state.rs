@@ -1,0 +1,618 @@
+//! Durable validator state in SQLite (WAL): the round counter, verdicts, EMA scores, the scoring state and
+//! weight submissions.
+//!
+//! # Round commit protocol
+//! A round becomes real in exactly one SQLite transaction ([`Store::commit_round`]) that writes the round
+//! row, every miner's verdict, the new per-miner scores, the scoring state (the EMA, saved exactly) and the
+//! round's round-log entry. Before that transaction nothing of the round is counted; after it, all of it is.
+//! The transaction checks that the round number is exactly one past the last committed round, so a round
+//! can never be counted twice, and `kill -9` at any instant leaves either the old state or the new one.
+//!
+//! Challenge seeds use an *attempt* number that is bumped and committed (in its own transaction) before a
+//! round sends anything ([`Store::begin_attempt`]), so a round interrupted by a crash is retried with fresh
+//! seeds: a miner never sees the same challenge twice, even across restarts.
+//!
+//! The round log file is written *after* the commit; the last committed entry is kept in the database so
+//! that [`crate::roundlog::RoundLog::open`] can restore a line lost between the commit and the file write.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::roundlog::LogEntry;
+
+/// An error from the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite failed (disk full, locked, corrupt file).
+    #[error("state database error: {0}; check the state directory's disk space and permissions")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer validator.
+    #[error(
+        "state database schema version {found} is newer than this validator understands ({supported}); run a newer validator or use another --state-dir"
+    )]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// A commit would count a round twice or skip one.
+    #[error(
+        "round {got} cannot be committed: the last committed round is {last}; this round was already counted or one is missing"
+    )]
+    RoundOutOfOrder {
+        /// The round the caller tried to commit.
+        got: u64,
+        /// The last committed round (0 when none).
+        last: u64,
+    },
+    /// A stored value could not be decoded.
+    #[error("state database holds a malformed {what}: {detail}; restore the state directory from a backup")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Result alias for this module.
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// One miner's result in one round, as stored and shown on `/scores`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinerOutcome {
+    /// The miner's uid at the round's block.
+    pub uid: u16,
+    /// The miner's hotkey (ss58).
+    pub hotkey: String,
+    /// Task class, e.g. `matmul/256`.
+    pub task: String,
+    /// The verdict.
+    pub verdict: bench_tasks::Verdict,
+    /// Round-trip time of the signed ping, in milliseconds (absent when the ping failed).
+    pub rtt_ms: Option<f64>,
+    /// Time from sending the challenge to receiving the full answer, in milliseconds.
+    pub total_ms: Option<f64>,
+    /// `total_ms - rtt_ms`, the miner's compute time as the validator sees it.
+    pub compute_ms: Option<f64>,
+    /// Hex of the challenge seed used for this miner.
+    pub seed: String,
+    /// blake3 of the miner's answer bodies (absent when there was none).
+    pub answer_hash: Option<String>,
+}
+
+/// A miner's score after a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRow {
+    /// uid.
+    pub uid: u16,
+    /// Hotkey.
+    pub hotkey: String,
+    /// The EMA score after this round.
+    pub ema: f64,
+}
+
+/// Everything a round commits at once.
+#[derive(Debug, Clone)]
+pub struct RoundCommit {
+    /// The round number; must be one past the last committed round.
+    pub round: u64,
+    /// The attempt number the seeds were derived from.
+    pub attempt: u64,
+    /// Block number the round was bound to.
+    pub block_number: u64,
+    /// Hex block hash the round was bound to.
+    pub block_hash: String,
+    /// Unix milliseconds when the round started.
+    pub started_ms: u64,
+    /// Unix milliseconds when the round finished.
+    pub finished_ms: u64,
+    /// Per-miner outcomes.
+    pub outcomes: Vec<MinerOutcome>,
+    /// Per-miner EMA scores after the round (every miner scoring knows, not only this round's).
+    pub scores: Vec<ScoreRow>,
+    /// The scoring state (EMA) serialized by `scoring`, restored exactly on restart.
+    pub scoring_state: String,
+}
+
+/// A weight submission and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightSubmission {
+    /// The round whose scores produced the weights.
+    pub round: u64,
+    /// Block at which the submission was attempted.
+    pub block: u64,
+    /// Destination uids.
+    pub uids: Vec<u16>,
+    /// u16 weights, aligned with `uids`.
+    pub weights: Vec<u16>,
+    /// `included`, `failed` or `skipped`.
+    pub status: String,
+    /// The chain client's message (dispatch error, mode used).
+    pub detail: String,
+    /// Attempts the chain client made.
+    pub attempts: u32,
+    /// Milliseconds from submission to the final status.
+    pub latency_ms: f64,
+}
+
+/// The newest schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE rounds (
+    round        INTEGER PRIMARY KEY,
+    attempt      INTEGER NOT NULL,
+    block_number INTEGER NOT NULL,
+    block_hash   TEXT NOT NULL,
+    started_ms   INTEGER NOT NULL,
+    finished_ms  INTEGER NOT NULL,
+    miners       INTEGER NOT NULL,
+    passed       INTEGER NOT NULL
+);
+CREATE TABLE verdicts (
+    round       INTEGER NOT NULL REFERENCES rounds(round),
+    uid         INTEGER NOT NULL,
+    hotkey      TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    passed      INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    work_units  REAL NOT NULL,
+    rtt_ms      REAL,
+    total_ms    REAL,
+    compute_ms  REAL,
+    seed        TEXT NOT NULL,
+    answer_hash TEXT,
+    PRIMARY KEY (round, uid)
+);
+CREATE INDEX verdicts_by_uid ON verdicts(uid, round);
+CREATE TABLE scores (
+    uid     INTEGER PRIMARY KEY,
+    hotkey  TEXT NOT NULL,
+    ema     REAL NOT NULL,
+    round   INTEGER NOT NULL
+);
+CREATE TABLE scoring_state (
+    id    INTEGER PRIMARY KEY CHECK (id = 0),
+    round INTEGER NOT NULL,
+    json  TEXT NOT NULL
+);
+CREATE TABLE weight_submissions (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    round      INTEGER NOT NULL,
+    block      INTEGER NOT NULL,
+    uids       TEXT NOT NULL,
+    weights    TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    latency_ms REAL NOT NULL
+);
+CREATE TABLE last_log_entry (
+    id   INTEGER PRIMARY KEY CHECK (id = 0),
+    seq  INTEGER NOT NULL,
+    line TEXT NOT NULL
+);
+"];
+
+/// The validator's state database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) `state.sqlite` in `dir`.
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        Self::open(&dir.join("state.sqlite"))
+    }
+
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a committed round survives power loss, not only a process kill.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::TooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn meta_u64(&self, key: &str) -> Result<u64> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        match v {
+            None => Ok(0),
+            Some(s) => s.parse().map_err(|e| StateError::Corrupt {
+                what: "meta counter",
+                detail: format!("{key}: {e}"),
+            }),
+        }
+    }
+
+    /// Bumps and commits the attempt counter, returning the new attempt number (1, 2, …). Call before a
+    /// round sends any challenge; seeds are derived from it.
+    pub fn begin_attempt(&mut self) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let next: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'attempt'", [], |r| r.get(0))
+            .optional()?;
+        let n = match next {
+            None => 1,
+            Some(s) => {
+                s.parse::<u64>().map_err(|e| StateError::Corrupt {
+                    what: "attempt counter",
+                    detail: e.to_string(),
+                })? + 1
+            }
+        };
+        tx.execute("INSERT INTO meta(key, value) VALUES ('attempt', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [n.to_string()])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// The last attempt number handed out (0 when none).
+    pub fn last_attempt(&self) -> Result<u64> {
+        self.meta_u64("attempt")
+    }
+
+    /// The last committed round (0 when none).
+    pub fn last_round(&self) -> Result<u64> {
+        let r: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(round) FROM rounds", [], |r| r.get(0))?;
+        Ok(r.unwrap_or(0) as u64)
+    }
+
+    /// Number of committed rounds.
+    pub fn round_count(&self) -> Result<u64> {
+        let r: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM rounds", [], |r| r.get(0))?;
+        Ok(r as u64)
+    }
+
+    /// The saved scoring state and the round it belongs to, if any round was committed.
+    pub fn scoring_state(&self) -> Result<Option<(u64, String)>> {
+        Ok(self
+            .conn
+            .query_row("SELECT round, json FROM scoring_state WHERE id = 0", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .optional()?)
+    }
+
+    /// The last round-log entry committed with a round or a weight submission.
+    pub fn last_log_entry(&self) -> Result<Option<LogEntry>> {
+        let line: Option<String> = self
+            .conn
+            .query_row("SELECT line FROM last_log_entry WHERE id = 0", [], |r| r.get(0))
+            .optional()?;
+        line.map(|l| {
+            LogEntry::parse(&l).map_err(|e| StateError::Corrupt {
+                what: "round-log entry",
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    fn put_log_entry(tx: &rusqlite::Transaction<'_>, entry: &LogEntry) -> Result<()> {
+        tx.execute(
+            "INSERT INTO last_log_entry(id, seq, line) VALUES (0, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, line = excluded.line",
+            params![entry.seq as i64, entry.line()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a log entry that belongs to no round or submission (the policy a run starts with), in its own
+    /// transaction.
+    pub fn commit_log_entry(&mut self, entry: &LogEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        Self::put_log_entry(&tx, entry)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Commits a whole round, with its log entry, atomically. Fails without writing anything when `round` is
+    /// not exactly one past the last committed round.
+    pub fn commit_round(&mut self, c: &RoundCommit, entry: &LogEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let last: Option<i64> = tx.query_row("SELECT MAX(round) FROM rounds", [], |r| r.get(0))?;
+        let last = last.unwrap_or(0) as u64;
+        if c.round != last + 1 {
+            return Err(StateError::RoundOutOfOrder { got: c.round, last });
+        }
+        let passed = c.outcomes.iter().filter(|o| o.verdict.passed).count();
+        tx.execute(
+            "INSERT INTO rounds(round, attempt, block_number, block_hash, started_ms, finished_ms, miners, passed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                c.round as i64,
+                c.attempt as i64,
+                c.block_number as i64,
+                c.block_hash,
+                c.started_ms as i64,
+                c.finished_ms as i64,
+                c.outcomes.len() as i64,
+                passed as i64
+            ],
+        )?;
+        {
+            let mut ins = tx.prepare(
+                "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
+                 compute_ms, seed, answer_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for o in &c.outcomes {
+                ins.execute(params![
+                    c.round as i64,
+                    o.uid,
+                    o.hotkey,
+                    o.task,
+                    o.verdict.passed,
+                    o.verdict.reason.code(),
+                    o.verdict.detail,
+                    o.verdict.work_units,
+                    o.rtt_ms,
+                    o.total_ms,
+                    o.compute_ms,
+                    o.seed,
+                    o.answer_hash
+                ])?;
+            }
+            tx.execute("DELETE FROM scores", [])?;
+            let mut sc = tx.prepare("INSERT INTO scores(uid, hotkey, ema, round) VALUES (?1, ?2, ?3, ?4)")?;
+            for s in &c.scores {
+                sc.execute(params![s.uid, s.hotkey, s.ema, c.round as i64])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO scoring_state(id, round, json) VALUES (0, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET round = excluded.round, json = excluded.json",
+            params![c.round as i64, c.scoring_state],
+        )?;
+        Self::put_log_entry(&tx, entry)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a weight submission and its log entry atomically.
+    pub fn record_submission(&mut self, s: &WeightSubmission, entry: &LogEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO weight_submissions(round, block, uids, weights, status, detail, attempts, latency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                s.round as i64,
+                s.block as i64,
+                serde_json::to_string(&s.uids).unwrap_or_default(),
+                serde_json::to_string(&s.weights).unwrap_or_default(),
+                s.status,
+                s.detail,
+                s.attempts,
+                s.latency_ms
+            ],
+        )?;
+        Self::put_log_entry(&tx, entry)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The current EMA scores.
+    pub fn scores(&self) -> Result<Vec<ScoreRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT uid, hotkey, ema FROM scores ORDER BY uid")?;
+        let rows = st.query_map([], |r| {
+            Ok(ScoreRow {
+                uid: r.get(0)?,
+                hotkey: r.get(1)?,
+                ema: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The most recent `limit` outcomes of one uid, newest first, with their round numbers.
+    pub fn recent_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
+        let mut st = self.conn.prepare(
+            "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
+             answer_hash FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![uid, limit as i64], |r| {
+            let reason: String = r.get(5)?;
+            Ok((r.get::<_, i64>(0)? as u64, reason, OutcomeRow::from_row(r)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (round, reason, row) = row?;
+            let reason: bench_tasks::Reason =
+                serde_json::from_value(serde_json::Value::String(reason.clone())).map_err(|_| {
+                    StateError::Corrupt {
+                        what: "verdict reason",
+                        detail: reason,
+                    }
+                })?;
+            out.push((round, row.into_outcome(reason)));
+        }
+        Ok(out)
+    }
+
+    /// Every outcome of one round, ordered by uid.
+    pub fn round_outcomes(&self, round: u64) -> Result<Vec<MinerOutcome>> {
+        let mut st = self.conn.prepare(
+            "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
+             answer_hash FROM verdicts WHERE round = ?1 ORDER BY uid",
+        )?;
+        let rows = st.query_map(params![round as i64], |r| {
+            Ok((r.get::<_, String>(5)?, OutcomeRow::from_row(r)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (reason, row) = row?;
+            let reason: bench_tasks::Reason =
+                serde_json::from_value(serde_json::Value::String(reason.clone())).map_err(|_| {
+                    StateError::Corrupt {
+                        what: "verdict reason",
+                        detail: reason,
+                    }
+                })?;
+            out.push(row.into_outcome(reason));
+        }
+        Ok(out)
+    }
+
+    /// The most recent weight submission, if any.
+    pub fn last_submission(&self) -> Result<Option<WeightSubmission>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT round, block, uids, weights, status, detail, attempts, latency_ms FROM weight_submissions
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, u32>(6)?,
+                        r.get::<_, f64>(7)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(
+            |(round, block, uids, weights, status, detail, attempts, latency_ms)| {
+                let corrupt = |e: serde_json::Error| StateError::Corrupt {
+                    what: "weight vector",
+                    detail: e.to_string(),
+                };
+                Ok(WeightSubmission {
+                    round: round as u64,
+                    block: block as u64,
+                    uids: serde_json::from_str(&uids).map_err(corrupt)?,
+                    weights: serde_json::from_str(&weights).map_err(corrupt)?,
+                    status,
+                    detail,
+                    attempts,
+                    latency_ms,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    /// Counts of weight submissions by status.
+    pub fn submission_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM weight_submissions GROUP BY status ORDER BY status")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Per-uid counts of passed and failed verdicts over all rounds.
+    pub fn verdict_counts(&self) -> Result<Vec<(u16, u64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT uid, SUM(passed), SUM(1 - passed) FROM verdicts GROUP BY uid ORDER BY uid")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, u16>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+struct OutcomeRow {
+    uid: u16,
+    hotkey: String,
+    task: String,
+    passed: bool,
+    detail: String,
+    work_units: f64,
+    rtt_ms: Option<f64>,
+    total_ms: Option<f64>,
+    compute_ms: Option<f64>,
+    seed: String,
+    answer_hash: Option<String>,
+}
+
+impl OutcomeRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            uid: r.get(1)?,
+            hotkey: r.get(2)?,
+            task: r.get(3)?,
+            passed: r.get(4)?,
+            detail: r.get(6)?,
+            work_units: r.get(7)?,
+            rtt_ms: r.get(8)?,
+            total_ms: r.get(9)?,
+            compute_ms: r.get(10)?,
+            seed: r.get(11)?,
+            answer_hash: r.get(12)?,
+        })
+    }
+
+    fn into_outcome(self, reason: bench_tasks::Reason) -> MinerOutcome {
+        MinerOutcome {
+            uid: self.uid,
+            hotkey: self.hotkey,
+            task: self.task,
+            verdict: bench_tasks::Verdict {
+                passed: self.passed,
+                reason,
+                detail: self.detail,
+                work_units: self.work_units,
+            },
+            rtt_ms: self.rtt_ms,
+            total_ms: self.total_ms,
+            compute_ms: self.compute_ms,
+            seed: self.seed,
+            answer_hash: self.answer_hash,
+        }
+    }
+}
