@@ -288,7 +288,7 @@ impl Chain {
         );
         let genesis_hash = genesis.hash();
         let block = Block {
-            header: genesis.clone(),
+            header: genesis,
             extrinsics: Vec::new(),
         };
         let snapshot: Snapshot = Arc::new(top);
@@ -452,10 +452,10 @@ impl Chain {
             return Err(PoolError::Invalid("Transaction call is not expected".into()));
         }
         let sender_nonce = sender_nonce(&xt);
-        if let Some(sn) = &sender_nonce {
-            if self.pool.iter().any(|t| t.sender_nonce.as_ref() == Some(sn)) {
-                return Err(PoolError::TooLowPriority(0));
-            }
+        if let Some(sn) = &sender_nonce
+            && self.pool.iter().any(|t| t.sender_nonce.as_ref() == Some(sn))
+        {
+            return Err(PoolError::TooLowPriority(0));
         }
         match self.validate(&xt) {
             Ok(_) => {}
@@ -555,7 +555,7 @@ impl Chain {
             };
         }
         let snapshot: Snapshot = Arc::new(state);
-        if number % COMPACT_EVERY == 0 {
+        if number.is_multiple_of(COMPACT_EVERY) {
             self.ext = TestExternalities::new(Storage {
                 top: snapshot.as_ref().clone(),
                 children_default: Default::default(),

@@ -433,10 +433,10 @@ async fn heads_subscription(pending: PendingSubscriptionSink, s: Arc<Shared>) {
             }
         }
     };
-    if let Some(h) = current {
-        if !send(h).await {
-            return;
-        }
+    if let Some(h) = current
+        && !send(h).await
+    {
+        return;
     }
     loop {
         let next = tokio::select! {

@@ -45,7 +45,7 @@ pub const MAX_TEMPO: u64 = 50_400;
 pub type WeightCommit = (H256, u64, u64, u64);
 
 #[polkadot_sdk::frame_support::pallet]
-#[allow(missing_debug_implementations)]
+#[allow(missing_debug_implementations, clippy::too_many_arguments)]
 pub mod pallet {
     use super::{Balance, MAX_CRV3_COMMIT_SIZE_BYTES, NetUid, WeightCommit};
     use alloc::collections::VecDeque;
