@@ -35,11 +35,24 @@ struct Args {
     /// Turn commit-reveal on for the dev subnet.
     #[arg(long)]
     commit_reveal: bool,
+    /// Also produce a block as soon as a transaction arrives (Anvil's automine).
+    #[arg(long)]
+    instant_seal: bool,
+    /// Run the benchmark instead of serving, and print its figures.
+    #[arg(long)]
+    bench: bool,
+    /// Validators setting 256-uid weights per block in the benchmark (at most 128).
+    #[arg(long, default_value_t = 128)]
+    bench_validators: usize,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.bench {
+        bench(args.bench_validators).await;
+        return;
+    }
     let config = DevnetConfig {
         host: args.host,
         port: args.port,
@@ -47,6 +60,7 @@ async fn main() {
         tempo: args.tempo,
         dev_subnet: args.dev_subnet,
         dev_subnet_commit_reveal: args.commit_reveal,
+        instant_seal: args.instant_seal,
         ..DevnetConfig::default()
     };
     let devnet = match Devnet::spawn(config).await {
@@ -88,4 +102,48 @@ async fn main() {
         eprintln!("error: cannot wait for Ctrl-C: {e}");
     }
     devnet.shutdown().await;
+}
+
+async fn bench(validators: usize) {
+    let r = match chain::devnet::bench::run(validators, 3).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: benchmark failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!(
+        "devnet benchmark (one run, in-process node, {} profile)",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    println!(
+        "empty blocks/s                         {:>10.1}",
+        r.empty_blocks_per_s
+    );
+    println!(
+        "setup extrinsics/s ({} mixed)         {:>10.1}",
+        r.setup_extrinsics, r.setup_extrinsics_per_s
+    );
+    println!(
+        "256-uid set_weights/s ({} txs)        {:>10.1}",
+        r.set_weights, r.set_weights_per_s
+    );
+    println!(
+        "blocks/s with {} set_weights per block {:>10.2}",
+        r.validators, r.weight_blocks_per_s
+    );
+    println!(
+        "state_getStorage p50 / p99 (ms)        {:>10.3} / {:.3}",
+        r.storage_query_p50.as_secs_f64() * 1e3,
+        r.storage_query_p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "submit-to-inclusion p50 / p99 (ms)     {:>10.3} / {:.3}",
+        r.submit_to_inclusion_p50.as_secs_f64() * 1e3,
+        r.submit_to_inclusion_p99.as_secs_f64() * 1e3
+    );
 }

@@ -17,10 +17,12 @@
 //! ```
 
 pub mod admin;
+pub mod bench;
 pub mod drand;
 pub mod node;
 pub mod rpc;
 pub mod runtime;
+pub mod signer;
 pub mod subtensor;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -196,6 +198,18 @@ impl Devnet {
         tokio::task::spawn_blocking(move || s.lock().produce_block())
             .await
             .map_err(|e| DevnetError::Task(e.to_string()))
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> polkadot_sdk::sp_core::H256 {
+        self.shared.lock().genesis_hash()
+    }
+
+    /// Validate and queue an encoded extrinsic in-process, as `author_submitExtrinsic` does.
+    pub fn submit_extrinsic(&self, bytes: &[u8]) -> Result<polkadot_sdk::sp_core::H256, node::PoolError> {
+        let hash = self.shared.lock().submit(bytes, None)?;
+        self.shared.new_tx.notify_one();
+        Ok(hash)
     }
 
     /// The head block number.

@@ -36,6 +36,8 @@ pub type Snapshot = Arc<BTreeMap<Vec<u8>, Vec<u8>>>;
 pub const KEPT_STATES: usize = 256;
 /// Most transactions the pool holds.
 pub const MAX_POOL: usize = 8192;
+/// Most block bodies and headers kept (older ones are pruned; their hashes stay known).
+pub const KEPT_BLOCKS: usize = 16_384;
 /// Rebuild the trie backend from the snapshot every this many blocks (drops stale trie nodes).
 const COMPACT_EVERY: u32 = 64;
 
@@ -573,6 +575,16 @@ impl Chain {
         self.head_number = number;
         self.hashes.push(hash);
         self.blocks.insert(hash, block);
+        if let Some(old) = self
+            .hashes
+            .len()
+            .checked_sub(KEPT_BLOCKS + 1)
+            .and_then(|i| self.hashes.get(i))
+        {
+            if *old != self.genesis_hash {
+                self.blocks.remove(old);
+            }
+        }
 
         for tx in &included {
             if let Some(w) = &tx.watcher {
