@@ -429,3 +429,51 @@ async fn commit_then_reveal_in_the_next_epoch() {
     blocks(&devnet, 1).await;
     devnet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timelocked_commits_are_stored_and_polkadot_config_signs_too() {
+    let devnet = devnet().await;
+    // The stock PolkadotConfig (MultiAddress<AccountId32, ()>, as finney) signs the same way.
+    let papi = OnlineClient::<subxt::PolkadotConfig>::from_url(devnet.ws_url())
+        .await
+        .expect("connects");
+    let at = papi.at_current_block().await.expect("block");
+    let call = tx(
+        "AdminUtils",
+        "sudo_set_commit_reveal_weights_enabled",
+        (1u16, true),
+    );
+    at.transactions()
+        .sign_and_submit_then_watch_default(&call, &dev::alice())
+        .await
+        .expect("submitted")
+        .wait_for_finalized_success()
+        .await
+        .expect("commit-reveal on");
+
+    let api = Api::from_url(devnet.ws_url()).await.expect("subxt connects");
+    let ciphertext = vec![7u8; 300];
+    let commit = |version: u16| {
+        tx(
+            "SubtensorModule",
+            "commit_timelocked_weights",
+            (1u16, ciphertext.clone(), 1_000u64, version),
+        )
+    };
+    let err = submit(&api, &commit(3), &dev::alice())
+        .await
+        .expect_err("wrong version");
+    assert!(err.contains("IncorrectCommitRevealVersion"), "{err}");
+    let ev = submit(&api, &commit(4), &dev::alice()).await.expect("committed");
+    assert!(
+        has(&ev, "SubtensorModule", "TimelockedWeightsCommitted"),
+        "{ev:?}"
+    );
+    let epoch = devnet.with_state(|| subtensor::SubnetEpochIndex::<Runtime>::get(1));
+    let stored = devnet.with_state(|| subtensor::TimelockedWeightCommits::<Runtime>::get(1, epoch));
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, account(&dev::alice()));
+    assert_eq!(stored[0].2.to_vec(), ciphertext);
+    assert_eq!(stored[0].3, 1_000);
+    devnet.shutdown().await;
+}
