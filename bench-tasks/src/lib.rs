@@ -7,6 +7,7 @@
 //!
 //! * [`backend`]: choosing the burn device at run time ([`BackendKind`]).
 //! * [`matmul`]: the matrix-multiplication proof of work (sketch + interactive openings + Freivalds).
+//! * [`inference`]: greedy decoding of a Llama-style transformer, checked by one teacher-forced CPU pass.
 //! * [`verdict`]: the shared [`Verdict`] and [`Reason`] codes.
 //! * [`bench`]: the figures printed by `bench-tasks bench …`.
 //!
@@ -29,6 +30,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod inference;
 pub mod matmul;
 pub mod verdict;
 

@@ -2,12 +2,15 @@
 //!
 //! ```text
 //! bench-tasks bench matmul --n 1024 --backend flex --json
+//! bench-tasks bench inference --preset tiny --backend flex --json
 //! ```
 
 use std::process::ExitCode;
 
 use bench_tasks::BackendKind;
+use bench_tasks::bench::inference::{InferenceBenchOptions, InferenceBenchReport};
 use bench_tasks::bench::matmul::{MatmulBenchOptions, MatmulBenchReport};
+use bench_tasks::inference::Preset;
 use bench_tasks::matmul::RoundParams;
 use clap::{Args, Parser, Subcommand};
 
@@ -33,6 +36,48 @@ enum Command {
 enum Bench {
     /// The matmul proof of work.
     Matmul(MatmulArgs),
+    /// Greedy decoding of a Llama-style transformer, checked by a teacher-forced CPU pass.
+    Inference(InferenceArgs),
+}
+
+#[derive(Debug, Args)]
+struct InferenceArgs {
+    /// Model size: tiny, small or medium.
+    #[arg(long, default_value = "tiny")]
+    preset: Preset,
+    /// Public seed of the model weights.
+    #[arg(long, default_value_t = 1)]
+    model_seed: u64,
+    /// Backend of the miner: flex, wgpu, vulkan or cuda (must be compiled in). The verifier runs on flex.
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// Device index of the backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Prompts per challenge (B).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Tokens per prompt (L).
+    #[arg(long, default_value_t = 16)]
+    prompt_len: usize,
+    /// Generated tokens per prompt (T).
+    #[arg(long, default_value_t = 32)]
+    new_tokens: usize,
+    /// Sequences the validator checks (s).
+    #[arg(long, default_value_t = 2)]
+    sample: usize,
+    /// Challenges per adversary (and honest challenges).
+    #[arg(long, default_value_t = 50)]
+    trials: usize,
+    /// Warm miner and verifier runs to time.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Logit margin of the verifier.
+    #[arg(long, default_value_t = bench_tasks::inference::DEFAULT_LOGIT_MARGIN)]
+    margin: f32,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(Bench::Matmul(args)) => bench_matmul(&args),
+        Command::Bench(Bench::Inference(args)) => bench_inference(&args),
     }
 }
 
@@ -104,6 +150,62 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
             eprintln!("bench-tasks: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn bench_inference(args: &InferenceArgs) -> ExitCode {
+    let opts = InferenceBenchOptions {
+        backend: args.backend,
+        device_index: args.device,
+        preset: args.preset,
+        model_seed: args.model_seed,
+        batch: args.batch,
+        prompt_len: args.prompt_len,
+        new_tokens: args.new_tokens,
+        sample: args.sample,
+        trials: args.trials,
+        reps: args.reps,
+        margin: args.margin,
+    };
+    match bench_tasks::bench::inference::run(&opts) {
+        Ok(report) if args.json => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("the report is plain data")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print_inference_text(&report);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench-tasks: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_inference_text(r: &InferenceBenchReport) {
+    println!(
+        "inference on {} ({} preset, {} parameters; B = {}, L = {}, T = {}, s = {})",
+        r.backend, r.preset, r.params, r.batch, r.prompt_len, r.new_tokens, r.sample
+    );
+    println!("  model build        {:>10.4} s", r.model_build_seconds);
+    println!(
+        "  miner              {:>10.4} s  ({:.1} tokens/s)",
+        r.miner_seconds, r.tokens_per_second
+    );
+    println!(
+        "  validator verify   {:>10.6} s  ({:.4} × miner)",
+        r.verify_seconds, r.verify_ratio
+    );
+    println!(
+        "  honest passed      {} ({} trials, largest deficit {:e}, margin {})",
+        r.honest_passed, r.honest_trials, r.max_honest_deficit, r.margin
+    );
+    for (name, rate) in &r.detection {
+        println!("  detected {name:<18} {rate:>6.3}  ({} trials)", r.trials);
     }
 }
 

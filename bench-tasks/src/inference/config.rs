@@ -1,0 +1,232 @@
+//! Model shapes: the [`ModelConfig`] of a Llama-style decoder and the named [`Preset`]s.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::InferenceError;
+
+/// The shape of a Llama-style decoder-only transformer.
+///
+/// The architecture is fixed (token embedding, `n_layers` pre-norm blocks of grouped-query attention with
+/// rotary position embedding and a SwiGLU MLP, a final RMSNorm and an untied output head); this struct
+/// holds only its sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Number of token ids; valid ids are `0..vocab_size`.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Number of query heads.
+    pub n_heads: usize,
+    /// Number of key/value heads (grouped-query attention); divides `n_heads`.
+    pub n_kv_heads: usize,
+    /// Hidden width of the SwiGLU MLP.
+    pub d_ff: usize,
+    /// Longest sequence (prompt plus generated tokens) the model accepts.
+    pub max_seq_len: usize,
+    /// Base of the rotary position embedding frequencies.
+    pub rope_theta: f32,
+    /// Epsilon added inside every RMSNorm.
+    pub norm_eps: f32,
+}
+
+impl ModelConfig {
+    /// Width of one attention head (`d_model / n_heads`).
+    pub const fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    /// Total number of parameters (embedding, blocks, final norm and head).
+    pub const fn param_count(&self) -> usize {
+        let d = self.d_model;
+        let kv = self.n_kv_heads * self.head_dim();
+        let attn = d * d + 2 * d * kv + d * d;
+        let mlp = 3 * d * self.d_ff;
+        let block = attn + mlp + 2 * d;
+        2 * self.vocab_size * d + self.n_layers * block + d
+    }
+
+    /// Multiply-adds per token for one forward step, ignoring attention over the context (which adds
+    /// `2 · n_layers · d_model` per token of context).
+    pub const fn macs_per_token(&self) -> usize {
+        self.param_count() - self.vocab_size * self.d_model
+    }
+
+    /// Checks that the sizes describe a model that can be built.
+    ///
+    /// # Errors
+    /// [`InferenceError::BadConfig`] naming the first inconsistent field.
+    pub fn validate(&self) -> Result<(), InferenceError> {
+        let bad = |field: &'static str, why: String| Err(InferenceError::BadConfig { field, why });
+        if self.vocab_size < 2 || self.vocab_size > (1 << 24) {
+            return bad(
+                "vocab_size",
+                format!("{} is not in 2..=16777216", self.vocab_size),
+            );
+        }
+        if self.n_layers == 0 || self.n_layers > 256 {
+            return bad("n_layers", format!("{} is not in 1..=256", self.n_layers));
+        }
+        if self.n_heads == 0 || self.d_model == 0 || !self.d_model.is_multiple_of(self.n_heads) {
+            return bad(
+                "n_heads",
+                format!("{} heads do not divide d_model {}", self.n_heads, self.d_model),
+            );
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return bad(
+                "d_model",
+                format!("head width {} must be even for rotary embedding", self.head_dim()),
+            );
+        }
+        if self.n_kv_heads == 0 || !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            return bad(
+                "n_kv_heads",
+                format!("{} does not divide n_heads {}", self.n_kv_heads, self.n_heads),
+            );
+        }
+        if self.d_ff == 0 {
+            return bad("d_ff", "must be positive".into());
+        }
+        if self.max_seq_len < 2 {
+            return bad("max_seq_len", format!("{} is below 2", self.max_seq_len));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return bad(
+                "rope_theta",
+                format!("{} is not a finite number above 1", self.rope_theta),
+            );
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
+            return bad(
+                "norm_eps",
+                format!("{} is not a finite positive number", self.norm_eps),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A named model size.
+///
+/// | preset | vocab | d_model | layers | heads (kv) | d_ff | max seq | parameters |
+/// |---|---|---|---|---|---|---|---|
+/// | `tiny` | 2,048 | 256 | 4 | 4 (2) | 704 | 256 | 4.0 M |
+/// | `small` | 8,192 | 512 | 8 | 8 (4) | 1,408 | 512 | 32.0 M |
+/// | `medium` | 32,000 | 1,024 | 16 | 16 (8) | 2,816 | 1,024 | 254 M |
+///
+/// `tiny` is for CI and CPU tests, `small` for a quick GPU run, `medium` for real GPU throughput.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// A few million parameters.
+    Tiny,
+    /// Tens of millions of parameters.
+    Small,
+    /// Hundreds of millions of parameters.
+    Medium,
+}
+
+impl Preset {
+    /// Every preset, smallest first.
+    pub const ALL: [Self; 3] = [Self::Tiny, Self::Small, Self::Medium];
+
+    /// The model shape this preset names.
+    pub const fn config(self) -> ModelConfig {
+        let (vocab_size, d_model, n_layers, n_heads, n_kv_heads, d_ff, max_seq_len) = match self {
+            Self::Tiny => (2048, 256, 4, 4, 2, 704, 256),
+            Self::Small => (8192, 512, 8, 8, 4, 1408, 512),
+            Self::Medium => (32000, 1024, 16, 16, 8, 2816, 1024),
+        };
+        ModelConfig {
+            vocab_size,
+            d_model,
+            n_layers,
+            n_heads,
+            n_kv_heads,
+            d_ff,
+            max_seq_len,
+            rope_theta: 10_000.0,
+            norm_eps: 1e-5,
+        }
+    }
+
+    /// The preset's name as written on the command line (`"tiny"`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Tiny => "tiny",
+            Self::Small => "small",
+            Self::Medium => "medium",
+        }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = InferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| InferenceError::UnknownPreset(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_sized_as_documented() {
+        let counts: Vec<usize> = Preset::ALL.iter().map(|p| p.config().param_count()).collect();
+        for p in Preset::ALL {
+            p.config().validate().unwrap();
+        }
+        assert!(
+            (2_000_000..10_000_000).contains(&counts[0]),
+            "tiny has {}",
+            counts[0]
+        );
+        assert!(
+            (10_000_000..100_000_000).contains(&counts[1]),
+            "small has {}",
+            counts[1]
+        );
+        assert!(
+            (100_000_000..1_000_000_000).contains(&counts[2]),
+            "medium has {}",
+            counts[2]
+        );
+    }
+
+    #[test]
+    fn preset_names_round_trip() {
+        for p in Preset::ALL {
+            assert_eq!(p.to_string().parse::<Preset>().unwrap(), p);
+        }
+        assert!(matches!(
+            "huge".parse::<Preset>(),
+            Err(InferenceError::UnknownPreset(_))
+        ));
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let mut c = Preset::Tiny.config();
+        c.n_kv_heads = 3;
+        match c.validate() {
+            Err(InferenceError::BadConfig { field, .. }) => assert_eq!(field, "n_kv_heads"),
+            other => panic!("expected BadConfig, got {other:?}"),
+        }
+    }
+}
