@@ -2,6 +2,8 @@
 //! transaction extensions, pallet indices, and for every call, storage item, event, error and
 //! runtime API the devnet serves, the same name, index, argument names, hashers and type shapes.
 
+#![cfg(feature = "devnet")]
+
 use chain::devnet::runtime::Runtime;
 use scale_info::{PortableRegistry, TypeDef, form::PortableForm};
 use subxt::Metadata;

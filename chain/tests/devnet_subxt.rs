@@ -5,6 +5,8 @@
 //! The devnet runs in instant-seal mode (a block as soon as a transaction arrives) with no block
 //! timer, so the test decides exactly when epochs happen by producing empty blocks itself.
 
+#![cfg(feature = "devnet")]
+
 use chain::devnet::runtime::{AccountId, Runtime};
 use chain::devnet::subtensor::{self, info::NeuronInfoLite};
 use chain::devnet::{Devnet, DevnetConfig};

@@ -76,12 +76,12 @@ pub async fn run(validators: usize, rounds: usize) -> Result<BenchReport, String
     let genesis = devnet.genesis_hash();
 
     // 1. Empty blocks.
-    let n = 200;
+    let n = 200u32;
     let t = Instant::now();
     for _ in 0..n {
         devnet.produce_block().await.map_err(err)?;
     }
-    let empty_blocks_per_s = n as f64 / t.elapsed().as_secs_f64();
+    let empty_blocks_per_s = f64::from(n) / t.elapsed().as_secs_f64();
 
     // 2. Setup: Alice funds the validators, registers 255 hotkeys (uid 0 is hers), stakes.
     let alice = dev_pair("//Alice");

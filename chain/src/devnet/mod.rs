@@ -146,12 +146,13 @@ impl Devnet {
                 loop {
                     tick.tick().await;
                     let s = shared.clone();
-                    if tokio::task::spawn_blocking(move || s.lock().produce_block())
-                        .await
-                        .is_err()
-                    {
-                        tracing::error!("devnet: block production panicked; stopping the producer");
-                        return;
+                    match tokio::task::spawn_blocking(move || s.lock().produce_block()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!("devnet: {e}"),
+                        Err(e) => {
+                            tracing::error!("devnet: block producer task failed: {e}; stopping it");
+                            return;
+                        }
                     }
                 }
             })
@@ -166,9 +167,13 @@ impl Devnet {
                         let mut chain = s.lock();
                         (chain.pool_len() > 0).then(|| chain.produce_block())
                     });
-                    if produced.await.is_err() {
-                        tracing::error!("devnet: block production panicked; stopping the sealer");
-                        return;
+                    match produced.await {
+                        Ok(Some(Err(e))) => tracing::error!("devnet: {e}"),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!("devnet: sealer task failed: {e}; stopping it");
+                            return;
+                        }
                     }
                 }
             })
@@ -197,7 +202,8 @@ impl Devnet {
         let s = self.shared.clone();
         tokio::task::spawn_blocking(move || s.lock().produce_block())
             .await
-            .map_err(|e| DevnetError::Task(e.to_string()))
+            .map_err(|e| DevnetError::Task(e.to_string()))?
+            .map_err(DevnetError::Task)
     }
 
     /// The genesis hash.

@@ -6,6 +6,7 @@
 //! instant: every block is final when produced.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -392,22 +393,35 @@ impl Chain {
                     top: snap.as_ref().clone(),
                     children_default: Default::default(),
                 });
-                run(&mut ext)
+                catch_unwind(AssertUnwindSafe(|| run(&mut ext)))
             }
-            _ => run(&mut self.ext),
+            _ => {
+                let out = catch_unwind(AssertUnwindSafe(|| run(&mut self.ext)));
+                if out.is_err() {
+                    self.ext.reset_overlay();
+                }
+                out
+            }
         };
-        out.ok_or_else(|| format!("Exported method {method} is not found"))
+        out.map_err(|_| format!("Execution aborted: the runtime panicked in {method}"))?
+            .ok_or_else(|| format!("Exported method {method} is not found"))
     }
 
     /// Validate a transaction against the head, as the pool does.
     pub fn validate(&mut self, xt: &UncheckedExtrinsic) -> TransactionValidity {
         let head = self.head;
         let xt = xt.clone();
-        self.ext.execute_with(|| {
-            sp_io::storage::start_transaction();
-            let out = Executive::validate_transaction(TransactionSource::External, xt, head);
-            sp_io::storage::rollback_transaction();
-            out
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            self.ext.execute_with(|| {
+                sp_io::storage::start_transaction();
+                let out = Executive::validate_transaction(TransactionSource::External, xt, head);
+                sp_io::storage::rollback_transaction();
+                out
+            })
+        }));
+        out.unwrap_or_else(|_| {
+            self.ext.reset_overlay();
+            Err(TransactionValidityError::Invalid(InvalidTransaction::Call))
         })
     }
 
@@ -481,7 +495,7 @@ impl Chain {
     }
 
     /// Build, execute and finalize the next block with the pool's transactions.
-    pub fn produce_block(&mut self) -> Produced {
+    pub fn produce_block(&mut self) -> Result<Produced, String> {
         let number = self.head_number + 1;
         let parent = self.head;
         let header = Header::new(number, H256::zero(), H256::zero(), parent, Digest::default());
@@ -493,40 +507,59 @@ impl Chain {
         let mut pending = std::mem::take(&mut self.pool);
         let mut included: Vec<PoolTx> = Vec::new();
         let mut dropped: Vec<PoolTx> = Vec::new();
-        let header = self.ext.execute_with(|| {
-            Executive::initialize_block(&header);
-            // The inherent cannot fail for a timestamp past the previous one.
-            let _ = Executive::apply_extrinsic(inherent.clone());
-            loop {
-                let mut progress = false;
-                let mut later = Vec::new();
-                for tx in pending.drain(..) {
-                    sp_io::storage::start_transaction();
-                    match Executive::apply_extrinsic(tx.xt.clone()) {
-                        Ok(_) => {
-                            sp_io::storage::commit_transaction();
-                            included.push(tx);
-                            progress = true;
-                        }
-                        Err(TransactionValidityError::Invalid(
-                            InvalidTransaction::Future | InvalidTransaction::ExhaustsResources,
-                        )) => {
-                            sp_io::storage::rollback_transaction();
-                            later.push(tx);
-                        }
-                        Err(_) => {
-                            sp_io::storage::rollback_transaction();
-                            dropped.push(tx);
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            self.ext.execute_with(|| {
+                Executive::initialize_block(&header);
+                // The inherent cannot fail for a timestamp past the previous one.
+                let _ = Executive::apply_extrinsic(inherent.clone());
+                loop {
+                    let mut progress = false;
+                    let mut later = Vec::new();
+                    for tx in pending.drain(..) {
+                        sp_io::storage::start_transaction();
+                        let applied =
+                            catch_unwind(AssertUnwindSafe(|| Executive::apply_extrinsic(tx.xt.clone())))
+                                .unwrap_or(Err(TransactionValidityError::Invalid(InvalidTransaction::Call)));
+                        match applied {
+                            Ok(_) => {
+                                sp_io::storage::commit_transaction();
+                                included.push(tx);
+                                progress = true;
+                            }
+                            Err(TransactionValidityError::Invalid(
+                                InvalidTransaction::Future | InvalidTransaction::ExhaustsResources,
+                            )) => {
+                                sp_io::storage::rollback_transaction();
+                                later.push(tx);
+                            }
+                            Err(_) => {
+                                sp_io::storage::rollback_transaction();
+                                dropped.push(tx);
+                            }
                         }
                     }
+                    pending = later;
+                    if !progress || pending.is_empty() {
+                        break;
+                    }
                 }
-                pending = later;
-                if !progress || pending.is_empty() {
-                    break;
-                }
+                Executive::finalize_block()
+            })
+        }));
+        let header = match built {
+            Ok(h) => h,
+            Err(_) => {
+                // A panic outside any one transaction (block initialization or finalization):
+                // discard the partial block, keep the transactions, report.
+                self.ext.reset_overlay();
+                self.pool = pending;
+                self.pool.extend(included);
+                self.pool.extend(dropped);
+                return Err(format!(
+                    "block {number} aborted: the runtime panicked while building it"
+                ));
             }
-            Executive::finalize_block()
-        });
+        };
         self.pool = pending;
         let hash = header.hash();
         let mut extrinsics = vec![inherent];
@@ -580,10 +613,9 @@ impl Chain {
             .len()
             .checked_sub(KEPT_BLOCKS + 1)
             .and_then(|i| self.hashes.get(i))
+            && *old != self.genesis_hash
         {
-            if *old != self.genesis_hash {
-                self.blocks.remove(old);
-            }
+            self.blocks.remove(old);
         }
 
         for tx in &included {
@@ -598,12 +630,12 @@ impl Chain {
             }
         }
         let _ = self.heads.send(header.clone());
-        Produced {
+        Ok(Produced {
             hash,
             header,
             included: included.len(),
             dropped: dropped.len(),
-        }
+        })
     }
 
     /// Encoded runtime version (`Core_version`).

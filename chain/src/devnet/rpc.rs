@@ -401,8 +401,8 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
     )?;
 
     m.register_method("dev_newBlock", |_, s, _| {
-        let produced = s.lock().produce_block();
-        json!({ "hash": produced.hash, "number": produced.header.number })
+        let produced = s.lock().produce_block().map_err(client_error)?;
+        Ok::<_, ErrorObjectOwned>(json!({ "hash": produced.hash, "number": produced.header.number }))
     })?;
 
     let names: Vec<String> = m.method_names().map(str::to_string).collect();
