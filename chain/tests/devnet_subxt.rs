@@ -477,5 +477,18 @@ async fn timelocked_commits_are_stored_and_polkadot_config_signs_too() {
     assert_eq!(stored[0].0, account(&dev::alice()));
     assert_eq!(stored[0].2.to_vec(), ciphertext);
     assert_eq!(stored[0].3, 1_000);
+    // The devnet cannot decrypt drand timelock ciphertexts: at the reveal epoch the commit leaves
+    // storage unrevealed, and no weights were set.
+    next_epoch(&devnet).await;
+    assert!(
+        devnet
+            .with_state(|| subtensor::TimelockedWeightCommits::<Runtime>::get(1, epoch))
+            .is_empty()
+    );
+    assert!(
+        devnet
+            .with_state(|| subtensor::Weights::<Runtime>::get(1, 0))
+            .is_empty()
+    );
     devnet.shutdown().await;
 }

@@ -8,7 +8,10 @@
 //! - the registration burn is constant (`Burn`), with no per-interval adjustment;
 //! - a subnet has one mechanism (`MechanismCountCurrent` = 1), so the storage index equals the netuid;
 //! - emission per epoch is a fixed `rao_emission` per tempo block, split by Yuma as subtensor's
-//!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap).
+//!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap);
+//! - CR-v2 (`commit_weights`/`reveal_weights`) is complete; CR-v4 (`commit_timelocked_weights`)
+//!   is checked and stored with subtensor's rules and events, but the devnet cannot decrypt drand
+//!   timelock ciphertexts, so those commits are dropped unrevealed at their reveal epoch.
 //!
 //! The epoch schedule is subtensor's **stateful** rule (spec 425): an epoch runs in the block where
 //! `block - LastEpochBlock >= Tempo` (or `PendingEpochAt` is reached); then `LastEpochBlock = block`
