@@ -44,18 +44,15 @@ fn decode_exact<V: DecodeAsType>(metadata: &Metadata, ty: u32, bytes: &[u8]) -> 
     }
 }
 
-/// The entry's default value (a `ValueQuery` entry always has one) decodes as `V`.
-fn value_is<V: DecodeAsType>(metadata: &Metadata, ty: u32, default: Option<&[u8]>) -> Result<(), String> {
-    decode_exact::<V>(
-        metadata,
-        ty,
-        default.ok_or("no default value (expected a ValueQuery entry)")?,
-    )
-}
+/// An account id as 32 raw bytes (decodes from `AccountId32`).
+#[derive(Debug, Default, Encode, DecodeAsType)]
+#[decode_as_type(crate_path = "subxt::ext::scale_decode")]
+struct AccountBytes([u8; 32]);
 
-/// For `OptionQuery` entries (no default): `V`'s own SCALE encoding decodes as the chain's type, so
-/// the layouts agree.
-fn sample_is<V: DecodeAsType + Encode + Default>(
+/// The entry's value type matches `V`: its default value (present for `ValueQuery` entries) decodes as
+/// `V`; for `OptionQuery` entries, which have none, `V`'s own SCALE encoding decodes as the chain's
+/// type, so the layouts agree. (Finney and the devnet may differ in query kind; that is fine.)
+fn value_is<V: DecodeAsType + Encode + Default>(
     metadata: &Metadata,
     ty: u32,
     default: Option<&[u8]>,
@@ -79,8 +76,8 @@ const fn item(name: &'static str, keys: usize, optional: bool, check_value: Valu
 pub const STORAGE: &[StorageItem] = &[
     item("NetworksAdded", 1, false, value_is::<bool>),
     item("SubnetworkN", 1, false, value_is::<u16>),
-    item("Keys", 2, false, value_is::<subxt::utils::AccountId32>),
-    item("Uids", 2, false, sample_is::<u16>),
+    item("Keys", 2, false, value_is::<AccountBytes>),
+    item("Uids", 2, false, value_is::<u16>),
     item("LastUpdate", 1, false, value_is::<Vec<u64>>),
     item("Tempo", 1, false, value_is::<u16>),
     item("WeightsSetRateLimit", 1, false, value_is::<u64>),
@@ -89,8 +86,8 @@ pub const STORAGE: &[StorageItem] = &[
     item("MaxWeightsLimit", 1, false, value_is::<u16>),
     item("CommitRevealWeightsEnabled", 1, false, value_is::<bool>),
     // Metagraph fallback when the runtime API is missing.
-    item("Owner", 1, true, value_is::<subxt::utils::AccountId32>),
-    item("Axons", 2, true, sample_is::<crate::metagraph::AxonInfo>),
+    item("Owner", 1, true, value_is::<AccountBytes>),
+    item("Axons", 2, true, value_is::<crate::metagraph::AxonInfo>),
     item("TotalHotkeyAlpha", 2, true, value_is::<u64>),
     item("Active", 1, true, value_is::<Vec<bool>>),
     item("ValidatorPermit", 1, true, value_is::<Vec<bool>>),
@@ -105,6 +102,13 @@ pub const STORAGE: &[StorageItem] = &[
     item("ServingRateLimit", 1, true, value_is::<u64>),
     item("Burn", 1, true, value_is::<u64>),
     item("NetworkRegistrationAllowed", 1, true, value_is::<bool>),
+    // Commit-reveal timing.
+    item(
+        "WeightCommits",
+        2,
+        true,
+        value_is::<Vec<(AccountBytes, u64, u64, u64)>>,
+    ),
 ];
 
 /// Storage entries the metagraph fallback needs (all of them, or the runtime API).
