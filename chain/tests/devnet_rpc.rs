@@ -221,3 +221,34 @@ async fn storage_queries_answer_at_recent_block_hashes() {
     assert_eq!(version["specVersion"], json!(425));
     devnet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_subscriptions_report_each_change() {
+    let devnet = devnet().await;
+    let rpc = RpcClient::from_insecure_url(devnet.ws_url()).await.expect("rpc");
+    let key = system_number_key();
+    let mut sub = rpc
+        .subscribe::<Value>(
+            "state_subscribeStorage",
+            rpc_params![vec![key.clone()]],
+            "state_unsubscribeStorage",
+        )
+        .await
+        .expect("subscribed");
+    let first = sub.next().await.expect("initial").expect("ok");
+    assert_eq!(first["changes"][0][0], json!(key));
+    for n in 1u32..=2 {
+        let produced = devnet.produce_block().await.expect("block");
+        let update = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+            .await
+            .expect("an update arrives")
+            .expect("open")
+            .expect("ok");
+        assert_eq!(update["block"], json!(produced.hash));
+        assert_eq!(
+            update["changes"][0][1],
+            json!(format!("0x{}", hex::encode(n.to_le_bytes())))
+        );
+    }
+    devnet.shutdown().await;
+}
