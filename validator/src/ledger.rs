@@ -200,36 +200,20 @@ impl Ledger {
         Ok(record)
     }
 
-    /// Records a weight submission of `round`'s weights and logs it.
-    pub fn record_submission(
-        &mut self,
-        round: u64,
-        block: u64,
-        weights: &WeightVector,
-        status: &str,
-        detail: &str,
-        attempts: u32,
-        latency_ms: f64,
-    ) -> Result<(), LedgerError> {
+    /// Records a weight submission (of `sub.round`'s weights) and logs it.
+    pub fn record_submission(&mut self, sub: &WeightSubmission) -> Result<(), LedgerError> {
         let record = WeightsRecord {
-            round,
-            block,
-            weights: weights.clone(),
-            status: status.to_owned(),
-            detail: detail.to_owned(),
-        };
-        let sub = WeightSubmission {
-            round,
-            block,
-            uids: weights.uids.clone(),
-            weights: weights.weights.clone(),
-            status: status.to_owned(),
-            detail: detail.to_owned(),
-            attempts,
-            latency_ms,
+            round: sub.round,
+            block: sub.block,
+            weights: WeightVector {
+                uids: sub.uids.clone(),
+                weights: sub.weights.clone(),
+            },
+            status: sub.status.clone(),
+            detail: sub.detail.clone(),
         };
         let entry = self.log.next_entry(KIND_WEIGHTS, &record)?;
-        self.store.record_submission(&sub, &entry)?;
+        self.store.record_submission(sub, &entry)?;
         self.log.append(&entry)?;
         Ok(())
     }
