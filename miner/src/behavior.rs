@@ -48,9 +48,9 @@ impl Behavior {
         {
             let spec = spec.trim();
             if let Some(ms) = spec.strip_prefix("slow:") {
-                let ms: u64 = ms
-                    .parse()
-                    .map_err(|_| format!("`slow:{ms}` needs a whole number of milliseconds, like slow:250"))?;
+                let ms: u64 = ms.parse().map_err(|_| {
+                    format!("`slow:{ms}` needs a whole number of milliseconds, like slow:250")
+                })?;
                 return Ok(Self::Slow(Duration::from_millis(ms)));
             }
             match spec {
@@ -59,9 +59,9 @@ impl Behavior {
                 "forge" => return Ok(Self::Matmul(Adversary::ForgedSketch)),
                 _ => {}
             }
-            spec.parse::<Adversary>().map(Self::Matmul).map_err(|e| {
-                format!("{e}; the miner also accepts forge, slow:MS and garbage")
-            })
+            spec.parse::<Adversary>()
+                .map(Self::Matmul)
+                .map_err(|e| format!("{e}; the miner also accepts forge, slow:MS and garbage"))
         }
         #[cfg(not(feature = "adversary"))]
         Err(format!(
@@ -121,10 +121,22 @@ mod tests {
 
     #[test]
     fn adversary_specs_map_onto_bench_tasks() {
-        assert_eq!(Behavior::parse("lazy:0.1"), Ok(Behavior::Matmul(Adversary::Lazy { fraction: 0.1 })));
-        assert_eq!(Behavior::parse("forge"), Ok(Behavior::Matmul(Adversary::ForgedSketch)));
-        assert_eq!(Behavior::parse("on-demand"), Ok(Behavior::Matmul(Adversary::OnDemand)));
-        assert_eq!(Behavior::parse("slow:250"), Ok(Behavior::Slow(Duration::from_millis(250))));
+        assert_eq!(
+            Behavior::parse("lazy:0.1"),
+            Ok(Behavior::Matmul(Adversary::Lazy { fraction: 0.1 }))
+        );
+        assert_eq!(
+            Behavior::parse("forge"),
+            Ok(Behavior::Matmul(Adversary::ForgedSketch))
+        );
+        assert_eq!(
+            Behavior::parse("on-demand"),
+            Ok(Behavior::Matmul(Adversary::OnDemand))
+        );
+        assert_eq!(
+            Behavior::parse("slow:250"),
+            Ok(Behavior::Slow(Duration::from_millis(250)))
+        );
         assert_eq!(Behavior::parse("garbage"), Ok(Behavior::Garbage));
         assert!(Behavior::parse("slow:soon").is_err());
         assert!(Behavior::parse("lazy:2").is_err());

@@ -61,7 +61,10 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
     match challenge {
         TaskChallenge::Matmul(c) => {
             c.validate(&limits.matmul).map_err(challenge_error)?;
-            Ok(Admission { class: TaskClass::Matmul, state_bytes: matmul_state_bytes(c) })
+            Ok(Admission {
+                class: TaskClass::Matmul,
+                state_bytes: matmul_state_bytes(c),
+            })
         }
     }
 }
@@ -73,11 +76,18 @@ pub fn matmul_state_bytes(challenge: &MatmulChallenge) -> u64 {
 }
 
 /// Runs round 1 on the device (worker thread only).
-pub fn compute(context: &mut DeviceContext, challenge: &TaskChallenge, limits: &Limits) -> Result<Computed, ApiError> {
+pub fn compute(
+    context: &mut DeviceContext,
+    challenge: &TaskChallenge,
+    limits: &Limits,
+) -> Result<Computed, ApiError> {
     let started = Instant::now();
     let (answer, state) = match challenge {
         TaskChallenge::Matmul(c) => {
-            let (answer, state) = context.behavior.matmul(c, &context.device, &limits.matmul).map_err(miner_error)?;
+            let (answer, state) = context
+                .behavior
+                .matmul(c, &context.device, &limits.matmul)
+                .map_err(miner_error)?;
             (TaskAnswer::Matmul(answer), TaskState::Matmul(state))
         }
     };
@@ -85,7 +95,11 @@ pub fn compute(context: &mut DeviceContext, challenge: &TaskChallenge, limits: &
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    Ok(Computed { answer, state, seconds: started.elapsed().as_secs_f64() })
+    Ok(Computed {
+        answer,
+        state,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Answers an opening request from kept state (worker thread only).
@@ -110,7 +124,9 @@ fn miner_error(e: MinerError) -> ApiError {
         MinerError::Refused(e) => challenge_error(e),
         other => {
             tracing::error!(error = %other, "device work failed");
-            ApiError::internal("the miner's device failed on this request; the operator should run `miner doctor`")
+            ApiError::internal(
+                "the miner's device failed on this request; the operator should run `miner doctor`",
+            )
         }
     }
 }
