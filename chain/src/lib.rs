@@ -8,6 +8,7 @@
 //!   response receipts; framework-agnostic (works on [`http::HeaderMap`]).
 //! * [`client`]: connect by network name, read the [`metagraph`] and hyperparameters, register, serve,
 //!   and set weights (direct or commit-reveal) with classified failures and retries ([`submit`]).
+//! * [`bootstrap`]: create and fund a subnet, register and stake, for local runs and docker compose.
 //! * [`calls`], [`compat`]: the extrinsics, storage and runtime APIs used, built dynamically and checked
 //!   against the connected runtime's metadata (and, in tests, finney's).
 //! * [`weights`]: the CR-v2 commit hash, pre-submission checks and rate-limit arithmetic.
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod auth;
+pub mod bootstrap;
 pub mod calls;
 pub mod client;
 pub mod compat;
