@@ -12,6 +12,7 @@
 //! * [`calls`], [`compat`]: the extrinsics, storage and runtime APIs used, built dynamically and checked
 //!   against the connected runtime's metadata (and, in tests, finney's).
 //! * [`weights`]: the CR-v2 commit hash, pre-submission checks and rate-limit arithmetic.
+//! * [`timelock`]: CR-v4 drand-timelocked weight commits (encrypt, decrypt, reveal-round clock).
 //! * `devnet` (feature `devnet`, on by default): the embedded Substrate devnet.
 //!
 //! A validator signs a request; a miner verifies it and answers with a receipt:
@@ -40,6 +41,7 @@ pub mod compat;
 pub mod keys;
 pub mod metagraph;
 pub mod submit;
+pub mod timelock;
 pub mod wallet;
 pub mod weights;
 
