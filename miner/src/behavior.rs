@@ -15,6 +15,12 @@
 //! | `replay` | answers another miner's challenge |
 //! | `slow:MS` | honest, but holds the device `MS` ms longer per challenge |
 //! | `garbage` | answers challenges and openings with bytes that are not JSON |
+//!
+//! The matmul modes also cheat on inference, as the closest bench-tasks inference
+//! [`Adversary`](bench_tasks::inference::adversary::Adversary): `lazy` decodes with half the layers
+//! (`fewer_layers`), `noisy` decodes half the tokens then random ids (`half_then_garbage`), `forge` sends
+//! random ids (`random_tokens`), `on-demand` runs a smaller model (`smaller_model`) and `replay` answers
+//! another prompt seed (`cached_other_seed`).
 
 use std::time::Duration;
 
@@ -94,6 +100,23 @@ impl Behavior {
             Self::Matmul(adversary) => adversary.run(challenge, device, limits, 0),
             _ => MatmulJob::run_with_limits(challenge, device, limits),
         }
+    }
+
+    /// The inference adversary this behavior runs, if it cheats on inference (see the module docs).
+    pub fn inference_adversary(&self) -> Option<bench_tasks::inference::adversary::Adversary> {
+        #[cfg(feature = "adversary")]
+        if let Self::Matmul(a) = self {
+            use bench_tasks::inference::adversary::Adversary as Cheat;
+            return match a {
+                Adversary::Lazy { .. } => Some(Cheat::FewerLayers),
+                Adversary::Noisy { .. } => Some(Cheat::HalfThenGarbage),
+                Adversary::ForgedSketch => Some(Cheat::RandomTokens),
+                Adversary::OnDemand => Some(Cheat::SmallerModel),
+                Adversary::Replay => Some(Cheat::CachedOtherSeed),
+                _ => None,
+            };
+        }
+        None
     }
 
     /// Extra time to hold the device after the work (the `slow` adversary); none otherwise.

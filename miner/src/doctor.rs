@@ -7,10 +7,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use bench_tasks::inference::{
+    HostWeights, InferenceChallenge, ModelId, Preset, Transformer, Verifier, pick_sequences,
+};
 use bench_tasks::matmul::{MatmulLimits, RoundParams, RoundSetup};
 use bench_tasks::wire::{
-    ChallengeRequest, HEALTH_PATH, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge, TaskClass,
-    TaskOpenRequest, TaskOpenings,
+    ChallengeRequest, HEALTH_PATH, InferenceServed, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge,
+    TaskClass, TaskOpenRequest, TaskOpenings,
 };
 use chain::keys::{AccountId, Keypair};
 use clap::Args;
@@ -217,6 +220,13 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
                 let n = n.min(u32::try_from(task.max_size).unwrap_or(u32::MAX)).max(1);
                 checks.push(matmul_round(&client, n).await);
             }
+            TaskClass::Inference => {
+                if let Some(served) = &task.inference
+                    && let Some(&preset) = served.presets.first()
+                {
+                    checks.push(inference_round(&client, preset, served).await);
+                }
+            }
         }
     }
     checks
@@ -246,7 +256,9 @@ async fn matmul_round(client: &MinerClient, n: u32) -> Check {
         Err(e) => return Check::new(name, Status::Fail, started, format!("round 1: {e}")),
     };
     let round1_ms = started.elapsed().as_secs_f64() * 1e3;
-    let TaskAnswer::Matmul(sketch) = answer.answer;
+    let TaskAnswer::Matmul(sketch) = answer.answer else {
+        return Check::new(name, Status::Fail, started, "round 1 answered another task class");
+    };
     let openings_request = setup.choose_openings(challenge.miner_seed);
     let open = OpenRequest {
         id,
@@ -279,6 +291,80 @@ async fn matmul_round(client: &MinerClient, n: u32) -> Check {
         started,
         detail,
     )
+}
+
+/// One honest-validator inference challenge (the smallest preset served, a few prompts and tokens),
+/// verified with bench-tasks' teacher-forced verifier on this machine's CPU.
+async fn inference_round(client: &MinerClient, preset: Preset, served: &InferenceServed) -> Check {
+    let challenge = InferenceChallenge {
+        model: ModelId::Seeded {
+            preset,
+            seed: rand::random(),
+        },
+        seed: rand::random(),
+        batch: served.limits.max_batch.clamp(1, 4),
+        prompt_len: served.limits.max_prompt_len.clamp(1, 8),
+        new_tokens: served.limits.max_new_tokens.clamp(1, 8),
+    };
+    let name = format!(
+        "inference {preset} B={} T={}",
+        challenge.batch, challenge.new_tokens
+    );
+    let started = Instant::now();
+    let request = ChallengeRequest {
+        id: format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>())),
+        challenge: TaskChallenge::Inference(challenge.clone()),
+    };
+    let answer = match client.challenge(&request).await {
+        Ok(a) => a.body,
+        Err(e) => return Check::new(name, Status::Fail, started, format!("challenge: {e}")),
+    };
+    let round_ms = started.elapsed().as_secs_f64() * 1e3;
+    let TaskAnswer::Inference(tokens) = answer.answer else {
+        return Check::new(
+            name,
+            Status::Fail,
+            started,
+            "the answer is not an inference answer",
+        );
+    };
+    let limits = served.limits;
+    let checked = tokio::task::spawn_blocking(move || {
+        let ModelId::Seeded { preset, seed } = challenge.model else {
+            return Err("only seeded models are checked".to_owned());
+        };
+        let model = Transformer::from_weights(
+            &HostWeights::seeded(preset.config(), seed),
+            &burn::tensor::Device::flex(),
+        )
+        .map_err(|e| e.to_string())?;
+        let verifier = Verifier::new(challenge.model.clone(), model, limits);
+        let picks = pick_sequences(challenge.batch, 2, rand::random());
+        Ok(verifier.verify(&challenge, &tokens, &picks))
+    })
+    .await;
+    let verdict = match checked {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return Check::new(name, Status::Fail, started, e),
+        Err(e) => return Check::new(name, Status::Fail, started, format!("verifier thread: {e}")),
+    };
+    let detail = format!(
+        "{round_ms:.1} ms (miner compute {:.1} ms, queued {:.1} ms); verdict {}{}",
+        answer.compute_seconds * 1e3,
+        answer.queue_seconds * 1e3,
+        verdict.reason,
+        if verdict.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", verdict.detail)
+        }
+    );
+    let status = if verdict.passed {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    Check::new(name, status, started, detail)
 }
 
 /// Formats the checks as a table.

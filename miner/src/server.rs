@@ -17,9 +17,9 @@ use axum::serve::ListenerExt;
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
 use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, HEALTH_PATH, INFO_PATH, MAX_CHALLENGE_ID_LEN,
-    METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH, ServerLimits, TaskClass,
-    TaskLimits,
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, HEALTH_PATH, INFO_PATH, InferenceServed,
+    MAX_CHALLENGE_ID_LEN, METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH,
+    ServerLimits, TaskClass, TaskLimits,
 };
 use chain::auth::{Verifier, VerifierConfig};
 use chain::keys::{AccountId, Keypair};
@@ -127,11 +127,7 @@ impl MinerServer {
             &format!("miner-{backend}-{index}"),
             config.limits.queue_capacity,
             metrics.clone(),
-            move || DeviceContext {
-                device,
-                backend,
-                behavior,
-            },
+            move || DeviceContext::new(device, backend, behavior),
         )?;
         let limits = config.limits;
         let info = MinerInfo {
@@ -140,10 +136,22 @@ impl MinerServer {
             backend: backend.to_string(),
             device: device_name,
             device_memory_bytes: None,
-            tasks: vec![TaskLimits {
-                task: TaskClass::Matmul,
-                max_size: u64::from(limits.matmul.max_n),
-            }],
+            tasks: vec![
+                TaskLimits {
+                    task: TaskClass::Matmul,
+                    inference: None,
+                    max_size: u64::from(limits.matmul.max_n),
+                },
+                TaskLimits {
+                    task: TaskClass::Inference,
+                    inference: Some(InferenceServed {
+                        limits: limits.inference,
+                        presets: tasks::served_presets(&limits),
+                    }),
+                    max_size: (limits.inference.max_batch as u64)
+                        .saturating_mul(limits.inference.max_new_tokens as u64),
+                },
+            ],
             limits: ServerLimits {
                 max_body_bytes: limits.max_body_bytes as u64,
                 max_ping_bytes: limits.max_ping_bytes as u64,
@@ -380,7 +388,10 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     let class = admission.class.name();
     state.metrics.observe_task(class, "queue_wait", waited);
     state.metrics.observe_task(class, "compute", computed.seconds);
-    reservation.fill(computed.state);
+    match computed.state {
+        Some(kept) => reservation.fill(kept),
+        None => drop(reservation),
+    }
     Ok(ChallengeResponse {
         id: request.id,
         answer: computed.answer,

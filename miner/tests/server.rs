@@ -275,7 +275,9 @@ async fn honest_round_verifies_and_state_opens_once_for_its_owner() {
     let (setup, challenge, request) = matmul_request("round-1", 70);
     let answer = alice.challenge(&request).await.expect("round 1");
     assert_eq!(answer.body.id, "round-1");
-    let TaskAnswer::Matmul(sketch) = answer.body.answer;
+    let TaskAnswer::Matmul(sketch) = answer.body.answer else {
+        panic!("a matmul challenge got another task's answer")
+    };
 
     let rows = setup.choose_openings(challenge.miner_seed);
     let open = OpenRequest {
@@ -300,7 +302,9 @@ async fn honest_round_verifies_and_state_opens_once_for_its_owner() {
     // The same round over HTTP/2 (h2c).
     let h2 = MinerClient::new(&f.url, f.miner.account(), key("//Alice"), true).expect("client");
     let (setup, challenge, request) = matmul_request("round-h2", 33);
-    let TaskAnswer::Matmul(sketch) = h2.challenge(&request).await.expect("h2 round 1").body.answer;
+    let TaskAnswer::Matmul(sketch) = h2.challenge(&request).await.expect("h2 round 1").body.answer else {
+        panic!("a matmul challenge got another task's answer")
+    };
     let rows = setup.choose_openings(challenge.miner_seed);
     let open = OpenRequest {
         id: "round-h2".into(),
@@ -493,7 +497,9 @@ async fn lazy_adversary_miner_fails_verification() {
     )
     .expect("client");
     let (setup, challenge, request) = matmul_request("lazy", 40);
-    let TaskAnswer::Matmul(sketch) = client.challenge(&request).await.expect("answers").body.answer;
+    let TaskAnswer::Matmul(sketch) = client.challenge(&request).await.expect("answers").body.answer else {
+        panic!("a matmul challenge got another task's answer")
+    };
     let rows = setup.choose_openings(challenge.miner_seed);
     let open = OpenRequest {
         id: "lazy".into(),

@@ -56,6 +56,11 @@ pub fn quick_config() -> RoundConfig {
         challenge_timeout_secs: 20.0,
         open_timeout_secs: 10.0,
         interval_secs: 0.0,
+        // Matmul only: these rounds check matmul verdicts; `tests/inference_rounds.rs` mixes in inference.
+        inference: validator::round::InferenceRoundConfig {
+            enabled: false,
+            ..Default::default()
+        },
         ..RoundConfig::default()
     }
 }
