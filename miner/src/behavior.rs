@@ -164,4 +164,17 @@ mod tests {
         assert!(Behavior::parse("slow:soon").is_err());
         assert!(Behavior::parse("lazy:2").is_err());
     }
+
+    #[test]
+    fn matmul_cheats_map_onto_inference_cheats() {
+        use bench_tasks::inference::adversary::Adversary as Cheat;
+        let cheat = |spec: &str| Behavior::parse(spec).unwrap().inference_adversary();
+        assert_eq!(cheat("lazy:0.5"), Some(Cheat::FewerLayers));
+        assert_eq!(cheat("noisy:0.1"), Some(Cheat::HalfThenGarbage));
+        assert_eq!(cheat("forge"), Some(Cheat::RandomTokens));
+        assert_eq!(cheat("on-demand"), Some(Cheat::SmallerModel));
+        assert_eq!(cheat("replay"), Some(Cheat::CachedOtherSeed));
+        assert_eq!(cheat("honest"), None);
+        assert_eq!(cheat("slow:5"), None);
+    }
 }

@@ -830,7 +830,9 @@ async fn probe_inference(
             return out;
         }
     };
-    shared.metrics.observe("challenge", reply.elapsed.as_secs_f64());
+    shared
+        .metrics
+        .observe("inference_challenge", reply.elapsed.as_secs_f64());
     let total_ms = reply.elapsed.as_secs_f64() * 1e3;
     out.total_ms = Some(total_ms);
     out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
@@ -866,7 +868,7 @@ async fn probe_inference(
         .await;
     shared
         .metrics
-        .observe("verify", verify_start.elapsed().as_secs_f64());
+        .observe("inference_verify", verify_start.elapsed().as_secs_f64());
     out.verdict =
         verdict.unwrap_or_else(|e| Verdict::fail(Reason::Malformed, format!("verification task: {e}"), work));
     out

@@ -42,6 +42,7 @@ fn validator_with_mix(
     miners: Vec<MinerEndpoint>,
     matmul: f64,
     inference: f64,
+    metrics: Metrics,
 ) -> Validator<StaticNetwork> {
     let mut policy = Policy::default();
     policy.tasks.mix = BTreeMap::from([("matmul".into(), matmul), ("inference".into(), inference)]);
@@ -54,7 +55,7 @@ fn validator_with_mix(
         ledger,
         [42; 32],
         config(),
-        Metrics::new(),
+        metrics,
         Dashboard::new(),
     )
 }
@@ -66,7 +67,8 @@ async fn honest_inference_passes_and_cheaters_fail_with_wrong_tokens() {
     let forge = start_miner("i2", Behavior::Matmul(Adversary::ForgedSketch)).await;
     let miners = vec![endpoint(0, &honest), endpoint(1, &lazy), endpoint(2, &forge)];
     let dir = tempfile::tempdir().unwrap();
-    let v = validator_with_mix(dir.path(), miners, 0.0, 1.0);
+    let metrics = Metrics::new();
+    let v = validator_with_mix(dir.path(), miners, 0.0, 1.0, metrics.clone());
     let rec = v.run_round().await.unwrap().record;
     let inference = rec
         .inference
@@ -92,6 +94,16 @@ async fn honest_inference_passes_and_cheaters_fail_with_wrong_tokens() {
     }
     assert!(rec.observations.iter().all(|o| o.task_class == "inference"));
     assert_eq!(rec.weights.clone().unwrap().uids, vec![0]);
+    let text = metrics.render();
+    assert!(
+        text.contains("validator_verdicts_total{task=\"inference\",reason=\"passed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("validator_verdicts_total{task=\"inference\",reason=\"wrong_token\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("step=\"inference_verify\""), "{text}");
     let log = v.ledger().lock().unwrap().log_path();
     let report = validator::replay::replay(&log).unwrap();
     assert!(report.matches(), "{:?}", report.mismatches);
@@ -110,7 +122,7 @@ async fn mixed_rounds_send_both_tasks_and_replay_matches() {
         endpoint(2, &lazy),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let v = validator_with_mix(dir.path(), miners, 1.0, 1.0);
+    let v = validator_with_mix(dir.path(), miners, 1.0, 1.0, Metrics::new());
     let mut classes = std::collections::BTreeSet::new();
     for _ in 0..3 {
         let rec = v.run_round().await.unwrap().record;
