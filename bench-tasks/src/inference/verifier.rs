@@ -82,26 +82,16 @@ impl Verifier {
             );
             return Verdict::fail(Reason::BadChallenge, detail, 0.0);
         }
-        if let Err(e) = challenge.validate(&self.limits) {
-            return Verdict::fail(Reason::BadChallenge, e.to_string(), 0.0);
-        }
-        match answer.check_shape(challenge) {
-            Ok(()) => {}
-            Err(e @ InferenceError::OutOfVocab { .. }) => {
-                return Verdict::fail(Reason::OutOfVocab, e.to_string(), work);
-            }
-            Err(e) => return Verdict::fail(Reason::BadShape, e.to_string(), work),
-        }
-        if picks.is_empty() || picks.iter().any(|&b| b >= challenge.batch) {
-            return Verdict::fail(
-                Reason::BadChallenge,
-                format!("picks {picks:?} are not in 0..{}", challenge.batch),
-                work,
-            );
-        }
         let check = match self.check_tokens(challenge, answer, picks) {
             Ok(c) => c,
-            Err(e) => return Verdict::fail(Reason::BadChallenge, e.to_string(), work),
+            Err(e) => {
+                let reason = match &e {
+                    InferenceError::OutOfVocab { .. } => Reason::OutOfVocab,
+                    InferenceError::BadChallenge { field: "tokens", .. } => Reason::BadShape,
+                    _ => Reason::BadChallenge,
+                };
+                return Verdict::fail(reason, e.to_string(), work);
+            }
         };
         for (i, row) in check.deficits.iter().enumerate() {
             for (t, &deficit) in row.iter().enumerate() {
@@ -123,16 +113,23 @@ impl Verifier {
     }
 
     /// Runs the teacher-forced pass over `picks` and returns every generated token's logit deficit.
-    /// `answer` must already have the challenge's shape ([`InferenceAnswer::check_shape`]).
     ///
     /// # Errors
-    /// Those of [`teacher_forced_logits`].
+    /// Those of [`InferenceChallenge::validate`] and [`InferenceAnswer::check_shape`],
+    /// [`InferenceError::BadChallenge`] (field `picks`) for an empty pick or one outside the batch, then those
+    /// of [`teacher_forced_logits`].
     pub fn check_tokens(
         &self,
         challenge: &InferenceChallenge,
         answer: &InferenceAnswer,
         picks: &[usize],
     ) -> Result<TokenCheck, InferenceError> {
+        challenge.validate(&self.limits)?;
+        answer.check_shape(challenge)?;
+        if picks.is_empty() || picks.iter().any(|&b| b >= challenge.batch) {
+            let why = format!("{picks:?} are not in 0..{}", challenge.batch);
+            return Err(InferenceError::BadChallenge { field: "picks", why });
+        }
         let mut picks = picks.to_vec();
         picks.sort_unstable();
         picks.dedup();
