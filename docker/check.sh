@@ -21,6 +21,9 @@ echo "docker/check: hadolint"
 echo "docker/check: compose files"
 "$venv/bin/python" docker/check_compose.py "${1:-}" docker/docker-compose.yml docker/docker-compose.devnet.yml
 
+echo "docker/check: dashboard metrics"
+python3 docker/check_dashboard.py
+
 if [ "${CHECK_DOCKER_BUILD:-0}" = 1 ]; then
   out="$(mktemp -d)"
   for t in miner-cpu miner-cuda validator; do docker/build.sh "$t" "$out"; done

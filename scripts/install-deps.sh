@@ -2,7 +2,8 @@
 # Installs the system packages the tests need, if they are missing (Debian/Ubuntu; root or sudo).
 #   - mesa-vulkan-drivers + libvulkan1: Mesa's software Vulkan driver (lavapipe), so the wgpu kernel path
 #     is exercised on machines without a GPU.
-#   - pkg-config, libssl-dev: some -sys crates probe for them.
+#   - pkg-config: some -sys crates probe for system libraries with it.
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
 need=()
 for pkg in mesa-vulkan-drivers libvulkan1 pkg-config; do

@@ -33,6 +33,7 @@ pub mod bench;
 pub mod inference;
 pub mod matmul;
 pub mod verdict;
+pub mod wire;
 
 pub use backend::{BackendError, BackendKind};
 pub use verdict::{Reason, Verdict};

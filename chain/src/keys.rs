@@ -141,8 +141,8 @@ pub enum KeyError {
     #[error("the secret seed must be 32 bytes (or a 64-byte sr25519 secret key); got {0} bytes")]
     BadSeed(usize),
     /// A secret URI such as `//Alice` could not be parsed.
-    #[error("`{0}` is not a valid secret URI; use a mnemonic, 0x-hex seed or a dev path like //Alice")]
-    BadUri(String),
+    #[error("the secret URI is not valid; use a mnemonic, a 0x-hex seed or a dev path like //Alice")]
+    BadUri,
 }
 
 /// An sr25519 keypair (a hotkey or coldkey). `Debug` shows only the public address.
@@ -176,7 +176,7 @@ impl Keypair {
     pub fn from_uri(uri: &str) -> Result<Self, KeyError> {
         sr25519::Pair::from_string(uri, None)
             .map(|pair| Self { pair })
-            .map_err(|_| KeyError::BadUri(truncate(uri, 16)))
+            .map_err(|_| KeyError::BadUri)
     }
 
     /// A fresh random keypair with its 12-word mnemonic and seed.
@@ -217,6 +217,18 @@ impl Keypair {
 impl fmt::Debug for Keypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Keypair({})", self.ss58())
+    }
+}
+
+/// Signs extrinsics for subxt's `SubstrateConfig` (the stock config signs subtensor transactions
+/// correctly: its custom extensions are zero-sized and skipped).
+impl subxt::tx::Signer<subxt::SubstrateConfig> for Keypair {
+    fn account_id(&self) -> subxt::utils::AccountId32 {
+        subxt::utils::AccountId32(self.account().0)
+    }
+
+    fn sign(&self, signer_payload: &[u8]) -> subxt::utils::MultiSignature {
+        subxt::utils::MultiSignature::Sr25519(Self::sign(self, signer_payload))
     }
 }
 

@@ -201,6 +201,79 @@ pub const fn blocks_until_allowed(now: u64, last_update: u64, rate_limit: u64) -
     next_allowed_block(last_update, rate_limit).saturating_sub(now)
 }
 
+/// subtensor's epoch counter for a subnet, as either scheduler defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochClock {
+    /// Stateful scheduler (subtensor ≥ v3.4.8 and the devnet): `SubnetEpochIndex` advances when
+    /// `block - LastEpochBlock >= Tempo` or at an owner-triggered `PendingEpochAt`.
+    Stateful {
+        /// `SubnetEpochIndex`.
+        index: u64,
+        /// `LastEpochBlock`.
+        last_epoch_block: u64,
+        /// `PendingEpochAt` (0 = none).
+        pending_at: u64,
+        /// `Tempo`.
+        tempo: u64,
+    },
+    /// Legacy scheduler (finney at the time of writing): epoch = `(block + netuid + 1) / (tempo + 1)`.
+    Legacy {
+        /// `Tempo`.
+        tempo: u64,
+        /// The subnet.
+        netuid: u16,
+    },
+}
+
+impl EpochClock {
+    /// The epoch a commit or reveal executing in `block` is counted in (`current_epoch_with_lookahead`).
+    pub const fn epoch_at(&self, block: u64) -> u64 {
+        match *self {
+            Self::Stateful {
+                index,
+                last_epoch_block,
+                pending_at,
+                tempo,
+            } => {
+                let due = tempo != 0
+                    && ((pending_at > 0 && block >= pending_at)
+                        || block.saturating_sub(last_epoch_block) >= tempo);
+                index + due as u64
+            }
+            Self::Legacy { tempo, netuid } => (block + netuid as u64 + 1) / (tempo + 1),
+        }
+    }
+}
+
+/// Whether a CR-v2 commit can be revealed now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevealTiming {
+    /// Wait `epochs` more epochs.
+    TooEarly {
+        /// Epochs to wait.
+        epochs: u64,
+    },
+    /// Reveal now (valid only in epoch `commit_epoch + reveal_period`).
+    Due,
+    /// The reveal epoch passed; the commit can no longer be revealed.
+    Expired,
+}
+
+/// The reveal rule of subtensor (`is_reveal_block_range`, `is_commit_expired`).
+pub const fn reveal_timing(current_epoch: u64, commit_epoch: u64, reveal_period: u64) -> RevealTiming {
+    let reveal_epoch = commit_epoch.saturating_add(reveal_period);
+    if current_epoch < reveal_epoch {
+        RevealTiming::TooEarly {
+            epochs: reveal_epoch - current_epoch,
+        }
+    } else if current_epoch == reveal_epoch {
+        RevealTiming::Due
+    } else {
+        RevealTiming::Expired
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +399,36 @@ mod tests {
         assert_eq!(next_allowed_block(u64::MAX - 1, 100), u64::MAX);
         assert_eq!(choose_path(true), WeightsPath::CommitReveal);
         assert_eq!(choose_path(false), WeightsPath::Direct);
+    }
+
+    #[test]
+    fn epoch_clocks_and_reveal_timing() {
+        // Legacy: netuid 1, tempo 360 → epochs change at blocks where (b + 2) % 361 == 0.
+        let legacy = EpochClock::Legacy {
+            tempo: 360,
+            netuid: 1,
+        };
+        assert_eq!(legacy.epoch_at(358), 0);
+        assert_eq!(legacy.epoch_at(359), 1);
+        // Stateful: tempo 10, last epoch at 100: block 109 is still epoch 5, block 110 runs epoch 6.
+        let stateful = EpochClock::Stateful {
+            index: 5,
+            last_epoch_block: 100,
+            pending_at: 0,
+            tempo: 10,
+        };
+        assert_eq!(stateful.epoch_at(109), 5);
+        assert_eq!(stateful.epoch_at(110), 6);
+        let triggered = EpochClock::Stateful {
+            index: 5,
+            last_epoch_block: 100,
+            pending_at: 103,
+            tempo: 10,
+        };
+        assert_eq!(triggered.epoch_at(103), 6);
+        assert_eq!(reveal_timing(5, 5, 1), RevealTiming::TooEarly { epochs: 1 });
+        assert_eq!(reveal_timing(6, 5, 1), RevealTiming::Due);
+        assert_eq!(reveal_timing(7, 5, 1), RevealTiming::Expired);
     }
 
     #[test]

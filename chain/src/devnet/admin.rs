@@ -14,6 +14,19 @@ pub mod pallet {
     #[pallet::pallet]
     pub struct Pallet<T>(_);
 
+    /// Events of the admin pallet itself.
+    #[pallet::event]
+    #[pallet::generate_deposit(pub(super) fn deposit_event)]
+    pub enum Event<T: Config> {
+        /// Yuma3 toggled on a subnet.
+        Yuma3EnableToggled {
+            /// The subnet.
+            netuid: u16,
+            /// On or off.
+            enabled: bool,
+        },
+    }
+
     /// Configuration.
     #[pallet::config]
     pub trait Config: polkadot_sdk::frame_system::Config + subtensor::Config {}
@@ -302,7 +315,6 @@ pub mod pallet {
                 subtensor::Error::<T>::SubnetNotExists
             );
             subtensor::LiquidAlphaOn::<T>::insert(netuid, enabled);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::LiquidAlphaEnabled(netuid, enabled));
             Ok(())
         }
 
@@ -362,7 +374,7 @@ pub mod pallet {
                 subtensor::Error::<T>::SubnetNotExists
             );
             subtensor::Yuma3On::<T>::insert(netuid, enabled);
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::Yuma3EnableToggled(netuid, enabled));
+            Self::deposit_event(Event::Yuma3EnableToggled { netuid, enabled });
             Ok(())
         }
 
@@ -376,6 +388,7 @@ pub mod pallet {
                 subtensor::Error::<T>::SubnetNotExists
             );
             subtensor::MinBurn::<T>::insert(netuid, min_burn);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MinBurnSet(netuid, min_burn));
             Ok(())
         }
 
@@ -389,6 +402,7 @@ pub mod pallet {
                 subtensor::Error::<T>::SubnetNotExists
             );
             subtensor::MaxBurn::<T>::insert(netuid, max_burn);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxBurnSet(netuid, max_burn));
             Ok(())
         }
 
@@ -418,9 +432,6 @@ pub mod pallet {
             );
             ensure!(alpha_low <= alpha_high, subtensor::Error::<T>::AlphaLowOutOfRange);
             subtensor::AlphaValues::<T>::insert(netuid, (alpha_low, alpha_high));
-            SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaValuesSet(
-                netuid, alpha_low, alpha_high,
-            ));
             Ok(())
         }
 

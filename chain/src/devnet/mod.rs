@@ -17,10 +17,12 @@
 //! ```
 
 pub mod admin;
+pub mod bench;
 pub mod drand;
 pub mod node;
 pub mod rpc;
 pub mod runtime;
+pub mod signer;
 pub mod subtensor;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +44,8 @@ pub struct DevnetConfig {
     /// Produce a block every this long; `None` produces blocks only on demand
     /// ([`Devnet::produce_block`] or the `dev_newBlock` RPC).
     pub block_time: Option<Duration>,
+    /// Also produce a block as soon as a transaction enters the pool (Anvil's automine).
+    pub instant_seal: bool,
     /// Tempo of new subnets (blocks per epoch).
     pub tempo: u16,
     /// Create netuid 1 owned by //Alice (coldkey and owner hotkey, uid 0).
@@ -60,6 +64,7 @@ impl Default for DevnetConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             block_time: Some(Duration::from_millis(250)),
+            instant_seal: false,
             tempo: 10,
             dev_subnet: false,
             dev_subnet_commit_reveal: false,
@@ -98,6 +103,7 @@ pub struct Devnet {
     server: ServerHandle,
     addr: SocketAddr,
     producer: Option<JoinHandle<()>>,
+    sealer: Option<JoinHandle<()>>,
 }
 
 impl Devnet {
@@ -111,6 +117,7 @@ impl Devnet {
         .map_err(DevnetError::Genesis)?;
         let shared = Arc::new(rpc::Shared {
             chain: Mutex::new(node::Chain::new(storage)),
+            new_tx: tokio::sync::Notify::new(),
         });
         let module = rpc::module(shared.clone()).map_err(|e| DevnetError::Rpc(e.to_string()))?;
         let addr = SocketAddr::new(config.host, config.port);
@@ -139,12 +146,34 @@ impl Devnet {
                 loop {
                     tick.tick().await;
                     let s = shared.clone();
-                    if tokio::task::spawn_blocking(move || s.lock().produce_block())
-                        .await
-                        .is_err()
-                    {
-                        tracing::error!("devnet: block production panicked; stopping the producer");
-                        return;
+                    match tokio::task::spawn_blocking(move || s.lock().produce_block()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!("devnet: {e}"),
+                        Err(e) => {
+                            tracing::error!("devnet: block producer task failed: {e}; stopping it");
+                            return;
+                        }
+                    }
+                }
+            })
+        });
+        let sealer = config.instant_seal.then(|| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    shared.new_tx.notified().await;
+                    let s = shared.clone();
+                    let produced = tokio::task::spawn_blocking(move || {
+                        let mut chain = s.lock();
+                        (chain.pool_len() > 0).then(|| chain.produce_block())
+                    });
+                    match produced.await {
+                        Ok(Some(Err(e))) => tracing::error!("devnet: {e}"),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!("devnet: sealer task failed: {e}; stopping it");
+                            return;
+                        }
                     }
                 }
             })
@@ -154,6 +183,7 @@ impl Devnet {
             server,
             addr,
             producer,
+            sealer,
         })
     }
 
@@ -172,7 +202,20 @@ impl Devnet {
         let s = self.shared.clone();
         tokio::task::spawn_blocking(move || s.lock().produce_block())
             .await
-            .map_err(|e| DevnetError::Task(e.to_string()))
+            .map_err(|e| DevnetError::Task(e.to_string()))?
+            .map_err(DevnetError::Task)
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> polkadot_sdk::sp_core::H256 {
+        self.shared.lock().genesis_hash()
+    }
+
+    /// Validate and queue an encoded extrinsic in-process, as `author_submitExtrinsic` does.
+    pub fn submit_extrinsic(&self, bytes: &[u8]) -> Result<polkadot_sdk::sp_core::H256, node::PoolError> {
+        let hash = self.shared.lock().submit(bytes, None)?;
+        self.shared.new_tx.notify_one();
+        Ok(hash)
     }
 
     /// The head block number.
@@ -197,7 +240,7 @@ impl Devnet {
 
     /// Stop block production and the RPC server.
     pub async fn shutdown(mut self) {
-        if let Some(p) = self.producer.take() {
+        for p in [self.producer.take(), self.sealer.take()].into_iter().flatten() {
             p.abort();
             let _ = p.await;
         }
@@ -208,7 +251,7 @@ impl Devnet {
 
 impl Drop for Devnet {
     fn drop(&mut self) {
-        if let Some(p) = self.producer.take() {
+        for p in [self.producer.take(), self.sealer.take()].into_iter().flatten() {
             p.abort();
         }
         let _ = self.server.stop();

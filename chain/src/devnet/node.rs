@@ -6,6 +6,7 @@
 //! instant: every block is final when produced.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,6 +37,8 @@ pub type Snapshot = Arc<BTreeMap<Vec<u8>, Vec<u8>>>;
 pub const KEPT_STATES: usize = 256;
 /// Most transactions the pool holds.
 pub const MAX_POOL: usize = 8192;
+/// Most block bodies and headers kept (older ones are pruned; their hashes stay known).
+pub const KEPT_BLOCKS: usize = 16_384;
 /// Rebuild the trie backend from the snapshot every this many blocks (drops stale trie nodes).
 const COMPACT_EVERY: u32 = 64;
 
@@ -288,7 +291,7 @@ impl Chain {
         );
         let genesis_hash = genesis.hash();
         let block = Block {
-            header: genesis.clone(),
+            header: genesis,
             extrinsics: Vec::new(),
         };
         let snapshot: Snapshot = Arc::new(top);
@@ -390,22 +393,35 @@ impl Chain {
                     top: snap.as_ref().clone(),
                     children_default: Default::default(),
                 });
-                run(&mut ext)
+                catch_unwind(AssertUnwindSafe(|| run(&mut ext)))
             }
-            _ => run(&mut self.ext),
+            _ => {
+                let out = catch_unwind(AssertUnwindSafe(|| run(&mut self.ext)));
+                if out.is_err() {
+                    self.ext.reset_overlay();
+                }
+                out
+            }
         };
-        out.ok_or_else(|| format!("Exported method {method} is not found"))
+        out.map_err(|_| format!("Execution aborted: the runtime panicked in {method}"))?
+            .ok_or_else(|| format!("Exported method {method} is not found"))
     }
 
     /// Validate a transaction against the head, as the pool does.
     pub fn validate(&mut self, xt: &UncheckedExtrinsic) -> TransactionValidity {
         let head = self.head;
         let xt = xt.clone();
-        self.ext.execute_with(|| {
-            sp_io::storage::start_transaction();
-            let out = Executive::validate_transaction(TransactionSource::External, xt, head);
-            sp_io::storage::rollback_transaction();
-            out
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            self.ext.execute_with(|| {
+                sp_io::storage::start_transaction();
+                let out = Executive::validate_transaction(TransactionSource::External, xt, head);
+                sp_io::storage::rollback_transaction();
+                out
+            })
+        }));
+        out.unwrap_or_else(|_| {
+            self.ext.reset_overlay();
+            Err(TransactionValidityError::Invalid(InvalidTransaction::Call))
         })
     }
 
@@ -452,10 +468,10 @@ impl Chain {
             return Err(PoolError::Invalid("Transaction call is not expected".into()));
         }
         let sender_nonce = sender_nonce(&xt);
-        if let Some(sn) = &sender_nonce {
-            if self.pool.iter().any(|t| t.sender_nonce.as_ref() == Some(sn)) {
-                return Err(PoolError::TooLowPriority(0));
-            }
+        if let Some(sn) = &sender_nonce
+            && self.pool.iter().any(|t| t.sender_nonce.as_ref() == Some(sn))
+        {
+            return Err(PoolError::TooLowPriority(0));
         }
         match self.validate(&xt) {
             Ok(_) => {}
@@ -479,7 +495,7 @@ impl Chain {
     }
 
     /// Build, execute and finalize the next block with the pool's transactions.
-    pub fn produce_block(&mut self) -> Produced {
+    pub fn produce_block(&mut self) -> Result<Produced, String> {
         let number = self.head_number + 1;
         let parent = self.head;
         let header = Header::new(number, H256::zero(), H256::zero(), parent, Digest::default());
@@ -491,40 +507,59 @@ impl Chain {
         let mut pending = std::mem::take(&mut self.pool);
         let mut included: Vec<PoolTx> = Vec::new();
         let mut dropped: Vec<PoolTx> = Vec::new();
-        let header = self.ext.execute_with(|| {
-            Executive::initialize_block(&header);
-            // The inherent cannot fail for a timestamp past the previous one.
-            let _ = Executive::apply_extrinsic(inherent.clone());
-            loop {
-                let mut progress = false;
-                let mut later = Vec::new();
-                for tx in pending.drain(..) {
-                    sp_io::storage::start_transaction();
-                    match Executive::apply_extrinsic(tx.xt.clone()) {
-                        Ok(_) => {
-                            sp_io::storage::commit_transaction();
-                            included.push(tx);
-                            progress = true;
-                        }
-                        Err(TransactionValidityError::Invalid(
-                            InvalidTransaction::Future | InvalidTransaction::ExhaustsResources,
-                        )) => {
-                            sp_io::storage::rollback_transaction();
-                            later.push(tx);
-                        }
-                        Err(_) => {
-                            sp_io::storage::rollback_transaction();
-                            dropped.push(tx);
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            self.ext.execute_with(|| {
+                Executive::initialize_block(&header);
+                // The inherent cannot fail for a timestamp past the previous one.
+                let _ = Executive::apply_extrinsic(inherent.clone());
+                loop {
+                    let mut progress = false;
+                    let mut later = Vec::new();
+                    for tx in pending.drain(..) {
+                        sp_io::storage::start_transaction();
+                        let applied =
+                            catch_unwind(AssertUnwindSafe(|| Executive::apply_extrinsic(tx.xt.clone())))
+                                .unwrap_or(Err(TransactionValidityError::Invalid(InvalidTransaction::Call)));
+                        match applied {
+                            Ok(_) => {
+                                sp_io::storage::commit_transaction();
+                                included.push(tx);
+                                progress = true;
+                            }
+                            Err(TransactionValidityError::Invalid(
+                                InvalidTransaction::Future | InvalidTransaction::ExhaustsResources,
+                            )) => {
+                                sp_io::storage::rollback_transaction();
+                                later.push(tx);
+                            }
+                            Err(_) => {
+                                sp_io::storage::rollback_transaction();
+                                dropped.push(tx);
+                            }
                         }
                     }
+                    pending = later;
+                    if !progress || pending.is_empty() {
+                        break;
+                    }
                 }
-                pending = later;
-                if !progress || pending.is_empty() {
-                    break;
-                }
+                Executive::finalize_block()
+            })
+        }));
+        let header = match built {
+            Ok(h) => h,
+            Err(_) => {
+                // A panic outside any one transaction (block initialization or finalization):
+                // discard the partial block, keep the transactions, report.
+                self.ext.reset_overlay();
+                self.pool = pending;
+                self.pool.extend(included);
+                self.pool.extend(dropped);
+                return Err(format!(
+                    "block {number} aborted: the runtime panicked while building it"
+                ));
             }
-            Executive::finalize_block()
-        });
+        };
         self.pool = pending;
         let hash = header.hash();
         let mut extrinsics = vec![inherent];
@@ -555,7 +590,7 @@ impl Chain {
             };
         }
         let snapshot: Snapshot = Arc::new(state);
-        if number % COMPACT_EVERY == 0 {
+        if number.is_multiple_of(COMPACT_EVERY) {
             self.ext = TestExternalities::new(Storage {
                 top: snapshot.as_ref().clone(),
                 children_default: Default::default(),
@@ -573,6 +608,15 @@ impl Chain {
         self.head_number = number;
         self.hashes.push(hash);
         self.blocks.insert(hash, block);
+        if let Some(old) = self
+            .hashes
+            .len()
+            .checked_sub(KEPT_BLOCKS + 1)
+            .and_then(|i| self.hashes.get(i))
+            && *old != self.genesis_hash
+        {
+            self.blocks.remove(old);
+        }
 
         for tx in &included {
             if let Some(w) = &tx.watcher {
@@ -586,12 +630,12 @@ impl Chain {
             }
         }
         let _ = self.heads.send(header.clone());
-        Produced {
+        Ok(Produced {
             hash,
             header,
             included: included.len(),
             dropped: dropped.len(),
-        }
+        })
     }
 
     /// Encoded runtime version (`Core_version`).

@@ -28,6 +28,8 @@ pub const WATCH_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct Shared {
     /// The chain.
     pub chain: Mutex<Chain>,
+    /// Signalled whenever a transaction enters the pool (drives instant sealing).
+    pub new_tx: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -206,6 +208,35 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
         })?;
     }
 
+    m.register_method("system_peers", |_, _, _| json!([]))?;
+    m.register_method("system_nodeRoles", |_, _, _| json!(["Authority"]))?;
+    m.register_method("system_localListenAddresses", |_, _, _| json!([]))?;
+    m.register_method("chain_getRuntimeVersion", |_, s, _| {
+        serde_json::to_value(s.lock().runtime_version()).unwrap_or(Value::Null)
+    })?;
+    m.register_subscription(
+        "state_subscribeStorage",
+        "state_storage",
+        "state_unsubscribeStorage",
+        |p, pending, s, _| async move {
+            let keys = match params_vec(&p).and_then(|v| match v.first() {
+                Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_KEYS => a
+                    .iter()
+                    .map(|k| req_hex(Some(k), "storage key", MAX_KEY))
+                    .collect::<Result<Vec<_>, _>>(),
+                _ => Err(invalid_params(format!(
+                    "give a list of 1 to {MAX_KEYS} storage keys to watch"
+                ))),
+            }) {
+                Ok(k) => k,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return;
+                }
+            };
+            storage_subscription(pending, (*s).clone(), keys).await;
+        },
+    )?;
     m.register_method("state_getRuntimeVersion", |_, s, _| {
         serde_json::to_value(s.lock().runtime_version()).unwrap_or(Value::Null)
     })?;
@@ -351,7 +382,9 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
     m.register_method("author_submitExtrinsic", |p, s, _| {
         let v = params_vec(&p)?;
         let bytes = req_hex(v.first(), "extrinsic", MAX_PAYLOAD)?;
-        s.lock().submit(&bytes, None).map_err(pool_error)
+        let hash = s.lock().submit(&bytes, None).map_err(pool_error)?;
+        s.new_tx.notify_one();
+        Ok::<_, ErrorObjectOwned>(hash)
     })?;
     m.register_method("author_pendingExtrinsics", |_, s, _| s.lock().pending_hex())?;
     m.register_subscription(
@@ -372,6 +405,8 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
                 pending.reject(pool_error(e)).await;
                 return;
             }
+            s.new_tx.notify_one();
+            s.new_tx.notify_one();
             let Ok(sink) = pending.accept().await else { return };
             loop {
                 let next = tokio::select! {
@@ -395,8 +430,8 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
     )?;
 
     m.register_method("dev_newBlock", |_, s, _| {
-        let produced = s.lock().produce_block();
-        json!({ "hash": produced.hash, "number": produced.header.number })
+        let produced = s.lock().produce_block().map_err(client_error)?;
+        Ok::<_, ErrorObjectOwned>(json!({ "hash": produced.hash, "number": produced.header.number }))
     })?;
 
     let names: Vec<String> = m.method_names().map(str::to_string).collect();
@@ -407,6 +442,56 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
         json!({ "version": 1, "methods": all })
     })?;
     Ok(m)
+}
+
+async fn storage_subscription(pending: PendingSubscriptionSink, s: Arc<Shared>, keys: Vec<Vec<u8>>) {
+    let (mut rx, mut last, head) = {
+        let chain = s.lock();
+        (chain.subscribe_heads(), chain.state(None), chain.head())
+    };
+    let Ok(sink) = pending.accept().await else { return };
+    let send = |block: H256, changes: Vec<Value>| {
+        let sink = &sink;
+        async move {
+            let msg = json!({ "block": block, "changes": changes });
+            match serde_json::value::to_raw_value(&msg) {
+                Ok(raw) => sink.send(SubscriptionMessage::from(raw)).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    };
+    let value = |snap: &Option<super::node::Snapshot>, k: &Vec<u8>| {
+        snap.as_ref().and_then(|st| st.get(k).map(|v| encode_hex(v)))
+    };
+    let initial = keys
+        .iter()
+        .map(|k| json!([encode_hex(k), value(&last, k)]))
+        .collect();
+    if !send(head, initial).await {
+        return;
+    }
+    loop {
+        let next = tokio::select! {
+            n = rx.recv() => n,
+            _ = sink.closed() => return,
+        };
+        let header = match next {
+            Ok(h) => h,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let hash = header.hash();
+        let now = s.lock().state(Some(hash));
+        let changes: Vec<Value> = keys
+            .iter()
+            .filter(|k| value(&now, k) != value(&last, k))
+            .map(|k| json!([encode_hex(k), value(&now, k)]))
+            .collect();
+        last = now;
+        if !changes.is_empty() && !send(hash, changes).await {
+            return;
+        }
+    }
 }
 
 async fn heads_subscription(pending: PendingSubscriptionSink, s: Arc<Shared>) {
@@ -427,10 +512,10 @@ async fn heads_subscription(pending: PendingSubscriptionSink, s: Arc<Shared>) {
             }
         }
     };
-    if let Some(h) = current {
-        if !send(h).await {
-            return;
-        }
+    if let Some(h) = current
+        && !send(h).await
+    {
+        return;
     }
     loop {
         let next = tokio::select! {

@@ -218,10 +218,10 @@ impl TransactionExtension<RuntimeCall> for SudoTransactionExtension {
         _inherited_implication: &impl Implication,
         _source: TransactionSource,
     ) -> ValidateResult<(), RuntimeCall> {
-        if let (RuntimeCall::Sudo(_), Some(who)) = (call, origin.as_system_origin_signer()) {
-            if pallet_sudo::Key::<Runtime>::get().as_ref() != Some(who) {
-                return Err(InvalidTransaction::BadSigner.into());
-            }
+        if let (RuntimeCall::Sudo(_), Some(who)) = (call, origin.as_system_origin_signer())
+            && pallet_sudo::Key::<Runtime>::get().as_ref() != Some(who)
+        {
+            return Err(InvalidTransaction::BadSigner.into());
         }
         Ok((ValidTransaction::default(), (), origin))
     }
@@ -321,15 +321,15 @@ impl_runtime_apis! {
 
     impl polkadot_sdk::sp_api::Metadata<Block> for Runtime {
         fn metadata() -> OpaqueMetadata {
-            OpaqueMetadata::new(Runtime::metadata().into())
+            OpaqueMetadata::new(Self::metadata().into())
         }
 
         fn metadata_at_version(version: u32) -> Option<OpaqueMetadata> {
-            Runtime::metadata_at_version(version)
+            Self::metadata_at_version(version)
         }
 
         fn metadata_versions() -> Vec<u32> {
-            Runtime::metadata_versions()
+            Self::metadata_versions()
         }
     }
 

@@ -76,7 +76,9 @@ pub struct KeyfileData {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyfileError {
     /// Not JSON of the expected shape.
-    #[error("is not a valid keyfile ({0})")]
+    #[error(
+        "is not a valid keyfile ({0}); restore it from its mnemonic (btcli wallet regen_coldkey / regen_hotkey)"
+    )]
     Malformed(String),
     /// Encrypted with a format we do not read.
     #[error(
@@ -84,7 +86,9 @@ pub enum KeyfileError {
     )]
     Legacy(&'static str),
     /// The password does not decrypt it.
-    #[error("could not be decrypted: wrong password")]
+    #[error(
+        "could not be decrypted: wrong password; retype it, or fix TENSORPROOF_COLDKEY_PASSWORD / the BT_PW_* variable"
+    )]
     WrongPassword,
     /// The derived address differs from the one stored in the file.
     #[error(

@@ -65,7 +65,6 @@ impl<T: Config> From<Error<T>> for ValidationError {
             Error::InvalidIpAddress => Self::InvalidIpAddress,
             Error::ServingRateLimitExceeded => Self::ServingRateLimitExceeded,
             Error::InvalidPort => Self::InvalidPort,
-            Error::InvalidRevealRound => Self::InvalidRevealRound,
             Error::NoWeightsCommitFound => Self::CommitNotFound,
             Error::RevealTooEarly => Self::CommitBlockNotInRevealRange,
             Error::InputLengthsUnequal => Self::InputLengthsUnequal,
@@ -459,3 +458,22 @@ impl<T: Config> Pallet<T> {
 
 extern crate alloc;
 use alloc::vec::Vec;
+
+#[cfg(test)]
+mod tests {
+    use crate::devnet::runtime::{AccountId, Runtime};
+    use polkadot_sdk::sp_keyring::Sr25519Keyring;
+
+    /// The CR-v2 vector of `subtensor-interface.md` §3.1 (equal to the Python SDK's
+    /// `generate_weight_hash`).
+    #[test]
+    fn commit_hash_matches_the_sdk_vector() {
+        let alice: AccountId = Sr25519Keyring::Alice.to_account_id();
+        let salt: Vec<u16> = (1..=8).collect();
+        let h = super::Pallet::<Runtime>::get_commit_hash(&alice, 1, &[0, 1], &[10, 10], &salt, 0);
+        assert_eq!(
+            hex::encode(h.0),
+            "d9bf9b22a51844e113d525eaadc9ae576918c6590431b199dd8534c19cebc517"
+        );
+    }
+}

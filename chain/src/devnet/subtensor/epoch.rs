@@ -15,6 +15,7 @@ impl<T: Config> Pallet<T> {
             .collect();
         for netuid in netuids {
             if Self::should_run_epoch(netuid, now) {
+                Self::expire_timelocked_commits(netuid);
                 let blocks = now.saturating_sub(LastEpochBlock::<T>::get(netuid)).max(1);
                 let emission = DevnetRaoEmissionPerBlock::<T>::get().saturating_mul(blocks);
                 Self::epoch(netuid, emission);
@@ -24,10 +25,25 @@ impl<T: Config> Pallet<T> {
                 SubnetEpochIndex::<T>::mutate(netuid, |e| *e = e.saturating_add(1));
                 BlocksSinceLastStep::<T>::insert(netuid, 0);
                 LastMechansimStepBlock::<T>::insert(netuid, now);
-                Self::deposit_event(Event::EpochRan(netuid, SubnetEpochIndex::<T>::get(netuid)));
             } else {
                 BlocksSinceLastStep::<T>::mutate(netuid, |b| *b = b.saturating_add(1));
             }
+        }
+    }
+
+    /// At the epoch that would reveal them, timelocked commits leave storage. subtensor decrypts
+    /// them here with the drand pulse of their round and sets the weights; the devnet cannot
+    /// decrypt timelock ciphertexts, so they are dropped unrevealed (as subtensor drops commits
+    /// it cannot decrypt).
+    fn expire_timelocked_commits(netuid: NetUid) {
+        let now = Self::current_block();
+        let reveal_epoch = Self::current_epoch_with_lookahead_at(netuid, now)
+            .saturating_sub(RevealPeriodEpochs::<T>::get(netuid));
+        let stale: alloc::vec::Vec<u64> = TimelockedWeightCommits::<T>::iter_key_prefix(netuid)
+            .filter(|epoch| *epoch <= reveal_epoch)
+            .collect();
+        for epoch in stale {
+            TimelockedWeightCommits::<T>::remove(netuid, epoch);
         }
     }
 

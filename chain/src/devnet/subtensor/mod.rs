@@ -8,7 +8,10 @@
 //! - the registration burn is constant (`Burn`), with no per-interval adjustment;
 //! - a subnet has one mechanism (`MechanismCountCurrent` = 1), so the storage index equals the netuid;
 //! - emission per epoch is a fixed `rao_emission` per tempo block, split by Yuma as subtensor's
-//!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap).
+//!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap);
+//! - CR-v2 (`commit_weights`/`reveal_weights`) is complete; CR-v4 (`commit_timelocked_weights`)
+//!   is checked and stored with subtensor's rules and events, but the devnet cannot decrypt drand
+//!   timelock ciphertexts, so those commits are dropped unrevealed at their reveal epoch.
 //!
 //! The epoch schedule is subtensor's **stateful** rule (spec 425): an epoch runs in the block where
 //! `block - LastEpochBlock >= Tempo` (or `PendingEpochAt` is reached); then `LastEpochBlock = block`
@@ -45,7 +48,7 @@ pub const MAX_TEMPO: u64 = 50_400;
 pub type WeightCommit = (H256, u64, u64, u64);
 
 #[polkadot_sdk::frame_support::pallet]
-#[allow(missing_debug_implementations)]
+#[allow(missing_debug_implementations, clippy::too_many_arguments)]
 pub mod pallet {
     use super::{Balance, MAX_CRV3_COMMIT_SIZE_BYTES, NetUid, WeightCommit};
     use alloc::collections::VecDeque;
@@ -537,19 +540,15 @@ pub mod pallet {
         TimelockedWeightsRevealed(u16, T::AccountId),
         /// Registration toggled.
         RegistrationAllowed(NetUid, bool),
-        /// Yuma3 toggled.
-        Yuma3EnableToggled(NetUid, bool),
-        /// Liquid alpha toggled.
-        LiquidAlphaEnabled(NetUid, bool),
-        /// Liquid alpha bounds set.
-        AlphaValuesSet(NetUid, u16, u16),
-        /// An epoch ran: (netuid, epoch index).
-        EpochRan(NetUid, u64),
         /// Burn set.
         BurnSet(NetUid, Balance),
+        /// Min burn set.
+        MinBurnSet(NetUid, Balance),
+        /// Max burn set.
+        MaxBurnSet(NetUid, Balance),
     }
 
-    /// Errors, all of subtensor's in subtensor's order (so that module error indices match finney's).
+    /// Errors: finney's, in finney's order (so that module error indices match the live chain).
     #[pallet::error]
     pub enum Error<T> {
         /// Subtensor's `RootNetworkDoesNotExist`; not raised by the devnet.
@@ -598,8 +597,6 @@ pub mod pallet {
         HotKeyAlreadyRegisteredInSubNet,
         /// Subtensor's `NewHotKeyIsSameWithOld`; not raised by the devnet.
         NewHotKeyIsSameWithOld,
-        /// Subtensor's `NewHotKeyNotCleanForRootSwap`; not raised by the devnet.
-        NewHotKeyNotCleanForRootSwap,
         /// Subtensor's `InvalidWorkBlock`; not raised by the devnet.
         InvalidWorkBlock,
         /// Subtensor's `InvalidDifficulty`; not raised by the devnet.
@@ -702,8 +699,8 @@ pub mod pallet {
         InvalidIdentity,
         /// The mechanism does not exist.
         MechanismDoesNotExist,
-        /// Subtensor's `StakeUnavailable`; not raised by the devnet.
-        StakeUnavailable,
+        /// Subtensor's `CannotUnstakeLock`; not raised by the devnet.
+        CannotUnstakeLock,
         /// The subnet does not exist.
         SubnetNotExists,
         /// More than ten unrevealed commits.
@@ -744,10 +741,14 @@ pub mod pallet {
         SubtokenDisabled,
         /// Subtensor's `HotKeySwapOnSubnetIntervalNotPassed`; not raised by the devnet.
         HotKeySwapOnSubnetIntervalNotPassed,
+        /// Subtensor's `ZeroMaxStakeAmount`; not raised by the devnet.
+        ZeroMaxStakeAmount,
         /// Subtensor's `SameNetuid`; not raised by the devnet.
         SameNetuid,
         /// Subtensor's `InsufficientBalance`; not raised by the devnet.
         InsufficientBalance,
+        /// Subtensor's `StakingOperationRateLimitExceeded`; not raised by the devnet.
+        StakingOperationRateLimitExceeded,
         /// Subtensor's `InvalidLeaseBeneficiary`; not raised by the devnet.
         InvalidLeaseBeneficiary,
         /// Subtensor's `LeaseCannotEndInThePast`; not raised by the devnet.
@@ -774,8 +775,6 @@ pub mod pallet {
         SymbolAlreadyInUse,
         /// The commit-reveal version differs from `CommitRevealWeightsVersion`.
         IncorrectCommitRevealVersion,
-        /// The reveal round is in the past.
-        InvalidRevealRound,
         /// The reveal period is above the maximum.
         RevealPeriodTooLarge,
         /// The reveal period is below the minimum.
@@ -808,6 +807,8 @@ pub mod pallet {
         VotingPowerTrackingNotEnabled,
         /// Subtensor's `InvalidVotingPowerEmaAlpha`; not raised by the devnet.
         InvalidVotingPowerEmaAlpha,
+        /// Subtensor's `PrecisionLoss`; not raised by the devnet.
+        PrecisionLoss,
         /// Subtensor's `Deprecated`; not raised by the devnet.
         Deprecated,
         /// Subtensor's `AddStakeBurnRateLimitExceeded`; not raised by the devnet.
@@ -820,32 +821,6 @@ pub mod pallet {
         ColdkeySwapClearTooEarly,
         /// Subtensor's `DisabledTemporarily`; not raised by the devnet.
         DisabledTemporarily,
-        /// Subtensor's `RegistrationPriceLimitExceeded`; not raised by the devnet.
-        RegistrationPriceLimitExceeded,
-        /// Subtensor's `LockHotkeyMismatch`; not raised by the devnet.
-        LockHotkeyMismatch,
-        /// Subtensor's `InsufficientStakeForLock`; not raised by the devnet.
-        InsufficientStakeForLock,
-        /// Subtensor's `NoExistingLock`; not raised by the devnet.
-        NoExistingLock,
-        /// Subtensor's `ActiveLockExists`; not raised by the devnet.
-        ActiveLockExists,
-        /// Subtensor's `CannotUseSystemAccount`; not raised by the devnet.
-        CannotUseSystemAccount,
-        /// Subtensor's `UnlockAmountTooHigh`; not raised by the devnet.
-        UnlockAmountTooHigh,
-        /// The tempo is out of bounds.
-        TempoOutOfBounds,
-        /// Subtensor's `ActivityCutoffFactorMilliOutOfBounds`; not raised by the devnet.
-        ActivityCutoffFactorMilliOutOfBounds,
-        /// Subtensor's `EpochTriggerAlreadyPending`; not raised by the devnet.
-        EpochTriggerAlreadyPending,
-        /// Subtensor's `AutoEpochAlreadyImminent`; not raised by the devnet.
-        AutoEpochAlreadyImminent,
-        /// Subtensor's `DynamicTempoBlockedByCommitReveal`; not raised by the devnet.
-        DynamicTempoBlockedByCommitReveal,
-        /// Subtensor's `AccountRejectsLockedAlpha`; not raised by the devnet.
-        AccountRejectsLockedAlpha,
     }
 
     /// Genesis: the tempo of new subnets and an optional dev subnet.

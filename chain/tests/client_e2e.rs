@@ -1,0 +1,350 @@
+//! The chain client end to end against the embedded devnet: connect, register, serve, set weights,
+//! commit and reveal, read everything back in the metagraph, and the failure paths.
+
+#![cfg(feature = "devnet")]
+
+use std::time::Duration;
+
+use chain::calls::{AxonSpec, Call};
+use chain::client::{ChainClient, ChainError, ClientConfig, Network, WeightsResult};
+use chain::devnet::{Devnet, DevnetConfig};
+use chain::keys::Keypair;
+use chain::metagraph::Source;
+use chain::submit::FailureKind;
+use chain::weights::RevealTiming;
+
+async fn devnet(commit_reveal: bool) -> Devnet {
+    Devnet::spawn(DevnetConfig {
+        block_time: Some(Duration::from_millis(50)),
+        dev_subnet: true,
+        dev_subnet_commit_reveal: commit_reveal,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts")
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(20),
+        inclusion_timeout: Duration::from_secs(20),
+        ..ClientConfig::default()
+    }
+}
+
+async fn connect(devnet: &Devnet) -> ChainClient {
+    ChainClient::connect(&Network::Url(devnet.ws_url()), config())
+        .await
+        .expect("client connects")
+}
+
+fn key(uri: &str) -> Keypair {
+    Keypair::from_uri(uri).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_serve_and_set_weights_then_read_them_back() {
+    let devnet = devnet(false).await;
+    let client = connect(&devnet).await;
+    assert!(client.compat_report().missing.is_empty());
+
+    let graph = client.metagraph(1).await.unwrap();
+    let owner = key("//Alice");
+    assert_eq!(graph.by_uid(0).map(|n| n.hotkey), Some(owner.account()));
+
+    // //Bob's coldkey registers the hotkey //Charlie.
+    let miner = key("//Charlie"); // a funded dev account: the devnet charges serve_axon fees
+    let report = client.burned_register(&key("//Bob"), 1, &miner.account()).await;
+    assert!(report.is_included(), "{report:?}");
+    assert_eq!(report.attempts, 1);
+    let uid = client
+        .uid_of(1, &miner.account())
+        .await
+        .unwrap()
+        .expect("registered");
+
+    // Serving: 127.0.0.1 is refused before submission; 127.0.0.2 lands and decodes.
+    let bad = AxonSpec {
+        ip: "127.0.0.1".parse().unwrap(),
+        port: 8091,
+        version: 7,
+    };
+    assert!(matches!(
+        client.serve_axon(&miner, 1, bad).await,
+        Err(ChainError::Axon(_))
+    ));
+    let axon = AxonSpec {
+        ip: "127.0.0.2".parse().unwrap(),
+        port: 8091,
+        version: 7,
+    };
+    let report = client.serve_axon(&miner, 1, axon).await.unwrap();
+    assert!(report.is_included(), "{report:?}");
+
+    // The owner sets weights on both uids.
+    let res = client
+        .set_weights(&owner, 1, &[0, uid], &[1000, 65535], 0)
+        .await
+        .unwrap();
+    let WeightsResult::Set {
+        report,
+        next_allowed_block,
+    } = res
+    else {
+        panic!("expected a direct set: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+
+    let graph = client.metagraph(1).await.unwrap();
+    let n = graph.by_hotkey(&miner.account()).expect("miner in metagraph");
+    assert_eq!(n.uid, uid);
+    assert_eq!(n.coldkey, key("//Bob").account());
+    let served = n.axon.expect("axon decoded");
+    assert_eq!(
+        (served.ip.to_string(), served.port, served.version),
+        ("127.0.0.2".into(), 8091, 7)
+    );
+    let owner_neuron = graph.by_uid(0).unwrap();
+    assert!(owner_neuron.last_update > 0, "last_update written by set_weights");
+
+    // The same call again before the rate limit expires is not submitted at all.
+    if graph.hyperparams.weights_rate_limit > 1 {
+        let again = client
+            .set_weights(&owner, 1, &[0, uid], &[1000, 65535], 0)
+            .await
+            .unwrap();
+        match again {
+            WeightsResult::RateLimited {
+                next_allowed_block: next,
+                ..
+            } => assert_eq!(next, next_allowed_block),
+            other => panic!("expected rate limited, got {other:?}"),
+        }
+    }
+
+    // The storage fallback reads the same neurons as the runtime API.
+    assert_eq!(graph.source, Source::RuntimeApi);
+    let from_storage = client.neurons_from_storage_at_best(1).await.unwrap();
+    let api_view: Vec<_> = graph
+        .neurons
+        .iter()
+        .map(|n| (n.uid, n.hotkey, n.coldkey, n.axon.map(|a| (a.ip, a.port))))
+        .collect();
+    let storage_view: Vec<_> = from_storage
+        .iter()
+        .map(|n| (n.uid, n.hotkey, n.coldkey, n.axon.map(|a| (a.ip, a.port))))
+        .collect();
+    assert_eq!(api_view, storage_view);
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_syncs_on_a_schedule_and_on_demand() {
+    use std::sync::Arc;
+    let devnet = devnet(false).await;
+    let client = Arc::new(connect(&devnet).await);
+    let mut watch = chain::client::MetagraphWatch::spawn(client.clone(), 1, Duration::from_secs(3600));
+    let first = watch.changed(Duration::from_secs(20)).await.expect("first sync");
+    assert_eq!(first.neurons.len(), 1);
+    let report = client
+        .burned_register(&key("//Bob"), 1, &key("//Dave").account())
+        .await;
+    assert!(report.is_included(), "{report:?}");
+    // The hourly schedule would not refresh within the test; an on-demand refresh does.
+    watch.refresh_now();
+    let second = watch
+        .changed(Duration::from_secs(20))
+        .await
+        .expect("refreshed on demand");
+    assert!(second.block > first.block);
+    assert!(second.by_hotkey(&key("//Dave").account()).is_some());
+    drop(watch);
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_classified_and_not_retried() {
+    let devnet = devnet(false).await;
+    let client = connect(&devnet).await;
+    let stranger = key("//Stranger");
+    // Caught before submission.
+    let err = client.set_weights(&stranger, 1, &[0], &[1], 0).await.unwrap_err();
+    assert!(matches!(err, ChainError::NotRegistered { .. }), "{err}");
+    assert!(matches!(
+        client.hyperparams(42).await,
+        Err(ChainError::NoSubnet(42))
+    ));
+    // Submitted anyway: the chain refuses, and the report says why, after one attempt.
+    let call = Call::SetWeights {
+        netuid: 1,
+        uids: vec![0],
+        values: vec![1],
+        version_key: 0,
+    };
+    let report = client.submit(&call, &stranger).await;
+    assert_eq!(report.attempts, 1, "{report:?}");
+    assert!(
+        matches!(
+            report.failure(),
+            Some(FailureKind::NotRegistered | FailureKind::InsufficientBalance)
+        ),
+        "{report:?}"
+    );
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_then_reveal_when_commit_reveal_is_on() {
+    let devnet = devnet(true).await;
+    let client = connect(&devnet).await;
+    let owner = key("//Alice");
+    let hp = client.hyperparams(1).await.unwrap();
+    assert!(hp.commit_reveal_enabled);
+    let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
+    let WeightsResult::Committed { report, pending, .. } = res else {
+        panic!("expected a commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    // Too early: the chain refuses, and the refusal is classified (and not retried).
+    let early = client.reveal_weights(&owner, &pending).await;
+    assert_eq!(early.failure(), Some(FailureKind::RevealRejected), "{early:?}");
+    assert_eq!(early.attempts, 1);
+    // Wait until the client computes that the reveal is due, then it lands on the first try.
+    let mut due = false;
+    for _ in 0..400 {
+        match client.reveal_timing(&owner.account(), &pending).await.unwrap() {
+            Some(RevealTiming::Due) => {
+                due = true;
+                break;
+            }
+            Some(RevealTiming::TooEarly { .. }) => tokio::time::sleep(Duration::from_millis(25)).await,
+            other => panic!("unexpected reveal timing {other:?}"),
+        }
+    }
+    assert!(due, "the reveal epoch arrives");
+    let revealed = client.reveal_weights(&owner, &pending).await;
+    assert!(revealed.is_included(), "{revealed:?}");
+    assert_eq!(revealed.attempts, 1);
+    // The commit is consumed.
+    assert_eq!(
+        client.reveal_timing(&owner.account(), &pending).await.unwrap(),
+        None
+    );
+    devnet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_is_one_clear_error() {
+    let cfg = ClientConfig {
+        connect_attempts: 2,
+        request_timeout: Duration::from_secs(2),
+        ..ClientConfig::default()
+    };
+    let err = ChainClient::connect(&Network::Url("ws://127.0.0.1:1".into()), cfg)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChainError::Unreachable { attempts: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("check the endpoint"));
+    assert!("nowhere".parse::<Network>().is_err());
+    assert_eq!("finney".parse::<Network>().unwrap(), Network::Finney);
+}
+
+/// A TCP proxy in front of the devnet that cuts every open connection the first time the node
+/// sends a transaction status update (`author_extrinsicUpdate`), i.e. after the transaction reached
+/// the pool but before its inclusion was reported.
+mod cutting_proxy {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub struct Proxy {
+        pub url: String,
+        pub cuts: Arc<AtomicUsize>,
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let armed = Arc::new(AtomicBool::new(true));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let cuts2 = cuts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (armed, cuts) = (armed.clone(), cuts2.clone());
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = sr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if contains(&buf[..n], b"author_extrinsicUpdate")
+                                && armed.swap(false, Ordering::SeqCst)
+                            {
+                                cuts.fetch_add(1, Ordering::SeqCst);
+                                break; // drop both halves without forwarding the update
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! { () = up => {}, () = down => {} }
+                });
+            }
+        });
+        Proxy { url, cuts }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_submission_still_ends_in_one_inclusion() {
+    use std::sync::atomic::Ordering;
+    let devnet = devnet(false).await;
+    let proxy = cutting_proxy::start(devnet.local_addr()).await;
+    let client = ChainClient::connect(&Network::Url(proxy.url.clone()), config())
+        .await
+        .expect("connects via proxy");
+    let owner = key("//Alice");
+    let nonce_before = client.account_nonce(&owner.account()).await.unwrap();
+    let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
+    let WeightsResult::Set { report, .. } = res else {
+        panic!("expected a direct set: {res:?}")
+    };
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut the connection mid-submission"
+    );
+    assert!(report.is_included(), "{report:?}");
+    // Exactly one transaction landed: no double submission after the reconnect.
+    assert_eq!(
+        client.account_nonce(&owner.account()).await.unwrap(),
+        nonce_before + 1
+    );
+    let graph = client.metagraph(1).await.unwrap();
+    assert!(graph.by_uid(0).unwrap().last_update > 0);
+    devnet.shutdown().await;
+}

@@ -1,0 +1,451 @@
+//! The `miner` command line: `run`, `wallet`, `doctor`, `bench-transport`.
+//!
+//! Every `run` flag can also come from an environment variable (`MINER_*`, and btcli's `BT_WALLET_*`
+//! for the wallet, shown in `--help`) and from
+//! the TOML file given with `--config` (same names as the long flags, kebab-case, plus a `[limits]`
+//! table with every field of [`Limits`]). Precedence: flag, then environment, then file, then default.
+//!
+//! ```toml
+//! wallet = "miner"
+//! hotkey = "default"
+//! network = "finney"
+//! netuid = 42
+//! port = 8091
+//! backend = "cuda"
+//! min-stake = 1000.0
+//!
+//! [limits]
+//! queue-capacity = 32
+//! state-memory-cap-bytes = 8589934592
+//! [limits.matmul]
+//! max_n = 16384
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use bench_tasks::backend::BackendKind;
+use chain::keys::{AccountId, Keypair};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::behavior::Behavior;
+use crate::config::Limits;
+use crate::server::{MinerConfig, MinerServer};
+use crate::validators::ValidatorSet;
+
+/// Default port of the miner's HTTP server (Bittensor's customary axon port).
+pub const DEFAULT_PORT: u16 = 8091;
+
+/// The tensorproof miner: serves validators' signed GPU challenges.
+#[derive(Debug, Parser)]
+#[command(name = "miner", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `miner=debug`).
+    #[arg(long, global = true, env = "MINER_LOG", default_value = "info")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve challenges: load the hotkey, check registration, advertise the axon, serve until Ctrl-C.
+    Run(Box<RunArgs>),
+    /// Act as a validator against a running miner and report what works (pass/fail table).
+    Doctor(crate::doctor::DoctorArgs),
+    /// Measure signed request latency and throughput through the full auth stack over loopback.
+    BenchTransport(crate::bench::BenchArgs),
+    /// Create or show the btcli wallet holding the miner's hotkey.
+    Wallet {
+        /// Which wallet.
+        #[command(flatten)]
+        wallet: chain::wallet::WalletArgs,
+        /// `new` or `show`.
+        #[command(subcommand)]
+        command: chain::wallet::WalletCommand,
+    },
+}
+
+/// `miner run` flags. All optional here so that the TOML file can fill what flags leave out.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunArgs {
+    /// TOML file with any of these settings (flags and environment variables override it).
+    #[arg(long, env = "MINER_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Folder holding btcli wallets [default: ~/.bittensor/wallets].
+    #[arg(long, env = "BT_WALLET_PATH", value_name = "DIR")]
+    pub wallet_path: Option<PathBuf>,
+    /// Wallet name (folder under the wallet path) [default: default].
+    #[arg(long, env = "BT_WALLET_NAME", value_name = "NAME")]
+    pub wallet: Option<String>,
+    /// Hotkey name within the wallet; it signs receipts and is the receiver validators sign for
+    /// [default: default].
+    #[arg(long, env = "BT_WALLET_HOTKEY", value_name = "NAME")]
+    pub hotkey: Option<String>,
+    /// Chain to join: devnet, local, test, finney, or a ws:// / wss:// URL. Not used with --dev.
+    #[arg(long, env = "MINER_NETWORK", value_name = "NET")]
+    pub network: Option<String>,
+    /// Subnet id to serve. Required unless --dev.
+    #[arg(long, env = "MINER_NETUID", value_name = "N")]
+    pub netuid: Option<u16>,
+    /// TCP port for HTTP/1.1 and h2c [default: 8091].
+    #[arg(long, env = "MINER_PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Local address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "MINER_BIND", value_name = "IP")]
+    pub bind: Option<IpAddr>,
+    /// Compute backend: flex (CPU), wgpu, vulkan or cuda, as compiled in [default: flex].
+    #[arg(long, env = "MINER_BACKEND", value_name = "KIND")]
+    pub backend: Option<BackendKind>,
+    /// Device index within the backend (CUDA ordinal; wgpu: 0 = preferred adapter) [default: 0].
+    #[arg(long, env = "MINER_DEVICE", value_name = "I")]
+    pub device: Option<usize>,
+    /// Public IP to advertise on chain (serve_axon) when it differs from what the chain has.
+    #[arg(long, env = "MINER_EXTERNAL_IP", value_name = "IP")]
+    pub external_ip: Option<IpAddr>,
+    /// Run without a chain: only the --allow-validator hotkeys may send work.
+    #[arg(long, env = "MINER_DEV")]
+    pub dev: bool,
+    /// Validator hotkey (ss58) allowed in --dev mode; repeat the flag, or comma-separate in the env var.
+    #[arg(long = "allow-validator", env = "MINER_ALLOW_VALIDATOR", value_name = "SS58", value_delimiter = ',')]
+    pub allow_validator: Vec<String>,
+    /// Least stake (TAO) a validator needs for its work to be served [default: 0].
+    #[arg(long, env = "MINER_MIN_STAKE", value_name = "TAO")]
+    pub min_stake: Option<f64>,
+    /// Seconds between metagraph refreshes [default: 120].
+    #[arg(long, env = "MINER_METAGRAPH_REFRESH_SECS", value_name = "SECS")]
+    pub metagraph_refresh_secs: Option<u64>,
+    /// Folder for the miner's own files (the `miner doctor` key) [default: ~/.tensorproof/miner].
+    #[arg(long, env = "MINER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Jobs that may wait for the device (429 beyond) [default: 32].
+    #[arg(long, env = "MINER_QUEUE_CAPACITY", value_name = "N")]
+    pub queue_capacity: Option<usize>,
+    /// Memory for round-1 state kept for openings, in MiB [default: 4096].
+    #[arg(long, env = "MINER_STATE_MEMORY_MIB", value_name = "MIB")]
+    pub state_memory_mib: Option<u64>,
+    /// Largest matmul size n served [default: 8192].
+    #[arg(long, env = "MINER_MAX_MATMUL_N", value_name = "N")]
+    pub max_matmul_n: Option<u32>,
+    /// Sustained requests per second per validator [default: 50].
+    #[arg(long, env = "MINER_RATE_PER_VALIDATOR", value_name = "RPS")]
+    pub rate_per_validator: Option<f64>,
+    /// Requests in flight per validator [default: 8].
+    #[arg(long, env = "MINER_CONCURRENCY_PER_VALIDATOR", value_name = "N")]
+    pub concurrency_per_validator: Option<u32>,
+    /// Answer dishonestly (builds with `--features miner/adversary` only): lazy:F, noisy:F, forge,
+    /// on-demand, replay, slow:MS or garbage.
+    #[arg(long, env = "MINER_ADVERSARY", value_name = "MODE")]
+    pub adversary: Option<String>,
+    /// Every limit (config file only: the `[limits]` table).
+    #[arg(skip)]
+    pub limits: Option<LimitsFile>,
+}
+
+/// The `[limits]` table of the config file: [`Limits`] with kebab-case keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LimitsFile {
+    /// See [`Limits::max_body_bytes`].
+    pub max_body_bytes: Option<usize>,
+    /// See [`Limits::max_ping_bytes`].
+    pub max_ping_bytes: Option<usize>,
+    /// See [`Limits::queue_capacity`].
+    pub queue_capacity: Option<usize>,
+    /// See [`Limits::state_memory_cap_bytes`].
+    pub state_memory_cap_bytes: Option<u64>,
+    /// See [`Limits::state_ttl_secs`].
+    pub state_ttl_secs: Option<u64>,
+    /// See [`Limits::rate_per_validator`].
+    pub rate_per_validator: Option<f64>,
+    /// See [`Limits::burst_per_validator`].
+    pub burst_per_validator: Option<u32>,
+    /// See [`Limits::concurrency_per_validator`].
+    pub concurrency_per_validator: Option<u32>,
+    /// See [`Limits::request_timeout_secs`].
+    pub request_timeout_secs: Option<u64>,
+    /// See [`Limits::matmul`].
+    pub matmul: Option<bench_tasks::matmul::MatmulLimits>,
+}
+
+macro_rules! take_missing {
+    ($cli:ident, $file:ident, $($field:ident),+ $(,)?) => {
+        $( if $cli.$field.is_none() { $cli.$field = $file.$field.take(); } )+
+    };
+}
+
+impl RunArgs {
+    /// Fills every setting the flags and environment left out from the `--config` file, if any.
+    pub fn merge_config_file(mut self) -> anyhow::Result<Self> {
+        let Some(path) = self.config.clone() else { return Ok(self) };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}; check the path", path.display()))?;
+        let mut file: Self = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid miner config; see `miner run --help`", path.display()))?;
+        take_missing!(
+            self,
+            file,
+            wallet_path,
+            wallet,
+            hotkey,
+            network,
+            netuid,
+            port,
+            bind,
+            backend,
+            device,
+            external_ip,
+            min_stake,
+            metagraph_refresh_secs,
+            state_dir,
+            queue_capacity,
+            state_memory_mib,
+            max_matmul_n,
+            rate_per_validator,
+            concurrency_per_validator,
+            adversary,
+            limits,
+        );
+        self.dev |= file.dev;
+        if self.allow_validator.is_empty() {
+            self.allow_validator = file.allow_validator;
+        }
+        Ok(self)
+    }
+
+    /// The limits: defaults, then the file's `[limits]` table, then the dedicated flags.
+    pub fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(f) = &self.limits {
+            macro_rules! set {
+                ($($field:ident),+) => { $( if let Some(v) = f.$field { limits.$field = v; } )+ };
+            }
+            set!(
+                max_body_bytes,
+                max_ping_bytes,
+                queue_capacity,
+                state_memory_cap_bytes,
+                state_ttl_secs,
+                rate_per_validator,
+                burst_per_validator,
+                concurrency_per_validator,
+                request_timeout_secs,
+                matmul
+            );
+        }
+        if let Some(v) = self.queue_capacity {
+            limits.queue_capacity = v;
+        }
+        if let Some(v) = self.state_memory_mib {
+            limits.state_memory_cap_bytes = v.saturating_mul(1 << 20);
+        }
+        if let Some(v) = self.max_matmul_n {
+            limits.matmul.max_n = v;
+        }
+        if let Some(v) = self.rate_per_validator {
+            limits.rate_per_validator = v;
+        }
+        if let Some(v) = self.concurrency_per_validator {
+            limits.concurrency_per_validator = v;
+        }
+        limits
+    }
+
+    /// The folder for the miner's own files.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+}
+
+/// `~/.tensorproof/miner` (or `./.tensorproof/miner` without a home folder).
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from).join(".tensorproof").join("miner")
+}
+
+/// Where `miner run` writes the self-test key that `miner doctor` reads.
+pub fn doctor_key_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("doctor-key")
+}
+
+/// Creates a fresh self-test key and writes its seed to `path` (mode 0600).
+pub fn write_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
+    let (key, _phrase, seed) = Keypair::generate();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}; pass --state-dir with a writable folder", dir.display()))?;
+    }
+    let text = format!("0x{}\n", hex::encode(seed));
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}; pass --state-dir with a writable folder", path.display()))?;
+        file.write_all(text.as_bytes())?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(path, text)?;
+    Ok(key)
+}
+
+/// Reads the self-test key written by [`write_doctor_key`].
+pub fn read_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("no self-test key at {}; start `miner run` first or pass --state-dir", path.display())
+    })?;
+    let seed = hex::decode(text.trim().trim_start_matches("0x"))
+        .with_context(|| format!("{} is not a hex seed; restart `miner run` to rewrite it", path.display()))?;
+    Keypair::from_seed_slice(&seed).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Parses the `--allow-validator` list.
+pub fn parse_allow_list(list: &[String]) -> anyhow::Result<Vec<AccountId>> {
+    list.iter()
+        .map(|s| {
+            AccountId::from_ss58(s.trim()).map_err(|e| anyhow::anyhow!("--allow-validator {s}: {e}"))
+        })
+        .collect()
+}
+
+/// Converts TAO to rao.
+pub fn tao_to_rao(tao: f64) -> u64 {
+    if tao.is_finite() && tao > 0.0 { (tao * 1e9).round().min(u64::MAX as f64) as u64 } else { 0 }
+}
+
+/// Runs the parsed command line.
+pub fn main_with(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("miner-io")
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Run(args) => runtime.block_on(run(args.merge_config_file()?)),
+        Command::Doctor(args) => runtime.block_on(crate::doctor::run(args)),
+        Command::BenchTransport(args) => runtime.block_on(crate::bench::run(args)),
+        Command::Wallet { wallet, command } => {
+            command.run(&wallet, &mut std::io::stdout().lock()).map_err(anyhow::Error::from)
+        }
+    }
+}
+
+/// Loads the miner's hotkey, or in `--dev` without a wallet makes a throwaway one.
+fn load_hotkey(args: &RunArgs) -> anyhow::Result<Keypair> {
+    if args.dev && args.wallet.is_none() && args.hotkey.is_none() {
+        let (key, _, _) = Keypair::generate();
+        tracing::warn!(hotkey = %key.ss58(), "--dev without --wallet/--hotkey: using a throwaway hotkey for this run");
+        return Ok(key);
+    }
+    crate::chain_link::load_hotkey(args)
+}
+
+/// `miner run`.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let limits = args.limits();
+    let keypair = load_hotkey(&args)?;
+    let behavior = match &args.adversary {
+        Some(spec) => Behavior::parse(spec).map_err(anyhow::Error::msg)?,
+        None => Behavior::Honest,
+    };
+    let validators = if args.dev {
+        let allowed = parse_allow_list(&args.allow_validator)?;
+        if allowed.is_empty() {
+            tracing::warn!("--dev without --allow-validator: only `miner doctor` on this machine can send work");
+        }
+        ValidatorSet::allow_list(allowed)
+    } else {
+        ValidatorSet::metagraph(tao_to_rao(args.min_stake.unwrap_or(0.0)))
+    };
+    let state_dir = args.state_dir();
+    let doctor = write_doctor_key(&doctor_key_path(&state_dir))?;
+    validators.allow_from_loopback(doctor.account());
+
+    let port = args.port.unwrap_or(DEFAULT_PORT);
+    let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+    let chain = if args.dev { None } else { Some(crate::chain_link::connect(&args, &keypair, &validators).await?) };
+
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}; pick another --port or stop what uses it"))?;
+    let mut config = MinerConfig::new(keypair, validators);
+    config.backend = args.backend.unwrap_or(BackendKind::Flex);
+    config.device_index = args.device.unwrap_or(0);
+    config.limits = limits;
+    config.behavior = behavior;
+    if config.backend == BackendKind::Flex {
+        tracing::warn!("serving on the CPU (flex backend); pass --backend cuda or wgpu to use a GPU");
+    }
+    let mut server = MinerServer::start(config, listener).await?;
+    println!(
+        "miner {} serving on {} (backend {}, behavior {})",
+        server.hotkey(),
+        server.local_addr(),
+        server.info().backend,
+        behavior.name()
+    );
+    let refresher = chain.map(|c| c.spawn_refresh(server.validators().clone()));
+    let outcome = tokio::select! {
+        result = server.wait() => result.context("the HTTP server stopped"),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    if let Some(task) = refresher {
+        task.abort();
+    }
+    server.shutdown().await;
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_fills_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("miner.toml");
+        std::fs::write(
+            &path,
+            "port = 9000\nnetuid = 7\nbackend = \"flex\"\nallow-validator = [\"a\"]\n[limits]\nqueue-capacity = 3\n[limits.matmul]\nmax_n = 512\n",
+        )
+        .expect("write");
+        let cli = Cli::try_parse_from(["miner", "run", "--config", path.to_str().expect("utf-8"), "--port", "9100"])
+            .expect("parses");
+        let Command::Run(args) = cli.command else { panic!("run expected") };
+        let args = args.merge_config_file().expect("merges");
+        assert_eq!(args.port, Some(9100), "flag wins over file");
+        assert_eq!(args.netuid, Some(7), "file fills what flags leave out");
+        assert_eq!(args.allow_validator, vec!["a".to_owned()]);
+        let limits = args.limits();
+        assert_eq!(limits.queue_capacity, 3);
+        assert_eq!(limits.matmul.max_n, 512);
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("miner.toml");
+        std::fs::write(&path, "prot = 9000\n").expect("write");
+        let args = RunArgs { config: Some(path), ..RunArgs::default() };
+        let err = args.merge_config_file().unwrap_err();
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+
+    #[test]
+    fn doctor_key_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = doctor_key_path(dir.path());
+        let written = write_doctor_key(&path).expect("writes");
+        assert_eq!(read_doctor_key(&path).expect("reads").account(), written.account());
+    }
+}

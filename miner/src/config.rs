@@ -1,0 +1,62 @@
+//! Server limits: every bound the miner enforces on untrusted input, in one place.
+
+use std::time::Duration;
+
+use bench_tasks::matmul::MatmulLimits;
+use serde::{Deserialize, Serialize};
+
+/// The bounds a miner server enforces. Defaults suit one GPU serving a handful of validators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted on any route, in bytes (413 above it).
+    pub max_body_bytes: usize,
+    /// Largest `POST /v1/ping` body, in bytes (413 above it).
+    pub max_ping_bytes: usize,
+    /// Jobs waiting for the device beyond the one running (429 when full).
+    pub queue_capacity: usize,
+    /// Memory kept for round-1 state (the products kept for openings), in bytes. A challenge whose
+    /// state alone exceeds it is refused before anything is allocated.
+    pub state_memory_cap_bytes: u64,
+    /// How long round-1 state waits for its opening request before it is dropped, in seconds.
+    pub state_ttl_secs: u64,
+    /// Sustained requests per second allowed per validator hotkey.
+    pub rate_per_validator: f64,
+    /// Burst size of the per-validator rate limit.
+    pub burst_per_validator: u32,
+    /// Requests one validator may have in flight at once.
+    pub concurrency_per_validator: u32,
+    /// Matmul sizes served (`[limits.matmul]` in the config file); further bounded by the state cap.
+    pub matmul: MatmulLimits,
+    /// How long a request may take end to end before the server answers 503, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            max_ping_bytes: 64 << 10,
+            queue_capacity: 32,
+            state_memory_cap_bytes: 4 << 30,
+            state_ttl_secs: 60,
+            rate_per_validator: 50.0,
+            burst_per_validator: 100,
+            concurrency_per_validator: 8,
+            matmul: MatmulLimits::default(),
+            request_timeout_secs: 120,
+        }
+    }
+}
+
+impl Limits {
+    /// [`Self::state_ttl_secs`] as a duration.
+    pub fn state_ttl(&self) -> Duration {
+        Duration::from_secs(self.state_ttl_secs)
+    }
+
+    /// [`Self::request_timeout_secs`] as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}

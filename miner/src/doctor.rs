@@ -1,0 +1,240 @@
+//! `miner doctor`: act as a validator against a running miner and report, check by check, what works.
+//!
+//! It signs with the self-test key that `miner run` writes to its state folder (accepted only from a
+//! loopback peer), or with `--key` (a validator key allow-listed with `--dev`). Each task class runs end
+//! to end: the challenge, the openings chosen afterwards, and the real verifier from `bench-tasks`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bench_tasks::matmul::{MatmulLimits, RoundParams, RoundSetup};
+use bench_tasks::wire::{
+    ChallengeRequest, HEALTH_PATH, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge, TaskClass, TaskOpenRequest,
+    TaskOpenings,
+};
+use chain::keys::{AccountId, Keypair};
+use clap::Args;
+use serde::Serialize;
+
+use crate::client::MinerClient;
+
+/// `miner doctor` flags.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// The miner to test.
+    #[arg(long, env = "MINER_DOCTOR_URL", default_value = "http://127.0.0.1:8091")]
+    pub url: String,
+    /// The miner's state folder, where `miner run` wrote the self-test key [default: ~/.tensorproof/miner].
+    #[arg(long, env = "MINER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Sign with this key instead (secret URI such as //Alice, a mnemonic, or a 0x seed); it must be
+    /// allow-listed with `miner run --dev --allow-validator`.
+    #[arg(long, env = "MINER_DOCTOR_KEY", value_name = "SECRET")]
+    pub key: Option<String>,
+    /// Matmul size n to test with (capped at what the miner serves).
+    #[arg(long, default_value_t = 256)]
+    pub n: u32,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Works.
+    Pass,
+    /// Works, but is probably not what the operator wants.
+    Warn,
+    /// Broken.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// The outcome.
+    pub status: Status,
+    /// Wall time of the check, in milliseconds.
+    pub millis: f64,
+    /// What was seen, and what to do about a warning or failure.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, status: Status, started: Instant, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), status, millis: started.elapsed().as_secs_f64() * 1e3, detail: detail.into() }
+    }
+}
+
+/// Runs every check against the miner at `url`, signing with `key`.
+pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
+    let mut checks = Vec::new();
+
+    // Reachability and /info need no miner hotkey; the client is rebuilt once /info names it.
+    let probe = match MinerClient::new(url, key.account(), key.clone(), false) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::new("reachable", Status::Fail, Instant::now(), e.to_string()));
+            return checks;
+        }
+    };
+    let started = Instant::now();
+    match probe.get(HEALTH_PATH).await {
+        Ok((200, _)) => checks.push(Check::new("reachable", Status::Pass, started, format!("GET {HEALTH_PATH} answered"))),
+        Ok((status, _)) => {
+            checks.push(Check::new("reachable", Status::Fail, started, format!("GET {HEALTH_PATH} answered {status}")));
+            return checks;
+        }
+        Err(e) => {
+            checks.push(Check::new("reachable", Status::Fail, started, format!("{e}; is the port open and the miner running?")));
+            return checks;
+        }
+    }
+
+    let started = Instant::now();
+    let info: MinerInfo = match probe.info().await {
+        Ok(info) => info,
+        Err(e) => {
+            checks.push(Check::new("info", Status::Fail, started, e.to_string()));
+            return checks;
+        }
+    };
+    checks.push(Check::new(
+        "info",
+        Status::Pass,
+        started,
+        format!("version {}, hotkey {}, {} on {}", info.version, info.hotkey, info.backend, info.device),
+    ));
+    let backend_status = if info.backend == "flex" { Status::Warn } else { Status::Pass };
+    let backend_detail = if info.backend == "flex" {
+        "the miner computes on the CPU (flex); start it with --backend cuda or wgpu to use the GPU".to_owned()
+    } else {
+        format!("{} backend", info.backend)
+    };
+    checks.push(Check::new("gpu backend", backend_status, Instant::now(), backend_detail));
+
+    let miner: AccountId = match info.hotkey.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            checks.push(Check::new("miner hotkey", Status::Fail, Instant::now(), e.to_string()));
+            return checks;
+        }
+    };
+    let client = match MinerClient::new(url, miner, key, false) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::new("signed ping", Status::Fail, Instant::now(), e.to_string()));
+            return checks;
+        }
+    };
+
+    let started = Instant::now();
+    let payload: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
+    match client.ping(payload.clone()).await {
+        Ok(echo) if echo.body == payload => checks.push(Check::new(
+            "signed ping",
+            Status::Pass,
+            started,
+            "1 KiB echoed; signature accepted and receipt verified",
+        )),
+        Ok(_) => checks.push(Check::new("signed ping", Status::Fail, started, "the echo differs from what was sent")),
+        Err(e) => {
+            let hint = match e.reason() {
+                Some("unknown_hotkey") => {
+                    "; run doctor on the miner's machine (the self-test key is loopback-only) or allow-list --key"
+                }
+                _ => "",
+            };
+            checks.push(Check::new("signed ping", Status::Fail, started, format!("{e}{hint}")));
+            return checks;
+        }
+    }
+
+    for task in &info.tasks {
+        match task.task {
+            TaskClass::Matmul => {
+                let n = n.min(u32::try_from(task.max_size).unwrap_or(u32::MAX)).max(1);
+                checks.push(matmul_round(&client, n).await);
+            }
+        }
+    }
+    checks
+}
+
+/// One honest-validator matmul round against the miner, verified with bench-tasks' verifier.
+async fn matmul_round(client: &MinerClient, n: u32) -> Check {
+    let name = format!("matmul n={n}");
+    let started = Instant::now();
+    let secret: [u8; 32] = rand::random();
+    let limits = MatmulLimits { max_n: n.max(MatmulLimits::default().max_n), ..MatmulLimits::default() };
+    let setup = match RoundSetup::new(RoundParams::new(n, rand::random()), secret, &limits) {
+        Ok(s) => s,
+        Err(e) => return Check::new(name, Status::Fail, started, e.to_string()),
+    };
+    let challenge = setup.challenge(rand::random());
+    let id = format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>()));
+    let request = ChallengeRequest { id: id.clone(), challenge: TaskChallenge::Matmul(challenge) };
+    let answer = match client.challenge(&request).await {
+        Ok(a) => a.body,
+        Err(e) => return Check::new(name, Status::Fail, started, format!("round 1: {e}")),
+    };
+    let round1_ms = started.elapsed().as_secs_f64() * 1e3;
+    let TaskAnswer::Matmul(sketch) = answer.answer;
+    let openings_request = setup.choose_openings(challenge.miner_seed);
+    let open = OpenRequest { id, open: TaskOpenRequest::Matmul(openings_request.clone()) };
+    let openings = match client.open(&open).await {
+        Ok(o) => o.body,
+        Err(e) => return Check::new(name, Status::Fail, started, format!("round 2: {e}")),
+    };
+    let TaskOpenings::Matmul(openings) = openings.openings;
+    let verdict = setup.verify(&challenge, &sketch, &openings_request, &openings);
+    let detail = format!(
+        "round 1 {round1_ms:.1} ms (miner compute {:.1} ms, queued {:.1} ms); verdict {}{}",
+        answer.compute_seconds * 1e3,
+        answer.queue_seconds * 1e3,
+        verdict.reason,
+        if verdict.detail.is_empty() { String::new() } else { format!(": {}", verdict.detail) }
+    );
+    Check::new(name, if verdict.passed { Status::Pass } else { Status::Fail }, started, detail)
+}
+
+/// Formats the checks as a table.
+pub fn table(checks: &[Check]) -> String {
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
+    let mut out = format!("{:<width$}  {:<6}  {:>10}  detail\n", "check", "result", "time");
+    for c in checks {
+        let status = match c.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        out.push_str(&format!("{:<width$}  {:<6}  {:>7.1} ms  {}\n", c.name, status, c.millis, c.detail));
+    }
+    out
+}
+
+/// `miner doctor`.
+pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    let key = match &args.key {
+        Some(secret) => Keypair::from_uri(secret).map_err(|e| anyhow::anyhow!("--key: {e}"))?,
+        None => {
+            let dir = args.state_dir.clone().unwrap_or_else(crate::cli::default_state_dir);
+            crate::cli::read_doctor_key(&crate::cli::doctor_key_path(&dir))?
+        }
+    };
+    let checks = run_checks(&args.url, key, args.n).await;
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if args.json {
+        println!("{}", serde_json::json!({ "url": args.url, "passed": failed == 0, "checks": checks }));
+    } else {
+        print!("{}", table(&checks));
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}

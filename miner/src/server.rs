@@ -1,0 +1,418 @@
+//! The miner's HTTP server: routes, shared state, start and shutdown.
+//!
+//! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on one port. Signed routes
+//! ([`CHALLENGE_PATH`], [`OPEN_PATH`], [`PING_PATH`]) sit behind the [`auth`](crate::auth) layer; the
+//! public routes ([`HEALTH_PATH`], [`INFO_PATH`], [`METRICS_PATH`]) never touch the device, so they stay
+//! fast while it is busy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Extension, Json, Router, middleware};
+use bench_tasks::backend::{BackendKind, probe};
+use bench_tasks::wire::{
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, HEALTH_PATH, INFO_PATH, MAX_CHALLENGE_ID_LEN, METRICS_PATH,
+    MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH, ServerLimits, TaskClass, TaskLimits,
+};
+use chain::auth::{Verifier, VerifierConfig};
+use chain::keys::{AccountId, Keypair};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::{Caller, authenticate};
+use crate::behavior::Behavior;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
+use crate::queue::{QueueError, WorkQueue};
+use crate::store::{StateStore, StoreError};
+use crate::tasks::{self, DeviceContext, TaskState};
+use crate::validators::ValidatorSet;
+
+/// Queue priority of opening requests: above every stake, since they finish work already paid for.
+pub const OPEN_PRIORITY: u64 = u64::MAX;
+
+/// Everything needed to start a miner server.
+#[derive(Debug, Clone)]
+pub struct MinerConfig {
+    /// The miner's hotkey: the receiver validators sign for, and the signer of receipts.
+    pub keypair: Keypair,
+    /// The compute backend.
+    pub backend: BackendKind,
+    /// The device index within the backend.
+    pub device_index: usize,
+    /// Bounds on untrusted input.
+    pub limits: Limits,
+    /// Who may send work.
+    pub validators: ValidatorSet,
+    /// Request-signature settings (freshness window, receiver binding, Epistula).
+    pub verifier: VerifierConfig,
+    /// Honest, or an adversary (feature `adversary`).
+    pub behavior: Behavior,
+}
+
+impl MinerConfig {
+    /// A config with default limits and verifier settings, the flex backend, and `validators`.
+    pub fn new(keypair: Keypair, validators: ValidatorSet) -> Self {
+        Self {
+            keypair,
+            backend: BackendKind::Flex,
+            device_index: 0,
+            limits: Limits::default(),
+            validators,
+            verifier: VerifierConfig::default(),
+            behavior: Behavior::Honest,
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The backend or device is unusable.
+    #[error(transparent)]
+    Backend(#[from] bench_tasks::BackendError),
+    /// An OS resource (socket, thread) failed.
+    #[error("could not start the server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// State shared by every request.
+#[derive(Debug)]
+pub struct AppState {
+    pub(crate) keypair: Keypair,
+    pub(crate) verifier: Verifier,
+    pub(crate) validators: ValidatorSet,
+    pub(crate) limiter: Limiter,
+    pub(crate) queue: WorkQueue<DeviceContext>,
+    pub(crate) store: StateStore<TaskState>,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) info: MinerInfo,
+    pub(crate) garbage: bool,
+}
+
+/// A running miner server.
+#[derive(Debug)]
+pub struct MinerServer {
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl MinerServer {
+    /// Probes the device, starts its worker thread and serves on `listener` until
+    /// [`shutdown`](Self::shutdown).
+    pub async fn start(config: MinerConfig, listener: TcpListener) -> Result<Self, StartError> {
+        let metrics = Metrics::new();
+        let (backend, index) = (config.backend, config.device_index);
+        let device = tokio::task::spawn_blocking(move || probe(backend, index))
+            .await
+            .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
+        let device_name = format!("{device:?}");
+        let behavior = config.behavior;
+        let queue = WorkQueue::start(
+            &format!("miner-{backend}-{index}"),
+            config.limits.queue_capacity,
+            metrics.clone(),
+            move || DeviceContext { device, backend, behavior },
+        )?;
+        let limits = config.limits;
+        let info = MinerInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            hotkey: config.keypair.ss58(),
+            backend: backend.to_string(),
+            device: device_name,
+            device_memory_bytes: None,
+            tasks: vec![TaskLimits { task: TaskClass::Matmul, max_size: u64::from(limits.matmul.max_n) }],
+            limits: ServerLimits {
+                max_body_bytes: limits.max_body_bytes as u64,
+                max_ping_bytes: limits.max_ping_bytes as u64,
+                queue_capacity: limits.queue_capacity as u64,
+                state_memory_cap_bytes: limits.state_memory_cap_bytes,
+                state_ttl_secs: limits.state_ttl_secs,
+                rate_per_validator: limits.rate_per_validator,
+                concurrency_per_validator: u64::from(limits.concurrency_per_validator),
+            },
+        };
+        let state = Arc::new(AppState {
+            verifier: Verifier::new(config.keypair.account(), config.verifier),
+            keypair: config.keypair,
+            validators: config.validators,
+            limiter: Limiter::new(
+                limits.rate_per_validator,
+                limits.burst_per_validator,
+                limits.concurrency_per_validator,
+            ),
+            queue,
+            store: StateStore::new(limits.state_memory_cap_bytes, limits.state_ttl(), metrics.clone()),
+            metrics: metrics.clone(),
+            limits: Arc::new(limits),
+            info,
+            garbage: behavior.garbage(),
+        });
+
+        let addr = listener.local_addr()?;
+        let counted = metrics.clone();
+        let listener = listener.tap_io(move |tcp| {
+            counted.connections.inc();
+            // Latency matters more than throughput for small signed messages.
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        let store = state.store.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                store.sweep();
+            }
+        });
+        tracing::info!(%addr, hotkey = %state.info.hotkey, backend = %state.info.backend, "miner serving");
+        Ok(Self { state, addr, shutdown: Some(tx), server, sweeper })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The miner's hotkey.
+    pub fn hotkey(&self) -> AccountId {
+        self.state.keypair.account()
+    }
+
+    /// The validator set (replace it on each metagraph refresh).
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.state.validators
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// The device's work queue.
+    pub fn queue(&self) -> &WorkQueue<DeviceContext> {
+        &self.state.queue
+    }
+
+    /// What `GET /info` answers.
+    pub fn info(&self) -> &MinerInfo {
+        &self.state.info
+    }
+
+    /// Waits until the server stops (it stops only on [`shutdown`](Self::shutdown) or an I/O error).
+    pub async fn wait(&mut self) -> std::io::Result<()> {
+        match (&mut self.server).await {
+            Ok(result) => result,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Stops accepting, lets open requests finish (up to 5 s), and stops the device worker.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.sweeper.abort();
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.server).await.is_err() {
+            self.server.abort();
+        }
+        let state = Arc::clone(&self.state);
+        let _ = tokio::task::spawn_blocking(move || state.queue.shutdown()).await;
+    }
+}
+
+/// The router: signed routes behind the auth layer, public routes beside them.
+pub fn router(state: Arc<AppState>) -> Router {
+    let signed = Router::new()
+        .route(CHALLENGE_PATH, post(challenge))
+        .route(OPEN_PATH, post(open))
+        .route(PING_PATH, post(ping))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
+    Router::new()
+        .merge(signed)
+        .route(HEALTH_PATH, get(health))
+        .route(INFO_PATH, get(info))
+        .route(METRICS_PATH, get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::malformed(format!("the body is not valid JSON for this route ({e}); see bench_tasks::wire"))
+    })
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_CHALLENGE_ID_LEN {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_id",
+            format!("challenge id must be 1 to {MAX_CHALLENGE_ID_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn queue_error(e: QueueError) -> ApiError {
+    match e {
+        QueueError::Full => ApiError::too_many("queue_full", e.to_string(), Duration::from_secs(1)),
+        QueueError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::TooLarge { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "challenge_too_large", e.to_string())
+        }
+        StoreError::Full { .. } => ApiError {
+            retry_after: Some(Duration::from_secs(2)),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "state_full", e.to_string())
+        },
+        StoreError::Duplicate => ApiError::new(StatusCode::CONFLICT, "duplicate_id", e.to_string()),
+    }
+}
+
+fn dropped() -> ApiError {
+    ApiError::too_many(
+        "evicted",
+        "the job was dropped before it ran (a higher-stake validator's work took its slot, or the device failed); retry",
+        Duration::from_secs(1),
+    )
+}
+
+fn timed_out() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "the job did not finish within this miner's request timeout; retry later or ask for less work",
+    )
+}
+
+fn garbage() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "\u{1}{garbage\u{0}".repeat(64)).into_response()
+}
+
+async fn challenge(State(state): State<Arc<AppState>>, Extension(caller): Extension<Caller>) -> Response {
+    match run_challenge(&state, caller).await {
+        Ok(_) if state.garbage => garbage(),
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResponse, ApiError> {
+    let request: ChallengeRequest = parse(&caller.body)?;
+    check_id(&request.id)?;
+    // Validation and the memory reservation happen before anything sized by the request is allocated.
+    let admission = tasks::admit(&request.challenge, &state.limits)?;
+    let reservation =
+        state.store.reserve((caller.hotkey.to_ss58(), request.id.clone()), admission.state_bytes).map_err(store_error)?;
+    let limits = Arc::clone(&state.limits);
+    let challenge = request.challenge;
+    let queued = Instant::now();
+    let rx = state
+        .queue
+        .submit(caller.stake_rao, move |context| {
+            let waited = queued.elapsed().as_secs_f64();
+            (waited, tasks::compute(context, &challenge, &limits))
+        })
+        .map_err(queue_error)?;
+    let (waited, computed) = tokio::time::timeout(state.limits.request_timeout(), rx)
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|_| dropped())?;
+    let computed = computed?;
+    let class = admission.class.name();
+    state.metrics.observe_task(class, "queue_wait", waited);
+    state.metrics.observe_task(class, "compute", computed.seconds);
+    reservation.fill(computed.state);
+    Ok(ChallengeResponse {
+        id: request.id,
+        answer: computed.answer,
+        queue_seconds: waited,
+        compute_seconds: computed.seconds,
+    })
+}
+
+async fn open(State(state): State<Arc<AppState>>, Extension(caller): Extension<Caller>) -> Response {
+    match run_open(&state, caller).await {
+        Ok(_) if state.garbage => garbage(),
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiError> {
+    let request: OpenRequest = parse(&caller.body)?;
+    check_id(&request.id)?;
+    let kept = state.store.take(&(caller.hotkey.to_ss58(), request.id.clone())).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_challenge",
+            "no round-1 state for this challenge id from this hotkey (never answered, already opened, or expired)",
+        )
+    })?;
+    let open = request.open;
+    let started = Instant::now();
+    let rx = state.queue.submit(OPEN_PRIORITY, move |_| tasks::open(&kept, &open)).map_err(queue_error)?;
+    let openings = tokio::time::timeout(state.limits.request_timeout(), rx)
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|_| dropped())??;
+    state.metrics.observe_task(task_name(&openings), "open", started.elapsed().as_secs_f64());
+    Ok(OpenResponse { id: request.id, openings })
+}
+
+fn task_name(openings: &bench_tasks::wire::TaskOpenings) -> &'static str {
+    match openings {
+        bench_tasks::wire::TaskOpenings::Matmul(_) => TaskClass::Matmul.name(),
+    }
+}
+
+async fn ping(Extension(caller): Extension<Caller>) -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], caller.body).into_response()
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn info(State(state): State<Arc<AppState>>) -> Json<MinerInfo> {
+    Json(state.info.clone())
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see bench_tasks::wire for the routes")
+}
