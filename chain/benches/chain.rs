@@ -13,10 +13,21 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use parity_scale_codec::{Compact, Encode};
 use subxt::Metadata;
 
-const FINNEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/subtensor-finney-metadata.scale"
-);
+/// The finney metadata, next to the workspace or inside it, or at `TENSORPROOF_FINNEY_METADATA`.
+fn finney_bytes() -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = std::env::var_os("TENSORPROOF_FINNEY_METADATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let outside = root.join("../shared/reference/subtensor-finney-metadata.scale");
+            if outside.exists() {
+                outside
+            } else {
+                root.join("shared/reference/subtensor-finney-metadata.scale")
+            }
+        });
+    std::fs::read(&path).unwrap_or_else(|e| panic!("finney metadata at {}: {e}", path.display()))
+}
 
 #[derive(Encode)]
 struct RefNeuronInfoLite {
@@ -71,7 +82,7 @@ fn neurons(n: u16) -> Vec<u8> {
 }
 
 fn metagraph_decode(c: &mut Criterion) {
-    let metadata = Metadata::decode_from(&std::fs::read(FINNEY).expect("finney metadata")).unwrap();
+    let metadata = Metadata::decode_from(&finney_bytes()).unwrap();
     let mut group = c.benchmark_group("metagraph_decode");
     for n in [256u16, 1024] {
         let bytes = neurons(n);
