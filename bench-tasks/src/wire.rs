@@ -1,7 +1,7 @@
 //! The HTTP wire protocol between validators and miners: routes and JSON bodies, in one place.
 //!
 //! Miner and validator both speak exactly these types; neither keeps a copy. Task payloads are the
-//! task modules' own types (for matmul, [`crate::matmul`]), wrapped in envelopes tagged by task class,
+//! task modules' own types (for matmul, [`crate::matmul`]; for inference, [`crate::inference`]), wrapped in envelopes tagged by task class,
 //! so adding a task class is one variant in each envelope. The envelopes are deliberately exhaustive:
 //! a new variant makes the compiler point at every `match` in the miner and validator that must learn it.
 //!
@@ -13,6 +13,10 @@
 //! | [`INFO_PATH`] | GET | — | [`MinerInfo`] |
 //! | [`HEALTH_PATH`] | GET | — | `ok` |
 //! | [`METRICS_PATH`] | GET | — | Prometheus text |
+//!
+//! Matmul takes two rounds (challenge, then openings). Inference takes one: the answer carries the generated
+//! tokens and the validator checks them itself, so [`OPEN_PATH`] serves matmul only and a miner answers an
+//! opening request for an inference challenge with `unknown_challenge`.
 //!
 //! Every `POST` is signed by the validator's hotkey (`btauth/1`, or Epistula V2) and every answer to a
 //! signed request carries the miner's signed receipt. Errors are [`ErrorBody`] with a 4xx/5xx status.
@@ -27,7 +31,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::matmul;
+use crate::{inference, matmul};
 
 /// `POST`: round 1 of a challenge.
 pub const CHALLENGE_PATH: &str = "/v1/challenge";
@@ -51,13 +55,16 @@ pub const MAX_CHALLENGE_ID_LEN: usize = 64;
 pub enum TaskClass {
     /// The verifiable matrix product ([`crate::matmul`]).
     Matmul,
+    /// Verifiable greedy decoding of a seeded transformer ([`crate::inference`]).
+    Inference,
 }
 
 impl TaskClass {
-    /// The stable name, as serialized (`"matmul"`).
+    /// The stable name, as serialized (`"matmul"`, `"inference"`).
     pub const fn name(self) -> &'static str {
         match self {
             Self::Matmul => "matmul",
+            Self::Inference => "inference",
         }
     }
 }
@@ -74,6 +81,8 @@ impl std::fmt::Display for TaskClass {
 pub enum TaskChallenge {
     /// A matmul challenge.
     Matmul(matmul::MatmulChallenge),
+    /// An inference challenge (one round: no openings follow).
+    Inference(inference::InferenceChallenge),
 }
 
 impl TaskChallenge {
@@ -81,6 +90,7 @@ impl TaskChallenge {
     pub const fn class(&self) -> TaskClass {
         match self {
             Self::Matmul(_) => TaskClass::Matmul,
+            Self::Inference(_) => TaskClass::Inference,
         }
     }
 }
@@ -101,6 +111,18 @@ pub struct ChallengeRequest {
 pub enum TaskAnswer {
     /// The matmul round-1 answer (the sketch).
     Matmul(matmul::Round1Answer),
+    /// The generated tokens, `B` rows of `T` ids: the whole inference answer.
+    Inference(inference::InferenceAnswer),
+}
+
+impl TaskAnswer {
+    /// The class of this answer.
+    pub const fn class(&self) -> TaskClass {
+        match self {
+            Self::Matmul(_) => TaskClass::Matmul,
+            Self::Inference(_) => TaskClass::Inference,
+        }
+    }
 }
 
 /// Body of a successful `POST /v1/challenge` answer.
@@ -155,8 +177,21 @@ pub struct OpenResponse {
 pub struct TaskLimits {
     /// The class.
     pub task: TaskClass,
-    /// Largest size parameter accepted (for matmul: `n`).
+    /// For inference: the per-challenge caps and the presets served. Absent for matmul.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceServed>,
+    /// Largest size parameter accepted (for matmul: `n`; for inference: generated tokens per challenge,
+    /// `batch × new_tokens`).
     pub max_size: u64,
+}
+
+/// What a miner serves of the inference task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceServed {
+    /// Caps on one challenge.
+    pub limits: inference::Limits,
+    /// Model presets served (seeded weights).
+    pub presets: Vec<inference::Preset>,
 }
 
 /// The limits a miner enforces, so validators can size their requests.

@@ -136,6 +136,143 @@ pub enum Call {
         /// The hotkey to register.
         hotkey: AccountId,
     },
+    /// A subnet set-up call (funding, subnet creation, staking, hyperparameters), used by
+    /// [`crate::bootstrap`]; never needed by a running miner or validator.
+    Setup(SetupCall),
+}
+
+/// A subnet hyperparameter, set through its `AdminUtils::sudo_set_*` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hyperparameter {
+    /// Blocks per epoch (`sudo_set_tempo`, root only).
+    Tempo(u16),
+    /// Blocks between two weight submissions of one validator (`sudo_set_weights_set_rate_limit`).
+    WeightsSetRateLimit(u64),
+    /// Commit-reveal of weights on or off (`sudo_set_commit_reveal_weights_enabled`).
+    CommitRevealWeightsEnabled(bool),
+    /// Fewest uids a weight vector must name (`sudo_set_min_allowed_weights`).
+    MinAllowedWeights(u16),
+    /// Blocks a new neuron is protected from pruning (`sudo_set_immunity_period`).
+    ImmunityPeriod(u16),
+    /// Most uids holding a validator permit (`sudo_set_max_allowed_validators`).
+    MaxAllowedValidators(u16),
+}
+
+impl Hyperparameter {
+    /// The `AdminUtils` call that sets it.
+    pub const fn setter(&self) -> &'static str {
+        match self {
+            Self::Tempo(_) => "sudo_set_tempo",
+            Self::WeightsSetRateLimit(_) => "sudo_set_weights_set_rate_limit",
+            Self::CommitRevealWeightsEnabled(_) => "sudo_set_commit_reveal_weights_enabled",
+            Self::MinAllowedWeights(_) => "sudo_set_min_allowed_weights",
+            Self::ImmunityPeriod(_) => "sudo_set_immunity_period",
+            Self::MaxAllowedValidators(_) => "sudo_set_max_allowed_validators",
+        }
+    }
+
+    fn value(&self) -> Value {
+        match *self {
+            Self::Tempo(v) | Self::MinAllowedWeights(v) | Self::ImmunityPeriod(v) | Self::MaxAllowedValidators(v) => {
+                Value::from(v)
+            }
+            Self::WeightsSetRateLimit(v) => Value::from(v),
+            Self::CommitRevealWeightsEnabled(v) => Value::bool(v),
+        }
+    }
+}
+
+/// The set-up calls [`crate::bootstrap`] submits; all exist with these names and arguments in subtensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupCall {
+    /// `Balances::transfer_keep_alive(dest, value)`.
+    Transfer {
+        /// Receiver.
+        dest: AccountId,
+        /// Amount in rao.
+        amount: u64,
+    },
+    /// `SubtensorModule::register_network(hotkey)`: a new subnet owned by the signing coldkey.
+    RegisterNetwork {
+        /// The owner's hotkey (uid 0 of the new subnet).
+        hotkey: AccountId,
+    },
+    /// `SubtensorModule::start_call(netuid)`: starts emissions on a new subnet (subtensor only; the
+    /// embedded devnet starts them at creation).
+    StartCall {
+        /// Subnet.
+        netuid: u16,
+    },
+    /// `SubtensorModule::add_stake(hotkey, netuid, amount)`, signed by the coldkey.
+    AddStake {
+        /// The hotkey staked on.
+        hotkey: AccountId,
+        /// Subnet.
+        netuid: u16,
+        /// Amount in rao.
+        amount: u64,
+    },
+    /// `Sudo::sudo(AdminUtils::sudo_set_*(netuid, value))`, signed by the sudo key.
+    SudoSet {
+        /// Subnet.
+        netuid: u16,
+        /// What to set.
+        param: Hyperparameter,
+    },
+}
+
+impl SetupCall {
+    /// The call's name in its pallet.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Transfer { .. } => "transfer_keep_alive",
+            Self::RegisterNetwork { .. } => "register_network",
+            Self::StartCall { .. } => "start_call",
+            Self::AddStake { .. } => "add_stake",
+            Self::SudoSet { .. } => "sudo",
+        }
+    }
+
+    /// The subnet it targets (0 for a transfer and for a subnet not yet created).
+    pub const fn netuid(&self) -> u16 {
+        match self {
+            Self::Transfer { .. } | Self::RegisterNetwork { .. } => 0,
+            Self::StartCall { netuid } | Self::AddStake { netuid, .. } | Self::SudoSet { netuid, .. } => *netuid,
+        }
+    }
+
+    fn payload(&self) -> DynamicPayload<Vec<Value>> {
+        let account = |a: &AccountId| Value::from_bytes(AccountId32(a.0).0);
+        match self {
+            Self::Transfer { dest, amount } => subxt::dynamic::tx(
+                "Balances",
+                self.name(),
+                vec![Value::unnamed_variant("Id", [account(dest)]), Value::from(*amount)],
+            ),
+            Self::RegisterNetwork { hotkey } => subxt::dynamic::tx(PALLET, self.name(), vec![account(hotkey)]),
+            Self::StartCall { netuid } => subxt::dynamic::tx(PALLET, self.name(), vec![Value::from(*netuid)]),
+            Self::AddStake {
+                hotkey,
+                netuid,
+                amount,
+            } => subxt::dynamic::tx(
+                PALLET,
+                self.name(),
+                vec![account(hotkey), Value::from(*netuid), Value::from(*amount)],
+            ),
+            Self::SudoSet { netuid, param } => {
+                let inner = Value::unnamed_variant(
+                    "AdminUtils",
+                    [Value::unnamed_variant(
+                        param.setter(),
+                        [Value::from(*netuid), param.value()],
+                    )],
+                );
+                subxt::dynamic::tx("Sudo", self.name(), vec![inner])
+            }
+        }
+    }
 }
 
 impl Call {
@@ -147,6 +284,7 @@ impl Call {
             Self::RevealWeights { .. } => "reveal_weights",
             Self::ServeAxon { .. } => "serve_axon",
             Self::BurnedRegister { .. } => "burned_register",
+            Self::Setup(c) => c.name(),
         }
     }
 
@@ -162,7 +300,7 @@ impl Call {
     /// Which key signs it.
     pub const fn signer(&self) -> Signer {
         match self {
-            Self::BurnedRegister { .. } => Signer::Coldkey,
+            Self::BurnedRegister { .. } | Self::Setup(_) => Signer::Coldkey,
             _ => Signer::Hotkey,
         }
     }
@@ -175,6 +313,7 @@ impl Call {
             | Self::RevealWeights { netuid, .. }
             | Self::ServeAxon { netuid, .. }
             | Self::BurnedRegister { netuid, .. } => *netuid,
+            Self::Setup(c) => c.netuid(),
         }
     }
 
@@ -221,6 +360,7 @@ impl Call {
             Self::BurnedRegister { netuid, hotkey } => {
                 vec![Value::from(*netuid), Value::from_bytes(AccountId32(hotkey.0).0)]
             }
+            Self::Setup(c) => return c.payload(),
         };
         subxt::dynamic::tx(PALLET, self.name(), fields)
     }

@@ -8,9 +8,11 @@
 //!   response receipts; framework-agnostic (works on [`http::HeaderMap`]).
 //! * [`client`]: connect by network name, read the [`metagraph`] and hyperparameters, register, serve,
 //!   and set weights (direct or commit-reveal) with classified failures and retries ([`submit`]).
+//! * [`bootstrap`]: create and fund a subnet, register and stake, for local runs and docker compose.
 //! * [`calls`], [`compat`]: the extrinsics, storage and runtime APIs used, built dynamically and checked
 //!   against the connected runtime's metadata (and, in tests, finney's).
 //! * [`weights`]: the CR-v2 commit hash, pre-submission checks and rate-limit arithmetic.
+//! * [`timelock`]: CR-v4 drand-timelocked weight commits (encrypt, decrypt, reveal-round clock).
 //! * `devnet` (feature `devnet`, on by default): the embedded Substrate devnet.
 //!
 //! A validator signs a request; a miner verifies it and answers with a receipt:
@@ -32,12 +34,14 @@
 //! ```
 
 pub mod auth;
+pub mod bootstrap;
 pub mod calls;
 pub mod client;
 pub mod compat;
 pub mod keys;
 pub mod metagraph;
 pub mod submit;
+pub mod timelock;
 pub mod wallet;
 pub mod weights;
 

@@ -90,7 +90,10 @@ pub async fn authenticate(State(state): State<Arc<AppState>>, request: Request, 
 type Admitted = (Request, Verified, crate::limits::Permit);
 
 async fn admit(state: &AppState, request: Request) -> Result<Admitted, (ApiError, Option<Verified>)> {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let limit = if request.uri().path() == bench_tasks::wire::PING_PATH {
         state.limits.max_ping_bytes
     } else {
@@ -121,7 +124,11 @@ async fn admit(state: &AppState, request: Request) -> Result<Admitted, (ApiError
         }
         Ok(Err(_)) => {
             return Err((
-                ApiError::new(StatusCode::BAD_REQUEST, "body_read_failed", "the request body could not be read"),
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_read_failed",
+                    "the request body could not be read",
+                ),
                 None,
             ));
         }
@@ -138,7 +145,10 @@ async fn admit(state: &AppState, request: Request) -> Result<Admitted, (ApiError
             None,
         ));
     }
-    let target = parts.uri.path_and_query().map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
     let verified = state
         .verifier
         .verify(parts.method.as_str(), target, &parts.headers, &body)

@@ -15,6 +15,12 @@
 //! | `replay` | answers another miner's challenge |
 //! | `slow:MS` | honest, but holds the device `MS` ms longer per challenge |
 //! | `garbage` | answers challenges and openings with bytes that are not JSON |
+//!
+//! The matmul modes also cheat on inference, as the closest bench-tasks inference
+//! [`Adversary`](bench_tasks::inference::adversary::Adversary): `lazy` decodes with half the layers
+//! (`fewer_layers`), `noisy` decodes half the tokens then random ids (`half_then_garbage`), `forge` sends
+//! random ids (`random_tokens`), `on-demand` runs a smaller model (`smaller_model`) and `replay` answers
+//! another prompt seed (`cached_other_seed`).
 
 use std::time::Duration;
 
@@ -48,9 +54,9 @@ impl Behavior {
         {
             let spec = spec.trim();
             if let Some(ms) = spec.strip_prefix("slow:") {
-                let ms: u64 = ms
-                    .parse()
-                    .map_err(|_| format!("`slow:{ms}` needs a whole number of milliseconds, like slow:250"))?;
+                let ms: u64 = ms.parse().map_err(|_| {
+                    format!("`slow:{ms}` needs a whole number of milliseconds, like slow:250")
+                })?;
                 return Ok(Self::Slow(Duration::from_millis(ms)));
             }
             match spec {
@@ -59,9 +65,9 @@ impl Behavior {
                 "forge" => return Ok(Self::Matmul(Adversary::ForgedSketch)),
                 _ => {}
             }
-            spec.parse::<Adversary>().map(Self::Matmul).map_err(|e| {
-                format!("{e}; the miner also accepts forge, slow:MS and garbage")
-            })
+            spec.parse::<Adversary>()
+                .map(Self::Matmul)
+                .map_err(|e| format!("{e}; the miner also accepts forge, slow:MS and garbage"))
         }
         #[cfg(not(feature = "adversary"))]
         Err(format!(
@@ -96,6 +102,23 @@ impl Behavior {
         }
     }
 
+    /// The inference adversary this behavior runs, if it cheats on inference (see the module docs).
+    pub fn inference_adversary(&self) -> Option<bench_tasks::inference::adversary::Adversary> {
+        #[cfg(feature = "adversary")]
+        if let Self::Matmul(a) = self {
+            use bench_tasks::inference::adversary::Adversary as Cheat;
+            return match a {
+                Adversary::Lazy { .. } => Some(Cheat::FewerLayers),
+                Adversary::Noisy { .. } => Some(Cheat::HalfThenGarbage),
+                Adversary::ForgedSketch => Some(Cheat::RandomTokens),
+                Adversary::OnDemand => Some(Cheat::SmallerModel),
+                Adversary::Replay => Some(Cheat::CachedOtherSeed),
+                _ => None,
+            };
+        }
+        None
+    }
+
     /// Extra time to hold the device after the work (the `slow` adversary); none otherwise.
     pub fn extra_delay(&self) -> Duration {
         match self {
@@ -121,10 +144,22 @@ mod tests {
 
     #[test]
     fn adversary_specs_map_onto_bench_tasks() {
-        assert_eq!(Behavior::parse("lazy:0.1"), Ok(Behavior::Matmul(Adversary::Lazy { fraction: 0.1 })));
-        assert_eq!(Behavior::parse("forge"), Ok(Behavior::Matmul(Adversary::ForgedSketch)));
-        assert_eq!(Behavior::parse("on-demand"), Ok(Behavior::Matmul(Adversary::OnDemand)));
-        assert_eq!(Behavior::parse("slow:250"), Ok(Behavior::Slow(Duration::from_millis(250))));
+        assert_eq!(
+            Behavior::parse("lazy:0.1"),
+            Ok(Behavior::Matmul(Adversary::Lazy { fraction: 0.1 }))
+        );
+        assert_eq!(
+            Behavior::parse("forge"),
+            Ok(Behavior::Matmul(Adversary::ForgedSketch))
+        );
+        assert_eq!(
+            Behavior::parse("on-demand"),
+            Ok(Behavior::Matmul(Adversary::OnDemand))
+        );
+        assert_eq!(
+            Behavior::parse("slow:250"),
+            Ok(Behavior::Slow(Duration::from_millis(250)))
+        );
         assert_eq!(Behavior::parse("garbage"), Ok(Behavior::Garbage));
         assert!(Behavior::parse("slow:soon").is_err());
         assert!(Behavior::parse("lazy:2").is_err());

@@ -81,11 +81,19 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<TransportReport> {
         ..Limits::default()
     };
     // Every request's nonce stays in the replay cache for its freshness window; make room for all.
-    config.verifier.replay_capacity = config.verifier.replay_capacity.max(args.requests + args.concurrency + 16);
+    config.verifier.replay_capacity = config
+        .verifier
+        .replay_capacity
+        .max(args.requests + args.concurrency + 16);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = MinerServer::start(config, listener).await?;
     let url = format!("http://{}", server.local_addr());
-    let client = Arc::new(MinerClient::new(&url, miner_key.account(), validator, args.http2)?);
+    let client = Arc::new(MinerClient::new(
+        &url,
+        miner_key.account(),
+        validator,
+        args.http2,
+    )?);
     let body: Vec<u8> = (0..args.body_bytes).map(|i| (i % 251) as u8).collect();
 
     // Warm up: open the connections and fault in the code paths.
@@ -97,7 +105,12 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<TransportReport> {
     let started = Instant::now();
     let mut senders = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency.max(1) {
-        let (client, next, body, total) = (Arc::clone(&client), Arc::clone(&next), body.clone(), args.requests);
+        let (client, next, body, total) = (
+            Arc::clone(&client),
+            Arc::clone(&next),
+            body.clone(),
+            args.requests,
+        );
         senders.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;

@@ -51,12 +51,15 @@ pub struct ChainLink {
 
 /// Fills `validators` from a metagraph snapshot.
 pub fn apply_metagraph(validators: &ValidatorSet, graph: &Metagraph) {
-    validators.replace(
-        graph
-            .neurons
-            .iter()
-            .map(|n| (n.hotkey, ValidatorEntry { stake_rao: n.stake, permit: n.validator_permit })),
-    );
+    validators.replace(graph.neurons.iter().map(|n| {
+        (
+            n.hotkey,
+            ValidatorEntry {
+                stake_rao: n.stake,
+                permit: n.validator_permit,
+            },
+        )
+    }));
 }
 
 /// The axon version number as the Python SDK encodes it (`major·100 + minor·10 + patch`).
@@ -70,7 +73,11 @@ fn axon_version() -> u32 {
 /// Connects to the chain named by `--network`, checks that `keypair` is registered on `--netuid` (and
 /// says how to register if not), loads the validator set, and calls `serve_axon` when `--external-ip`
 /// and the port differ from what the chain advertises.
-pub async fn connect(args: &RunArgs, keypair: &Keypair, validators: &ValidatorSet) -> anyhow::Result<ChainLink> {
+pub async fn connect(
+    args: &RunArgs,
+    keypair: &Keypair,
+    validators: &ValidatorSet,
+) -> anyhow::Result<ChainLink> {
     let network: Network = args
         .network
         .as_deref()
@@ -96,7 +103,11 @@ pub async fn connect(args: &RunArgs, keypair: &Keypair, validators: &ValidatorSe
     tracing::info!(%network, netuid, uid, block = graph.block, validators = permitted, "registered; metagraph loaded");
 
     let port = args.port.unwrap_or(DEFAULT_PORT);
-    let advertised = graph.neurons.iter().find(|n| n.hotkey == hotkey).and_then(|n| n.axon);
+    let advertised = graph
+        .neurons
+        .iter()
+        .find(|n| n.hotkey == hotkey)
+        .and_then(|n| n.axon);
     match args.external_ip {
         Some(ip) => {
             if advertised.is_some_and(|a| a.ip == ip && a.port == port) {
@@ -106,7 +117,9 @@ pub async fn connect(args: &RunArgs, keypair: &Keypair, validators: &ValidatorSe
             }
         }
         None => match advertised {
-            Some(a) if a.port == port => tracing::info!(ip = %a.ip, port, "axon on chain (pass --external-ip to change it)"),
+            Some(a) if a.port == port => {
+                tracing::info!(ip = %a.ip, port, "axon on chain (pass --external-ip to change it)")
+            }
             Some(a) => tracing::warn!(
                 ip = %a.ip,
                 chain_port = a.port,
@@ -117,11 +130,25 @@ pub async fn connect(args: &RunArgs, keypair: &Keypair, validators: &ValidatorSe
         },
     }
     let refresh = Duration::from_secs(args.metagraph_refresh_secs.unwrap_or(DEFAULT_REFRESH_SECS).max(1));
-    Ok(ChainLink { client, netuid, refresh })
+    Ok(ChainLink {
+        client,
+        netuid,
+        refresh,
+    })
 }
 
-async fn serve_axon(client: &ChainClient, keypair: &Keypair, netuid: u16, ip: IpAddr, port: u16) -> anyhow::Result<()> {
-    let spec = AxonSpec { ip, port, version: axon_version() };
+async fn serve_axon(
+    client: &ChainClient,
+    keypair: &Keypair,
+    netuid: u16,
+    ip: IpAddr,
+    port: u16,
+) -> anyhow::Result<()> {
+    let spec = AxonSpec {
+        ip,
+        port,
+        version: axon_version(),
+    };
     let report = client.serve_axon(keypair, netuid, spec).await?;
     if !report.is_included() {
         anyhow::bail!("serve_axon for {ip}:{port} did not land: {:?}", report.outcome);

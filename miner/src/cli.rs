@@ -113,7 +113,12 @@ pub struct RunArgs {
     #[arg(long, env = "MINER_DEV")]
     pub dev: bool,
     /// Validator hotkey (ss58) allowed in --dev mode; repeat the flag, or comma-separate in the env var.
-    #[arg(long = "allow-validator", env = "MINER_ALLOW_VALIDATOR", value_name = "SS58", value_delimiter = ',')]
+    #[arg(
+        long = "allow-validator",
+        env = "MINER_ALLOW_VALIDATOR",
+        value_name = "SS58",
+        value_delimiter = ','
+    )]
     pub allow_validator: Vec<String>,
     /// Least stake (TAO) a validator needs for its work to be served [default: 0].
     #[arg(long, env = "MINER_MIN_STAKE", value_name = "TAO")]
@@ -183,11 +188,17 @@ macro_rules! take_missing {
 impl RunArgs {
     /// Fills every setting the flags and environment left out from the `--config` file, if any.
     pub fn merge_config_file(mut self) -> anyhow::Result<Self> {
-        let Some(path) = self.config.clone() else { return Ok(self) };
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the config file {}; check the path", path.display()))?;
-        let mut file: Self = toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid miner config; see `miner run --help`", path.display()))?;
+        let mut file: Self = toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a valid miner config; see `miner run --help`",
+                path.display()
+            )
+        })?;
         take_missing!(
             self,
             file,
@@ -265,7 +276,10 @@ impl RunArgs {
 
 /// `~/.tensorproof/miner` (or `./.tensorproof/miner` without a home folder).
 pub fn default_state_dir() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from).join(".tensorproof").join("miner")
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
+        .join(".tensorproof")
+        .join("miner")
 }
 
 /// Where `miner run` writes the self-test key that `miner doctor` reads.
@@ -277,8 +291,12 @@ pub fn doctor_key_path(state_dir: &Path) -> PathBuf {
 pub fn write_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
     let (key, _phrase, seed) = Keypair::generate();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}; pass --state-dir with a writable folder", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create {}; pass --state-dir with a writable folder",
+                dir.display()
+            )
+        })?;
     }
     let text = format!("0x{}\n", hex::encode(seed));
     #[cfg(unix)]
@@ -291,7 +309,12 @@ pub fn write_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
             .truncate(true)
             .mode(0o600)
             .open(path)
-            .with_context(|| format!("cannot write {}; pass --state-dir with a writable folder", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot write {}; pass --state-dir with a writable folder",
+                    path.display()
+                )
+            })?;
         file.write_all(text.as_bytes())?;
     }
     #[cfg(not(unix))]
@@ -302,25 +325,34 @@ pub fn write_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
 /// Reads the self-test key written by [`write_doctor_key`].
 pub fn read_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
     let text = std::fs::read_to_string(path).with_context(|| {
-        format!("no self-test key at {}; start `miner run` first or pass --state-dir", path.display())
+        format!(
+            "no self-test key at {}; start `miner run` first or pass --state-dir",
+            path.display()
+        )
     })?;
-    let seed = hex::decode(text.trim().trim_start_matches("0x"))
-        .with_context(|| format!("{} is not a hex seed; restart `miner run` to rewrite it", path.display()))?;
+    let seed = hex::decode(text.trim().trim_start_matches("0x")).with_context(|| {
+        format!(
+            "{} is not a hex seed; restart `miner run` to rewrite it",
+            path.display()
+        )
+    })?;
     Keypair::from_seed_slice(&seed).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Parses the `--allow-validator` list.
 pub fn parse_allow_list(list: &[String]) -> anyhow::Result<Vec<AccountId>> {
     list.iter()
-        .map(|s| {
-            AccountId::from_ss58(s.trim()).map_err(|e| anyhow::anyhow!("--allow-validator {s}: {e}"))
-        })
+        .map(|s| AccountId::from_ss58(s.trim()).map_err(|e| anyhow::anyhow!("--allow-validator {s}: {e}")))
         .collect()
 }
 
 /// Converts TAO to rao.
 pub fn tao_to_rao(tao: f64) -> u64 {
-    if tao.is_finite() && tao > 0.0 { (tao * 1e9).round().min(u64::MAX as f64) as u64 } else { 0 }
+    if tao.is_finite() && tao > 0.0 {
+        (tao * 1e9).round().min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
 }
 
 /// Runs the parsed command line.
@@ -334,9 +366,9 @@ pub fn main_with(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => runtime.block_on(run(args.merge_config_file()?)),
         Command::Doctor(args) => runtime.block_on(crate::doctor::run(args)),
         Command::BenchTransport(args) => runtime.block_on(crate::bench::run(args)),
-        Command::Wallet { wallet, command } => {
-            command.run(&wallet, &mut std::io::stdout().lock()).map_err(anyhow::Error::from)
-        }
+        Command::Wallet { wallet, command } => command
+            .run(&wallet, &mut std::io::stdout().lock())
+            .map_err(anyhow::Error::from),
     }
 }
 
@@ -361,7 +393,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let validators = if args.dev {
         let allowed = parse_allow_list(&args.allow_validator)?;
         if allowed.is_empty() {
-            tracing::warn!("--dev without --allow-validator: only `miner doctor` on this machine can send work");
+            tracing::warn!(
+                "--dev without --allow-validator: only `miner doctor` on this machine can send work"
+            );
         }
         ValidatorSet::allow_list(allowed)
     } else {
@@ -373,7 +407,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let port = args.port.unwrap_or(DEFAULT_PORT);
     let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
-    let chain = if args.dev { None } else { Some(crate::chain_link::connect(&args, &keypair, &validators).await?) };
+    let chain = if args.dev {
+        None
+    } else {
+        Some(crate::chain_link::connect(&args, &keypair, &validators).await?)
+    };
 
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -419,9 +457,18 @@ mod tests {
             "port = 9000\nnetuid = 7\nbackend = \"flex\"\nallow-validator = [\"a\"]\n[limits]\nqueue-capacity = 3\n[limits.matmul]\nmax_n = 512\n",
         )
         .expect("write");
-        let cli = Cli::try_parse_from(["miner", "run", "--config", path.to_str().expect("utf-8"), "--port", "9100"])
-            .expect("parses");
-        let Command::Run(args) = cli.command else { panic!("run expected") };
+        let cli = Cli::try_parse_from([
+            "miner",
+            "run",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--port",
+            "9100",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
         let args = args.merge_config_file().expect("merges");
         assert_eq!(args.port, Some(9100), "flag wins over file");
         assert_eq!(args.netuid, Some(7), "file fills what flags leave out");
@@ -436,7 +483,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("miner.toml");
         std::fs::write(&path, "prot = 9000\n").expect("write");
-        let args = RunArgs { config: Some(path), ..RunArgs::default() };
+        let args = RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        };
         let err = args.merge_config_file().unwrap_err();
         assert!(format!("{err:#}").contains("prot"), "{err:#}");
     }
@@ -446,6 +496,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = doctor_key_path(dir.path());
         let written = write_doctor_key(&path).expect("writes");
-        assert_eq!(read_doctor_key(&path).expect("reads").account(), written.account());
+        assert_eq!(
+            read_doctor_key(&path).expect("reads").account(),
+            written.account()
+        );
     }
 }

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, INFO_PATH, MinerInfo, OPEN_PATH, OpenRequest,
-    OpenResponse, PING_PATH,
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, INFO_PATH, MinerInfo, OPEN_PATH,
+    OpenRequest, OpenResponse, PING_PATH,
 };
 use chain::auth::{Receipt, RequestSigner};
 use chain::keys::{AccountId, Keypair};
@@ -95,8 +95,16 @@ impl MinerClient {
         } else {
             builder = builder.http1_only();
         }
-        let http = builder.build().map_err(|source| ClientError::Transport { url: base.to_owned(), source })?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), miner, signer: RequestSigner::new(key) })
+        let http = builder.build().map_err(|source| ClientError::Transport {
+            url: base.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            miner,
+            signer: RequestSigner::new(key),
+        })
     }
 
     /// The miner's hotkey this client signs for.
@@ -112,10 +120,20 @@ impl MinerClient {
     /// `GET` a public route and return the raw status and body.
     pub async fn get(&self, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
         let url = format!("{}{path}", self.base);
-        let response =
-            self.http.get(&url).send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|source| ClientError::Transport { url, source })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?;
         Ok((status, body.to_vec()))
     }
 
@@ -140,23 +158,44 @@ impl MinerClient {
             .body(body)
             .send()
             .await
-            .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|source| ClientError::Transport { url, source })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?;
         if status != 200 {
             return Err(refusal(status, &bytes));
         }
         let receipt = Receipt::from_headers(&headers, status, &bytes)?;
-        receipt.verify(&self.miner, &self.signer.key().account(), &signed.request_id, &bytes)?;
-        Ok(Signed { body: bytes.to_vec(), receipt })
+        receipt.verify(
+            &self.miner,
+            &self.signer.key().account(),
+            &signed.request_id,
+            &bytes,
+        )?;
+        Ok(Signed {
+            body: bytes.to_vec(),
+            receipt,
+        })
     }
 
-    async fn post_json<Q: Serialize, A: DeserializeOwned>(&self, path: &str, request: &Q) -> Result<Signed<A>, ClientError> {
+    async fn post_json<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Q,
+    ) -> Result<Signed<A>, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
         let raw = self.post_raw(path, body).await?;
         let body = serde_json::from_slice(&raw.body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        Ok(Signed { body, receipt: raw.receipt })
+        Ok(Signed {
+            body,
+            receipt: raw.receipt,
+        })
     }
 
     /// `POST /v1/ping`: the miner echoes `body`.
@@ -165,7 +204,10 @@ impl MinerClient {
     }
 
     /// `POST /v1/challenge`.
-    pub async fn challenge(&self, request: &ChallengeRequest) -> Result<Signed<ChallengeResponse>, ClientError> {
+    pub async fn challenge(
+        &self,
+        request: &ChallengeRequest,
+    ) -> Result<Signed<ChallengeResponse>, ClientError> {
         self.post_json(CHALLENGE_PATH, request).await
     }
 
@@ -177,7 +219,11 @@ impl MinerClient {
 
 fn refusal(status: u16, body: &[u8]) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => ClientError::Refused { status, reason: e.reason, message: e.error },
+        Ok(e) => ClientError::Refused {
+            status,
+            reason: e.reason,
+            message: e.error,
+        },
         Err(_) => ClientError::Refused {
             status,
             reason: "unknown".to_owned(),

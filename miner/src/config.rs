@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bench_tasks::inference::Limits as InferenceLimits;
 use bench_tasks::matmul::MatmulLimits;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,12 @@ pub struct Limits {
     pub concurrency_per_validator: u32,
     /// Matmul sizes served (`[limits.matmul]` in the config file); further bounded by the state cap.
     pub matmul: MatmulLimits,
+    /// Inference challenge caps (`[limits.inference]`: `max_batch`, `max_prompt_len`, `max_new_tokens`).
+    pub inference: InferenceLimits,
+    /// Device memory one inference challenge may use (weights, KV cache, activations), in bytes; a
+    /// challenge whose estimate exceeds it is refused before anything is allocated, and presets whose
+    /// weights alone exceed it are not served.
+    pub inference_memory_cap_bytes: u64,
     /// How long a request may take end to end before the server answers 503, in seconds.
     pub request_timeout_secs: u64,
 }
@@ -44,6 +51,12 @@ impl Default for Limits {
             burst_per_validator: 100,
             concurrency_per_validator: 8,
             matmul: MatmulLimits::default(),
+            inference: InferenceLimits {
+                max_batch: 64,
+                max_prompt_len: 256,
+                max_new_tokens: 256,
+            },
+            inference_memory_cap_bytes: 8 << 30,
             request_timeout_secs: 120,
         }
     }

@@ -7,10 +7,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use bench_tasks::inference::{
+    HostWeights, InferenceChallenge, ModelId, Preset, Transformer, Verifier, pick_sequences,
+};
 use bench_tasks::matmul::{MatmulLimits, RoundParams, RoundSetup};
 use bench_tasks::wire::{
-    ChallengeRequest, HEALTH_PATH, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge, TaskClass, TaskOpenRequest,
-    TaskOpenings,
+    ChallengeRequest, HEALTH_PATH, InferenceServed, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge,
+    TaskClass, TaskOpenRequest, TaskOpenings,
 };
 use chain::keys::{AccountId, Keypair};
 use clap::Args;
@@ -66,7 +69,12 @@ pub struct Check {
 
 impl Check {
     fn new(name: impl Into<String>, status: Status, started: Instant, detail: impl Into<String>) -> Self {
-        Self { name: name.into(), status, millis: started.elapsed().as_secs_f64() * 1e3, detail: detail.into() }
+        Self {
+            name: name.into(),
+            status,
+            millis: started.elapsed().as_secs_f64() * 1e3,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -78,19 +86,39 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
     let probe = match MinerClient::new(url, key.account(), key.clone(), false) {
         Ok(c) => c,
         Err(e) => {
-            checks.push(Check::new("reachable", Status::Fail, Instant::now(), e.to_string()));
+            checks.push(Check::new(
+                "reachable",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
             return checks;
         }
     };
     let started = Instant::now();
     match probe.get(HEALTH_PATH).await {
-        Ok((200, _)) => checks.push(Check::new("reachable", Status::Pass, started, format!("GET {HEALTH_PATH} answered"))),
+        Ok((200, _)) => checks.push(Check::new(
+            "reachable",
+            Status::Pass,
+            started,
+            format!("GET {HEALTH_PATH} answered"),
+        )),
         Ok((status, _)) => {
-            checks.push(Check::new("reachable", Status::Fail, started, format!("GET {HEALTH_PATH} answered {status}")));
+            checks.push(Check::new(
+                "reachable",
+                Status::Fail,
+                started,
+                format!("GET {HEALTH_PATH} answered {status}"),
+            ));
             return checks;
         }
         Err(e) => {
-            checks.push(Check::new("reachable", Status::Fail, started, format!("{e}; is the port open and the miner running?")));
+            checks.push(Check::new(
+                "reachable",
+                Status::Fail,
+                started,
+                format!("{e}; is the port open and the miner running?"),
+            ));
             return checks;
         }
     }
@@ -107,27 +135,49 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
         "info",
         Status::Pass,
         started,
-        format!("version {}, hotkey {}, {} on {}", info.version, info.hotkey, info.backend, info.device),
+        format!(
+            "version {}, hotkey {}, {} on {}",
+            info.version, info.hotkey, info.backend, info.device
+        ),
     ));
-    let backend_status = if info.backend == "flex" { Status::Warn } else { Status::Pass };
+    let backend_status = if info.backend == "flex" {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
     let backend_detail = if info.backend == "flex" {
         "the miner computes on the CPU (flex); start it with --backend cuda or wgpu to use the GPU".to_owned()
     } else {
         format!("{} backend", info.backend)
     };
-    checks.push(Check::new("gpu backend", backend_status, Instant::now(), backend_detail));
+    checks.push(Check::new(
+        "gpu backend",
+        backend_status,
+        Instant::now(),
+        backend_detail,
+    ));
 
     let miner: AccountId = match info.hotkey.parse() {
         Ok(a) => a,
         Err(e) => {
-            checks.push(Check::new("miner hotkey", Status::Fail, Instant::now(), e.to_string()));
+            checks.push(Check::new(
+                "miner hotkey",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
             return checks;
         }
     };
     let client = match MinerClient::new(url, miner, key, false) {
         Ok(c) => c,
         Err(e) => {
-            checks.push(Check::new("signed ping", Status::Fail, Instant::now(), e.to_string()));
+            checks.push(Check::new(
+                "signed ping",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
             return checks;
         }
     };
@@ -141,7 +191,12 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
             started,
             "1 KiB echoed; signature accepted and receipt verified",
         )),
-        Ok(_) => checks.push(Check::new("signed ping", Status::Fail, started, "the echo differs from what was sent")),
+        Ok(_) => checks.push(Check::new(
+            "signed ping",
+            Status::Fail,
+            started,
+            "the echo differs from what was sent",
+        )),
         Err(e) => {
             let hint = match e.reason() {
                 Some("unknown_hotkey") => {
@@ -149,7 +204,12 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
                 }
                 _ => "",
             };
-            checks.push(Check::new("signed ping", Status::Fail, started, format!("{e}{hint}")));
+            checks.push(Check::new(
+                "signed ping",
+                Status::Fail,
+                started,
+                format!("{e}{hint}"),
+            ));
             return checks;
         }
     }
@@ -159,6 +219,13 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
             TaskClass::Matmul => {
                 let n = n.min(u32::try_from(task.max_size).unwrap_or(u32::MAX)).max(1);
                 checks.push(matmul_round(&client, n).await);
+            }
+            TaskClass::Inference => {
+                if let Some(served) = &task.inference
+                    && let Some(&preset) = served.presets.first()
+                {
+                    checks.push(inference_round(&client, preset, served).await);
+                }
             }
         }
     }
@@ -170,22 +237,33 @@ async fn matmul_round(client: &MinerClient, n: u32) -> Check {
     let name = format!("matmul n={n}");
     let started = Instant::now();
     let secret: [u8; 32] = rand::random();
-    let limits = MatmulLimits { max_n: n.max(MatmulLimits::default().max_n), ..MatmulLimits::default() };
+    let limits = MatmulLimits {
+        max_n: n.max(MatmulLimits::default().max_n),
+        ..MatmulLimits::default()
+    };
     let setup = match RoundSetup::new(RoundParams::new(n, rand::random()), secret, &limits) {
         Ok(s) => s,
         Err(e) => return Check::new(name, Status::Fail, started, e.to_string()),
     };
     let challenge = setup.challenge(rand::random());
     let id = format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>()));
-    let request = ChallengeRequest { id: id.clone(), challenge: TaskChallenge::Matmul(challenge) };
+    let request = ChallengeRequest {
+        id: id.clone(),
+        challenge: TaskChallenge::Matmul(challenge),
+    };
     let answer = match client.challenge(&request).await {
         Ok(a) => a.body,
         Err(e) => return Check::new(name, Status::Fail, started, format!("round 1: {e}")),
     };
     let round1_ms = started.elapsed().as_secs_f64() * 1e3;
-    let TaskAnswer::Matmul(sketch) = answer.answer;
+    let TaskAnswer::Matmul(sketch) = answer.answer else {
+        return Check::new(name, Status::Fail, started, "round 1 answered another task class");
+    };
     let openings_request = setup.choose_openings(challenge.miner_seed);
-    let open = OpenRequest { id, open: TaskOpenRequest::Matmul(openings_request.clone()) };
+    let open = OpenRequest {
+        id,
+        open: TaskOpenRequest::Matmul(openings_request.clone()),
+    };
     let openings = match client.open(&open).await {
         Ok(o) => o.body,
         Err(e) => return Check::new(name, Status::Fail, started, format!("round 2: {e}")),
@@ -197,9 +275,96 @@ async fn matmul_round(client: &MinerClient, n: u32) -> Check {
         answer.compute_seconds * 1e3,
         answer.queue_seconds * 1e3,
         verdict.reason,
-        if verdict.detail.is_empty() { String::new() } else { format!(": {}", verdict.detail) }
+        if verdict.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", verdict.detail)
+        }
     );
-    Check::new(name, if verdict.passed { Status::Pass } else { Status::Fail }, started, detail)
+    Check::new(
+        name,
+        if verdict.passed {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
+        started,
+        detail,
+    )
+}
+
+/// One honest-validator inference challenge (the smallest preset served, a few prompts and tokens),
+/// verified with bench-tasks' teacher-forced verifier on this machine's CPU.
+async fn inference_round(client: &MinerClient, preset: Preset, served: &InferenceServed) -> Check {
+    let challenge = InferenceChallenge {
+        model: ModelId::Seeded {
+            preset,
+            seed: rand::random(),
+        },
+        seed: rand::random(),
+        batch: served.limits.max_batch.clamp(1, 4),
+        prompt_len: served.limits.max_prompt_len.clamp(1, 8),
+        new_tokens: served.limits.max_new_tokens.clamp(1, 8),
+    };
+    let name = format!(
+        "inference {preset} B={} T={}",
+        challenge.batch, challenge.new_tokens
+    );
+    let started = Instant::now();
+    let request = ChallengeRequest {
+        id: format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>())),
+        challenge: TaskChallenge::Inference(challenge.clone()),
+    };
+    let answer = match client.challenge(&request).await {
+        Ok(a) => a.body,
+        Err(e) => return Check::new(name, Status::Fail, started, format!("challenge: {e}")),
+    };
+    let round_ms = started.elapsed().as_secs_f64() * 1e3;
+    let TaskAnswer::Inference(tokens) = answer.answer else {
+        return Check::new(
+            name,
+            Status::Fail,
+            started,
+            "the answer is not an inference answer",
+        );
+    };
+    let limits = served.limits;
+    let checked = tokio::task::spawn_blocking(move || {
+        let ModelId::Seeded { preset, seed } = challenge.model else {
+            return Err("only seeded models are checked".to_owned());
+        };
+        let model = Transformer::from_weights(
+            &HostWeights::seeded(preset.config(), seed),
+            &burn::tensor::Device::flex(),
+        )
+        .map_err(|e| e.to_string())?;
+        let verifier = Verifier::new(challenge.model.clone(), model, limits);
+        let picks = pick_sequences(challenge.batch, 2, rand::random());
+        Ok(verifier.verify(&challenge, &tokens, &picks))
+    })
+    .await;
+    let verdict = match checked {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return Check::new(name, Status::Fail, started, e),
+        Err(e) => return Check::new(name, Status::Fail, started, format!("verifier thread: {e}")),
+    };
+    let detail = format!(
+        "{round_ms:.1} ms (miner compute {:.1} ms, queued {:.1} ms); verdict {}{}",
+        answer.compute_seconds * 1e3,
+        answer.queue_seconds * 1e3,
+        verdict.reason,
+        if verdict.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", verdict.detail)
+        }
+    );
+    let status = if verdict.passed {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    Check::new(name, status, started, detail)
 }
 
 /// Formats the checks as a table.
@@ -212,7 +377,10 @@ pub fn table(checks: &[Check]) -> String {
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
         };
-        out.push_str(&format!("{:<width$}  {:<6}  {:>7.1} ms  {}\n", c.name, status, c.millis, c.detail));
+        out.push_str(&format!(
+            "{:<width$}  {:<6}  {:>7.1} ms  {}\n",
+            c.name, status, c.millis, c.detail
+        ));
     }
     out
 }
@@ -222,14 +390,20 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let key = match &args.key {
         Some(secret) => Keypair::from_uri(secret).map_err(|e| anyhow::anyhow!("--key: {e}"))?,
         None => {
-            let dir = args.state_dir.clone().unwrap_or_else(crate::cli::default_state_dir);
+            let dir = args
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::cli::default_state_dir);
             crate::cli::read_doctor_key(&crate::cli::doctor_key_path(&dir))?
         }
     };
     let checks = run_checks(&args.url, key, args.n).await;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if args.json {
-        println!("{}", serde_json::json!({ "url": args.url, "passed": failed == 0, "checks": checks }));
+        println!(
+            "{}",
+            serde_json::json!({ "url": args.url, "passed": failed == 0, "checks": checks })
+        );
     } else {
         print!("{}", table(&checks));
     }

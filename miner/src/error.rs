@@ -23,7 +23,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with no `Retry-After`.
     pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { status, reason, message: message.into(), retry_after: None }
+        Self {
+            status,
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     /// 400: the body is not the JSON this route takes.
@@ -42,7 +47,10 @@ impl ApiError {
 
     /// 429 with `Retry-After`.
     pub fn too_many(reason: &'static str, message: impl Into<String>, retry_after: Duration) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::TOO_MANY_REQUESTS, reason, message) }
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, reason, message)
+        }
     }
 
     /// 500: a bug or a device failure; the message names it without internal detail.
@@ -52,7 +60,10 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: self.message.clone(), reason: self.reason.to_owned() }
+        ErrorBody {
+            error: self.message.clone(),
+            reason: self.reason.to_owned(),
+        }
     }
 }
 
@@ -69,7 +80,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(self.body())).into_response();
         if let Some(wait) = self.retry_after {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         // Lets the auth layer count the outcome without parsing the body.
         response.extensions_mut().insert(Outcome(self.reason));

@@ -74,7 +74,9 @@ impl Limiter {
     /// `rate` requests per second sustained, `burst` at once, `concurrency` in flight, per hotkey.
     pub fn new(rate: f64, burst: u32, concurrency: u32) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Inner { buckets: HashMap::new() })),
+            inner: Arc::new(Mutex::new(Inner {
+                buckets: HashMap::new(),
+            })),
             rate: rate.max(f64::MIN_POSITIVE),
             burst: f64::from(burst.max(1)),
             concurrency: concurrency.max(1),
@@ -109,11 +111,16 @@ impl Limiter {
         }
         if bucket.tokens < 1.0 {
             let wait = (1.0 - bucket.tokens) / self.rate;
-            return Err(LimitError::Rate { retry_after: Duration::from_secs_f64(wait.min(3600.0)) });
+            return Err(LimitError::Rate {
+                retry_after: Duration::from_secs_f64(wait.min(3600.0)),
+            });
         }
         bucket.tokens -= 1.0;
         bucket.in_flight += 1;
-        Ok(Permit { limiter: self.clone(), hotkey: hotkey.to_owned() })
+        Ok(Permit {
+            limiter: self.clone(),
+            hotkey: hotkey.to_owned(),
+        })
     }
 }
 
@@ -133,7 +140,9 @@ mod tests {
     #[test]
     fn burst_then_rate_limited_with_retry_after() {
         let limiter = Limiter::new(0.5, 3, 100);
-        let permits: Vec<_> = (0..3).map(|_| limiter.admit("v").expect("within burst")).collect();
+        let permits: Vec<_> = (0..3)
+            .map(|_| limiter.admit("v").expect("within burst"))
+            .collect();
         let err = limiter.admit("v").unwrap_err();
         assert_eq!(err.code(), "rate_limited");
         assert!(err.retry_after() > Duration::from_millis(500), "{err:?}");

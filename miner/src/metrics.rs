@@ -64,21 +64,38 @@ impl Metrics {
         let queue_evicted = Counter::default();
         let jobs_cancelled = Counter::default();
         let device_busy_seconds = Counter::<f64, AtomicU64>::default();
-        let task_seconds =
-            Family::<TaskLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let task_seconds = Family::<TaskLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let state_bytes = Gauge::default();
         let connections = Counter::default();
         registry.register("requests", "Requests by route and outcome", requests.clone());
         registry.register("queue_depth", "Jobs waiting for the device", queue_depth.clone());
-        registry.register("queue_evicted", "Waiting jobs evicted by a higher-stake job", queue_evicted.clone());
-        registry.register("jobs_cancelled", "Jobs skipped because the requester left", jobs_cancelled.clone());
+        registry.register(
+            "queue_evicted",
+            "Waiting jobs evicted by a higher-stake job",
+            queue_evicted.clone(),
+        );
+        registry.register(
+            "jobs_cancelled",
+            "Jobs skipped because the requester left",
+            jobs_cancelled.clone(),
+        );
         registry.register(
             "device_busy_seconds",
             "Seconds the device worker spent running jobs",
             device_busy_seconds.clone(),
         );
-        registry.register("task_seconds", "Task latency by class and step", task_seconds.clone());
-        registry.register("state_bytes", "Bytes of round-1 state held for openings", state_bytes.clone());
+        registry.register(
+            "task_seconds",
+            "Task latency by class and step",
+            task_seconds.clone(),
+        );
+        registry.register(
+            "state_bytes",
+            "Bytes of round-1 state held for openings",
+            state_bytes.clone(),
+        );
         registry.register("connections", "TCP connections accepted", connections.clone());
         Self {
             registry: Arc::new(registry),
@@ -95,12 +112,22 @@ impl Metrics {
 
     /// Counts one request on `route` with `outcome`.
     pub fn count_request(&self, route: &str, outcome: &str) {
-        self.requests.get_or_create(&RequestLabels { route: route.to_owned(), outcome: outcome.to_owned() }).inc();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Records `seconds` for `task` at `step`.
     pub fn observe_task(&self, task: &str, step: &str, seconds: f64) {
-        self.task_seconds.get_or_create(&TaskLabels { task: task.to_owned(), step: step.to_owned() }).observe(seconds);
+        self.task_seconds
+            .get_or_create(&TaskLabels {
+                task: task.to_owned(),
+                step: step.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// The OpenMetrics text exposition.

@@ -105,7 +105,11 @@ impl<C: 'static> WorkQueue<C> {
         F: FnOnce() -> C + Send + 'static,
     {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { waiting: BTreeMap::new(), next_seq: 0, closed: false }),
+            state: Mutex::new(State {
+                waiting: BTreeMap::new(),
+                next_seq: 0,
+                closed: false,
+            }),
             wakeup: Condvar::new(),
             capacity,
             metrics,
@@ -115,7 +119,10 @@ impl<C: 'static> WorkQueue<C> {
             let mut context = make_context();
             worker_loop(&worker_shared, &mut context);
         })?;
-        Ok(Self { shared, worker: Mutex::new(Some(handle)) })
+        Ok(Self {
+            shared,
+            worker: Mutex::new(Some(handle)),
+        })
     }
 
     /// Queues `work` with priority `stake` and returns the receiver of its result, or refuses it at
@@ -213,13 +220,19 @@ fn worker_loop<C>(shared: &Shared<C>, context: &mut C) {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(context)));
         match ran {
             Ok(true) => {
-                shared.metrics.device_busy_seconds.inc_by(started.elapsed().as_secs_f64());
+                shared
+                    .metrics
+                    .device_busy_seconds
+                    .inc_by(started.elapsed().as_secs_f64());
             }
             Ok(false) => {
                 shared.metrics.jobs_cancelled.inc();
             }
             Err(_) => {
-                shared.metrics.device_busy_seconds.inc_by(started.elapsed().as_secs_f64());
+                shared
+                    .metrics
+                    .device_busy_seconds
+                    .inc_by(started.elapsed().as_secs_f64());
                 tracing::error!("a device job panicked; its request is answered with an internal error");
             }
         }
@@ -305,7 +318,10 @@ mod tests {
         let probe = q.submit(1, |log: &mut Vec<u64>| log.clone()).expect("room");
         release.send(()).expect("worker alive");
         held.await.expect("held job ran");
-        assert!(probe.await.expect("ran").is_empty(), "the abandoned job must not have run");
+        assert!(
+            probe.await.expect("ran").is_empty(),
+            "the abandoned job must not have run"
+        );
     }
 
     #[tokio::test]

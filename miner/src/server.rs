@@ -17,8 +17,9 @@ use axum::serve::ListenerExt;
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
 use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, HEALTH_PATH, INFO_PATH, MAX_CHALLENGE_ID_LEN, METRICS_PATH,
-    MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH, ServerLimits, TaskClass, TaskLimits,
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, HEALTH_PATH, INFO_PATH, InferenceServed,
+    MAX_CHALLENGE_ID_LEN, METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH,
+    ServerLimits, TaskClass, TaskLimits,
 };
 use chain::auth::{Verifier, VerifierConfig};
 use chain::keys::{AccountId, Keypair};
@@ -126,7 +127,7 @@ impl MinerServer {
             &format!("miner-{backend}-{index}"),
             config.limits.queue_capacity,
             metrics.clone(),
-            move || DeviceContext { device, backend, behavior },
+            move || DeviceContext::new(device, backend, behavior),
         )?;
         let limits = config.limits;
         let info = MinerInfo {
@@ -135,7 +136,22 @@ impl MinerServer {
             backend: backend.to_string(),
             device: device_name,
             device_memory_bytes: None,
-            tasks: vec![TaskLimits { task: TaskClass::Matmul, max_size: u64::from(limits.matmul.max_n) }],
+            tasks: vec![
+                TaskLimits {
+                    task: TaskClass::Matmul,
+                    inference: None,
+                    max_size: u64::from(limits.matmul.max_n),
+                },
+                TaskLimits {
+                    task: TaskClass::Inference,
+                    inference: Some(InferenceServed {
+                        limits: limits.inference,
+                        presets: tasks::served_presets(&limits),
+                    }),
+                    max_size: (limits.inference.max_batch as u64)
+                        .saturating_mul(limits.inference.max_new_tokens as u64),
+                },
+            ],
             limits: ServerLimits {
                 max_body_bytes: limits.max_body_bytes as u64,
                 max_ping_bytes: limits.max_ping_bytes as u64,
@@ -188,7 +204,13 @@ impl MinerServer {
             }
         });
         tracing::info!(%addr, hotkey = %state.info.hotkey, backend = %state.info.backend, "miner serving");
-        Ok(Self { state, addr, shutdown: Some(tx), server, sweeper })
+        Ok(Self {
+            state,
+            addr,
+            shutdown: Some(tx),
+            server,
+            sweeper,
+        })
     }
 
     /// The address the server listens on.
@@ -235,7 +257,10 @@ impl MinerServer {
             let _ = tx.send(());
         }
         self.sweeper.abort();
-        if tokio::time::timeout(Duration::from_secs(5), &mut self.server).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+            .await
+            .is_err()
+        {
             self.server.abort();
         }
         let state = Arc::clone(&self.state);
@@ -261,7 +286,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::malformed(format!("the body is not valid JSON for this route ({e}); see bench_tasks::wire"))
+        ApiError::malformed(format!(
+            "the body is not valid JSON for this route ({e}); see bench_tasks::wire"
+        ))
     })
 }
 
@@ -285,9 +312,11 @@ fn queue_error(e: QueueError) -> ApiError {
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::TooLarge { .. } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "challenge_too_large", e.to_string())
-        }
+        StoreError::TooLarge { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "challenge_too_large",
+            e.to_string(),
+        ),
         StoreError::Full { .. } => ApiError {
             retry_after: Some(Duration::from_secs(2)),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "state_full", e.to_string())
@@ -313,7 +342,12 @@ fn timed_out() -> ApiError {
 }
 
 fn garbage() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "\u{1}{garbage\u{0}".repeat(64)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "\u{1}{garbage\u{0}".repeat(64),
+    )
+        .into_response()
 }
 
 async fn challenge(State(state): State<Arc<AppState>>, Extension(caller): Extension<Caller>) -> Response {
@@ -329,8 +363,13 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     check_id(&request.id)?;
     // Validation and the memory reservation happen before anything sized by the request is allocated.
     let admission = tasks::admit(&request.challenge, &state.limits)?;
-    let reservation =
-        state.store.reserve((caller.hotkey.to_ss58(), request.id.clone()), admission.state_bytes).map_err(store_error)?;
+    let reservation = state
+        .store
+        .reserve(
+            (caller.hotkey.to_ss58(), request.id.clone()),
+            admission.state_bytes,
+        )
+        .map_err(store_error)?;
     let limits = Arc::clone(&state.limits);
     let challenge = request.challenge;
     let queued = Instant::now();
@@ -349,7 +388,10 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     let class = admission.class.name();
     state.metrics.observe_task(class, "queue_wait", waited);
     state.metrics.observe_task(class, "compute", computed.seconds);
-    reservation.fill(computed.state);
+    match computed.state {
+        Some(kept) => reservation.fill(kept),
+        None => drop(reservation),
+    }
     Ok(ChallengeResponse {
         id: request.id,
         answer: computed.answer,
@@ -378,13 +420,21 @@ async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiE
     })?;
     let open = request.open;
     let started = Instant::now();
-    let rx = state.queue.submit(OPEN_PRIORITY, move |_| tasks::open(&kept, &open)).map_err(queue_error)?;
+    let rx = state
+        .queue
+        .submit(OPEN_PRIORITY, move |_| tasks::open(&kept, &open))
+        .map_err(queue_error)?;
     let openings = tokio::time::timeout(state.limits.request_timeout(), rx)
         .await
         .map_err(|_| timed_out())?
         .map_err(|_| dropped())??;
-    state.metrics.observe_task(task_name(&openings), "open", started.elapsed().as_secs_f64());
-    Ok(OpenResponse { id: request.id, openings })
+    state
+        .metrics
+        .observe_task(task_name(&openings), "open", started.elapsed().as_secs_f64());
+    Ok(OpenResponse {
+        id: request.id,
+        openings,
+    })
 }
 
 fn task_name(openings: &bench_tasks::wire::TaskOpenings) -> &'static str {
@@ -394,7 +444,12 @@ fn task_name(openings: &bench_tasks::wire::TaskOpenings) -> &'static str {
 }
 
 async fn ping(Extension(caller): Extension<Caller>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/octet-stream")], caller.body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        caller.body,
+    )
+        .into_response()
 }
 
 async fn health() -> &'static str {
@@ -407,12 +462,19 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<MinerInfo> {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see bench_tasks::wire for the routes")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see bench_tasks::wire for the routes",
+    )
 }

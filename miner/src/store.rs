@@ -17,7 +17,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The challenge alone needs more than the whole cap.
-    #[error("the challenge needs {needed} bytes of state but this miner keeps at most {cap}; ask for a smaller size")]
+    #[error(
+        "the challenge needs {needed} bytes of state but this miner keeps at most {cap}; ask for a smaller size"
+    )]
     TooLarge {
         /// Bytes the challenge needs.
         needed: u64,
@@ -73,7 +75,9 @@ pub struct StateStore<S> {
 
 impl<S> Clone for StateStore<S> {
     fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -96,7 +100,10 @@ pub struct Reservation<S> {
 
 impl<S> fmt::Debug for Reservation<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reservation").field("key", &self.key).field("bytes", &self.bytes).finish()
+        f.debug_struct("Reservation")
+            .field("key", &self.key)
+            .field("bytes", &self.bytes)
+            .finish()
     }
 }
 
@@ -105,7 +112,11 @@ impl<S> StateStore<S> {
     pub fn new(cap: u64, ttl: Duration, metrics: Metrics) -> Self {
         Self {
             shared: Arc::new(Shared {
-                inner: Mutex::new(Inner { entries: HashMap::new(), pending: HashMap::new(), used: 0 }),
+                inner: Mutex::new(Inner {
+                    entries: HashMap::new(),
+                    pending: HashMap::new(),
+                    used: 0,
+                }),
                 cap,
                 ttl,
                 metrics,
@@ -135,12 +146,19 @@ impl<S> StateStore<S> {
             return Err(StoreError::Duplicate);
         }
         if inner.used + bytes > cap {
-            return Err(StoreError::Full { used: inner.used, cap });
+            return Err(StoreError::Full {
+                used: inner.used,
+                cap,
+            });
         }
         inner.used += bytes;
         inner.pending.insert(key.clone(), bytes);
         self.shared.metrics.state_bytes.set(inner.used as i64);
-        Ok(Reservation { store: self.clone(), key: Some(key), bytes })
+        Ok(Reservation {
+            store: self.clone(),
+            key: Some(key),
+            bytes,
+        })
     }
 
     /// Takes the state stored under `key`, if present and not expired.
@@ -197,7 +215,14 @@ impl<S> Reservation<S> {
         let shared = &self.store.shared;
         let mut inner = shared.lock();
         inner.pending.remove(&key);
-        inner.entries.insert(key, Entry { state, bytes: self.bytes, expires: Instant::now() + shared.ttl });
+        inner.entries.insert(
+            key,
+            Entry {
+                state,
+                bytes: self.bytes,
+                expires: Instant::now() + shared.ttl,
+            },
+        );
     }
 }
 
@@ -225,16 +250,32 @@ mod tests {
         let store: StateStore<Vec<u8>> = StateStore::new(1000, Duration::from_secs(60), Metrics::new());
         assert_eq!(
             store.reserve(key("v", "a"), 1001).unwrap_err(),
-            StoreError::TooLarge { needed: 1001, cap: 1000 }
+            StoreError::TooLarge {
+                needed: 1001,
+                cap: 1000
+            }
         );
         let a = store.reserve(key("v", "a"), 600).expect("fits");
-        assert!(matches!(store.reserve(key("v", "b"), 600), Err(StoreError::Full { used: 600, cap: 1000 })));
-        assert_eq!(store.reserve(key("v", "a"), 10).unwrap_err(), StoreError::Duplicate);
+        assert!(matches!(
+            store.reserve(key("v", "b"), 600),
+            Err(StoreError::Full { used: 600, cap: 1000 })
+        ));
+        assert_eq!(
+            store.reserve(key("v", "a"), 10).unwrap_err(),
+            StoreError::Duplicate
+        );
         drop(a);
         assert_eq!(store.used(), 0, "an unfilled reservation gives its bytes back");
-        store.reserve(key("v", "b"), 600).expect("fits again").fill(vec![1, 2, 3]);
+        store
+            .reserve(key("v", "b"), 600)
+            .expect("fits again")
+            .fill(vec![1, 2, 3]);
         assert_eq!(store.used(), 600);
-        assert_eq!(store.take(&key("w", "b")), None, "another validator cannot open it");
+        assert_eq!(
+            store.take(&key("w", "b")),
+            None,
+            "another validator cannot open it"
+        );
         assert_eq!(store.take(&key("v", "b")), Some(vec![1, 2, 3]));
         assert_eq!(store.used(), 0);
         assert_eq!(store.take(&key("v", "b")), None, "state opens once");
@@ -245,7 +286,9 @@ mod tests {
         let store: StateStore<u8> = StateStore::new(100, Duration::ZERO, Metrics::new());
         store.reserve(key("v", "a"), 100).expect("fits").fill(7);
         // With a zero TTL the entry is already expired: the next reservation may use its bytes.
-        store.reserve(key("v", "b"), 100).expect("expired state was freed");
+        store
+            .reserve(key("v", "b"), 100)
+            .expect("expired state was freed");
         assert_eq!(store.take(&key("v", "a")), None);
     }
 }

@@ -4,11 +4,18 @@
 //! [`TaskState`]); the work itself is the task module's own code in `bench-tasks`. [`admit`] runs on the
 //! async side and must not allocate from the request's sizes; [`compute`] and [`open`] run on the
 //! device's worker thread.
+//!
+//! Inference is one round: [`compute`] decodes on the device with a model derived once per [`ModelId`] and
+//! kept in the worker's [`InferenceModels`] cache, and no state is kept for an opening.
 
 use std::time::Instant;
 
 use axum::http::StatusCode;
 use bench_tasks::backend::BackendKind;
+use bench_tasks::inference::adversary::Adversaries;
+use bench_tasks::inference::{
+    HostWeights, InferenceChallenge, InferenceError, ModelId, Preset, Transformer, generate,
+};
 use bench_tasks::matmul::{ChallengeError, MatmulChallenge, MinerError, OpenState};
 use bench_tasks::wire::{TaskAnswer, TaskChallenge, TaskClass, TaskOpenRequest, TaskOpenings};
 use burn::tensor::Device;
@@ -26,6 +33,82 @@ pub struct DeviceContext {
     pub backend: BackendKind,
     /// How this miner answers (honest unless built with the `adversary` feature and asked otherwise).
     pub behavior: Behavior,
+    /// Inference models built on this device.
+    pub models: InferenceModels,
+}
+
+impl DeviceContext {
+    /// A context for `device` with an empty model cache.
+    pub fn new(device: Device, backend: BackendKind, behavior: Behavior) -> Self {
+        Self {
+            device,
+            backend,
+            behavior,
+            models: InferenceModels::default(),
+        }
+    }
+}
+
+/// Most inference models kept built on one device at once (the oldest is dropped first).
+pub const MAX_CACHED_MODELS: usize = 2;
+
+/// One cached inference model and, for an adversarial miner, the cheap models it runs instead.
+#[derive(Debug)]
+struct CachedModel {
+    id: ModelId,
+    model: Transformer,
+    adversaries: Option<Adversaries>,
+}
+
+/// The inference models a device worker has built, derived once per [`ModelId`] and reused.
+#[derive(Debug, Default)]
+pub struct InferenceModels {
+    cached: Vec<CachedModel>,
+}
+
+impl InferenceModels {
+    /// Models currently built.
+    pub fn len(&self) -> usize {
+        self.cached.len()
+    }
+
+    /// Whether no model is built.
+    pub fn is_empty(&self) -> bool {
+        self.cached.is_empty()
+    }
+
+    /// The cached model for `id`, building it (and its adversaries when `adversarial`) on `device` first.
+    fn get(
+        &mut self,
+        id: &ModelId,
+        device: &Device,
+        adversarial: bool,
+    ) -> Result<&CachedModel, InferenceError> {
+        if let Some(i) = self.cached.iter().position(|c| c.id == *id) {
+            return Ok(&self.cached[i]);
+        }
+        let ModelId::Seeded { preset, seed } = id else {
+            return Err(InferenceError::BadChallenge {
+                field: "model",
+                why: "names a safetensors model; this miner serves seeded models only".into(),
+            });
+        };
+        let model = Transformer::from_weights(&HostWeights::seeded(preset.config(), *seed), device)?;
+        let adversaries = if adversarial {
+            Some(Adversaries::new(&model, *seed)?)
+        } else {
+            None
+        };
+        if self.cached.len() >= MAX_CACHED_MODELS {
+            self.cached.remove(0);
+        }
+        self.cached.push(CachedModel {
+            id: id.clone(),
+            model,
+            adversaries,
+        });
+        Ok(&self.cached[self.cached.len() - 1])
+    }
 }
 
 /// Round-1 state kept for a task's opening round.
@@ -50,8 +133,8 @@ pub struct Admission {
 pub struct Computed {
     /// The answer to send.
     pub answer: TaskAnswer,
-    /// The state to keep.
-    pub state: TaskState,
+    /// The state to keep for the opening round (none for one-round tasks such as inference).
+    pub state: Option<TaskState>,
     /// Seconds of device work.
     pub seconds: f64,
 }
@@ -61,9 +144,76 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
     match challenge {
         TaskChallenge::Matmul(c) => {
             c.validate(&limits.matmul).map_err(challenge_error)?;
-            Ok(Admission { class: TaskClass::Matmul, state_bytes: matmul_state_bytes(c) })
+            Ok(Admission {
+                class: TaskClass::Matmul,
+                state_bytes: matmul_state_bytes(c),
+            })
+        }
+        TaskChallenge::Inference(c) => {
+            c.validate(&limits.inference).map_err(inference_refused)?;
+            if !served_presets(limits).contains(&preset_of(&c.model)) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "challenge_too_large",
+                    format!(
+                        "this miner does not serve the {} preset within its inference memory cap; see /info",
+                        preset_of(&c.model)
+                    ),
+                ));
+            }
+            let needed = inference_work_bytes(c);
+            if needed > limits.inference_memory_cap_bytes {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "challenge_too_large",
+                    format!(
+                        "the challenge needs about {needed} bytes of device memory, above this miner's cap of {}; \
+                         ask for a smaller batch or fewer tokens",
+                        limits.inference_memory_cap_bytes
+                    ),
+                ));
+            }
+            Ok(Admission {
+                class: TaskClass::Inference,
+                state_bytes: 0,
+            })
         }
     }
+}
+
+const fn preset_of(id: &ModelId) -> Preset {
+    match id {
+        ModelId::Seeded { preset, .. } | ModelId::Safetensors { preset, .. } => *preset,
+    }
+}
+
+/// Bytes of a preset's f32 weights.
+pub const fn weight_bytes(preset: Preset) -> u64 {
+    preset.config().param_count() as u64 * 4
+}
+
+/// The presets whose weights fit in the inference memory cap, smallest first.
+pub fn served_presets(limits: &Limits) -> Vec<Preset> {
+    Preset::ALL
+        .into_iter()
+        .filter(|p| weight_bytes(*p) <= limits.inference_memory_cap_bytes)
+        .collect()
+}
+
+/// Estimated device memory of one inference challenge: weights, the KV cache over `prompt_len +
+/// new_tokens` positions, and the prefill's largest activations (MLP or vocabulary logits, and the
+/// attention scores), all f32. Computed from sizes already validated, so it cannot overflow.
+pub fn inference_work_bytes(challenge: &InferenceChallenge) -> u64 {
+    let c = challenge.model.config();
+    let (b, l, t) = (
+        challenge.batch as u64,
+        challenge.prompt_len as u64,
+        challenge.new_tokens as u64,
+    );
+    let kv = b * (l + t) * c.n_layers as u64 * 2 * (c.n_kv_heads * c.head_dim()) as u64;
+    let wide = b * l * (c.d_ff.max(c.vocab_size) as u64) * 3;
+    let scores = b * c.n_heads as u64 * l * (l + t);
+    weight_bytes(preset_of(&challenge.model)) + 4 * (kv + wide + scores)
 }
 
 /// Bytes a matmul challenge keeps for its openings: the `n × n` f32 product.
@@ -73,19 +223,43 @@ pub fn matmul_state_bytes(challenge: &MatmulChallenge) -> u64 {
 }
 
 /// Runs round 1 on the device (worker thread only).
-pub fn compute(context: &mut DeviceContext, challenge: &TaskChallenge, limits: &Limits) -> Result<Computed, ApiError> {
+pub fn compute(
+    context: &mut DeviceContext,
+    challenge: &TaskChallenge,
+    limits: &Limits,
+) -> Result<Computed, ApiError> {
     let started = Instant::now();
     let (answer, state) = match challenge {
         TaskChallenge::Matmul(c) => {
-            let (answer, state) = context.behavior.matmul(c, &context.device, &limits.matmul).map_err(miner_error)?;
-            (TaskAnswer::Matmul(answer), TaskState::Matmul(state))
+            let (answer, state) = context
+                .behavior
+                .matmul(c, &context.device, &limits.matmul)
+                .map_err(miner_error)?;
+            (TaskAnswer::Matmul(answer), Some(TaskState::Matmul(state)))
+        }
+        TaskChallenge::Inference(c) => {
+            let adversary = context.behavior.inference_adversary();
+            let cached = context
+                .models
+                .get(&c.model, &context.device, adversary.is_some())
+                .map_err(inference_error)?;
+            let answer = match (adversary, &cached.adversaries) {
+                (Some(a), Some(adversaries)) => adversaries.answer(a, &cached.model, c, c.seed),
+                _ => generate(&cached.model, c, &limits.inference),
+            }
+            .map_err(inference_error)?;
+            (TaskAnswer::Inference(answer), None)
         }
     };
     let delay = context.behavior.extra_delay();
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    Ok(Computed { answer, state, seconds: started.elapsed().as_secs_f64() })
+    Ok(Computed {
+        answer,
+        state,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Answers an opening request from kept state (worker thread only).
@@ -93,6 +267,26 @@ pub fn open(state: &TaskState, request: &TaskOpenRequest) -> Result<TaskOpenings
     match (state, request) {
         (TaskState::Matmul(s), TaskOpenRequest::Matmul(r)) => {
             s.open(r).map(TaskOpenings::Matmul).map_err(miner_error)
+        }
+    }
+}
+
+fn inference_refused(e: InferenceError) -> ApiError {
+    let reason = match &e {
+        InferenceError::BadChallenge { why, .. } if why.contains("is not in 1..=") => "challenge_too_large",
+        _ => "bad_challenge",
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason, e.to_string())
+}
+
+fn inference_error(e: InferenceError) -> ApiError {
+    match e {
+        e @ (InferenceError::BadChallenge { .. } | InferenceError::OutOfVocab { .. }) => inference_refused(e),
+        other => {
+            tracing::error!(error = %other, "inference on the device failed");
+            ApiError::internal(
+                "the miner's device failed on this request; the operator should run `miner doctor`",
+            )
         }
     }
 }
@@ -110,7 +304,9 @@ fn miner_error(e: MinerError) -> ApiError {
         MinerError::Refused(e) => challenge_error(e),
         other => {
             tracing::error!(error = %other, "device work failed");
-            ApiError::internal("the miner's device failed on this request; the operator should run `miner doctor`")
+            ApiError::internal(
+                "the miner's device failed on this request; the operator should run `miner doctor`",
+            )
         }
     }
 }

@@ -82,13 +82,27 @@ impl ValidatorSet {
 
     /// A dev allow-list: each hotkey passes as a permitted validator with zero stake.
     pub fn allow_list(hotkeys: impl IntoIterator<Item = AccountId>) -> Self {
-        let entries = hotkeys.into_iter().map(|h| (h, ValidatorEntry { stake_rao: 0, permit: true })).collect();
+        let entries = hotkeys
+            .into_iter()
+            .map(|h| {
+                (
+                    h,
+                    ValidatorEntry {
+                        stake_rao: 0,
+                        permit: true,
+                    },
+                )
+            })
+            .collect();
         Self::build(Source::AllowList, 0, entries)
     }
 
     fn build(source: Source, floor_rao: u64, entries: HashMap<AccountId, ValidatorEntry>) -> Self {
         Self {
-            inner: Arc::new(RwLock::new(Inner { entries, loopback_only: Vec::new() })),
+            inner: Arc::new(RwLock::new(Inner {
+                entries,
+                loopback_only: Vec::new(),
+            })),
             floor_rao,
             source,
         }
@@ -106,13 +120,20 @@ impl ValidatorSet {
 
     /// Replaces the set (a metagraph refresh).
     pub fn replace(&self, entries: impl IntoIterator<Item = (AccountId, ValidatorEntry)>) {
-        let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.entries = entries.into_iter().collect();
     }
 
     /// Hotkeys in the set.
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner).entries.len()
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entries
+            .len()
     }
 
     /// Whether the set is empty.
@@ -122,7 +143,10 @@ impl ValidatorSet {
 
     /// Allows `hotkey` with zero stake, but only for requests from a loopback peer (the self-test key).
     pub fn allow_from_loopback(&self, hotkey: AccountId) {
-        let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !inner.loopback_only.contains(&hotkey) {
             inner.loopback_only.push(hotkey);
         }
@@ -130,13 +154,19 @@ impl ValidatorSet {
 
     /// Decides whether `hotkey`, connecting from `peer`, may use the miner; returns its stake.
     pub fn authorize(&self, hotkey: &AccountId, peer: Option<IpAddr>) -> Result<u64, AuthzError> {
-        let inner = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(entry) = inner.entries.get(hotkey) {
             if !entry.permit {
                 return Err(AuthzError::NoPermit);
             }
             if entry.stake_rao < self.floor_rao {
-                return Err(AuthzError::LowStake { stake_rao: entry.stake_rao, floor_rao: self.floor_rao });
+                return Err(AuthzError::LowStake {
+                    stake_rao: entry.stake_rao,
+                    floor_rao: self.floor_rao,
+                });
             }
             return Ok(entry.stake_rao);
         }
@@ -163,24 +193,51 @@ mod tests {
     fn permit_and_floor_are_enforced() {
         let set = ValidatorSet::metagraph(1_000);
         set.replace([
-            (account("//Alice"), ValidatorEntry { stake_rao: 5_000, permit: true }),
-            (account("//Bob"), ValidatorEntry { stake_rao: 5_000, permit: false }),
-            (account("//Charlie"), ValidatorEntry { stake_rao: 999, permit: true }),
+            (
+                account("//Alice"),
+                ValidatorEntry {
+                    stake_rao: 5_000,
+                    permit: true,
+                },
+            ),
+            (
+                account("//Bob"),
+                ValidatorEntry {
+                    stake_rao: 5_000,
+                    permit: false,
+                },
+            ),
+            (
+                account("//Charlie"),
+                ValidatorEntry {
+                    stake_rao: 999,
+                    permit: true,
+                },
+            ),
         ]);
         assert_eq!(set.authorize(&account("//Alice"), None), Ok(5_000));
         assert_eq!(set.authorize(&account("//Bob"), None), Err(AuthzError::NoPermit));
         assert_eq!(
             set.authorize(&account("//Charlie"), None),
-            Err(AuthzError::LowStake { stake_rao: 999, floor_rao: 1_000 })
+            Err(AuthzError::LowStake {
+                stake_rao: 999,
+                floor_rao: 1_000
+            })
         );
-        assert_eq!(set.authorize(&account("//Dave"), None), Err(AuthzError::UnknownHotkey));
+        assert_eq!(
+            set.authorize(&account("//Dave"), None),
+            Err(AuthzError::UnknownHotkey)
+        );
     }
 
     #[test]
     fn self_test_key_only_from_loopback() {
         let set = ValidatorSet::allow_list([account("//Alice")]);
         set.allow_from_loopback(account("//Eve"));
-        assert_eq!(set.authorize(&account("//Eve"), Some(Ipv4Addr::LOCALHOST.into())), Ok(0));
+        assert_eq!(
+            set.authorize(&account("//Eve"), Some(Ipv4Addr::LOCALHOST.into())),
+            Ok(0)
+        );
         assert_eq!(
             set.authorize(&account("//Eve"), Some(Ipv4Addr::new(10, 0, 0, 1).into())),
             Err(AuthzError::UnknownHotkey)

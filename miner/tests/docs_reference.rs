@@ -302,7 +302,7 @@ fn the_worked_matmul_example_is_what_the_miner_and_verifier_compute() {
         format!("A = {:?}", matrix(5678, MatrixId::A, 4, 8)),
         format!("B = {:?}", matrix(1234, MatrixId::B, 4, 8)),
         format!("R = {:?}", matrix(1234, MatrixId::R, 2, 4)),
-        format!("C = {:?}", c_rows),
+        format!("C = {c_rows:?}"),
         format!("S = {:?}", as_ints(&answer.sketch, 2)),
     ]
     .join("\n");

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bench_tasks::matmul::{MatmulChallenge, MatmulLimits, RoundParams, RoundSetup};
 use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ErrorBody, HEALTH_PATH, OpenRequest, PING_PATH, TaskAnswer, TaskChallenge,
-    TaskOpenRequest, TaskOpenings,
+    CHALLENGE_PATH, ChallengeRequest, ErrorBody, HEALTH_PATH, OpenRequest, PING_PATH, TaskAnswer,
+    TaskChallenge, TaskOpenRequest, TaskOpenings,
 };
 use chain::auth::{btauth, unix_nanos};
 use chain::keys::{AccountId, Keypair};
@@ -31,23 +31,63 @@ fn key(uri: &str) -> Keypair {
 async fn start(limits: Limits) -> Fixture {
     let validators = ValidatorSet::metagraph(FLOOR_RAO);
     validators.replace([
-        (key("//Alice").account(), ValidatorEntry { stake_rao: 5_000, permit: true }),
-        (key("//Bob").account(), ValidatorEntry { stake_rao: 5_000, permit: false }),
-        (key("//Charlie").account(), ValidatorEntry { stake_rao: FLOOR_RAO - 1, permit: true }),
-        (key("//Ferdie").account(), ValidatorEntry { stake_rao: 9_000, permit: true }),
+        (
+            key("//Alice").account(),
+            ValidatorEntry {
+                stake_rao: 5_000,
+                permit: true,
+            },
+        ),
+        (
+            key("//Bob").account(),
+            ValidatorEntry {
+                stake_rao: 5_000,
+                permit: false,
+            },
+        ),
+        (
+            key("//Charlie").account(),
+            ValidatorEntry {
+                stake_rao: FLOOR_RAO - 1,
+                permit: true,
+            },
+        ),
+        (
+            key("//Ferdie").account(),
+            ValidatorEntry {
+                stake_rao: 9_000,
+                permit: true,
+            },
+        ),
     ]);
     let miner = key("//Miner");
     let mut config = MinerConfig::new(miner.clone(), validators);
     config.limits = limits;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let server = MinerServer::start(config, listener).await.expect("server starts");
     let url = format!("http://{}", server.local_addr());
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().expect("client");
-    Fixture { server, miner, url, http }
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    Fixture {
+        server,
+        miner,
+        url,
+        http,
+    }
 }
 
 fn test_limits() -> Limits {
-    Limits { concurrency_per_validator: 64, max_ping_bytes: 4096, max_body_bytes: 64 << 10, ..Limits::default() }
+    Limits {
+        concurrency_per_validator: 64,
+        max_ping_bytes: 4096,
+        max_body_bytes: 64 << 10,
+        ..Limits::default()
+    }
 }
 
 impl Fixture {
@@ -56,7 +96,12 @@ impl Fixture {
     }
 
     /// Sends `body` to `path` with the given headers and returns status and error body (if any).
-    async fn send(&self, path: &str, headers: http::HeaderMap, body: Vec<u8>) -> (u16, Option<ErrorBody>, http::HeaderMap) {
+    async fn send(
+        &self,
+        path: &str,
+        headers: http::HeaderMap,
+        body: Vec<u8>,
+    ) -> (u16, Option<ErrorBody>, http::HeaderMap) {
         let response = self
             .http
             .post(format!("{}{path}", self.url))
@@ -71,7 +116,14 @@ impl Fixture {
         (status, serde_json::from_slice(&bytes).ok(), headers)
     }
 
-    fn signed(&self, signer: &str, path: &str, body: &[u8], nonce: u64, receiver: Option<&AccountId>) -> http::HeaderMap {
+    fn signed(
+        &self,
+        signer: &str,
+        path: &str,
+        body: &[u8],
+        nonce: u64,
+        receiver: Option<&AccountId>,
+    ) -> http::HeaderMap {
         btauth::sign(&key(signer), "POST", path, body, nonce, receiver).headers
     }
 }
@@ -88,19 +140,61 @@ async fn auth_matrix_answers_each_case_with_its_status() {
     let now = unix_nanos();
     let cases: Vec<(&str, http::HeaderMap, Vec<u8>, u16, &str)> = vec![
         ("unsigned", http::HeaderMap::new(), body.clone(), 401, "unsigned"),
-        ("bad signature", f.signed("//Alice", PING_PATH, b"other bytes", now, Some(&me)), body.clone(), 401, "bad_signature"),
-        ("stale", f.signed("//Alice", PING_PATH, &body, now - 60_000_000_000, Some(&me)), body.clone(), 401, "stale"),
-        ("future", f.signed("//Alice", PING_PATH, &body, now + 60_000_000_000, Some(&me)), body.clone(), 401, "future"),
+        (
+            "bad signature",
+            f.signed("//Alice", PING_PATH, b"other bytes", now, Some(&me)),
+            body.clone(),
+            401,
+            "bad_signature",
+        ),
+        (
+            "stale",
+            f.signed("//Alice", PING_PATH, &body, now - 60_000_000_000, Some(&me)),
+            body.clone(),
+            401,
+            "stale",
+        ),
+        (
+            "future",
+            f.signed("//Alice", PING_PATH, &body, now + 60_000_000_000, Some(&me)),
+            body.clone(),
+            401,
+            "future",
+        ),
         (
             "wrong receiver",
-            f.signed("//Alice", PING_PATH, &body, now + 1, Some(&key("//Eve").account())),
+            f.signed(
+                "//Alice",
+                PING_PATH,
+                &body,
+                now + 1,
+                Some(&key("//Eve").account()),
+            ),
             body.clone(),
             403,
             "wrong_receiver",
         ),
-        ("unknown hotkey", f.signed("//Dave", PING_PATH, &body, now + 2, Some(&me)), body.clone(), 403, "unknown_hotkey"),
-        ("no permit", f.signed("//Bob", PING_PATH, &body, now + 3, Some(&me)), body.clone(), 403, "no_permit"),
-        ("low stake", f.signed("//Charlie", PING_PATH, &body, now + 4, Some(&me)), body.clone(), 403, "low_stake"),
+        (
+            "unknown hotkey",
+            f.signed("//Dave", PING_PATH, &body, now + 2, Some(&me)),
+            body.clone(),
+            403,
+            "unknown_hotkey",
+        ),
+        (
+            "no permit",
+            f.signed("//Bob", PING_PATH, &body, now + 3, Some(&me)),
+            body.clone(),
+            403,
+            "no_permit",
+        ),
+        (
+            "low stake",
+            f.signed("//Charlie", PING_PATH, &body, now + 4, Some(&me)),
+            body.clone(),
+            403,
+            "low_stake",
+        ),
     ];
     for (name, headers, body, status, code) in cases {
         let (got, error, _) = f.send(PING_PATH, headers, body).await;
@@ -111,7 +205,10 @@ async fn auth_matrix_answers_each_case_with_its_status() {
     let headers = f.signed("//Alice", PING_PATH, &body, unix_nanos(), Some(&me));
     let (first, _, receipt) = f.send(PING_PATH, headers.clone(), body.clone()).await;
     assert_eq!(first, 200);
-    assert!(receipt.contains_key(chain::auth::receipt::H_SIGNATURE), "answers carry a receipt");
+    assert!(
+        receipt.contains_key(chain::auth::receipt::H_SIGNATURE),
+        "answers carry a receipt"
+    );
     let (again, error, _) = f.send(PING_PATH, headers, body).await;
     assert_eq!((again, reason(&error)), (401, "replayed"));
 
@@ -122,7 +219,15 @@ async fn auth_matrix_answers_each_case_with_its_status() {
     let genuine = f.signed("//Alice", PING_PATH, b"ping", nonce, Some(&me));
     assert_eq!(f.send(PING_PATH, genuine, b"ping".to_vec()).await.0, 200);
 
-    let metrics = f.http.get(format!("{}/metrics", f.url)).send().await.expect("metrics").text().await.expect("text");
+    let metrics = f
+        .http
+        .get(format!("{}/metrics", f.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     assert!(metrics.contains("outcome=\"bad_signature\""), "{metrics}");
     f.server.shutdown().await;
 }
@@ -145,7 +250,10 @@ async fn oversized_and_malformed_bodies_are_refused() {
     let headers = f.signed("//Alice", CHALLENGE_PATH, &garbage, unix_nanos(), Some(&me));
     let (status, error, receipt) = f.send(CHALLENGE_PATH, headers, garbage).await;
     assert_eq!((status, reason(&error)), (400, "malformed_json"));
-    assert!(receipt.contains_key(chain::auth::receipt::H_SIGNATURE), "authenticated refusals carry a receipt");
+    assert!(
+        receipt.contains_key(chain::auth::receipt::H_SIGNATURE),
+        "authenticated refusals carry a receipt"
+    );
     f.server.shutdown().await;
 }
 
@@ -153,7 +261,10 @@ fn matmul_request(id: &str, n: u32) -> (RoundSetup, MatmulChallenge, ChallengeRe
     let limits = MatmulLimits::default();
     let setup = RoundSetup::new(RoundParams::new(n, 11), [7; 32], &limits).expect("valid round");
     let challenge = setup.challenge(0xabcd);
-    let request = ChallengeRequest { id: id.to_owned(), challenge: TaskChallenge::Matmul(challenge) };
+    let request = ChallengeRequest {
+        id: id.to_owned(),
+        challenge: TaskChallenge::Matmul(challenge),
+    };
     (setup, challenge, request)
 }
 
@@ -164,13 +275,21 @@ async fn honest_round_verifies_and_state_opens_once_for_its_owner() {
     let (setup, challenge, request) = matmul_request("round-1", 70);
     let answer = alice.challenge(&request).await.expect("round 1");
     assert_eq!(answer.body.id, "round-1");
-    let TaskAnswer::Matmul(sketch) = answer.body.answer;
+    let TaskAnswer::Matmul(sketch) = answer.body.answer else {
+        panic!("a matmul challenge got another task's answer")
+    };
 
     let rows = setup.choose_openings(challenge.miner_seed);
-    let open = OpenRequest { id: "round-1".into(), open: TaskOpenRequest::Matmul(rows.clone()) };
+    let open = OpenRequest {
+        id: "round-1".into(),
+        open: TaskOpenRequest::Matmul(rows.clone()),
+    };
     // Another validator cannot open Alice's challenge.
     let err = f.client("//Ferdie").open(&open).await.unwrap_err();
-    assert_eq!((err.status(), err.reason()), (Some(404), Some("unknown_challenge")));
+    assert_eq!(
+        (err.status(), err.reason()),
+        (Some(404), Some("unknown_challenge"))
+    );
 
     let openings = alice.open(&open).await.expect("round 2");
     let TaskOpenings::Matmul(openings) = openings.body.openings;
@@ -183,9 +302,14 @@ async fn honest_round_verifies_and_state_opens_once_for_its_owner() {
     // The same round over HTTP/2 (h2c).
     let h2 = MinerClient::new(&f.url, f.miner.account(), key("//Alice"), true).expect("client");
     let (setup, challenge, request) = matmul_request("round-h2", 33);
-    let TaskAnswer::Matmul(sketch) = h2.challenge(&request).await.expect("h2 round 1").body.answer;
+    let TaskAnswer::Matmul(sketch) = h2.challenge(&request).await.expect("h2 round 1").body.answer else {
+        panic!("a matmul challenge got another task's answer")
+    };
     let rows = setup.choose_openings(challenge.miner_seed);
-    let open = OpenRequest { id: "round-h2".into(), open: TaskOpenRequest::Matmul(rows.clone()) };
+    let open = OpenRequest {
+        id: "round-h2".into(),
+        open: TaskOpenRequest::Matmul(rows.clone()),
+    };
     let TaskOpenings::Matmul(openings) = h2.open(&open).await.expect("h2 round 2").body.openings;
     assert!(setup.verify(&challenge, &sketch, &rows, &openings).passed);
     f.server.shutdown().await;
@@ -194,21 +318,43 @@ async fn honest_round_verifies_and_state_opens_once_for_its_owner() {
 #[tokio::test]
 async fn challenge_beyond_the_memory_cap_is_refused_before_any_work() {
     // 64 KiB of state: n = 128 needs exactly that, n = 129 more.
-    let limits = Limits { state_memory_cap_bytes: 128 * 128 * 4, ..test_limits() };
+    let limits = Limits {
+        state_memory_cap_bytes: 128 * 128 * 4,
+        ..test_limits()
+    };
     let f = start(limits).await;
     let alice = f.client("//Alice");
     let (_, _, request) = matmul_request("too-big", 129);
     let err = alice.challenge(&request).await.unwrap_err();
-    assert_eq!((err.status(), err.reason()), (Some(422), Some("challenge_too_large")));
-    let oversized = MatmulChallenge { n: MatmulLimits::default().max_n + 1, m: 8, p: 251, round_seed: 1, miner_seed: 2 };
-    let request = ChallengeRequest { id: "too-big-n".into(), challenge: TaskChallenge::Matmul(oversized) };
+    assert_eq!(
+        (err.status(), err.reason()),
+        (Some(422), Some("challenge_too_large"))
+    );
+    let oversized = MatmulChallenge {
+        n: MatmulLimits::default().max_n + 1,
+        m: 8,
+        p: 251,
+        round_seed: 1,
+        miner_seed: 2,
+    };
+    let request = ChallengeRequest {
+        id: "too-big-n".into(),
+        challenge: TaskChallenge::Matmul(oversized),
+    };
     let err = alice.challenge(&request).await.unwrap_err();
     assert_eq!(err.reason(), Some("challenge_too_large"));
-    assert_eq!(f.server.metrics().device_busy_seconds.get(), 0.0, "the device never ran");
+    assert_eq!(
+        f.server.metrics().device_busy_seconds.get(),
+        0.0,
+        "the device never ran"
+    );
     assert_eq!(f.server.metrics().state_bytes.get(), 0, "nothing was reserved");
 
     let (_, _, request) = matmul_request("fits", 128);
-    alice.challenge(&request).await.expect("a challenge at the cap is served");
+    alice
+        .challenge(&request)
+        .await
+        .expect("a challenge at the cap is served");
     assert_eq!(f.server.metrics().state_bytes.get(), 128 * 128 * 4);
     // The cap is now held: the next one waits for an opening or the TTL.
     let (_, _, request) = matmul_request("second", 128);
@@ -219,7 +365,10 @@ async fn challenge_beyond_the_memory_cap_is_refused_before_any_work() {
 
 #[tokio::test]
 async fn flood_beyond_the_queue_gets_429_while_health_answers() {
-    let limits = Limits { queue_capacity: 2, ..test_limits() };
+    let limits = Limits {
+        queue_capacity: 2,
+        ..test_limits()
+    };
     let f = start(limits).await;
     // Hold the device: a job that runs until the test releases it (the fault injected on purpose).
     let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -232,7 +381,10 @@ async fn flood_beyond_the_queue_gets_429_while_health_answers() {
             release_rx.recv().expect("released");
         })
         .expect("queue accepts");
-    tokio::task::spawn_blocking(move || entered_rx.recv()).await.expect("join").expect("device held");
+    tokio::task::spawn_blocking(move || entered_rx.recv())
+        .await
+        .expect("join")
+        .expect("device held");
 
     let mut waiting = Vec::new();
     for i in 0..2 {
@@ -254,10 +406,19 @@ async fn flood_beyond_the_queue_gets_429_while_health_answers() {
     for i in 0..6 {
         let (_, _, request) = matmul_request(&format!("flood-{i}"), 16);
         let err = alice.challenge(&request).await.unwrap_err();
-        assert_eq!((err.status(), err.reason()), (Some(429), Some("queue_full")), "flood request {i}");
+        assert_eq!(
+            (err.status(), err.reason()),
+            (Some(429), Some("queue_full")),
+            "flood request {i}"
+        );
     }
     let (status, headers) = {
-        let r = f.http.get(format!("{}{HEALTH_PATH}", f.url)).send().await.expect("health");
+        let r = f
+            .http
+            .get(format!("{}{HEALTH_PATH}", f.url))
+            .send()
+            .await
+            .expect("health");
         (r.status().as_u16(), r.headers().clone())
     };
     assert_eq!(status, 200, "health answers while the device is busy");
@@ -266,7 +427,13 @@ async fn flood_beyond_the_queue_gets_429_while_health_answers() {
     // Retry-After is set on the raw answer.
     let (_, _, request) = matmul_request("flood-raw", 16);
     let raw = serde_json::to_vec(&request).expect("json");
-    let signed = f.signed("//Alice", CHALLENGE_PATH, &raw, unix_nanos(), Some(&f.miner.account()));
+    let signed = f.signed(
+        "//Alice",
+        CHALLENGE_PATH,
+        &raw,
+        unix_nanos(),
+        Some(&f.miner.account()),
+    );
     let (status, _, headers) = f.send(CHALLENGE_PATH, signed, raw).await;
     assert_eq!(status, 429);
     assert!(headers.contains_key(http::header::RETRY_AFTER));
@@ -274,7 +441,9 @@ async fn flood_beyond_the_queue_gets_429_while_health_answers() {
     release_tx.send(()).expect("worker alive");
     held.await.expect("held job finished");
     for task in waiting {
-        task.await.expect("join").expect("queued challenge answered once the device is free");
+        task.await
+            .expect("join")
+            .expect("queued challenge answered once the device is free");
     }
     f.server.shutdown().await;
 }
@@ -285,16 +454,29 @@ async fn doctor_passes_against_a_healthy_miner_with_the_loopback_key() {
     let doctor = Keypair::generate().0;
     f.server.validators().allow_from_loopback(doctor.account());
     let checks = miner::doctor::run_checks(&f.url, doctor, 48).await;
-    let failed: Vec<_> = checks.iter().filter(|c| c.status == miner::doctor::Status::Fail).collect();
-    assert!(failed.is_empty(), "{}", miner::doctor::table(&checks));
-    assert!(checks.iter().any(|c| c.name == "matmul n=48" && c.status == miner::doctor::Status::Pass));
     assert!(
-        checks.iter().any(|c| c.name == "gpu backend" && c.status == miner::doctor::Status::Warn),
+        !checks.iter().any(|c| c.status == miner::doctor::Status::Fail),
+        "{}",
+        miner::doctor::table(&checks)
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.name == "matmul n=48" && c.status == miner::doctor::Status::Pass)
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.name == "gpu backend" && c.status == miner::doctor::Status::Warn),
         "a CPU backend is flagged"
     );
     // An unknown key is refused, and doctor says so.
     let checks = miner::doctor::run_checks(&f.url, Keypair::generate().0, 48).await;
-    assert!(checks.iter().any(|c| c.name == "signed ping" && c.status == miner::doctor::Status::Fail));
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.name == "signed ping" && c.status == miner::doctor::Status::Fail)
+    );
     f.server.shutdown().await;
 }
 
@@ -307,12 +489,22 @@ async fn lazy_adversary_miner_fails_verification() {
     config.behavior = miner::behavior::Behavior::parse("lazy:1.0").expect("valid spec");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = MinerServer::start(config, listener).await.expect("starts");
-    let client = MinerClient::new(&format!("http://{}", server.local_addr()), miner.account(), key("//Alice"), false)
-        .expect("client");
+    let client = MinerClient::new(
+        &format!("http://{}", server.local_addr()),
+        miner.account(),
+        key("//Alice"),
+        false,
+    )
+    .expect("client");
     let (setup, challenge, request) = matmul_request("lazy", 40);
-    let TaskAnswer::Matmul(sketch) = client.challenge(&request).await.expect("answers").body.answer;
+    let TaskAnswer::Matmul(sketch) = client.challenge(&request).await.expect("answers").body.answer else {
+        panic!("a matmul challenge got another task's answer")
+    };
     let rows = setup.choose_openings(challenge.miner_seed);
-    let open = OpenRequest { id: "lazy".into(), open: TaskOpenRequest::Matmul(rows.clone()) };
+    let open = OpenRequest {
+        id: "lazy".into(),
+        open: TaskOpenRequest::Matmul(rows.clone()),
+    };
     let TaskOpenings::Matmul(openings) = client.open(&open).await.expect("opens").body.openings;
     assert!(!setup.verify(&challenge, &sketch, &rows, &openings).passed);
     server.shutdown().await;

@@ -77,7 +77,10 @@ impl CallError {
     pub fn reason(&self) -> Reason {
         match self {
             Self::Timeout { .. } => Reason::Timeout,
-            Self::Status { status, .. } if matches!(status, 401 | 403 | 413 | 429 | 503) => Reason::Refused,
+            Self::Status {
+                status: 401 | 403 | 413 | 429 | 503,
+                ..
+            } => Reason::Refused,
             Self::Status { .. } | Self::Transport { .. } | Self::TooLarge { .. } | Self::Malformed { .. } => {
                 Reason::Malformed
             }

@@ -14,8 +14,8 @@ use scoring::score::ScoreBook;
 use scoring::weights::{ChainLimits, WeightVector};
 
 use crate::record::{
-    KIND_ROUND, KIND_START, KIND_WEIGHTS, MatmulRecord, RoundRecord, StartRecord, WeightsRecord,
-    observations, policy_hash, score_step,
+    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, MatmulRecord, RoundRecord, StartRecord,
+    WeightsRecord, observations, policy_hash, score_step,
 };
 use crate::roundlog::{LogError, RoundLog};
 use crate::state::{MinerOutcome, RoundCommit, ScoreRow, StateError, Store, WeightSubmission};
@@ -136,7 +136,17 @@ impl Ledger {
     }
 
     /// Scores the round, commits it atomically, appends it to the log and returns its record.
-    pub fn commit_round(&mut self, mut inputs: RoundInputs) -> Result<RoundRecord, LedgerError> {
+    pub fn commit_round(&mut self, inputs: RoundInputs) -> Result<RoundRecord, LedgerError> {
+        self.commit_round_with(inputs, None)
+    }
+
+    /// [`commit_round`](Self::commit_round) for a round that could also send inference challenges with
+    /// the parameters in `inference` (recorded with the round).
+    pub fn commit_round_with(
+        &mut self,
+        mut inputs: RoundInputs,
+        inference: Option<InferenceRecord>,
+    ) -> Result<RoundRecord, LedgerError> {
         inputs.outcomes.sort_by_key(|o| o.uid);
         let round = self.next_round()?;
         // A uid whose hotkey changed is a new miner: it starts from zero.
@@ -162,6 +172,7 @@ impl Ledger {
             finished_ms: inputs.finished_ms,
             policy_hash: self.policy_hash.clone(),
             matmul: inputs.matmul,
+            inference,
             forgotten,
             miners: inputs.outcomes.clone(),
             observations: obs,
@@ -200,36 +211,20 @@ impl Ledger {
         Ok(record)
     }
 
-    /// Records a weight submission of `round`'s weights and logs it.
-    pub fn record_submission(
-        &mut self,
-        round: u64,
-        block: u64,
-        weights: &WeightVector,
-        status: &str,
-        detail: &str,
-        attempts: u32,
-        latency_ms: f64,
-    ) -> Result<(), LedgerError> {
+    /// Records a weight submission (of `sub.round`'s weights) and logs it.
+    pub fn record_submission(&mut self, sub: &WeightSubmission) -> Result<(), LedgerError> {
         let record = WeightsRecord {
-            round,
-            block,
-            weights: weights.clone(),
-            status: status.to_owned(),
-            detail: detail.to_owned(),
-        };
-        let sub = WeightSubmission {
-            round,
-            block,
-            uids: weights.uids.clone(),
-            weights: weights.weights.clone(),
-            status: status.to_owned(),
-            detail: detail.to_owned(),
-            attempts,
-            latency_ms,
+            round: sub.round,
+            block: sub.block,
+            weights: WeightVector {
+                uids: sub.uids.clone(),
+                weights: sub.weights.clone(),
+            },
+            status: sub.status.clone(),
+            detail: sub.detail.clone(),
         };
         let entry = self.log.next_entry(KIND_WEIGHTS, &record)?;
-        self.store.record_submission(&sub, &entry)?;
+        self.store.record_submission(sub, &entry)?;
         self.log.append(&entry)?;
         Ok(())
     }

@@ -4,11 +4,12 @@
 //!   concurrency, verifies on a bounded blocking pool, scores, commits, and submits weights.
 //! - [`client`]: the signed, pooled HTTP client with per-step timeouts and body caps.
 //! - [`network`]: the seam to the chain ([`network::Network`]) and [`network::StaticNetwork`] for runs
-//!   without one.
+//!   without one; [`chain_net`]: the real chain through the `chain` client.
 //! - [`ledger`], [`state`], [`roundlog`], [`record`]: SQLite state, the hash-chained round log, and what
 //!   they record, kept consistent by one commit protocol.
 //! - [`replay`]: recompute scores and weights from the log alone.
 //! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
+//! - `bench` (feature `localnet`): round wall time, CPU time and peak memory for many in-process miners.
 //!
 //! # Example: state, log and replay without any network
 //!
@@ -53,6 +54,9 @@
 //! assert!(report.matches());
 //! ```
 
+#[cfg(feature = "localnet")]
+pub mod bench;
+pub mod chain_net;
 pub mod client;
 pub mod dashboard;
 pub mod http;

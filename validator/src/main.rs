@@ -1,3 +1,368 @@
-//! The tensorproof validator.
+//! The tensorproof validator binary: `validator run`, `validator wallet new|show`, `validator replay`,
+//! `validator bench-round`.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chain::auth::RequestSigner;
+use chain::keys::AccountId;
+use chain::wallet::{WalletArgs, WalletCommand};
+use clap::{Parser, Subcommand};
+use scoring::policy::Policy;
+use serde::Deserialize;
+use validator::chain_net::ChainNetwork;
+use validator::client::{MinerClient, MinerEndpoint};
+use validator::dashboard::Dashboard;
+use validator::ledger::Ledger;
+use validator::metrics::Metrics;
+use validator::network::Network;
+use validator::network::StaticNetwork;
+use validator::round::{RoundConfig, Validator};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "validator",
+    version,
+    about = "The tensorproof validator: challenges miners, verifies, scores and sets weights."
+)]
+struct Cli {
+    #[command(flatten)]
+    wallet: WalletArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the round loop.
+    Run(RunArgs),
+    /// Manage keys (btcli's wallet layout).
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Recompute scores and weights from a round log and check them against what was recorded.
+    Replay {
+        /// The round log (`rounds.log` in the state directory).
+        #[arg(long)]
+        log: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark: round wall time, validator CPU time and peak memory against in-process miners.
+    #[cfg(feature = "localnet")]
+    BenchRound {
+        /// Miner counts to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "64,256")]
+        miners: Vec<usize>,
+        /// Matrix size n.
+        #[arg(long, default_value_t = 32)]
+        n: u32,
+        /// Rounds measured per count (after one warm-up round).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Miners challenged at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Used by bench-round.) Host honest miners on loopback until stdin closes.
+    #[cfg(feature = "localnet")]
+    #[command(hide = true)]
+    BenchMiners {
+        /// How many.
+        #[arg(long)]
+        count: usize,
+        /// The validator hotkey to allow.
+        #[arg(long)]
+        validator: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Config file (TOML); flags and environment variables override it.
+    #[arg(long, env = "VALIDATOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Network: `devnet`, `local`, `test`, `finney` or a ws:// URL.
+    #[arg(long, env = "VALIDATOR_NETWORK")]
+    network: Option<String>,
+    /// Subnet uid.
+    #[arg(long, env = "VALIDATOR_NETUID")]
+    netuid: Option<u16>,
+    /// Folder for the state database, the round log and the validator secret.
+    #[arg(long, env = "VALIDATOR_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Owner policy (TOML); defaults apply when absent.
+    #[arg(long, env = "VALIDATOR_POLICY")]
+    policy: Option<PathBuf>,
+    /// Address of the /metrics, /scores and / server.
+    #[arg(long, env = "VALIDATOR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Run without a chain against these miners: `UID=HOTKEY@IP:PORT`, comma separated. Weights are
+    /// computed and logged, not sent.
+    #[arg(long, env = "VALIDATOR_MINERS", value_delimiter = ',')]
+    miners: Vec<String>,
+    /// Stop after this many rounds (default: run until Ctrl-C).
+    #[arg(long)]
+    rounds: Option<u64>,
+}
+
+/// `validator.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    network: Option<String>,
+    netuid: Option<u16>,
+    state_dir: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    miners: Vec<String>,
+    round: RoundConfig,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Wallet(cmd) => {
+            cmd.run(&cli.wallet, &mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Replay { log, json } => {
+            let report = validator::replay::replay(&log)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} entries, {} rounds recomputed, {} submissions checked{}",
+                    report.entries,
+                    report.rounds,
+                    report.submissions,
+                    if report.torn_tail {
+                        " (a torn final line was ignored)"
+                    } else {
+                        ""
+                    }
+                );
+                for m in &report.mismatches {
+                    println!("MISMATCH: {m}");
+                }
+                println!(
+                    "{}",
+                    if report.matches() {
+                        "replay matches: every score and weight recomputed from the log equals what was recorded"
+                    } else {
+                        "replay DOES NOT match"
+                    }
+                );
+            }
+            Ok(if report.matches() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        #[cfg(feature = "localnet")]
+        Cmd::BenchRound {
+            miners,
+            n,
+            rounds,
+            concurrency,
+            json,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let mut rows = Vec::new();
+            for count in miners {
+                let row = rt.block_on(validator::bench::bench_round(count, n, rounds, concurrency))?;
+                if !json {
+                    println!(
+                        "miners {:>4}  n {:>4}  round wall {:>8.3} s  validator CPU {:>8.3} s/round ({:.2} ms/miner)  passed {}  peak RSS {:.0} MiB",
+                        row.miners,
+                        row.n,
+                        row.round_wall_seconds,
+                        row.validator_cpu_seconds_per_round,
+                        row.validator_cpu_ms_per_miner,
+                        row.passed,
+                        row.peak_rss_mib
+                    );
+                }
+                rows.push(row);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "localnet")]
+        Cmd::BenchMiners { count, validator } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let account =
+                AccountId::from_ss58(&validator).map_err(|e| anyhow::anyhow!("--validator: {e}"))?;
+            rt.block_on(validator::bench::host_miners(count, account))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(run_validator(&cli.wallet, args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Parses `UID=HOTKEY@IP:PORT`.
+fn parse_miner(spec: &str) -> anyhow::Result<MinerEndpoint> {
+    let (uid, rest) = spec
+        .split_once('=')
+        .with_context(|| format!("miner {spec:?} is not UID=HOTKEY@IP:PORT"))?;
+    let (hotkey, addr) = rest
+        .split_once('@')
+        .with_context(|| format!("miner {spec:?} is not UID=HOTKEY@IP:PORT"))?;
+    Ok(MinerEndpoint {
+        uid: uid
+            .trim()
+            .parse()
+            .with_context(|| format!("miner {spec:?}: uid is not a number 0..65535"))?,
+        hotkey: AccountId::from_ss58(hotkey.trim()).map_err(|e| anyhow::anyhow!("miner {spec:?}: {e}"))?,
+        addr: addr
+            .trim()
+            .parse()
+            .with_context(|| format!("miner {spec:?}: address is not IP:PORT"))?,
+    })
+}
+
+/// Reads the validator secret from `dir/validator-secret`, creating it (mode 0600) on first use.
+fn load_secret(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join("validator-secret");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes of hex", path.display()));
+    }
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, hex::encode(secret).as_bytes())?;
+    f.sync_all()?;
+    Ok(secret)
+}
+
+async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()> {
+    let file: ConfigFile = match &args.config {
+        Some(p) => {
+            toml::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("{} is not a valid validator config", p.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let netuid = args
+        .netuid
+        .or(file.netuid)
+        .context("no subnet: pass --netuid N (or netuid in the config)")?;
+    let state_dir = args
+        .state_dir
+        .or(file.state_dir)
+        .unwrap_or_else(|| chain::wallet::expand_home(&format!("~/.tensorproof/validator/{netuid}")));
+    std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    let policy = match args.policy.or(file.policy) {
+        Some(p) => Policy::from_toml_str(
+            &std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => Policy::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9100)));
+    let miner_specs = if args.miners.is_empty() {
+        file.miners
+    } else {
+        args.miners
+    };
+    let network_name = args.network.or(file.network);
+
+    let hotkey = wallet.open()?.hotkey()?;
+    let hotkey_pair = hotkey.clone();
+    let ss58 = hotkey.ss58();
+    let secret = load_secret(&state_dir)?;
+    let ledger = Ledger::open(&state_dir, policy, &ss58, netuid)?;
+    let client = MinerClient::new(Arc::new(RequestSigner::new(hotkey)), 2)?;
+    let metrics = Metrics::new();
+    let dashboard = Dashboard::new();
+    let (bound, _server) = validator::http::serve(listen, metrics.clone(), dashboard.clone())
+        .await
+        .with_context(|| format!("binding the status server on {listen}"))?;
+    tracing::info!(hotkey = %ss58, netuid, state_dir = %state_dir.display(), "status on http://{bound}/");
+
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if !miner_specs.is_empty() {
+        let miners = miner_specs
+            .iter()
+            .map(|s| parse_miner(s))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let network = Arc::new(StaticNetwork::new(miners, Duration::from_secs(12)));
+        let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
+        return drive(&v, args.rounds, stop).await;
+    }
+    let name = network_name
+        .context("no chain and no miners: pass --network devnet|local|test|finney|ws://… (or --miners for a run without a chain)")?;
+    let net: chain::client::Network = name.parse()?;
+    let chain_client =
+        chain::client::ChainClient::connect(&net, chain::client::ClientConfig::default()).await?;
+    let network = Arc::new(ChainNetwork::new(
+        Arc::new(chain_client),
+        hotkey_pair,
+        netuid,
+        false,
+    ));
+    let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
+    drive(&v, args.rounds, stop).await
+}
+
+/// Runs `rounds` rounds, or until `stop`.
+async fn drive<N: Network>(
+    v: &Validator<N>,
+    rounds: Option<u64>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    match rounds {
+        Some(n) => {
+            for _ in 0..n {
+                v.run_round().await?;
+            }
+        }
+        None => v.run_until(stop).await?,
+    }
+    Ok(())
+}

@@ -57,6 +57,21 @@ pub struct MatmulRecord {
     pub round_seed: u64,
 }
 
+/// The inference parameters of a round (the per-miner prompt seed is each miner's `seed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferenceRecord {
+    /// The model every inference challenge of the round named.
+    pub model: bench_tasks::inference::ModelId,
+    /// Prompts per challenge, `B`.
+    pub batch: usize,
+    /// Tokens per prompt, `L`.
+    pub prompt_len: usize,
+    /// Tokens generated per prompt, `T`.
+    pub new_tokens: usize,
+    /// Sequences the validator checked per answer, `s`.
+    pub sequences: usize,
+}
+
 /// Everything one round used and produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
@@ -76,6 +91,9 @@ pub struct RoundRecord {
     pub policy_hash: String,
     /// Matmul parameters.
     pub matmul: MatmulRecord,
+    /// Inference parameters, when the round could send inference challenges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceRecord>,
     /// uids dropped from the book before scoring (deregistered, or a new hotkey at the uid).
     #[serde(default)]
     pub forgotten: Vec<u16>,

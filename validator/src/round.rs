@@ -10,16 +10,26 @@
 //!    challenge, the openings chosen only then, and verification on the verification pool (blocking
 //!    threads, never the async workers). Every step has its own timeout and body cap, so a slow, hanging,
 //!    garbage or oversized miner costs only its own slot;
+//!
+//!    Each miner gets one task class, drawn from its seed with the policy's task mix
+//!    ([`scoring::policy::TaskMix`]): matmul as above, or an inference challenge (one round: the answer
+//!    carries the generated tokens; the sequences to check are drawn from a keyed hash of the answer, and
+//!    the teacher-forced check runs on the verification pool on the CPU);
 //! 4. the [`Ledger`] scores the round and commits it (SQLite, then the round log);
 //! 5. when the chain accepts weights, the round's weight vector is submitted and the outcome recorded.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bench_tasks::BackendKind;
+use bench_tasks::inference::{
+    HostWeights, InferenceChallenge, Limits as InferenceLimits, ModelId, Preset, Transformer, Verifier,
+    pick_sequences,
+};
 use bench_tasks::matmul::{MatmulLimits, OpeningRequest, RoundParams, RoundSetup};
 use bench_tasks::wire::{
     CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, OPEN_PATH, OpenRequest, OpenResponse, TaskAnswer,
-    TaskChallenge, TaskOpenRequest, TaskOpenings,
+    TaskChallenge, TaskClass, TaskOpenRequest, TaskOpenings,
 };
 use bench_tasks::{Reason, Verdict};
 use rand::seq::SliceRandom;
@@ -31,8 +41,8 @@ use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
 use crate::network::{ChainView, Network, NetworkError, SubmitStatus};
-use crate::record::{MatmulRecord, RoundRecord};
-use crate::state::MinerOutcome;
+use crate::record::{InferenceRecord, MatmulRecord, RoundRecord};
+use crate::state::{MinerOutcome, WeightSubmission};
 
 /// Round settings (the `[round]` table of `validator.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +70,103 @@ pub struct RoundConfig {
     pub interval_secs: f64,
     /// Timeout for reading the chain view, in seconds.
     pub chain_timeout_secs: f64,
+    /// Inference challenges (`[round.inference]`).
+    pub inference: InferenceRoundConfig,
+}
+
+/// Inference challenge settings (the `[round.inference]` table). Whether a miner gets one is drawn from
+/// its seed with the policy's task mix; the timeouts and body cap are those of `[round]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferenceRoundConfig {
+    /// Whether to send inference challenges at all (the policy's mix still decides how often).
+    pub enabled: bool,
+    /// The model preset.
+    pub preset: Preset,
+    /// The public seed of the model's weights.
+    pub model_seed: u64,
+    /// Prompts per challenge, `B`.
+    pub batch: usize,
+    /// Tokens per prompt, `L`.
+    pub prompt_len: usize,
+    /// Tokens generated per prompt, `T` (the work units are `B × T`).
+    pub new_tokens: usize,
+    /// Sequences checked per answer, `s`.
+    pub sequences: usize,
+}
+
+impl Default for InferenceRoundConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            preset: Preset::Tiny,
+            model_seed: 0,
+            batch: 8,
+            prompt_len: 32,
+            new_tokens: 32,
+            sequences: 2,
+        }
+    }
+}
+
+impl InferenceRoundConfig {
+    /// The model every inference challenge names.
+    pub const fn model(&self) -> ModelId {
+        ModelId::Seeded {
+            preset: self.preset,
+            seed: self.model_seed,
+        }
+    }
+
+    /// The challenge for a miner's seed.
+    pub const fn challenge(&self, seed: u64) -> InferenceChallenge {
+        InferenceChallenge {
+            model: self.model(),
+            seed,
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            new_tokens: self.new_tokens,
+        }
+    }
+
+    /// The caps the verifier enforces: exactly the configured sizes.
+    pub const fn limits(&self) -> InferenceLimits {
+        InferenceLimits {
+            max_batch: self.batch,
+            max_prompt_len: self.prompt_len,
+            max_new_tokens: self.new_tokens,
+        }
+    }
+
+    /// What the round log records.
+    pub const fn record(&self) -> InferenceRecord {
+        InferenceRecord {
+            model: self.model(),
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            new_tokens: self.new_tokens,
+            sequences: self.sequences,
+        }
+    }
+}
+
+/// The task class a miner gets this round: drawn from its seed, with probability proportional to the
+/// policy's weights `matmul` and `inference` (matmul when both are zero).
+pub fn pick_task(seed: u64, matmul: f64, inference: f64) -> TaskClass {
+    let total = matmul.max(0.0) + inference.max(0.0);
+    if total <= 0.0 || inference <= 0.0 {
+        return TaskClass::Matmul;
+    }
+    let mut h = blake3::Hasher::new_derive_key("tensorproof validator task pick v1");
+    h.update(&seed.to_le_bytes());
+    let b = h.finalize();
+    let word = u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    let u = (word >> 11) as f64 / (1u64 << 53) as f64;
+    if u * total < matmul.max(0.0) {
+        TaskClass::Matmul
+    } else {
+        TaskClass::Inference
+    }
 }
 
 impl Default for RoundConfig {
@@ -76,6 +183,7 @@ impl Default for RoundConfig {
             verify_threads: None,
             interval_secs: 12.0,
             chain_timeout_secs: 30.0,
+            inference: InferenceRoundConfig::default(),
         }
     }
 }
@@ -173,7 +281,21 @@ struct RoundShared {
     metrics: Metrics,
     attempt: u64,
     task: String,
+    inference: Option<InferenceShared>,
+    /// Weights of matmul and inference in the policy's task mix.
+    mix: (f64, f64),
+    /// Key of the hash that picks the inference sequences to check from the answer.
+    picks_key: [u8; 32],
 }
+
+/// The round's inference settings and the verifier's model.
+struct InferenceShared {
+    config: InferenceRoundConfig,
+    verifier: SharedVerifier,
+}
+
+/// The inference verifier, built once and shared by the verification pool.
+type SharedVerifier = Arc<Mutex<Verifier>>;
 
 /// The validator: its secret, client, ledger and the network it reads.
 #[derive(Debug)]
@@ -186,6 +308,7 @@ pub struct Validator<N> {
     pool: VerifyPool,
     metrics: Metrics,
     dashboard: Dashboard,
+    verifier: Mutex<Option<(ModelId, SharedVerifier)>>,
 }
 
 /// What one round did.
@@ -223,7 +346,45 @@ impl<N: Network> Validator<N> {
             pool: VerifyPool::new(threads),
             metrics,
             dashboard,
+            verifier: Mutex::new(None),
         }
+    }
+
+    /// The inference verifier for the configured model, built on the verification pool the first time.
+    async fn inference_verifier(&self) -> Result<SharedVerifier, RoundError> {
+        let config = self.config.inference.clone();
+        let model = config.model();
+        if let Some((id, v)) = self
+            .verifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            && *id == model
+        {
+            return Ok(v.clone());
+        }
+        let id = model.clone();
+        let built = self
+            .pool
+            .run(move || -> Result<Verifier, String> {
+                config
+                    .challenge(0)
+                    .validate(&config.limits())
+                    .map_err(|e| format!("[round.inference]: {e}"))?;
+                let device = BackendKind::Flex.device(0).map_err(|e| e.to_string())?;
+                let weights = HostWeights::seeded(config.preset.config(), config.model_seed);
+                let model = Transformer::from_weights(&weights, &device).map_err(|e| e.to_string())?;
+                Ok(Verifier::new(id, model, config.limits()))
+            })
+            .await
+            .map_err(RoundError::Join)?
+            .map_err(RoundError::Config)?;
+        let shared = Arc::new(Mutex::new(built));
+        *self
+            .verifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((model, shared.clone()));
+        Ok(shared)
     }
 
     /// The ledger (shared with blocking tasks).
@@ -325,6 +486,23 @@ impl<N: Network> Validator<N> {
             .await
             .map_err(RoundError::Join)?
             .map_err(|e| RoundError::Config(e.to_string()))?;
+        let mix = {
+            let ledger = self
+                .ledger
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tasks = &ledger.policy().tasks;
+            (tasks.weight_of("matmul"), tasks.weight_of("inference"))
+        };
+        let inference = if self.config.inference.enabled && mix.1 > 0.0 {
+            Some(InferenceShared {
+                config: self.config.inference.clone(),
+                verifier: self.inference_verifier().await?,
+            })
+        } else {
+            None
+        };
+        let inference_record = inference.as_ref().map(|i| i.config.record());
         let shared = Arc::new(RoundShared {
             client: self.client.clone(),
             setup: Arc::new(setup),
@@ -333,6 +511,15 @@ impl<N: Network> Validator<N> {
             metrics: self.metrics.clone(),
             attempt,
             task: "matmul".to_owned(),
+            inference,
+            mix,
+            picks_key: derive_bytes(
+                "tensorproof validator inference picks v1",
+                &self.secret,
+                &view.block_hash,
+                b"",
+                attempt,
+            ),
         });
 
         let mut miners = view.miners.clone();
@@ -376,7 +563,9 @@ impl<N: Network> Validator<N> {
             outcomes,
             limits: view.limits,
         };
-        let record = self.with_ledger(move |l| l.commit_round(inputs)).await?;
+        let record = self
+            .with_ledger(move |l| l.commit_round_with(inputs, inference_record))
+            .await?;
         let wall = started.elapsed();
         self.metrics.rounds.inc();
         self.metrics.round_seconds.observe(wall.as_secs_f64());
@@ -395,18 +584,17 @@ impl<N: Network> Validator<N> {
                     outcome: outcome.status.code().to_owned(),
                 })
                 .inc();
-            let (round, block, status, detail) = (
-                record.round,
-                view.block_number,
-                outcome.status.code(),
-                outcome.detail.clone(),
-            );
-            let (attempts, latency_ms) = (outcome.attempts, outcome.latency.as_secs_f64() * 1e3);
-            let wc = w.clone();
-            self.with_ledger(move |l| {
-                l.record_submission(round, block, &wc, status, &detail, attempts, latency_ms)
-            })
-            .await?;
+            let sub = WeightSubmission {
+                round: record.round,
+                block: view.block_number,
+                uids: w.uids.clone(),
+                weights: w.weights.clone(),
+                status: outcome.status.code().to_owned(),
+                detail: outcome.detail.clone(),
+                attempts: outcome.attempts,
+                latency_ms: outcome.latency.as_secs_f64() * 1e3,
+            };
+            self.with_ledger(move |l| l.record_submission(&sub)).await?;
             if outcome.status == SubmitStatus::Included {
                 self.dashboard.weights_set(&w);
             }
@@ -425,6 +613,11 @@ impl<N: Network> Validator<N> {
 
 /// Challenges one miner end to end; every failure becomes a failed verdict with its reason.
 async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> MinerOutcome {
+    if let Some(inference) = &shared.inference
+        && pick_task(seed, shared.mix.0, shared.mix.1) == TaskClass::Inference
+    {
+        return probe_inference(shared, inference, miner, seed).await;
+    }
     let challenge = shared.setup.challenge(seed);
     let work = challenge.work_units();
     let mut out = MinerOutcome {
@@ -444,19 +637,8 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
     };
 
     // 1. RTT on the pooled connection.
-    match shared
-        .client
-        .ping(miner, cfg.pings, RoundConfig::secs(cfg.ping_timeout_secs))
-        .await
-    {
-        Ok(rtt) => {
-            shared.metrics.observe("rtt", rtt.as_secs_f64());
-            out.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
-        }
-        Err(e) => {
-            failed(&mut out, e);
-            return out;
-        }
+    if !measure_rtt(shared, miner, &mut out).await {
+        return out;
     }
 
     // 2. The timed challenge.
@@ -501,8 +683,9 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
     let answer = match serde_json::from_slice::<ChallengeResponse>(&reply1.body) {
         Ok(r) if r.id == id => match r.answer {
             TaskAnswer::Matmul(a) => a,
-            _ => {
-                out.verdict = Verdict::fail(Reason::Malformed, "answer is not a matmul answer", work);
+            other => {
+                let detail = format!("a matmul challenge got a {} answer", other.class());
+                out.verdict = Verdict::fail(Reason::Malformed, detail, work);
                 return out;
             }
         },
@@ -559,7 +742,6 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         .run(move || match serde_json::from_slice::<OpenResponse>(&body2) {
             Ok(r) if r.id == id => match r.openings {
                 TaskOpenings::Matmul(o) => setup.verify(&challenge, &answer, &rows, &o),
-                _ => Verdict::fail(Reason::Malformed, "openings are not matmul openings", work),
             },
             Ok(r) => Verdict::fail(
                 Reason::Malformed,
@@ -567,6 +749,119 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
                 work,
             ),
             Err(e) => Verdict::fail(Reason::Malformed, format!("openings: {e}"), work),
+        })
+        .await;
+    shared
+        .metrics
+        .observe("verify", verify_start.elapsed().as_secs_f64());
+    out.verdict =
+        verdict.unwrap_or_else(|e| Verdict::fail(Reason::Malformed, format!("verification task: {e}"), work));
+    out
+}
+
+/// Signed pings for the round-trip time; on failure, records the failed verdict and returns false.
+async fn measure_rtt(shared: &RoundShared, miner: &MinerEndpoint, out: &mut MinerOutcome) -> bool {
+    let cfg = &shared.config;
+    match shared
+        .client
+        .ping(miner, cfg.pings, RoundConfig::secs(cfg.ping_timeout_secs))
+        .await
+    {
+        Ok(rtt) => {
+            shared.metrics.observe("rtt", rtt.as_secs_f64());
+            out.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
+            true
+        }
+        Err(e) => {
+            out.verdict = Verdict::fail(e.reason(), e.to_string(), out.verdict.work_units);
+            false
+        }
+    }
+}
+
+/// One inference challenge: pings, the timed challenge, then the teacher-forced check of sequences drawn
+/// from a keyed hash of the answer, on the verification pool.
+async fn probe_inference(
+    shared: &RoundShared,
+    inference: &InferenceShared,
+    miner: &MinerEndpoint,
+    seed: u64,
+) -> MinerOutcome {
+    let challenge = inference.config.challenge(seed);
+    let work = challenge.work_units() as f64;
+    let mut out = MinerOutcome {
+        uid: miner.uid,
+        hotkey: miner.hotkey.to_ss58(),
+        task: TaskClass::Inference.name().to_owned(),
+        verdict: Verdict::fail(Reason::Malformed, "not run", work),
+        rtt_ms: None,
+        total_ms: None,
+        compute_ms: None,
+        seed: format!("{seed:016x}"),
+        answer_hash: None,
+    };
+    if !measure_rtt(shared, miner, &mut out).await {
+        return out;
+    }
+    let cfg = &shared.config;
+    let id = format!("{}-{}", shared.attempt, miner.uid);
+    let request = ChallengeRequest {
+        id: id.clone(),
+        challenge: TaskChallenge::Inference(challenge.clone()),
+    };
+    let body = serde_json::to_vec(&request).unwrap_or_default();
+    // A token id is at most 8 digits and a comma; allow 12 bytes per token plus the envelope.
+    let cap = (challenge.work_units() * 12 + 64 * 1024).min(cfg.max_answer_bytes);
+    let reply = match shared
+        .client
+        .post(
+            "challenge",
+            miner,
+            CHALLENGE_PATH,
+            body,
+            RoundConfig::secs(cfg.challenge_timeout_secs),
+            cap,
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            out.verdict = Verdict::fail(e.reason(), e.to_string(), work);
+            return out;
+        }
+    };
+    shared.metrics.observe("challenge", reply.elapsed.as_secs_f64());
+    let total_ms = reply.elapsed.as_secs_f64() * 1e3;
+    out.total_ms = Some(total_ms);
+    out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
+    out.answer_hash = Some(blake3::hash(&reply.body).to_hex().to_string());
+    // The sequences to check depend on the answer's bytes and a key the miner never sees.
+    let keyed = blake3::keyed_hash(&shared.picks_key, &reply.body);
+    let entropy = u64::from_le_bytes(keyed.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    let picks = pick_sequences(challenge.batch, inference.config.sequences.max(1), entropy);
+    let verifier = inference.verifier.clone();
+    let body = reply.body;
+    let verify_start = Instant::now();
+    let verdict = shared
+        .pool
+        .run(move || match serde_json::from_slice::<ChallengeResponse>(&body) {
+            Ok(r) if r.id == id => match r.answer {
+                TaskAnswer::Inference(answer) => verifier
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .verify(&challenge, &answer, &picks),
+                other => Verdict::fail(
+                    Reason::Malformed,
+                    format!("an inference challenge got a {} answer", other.class()),
+                    work,
+                ),
+            },
+            Ok(r) => Verdict::fail(
+                Reason::Malformed,
+                format!("answer names challenge {:?}", r.id),
+                work,
+            ),
+            Err(e) => Verdict::fail(Reason::Malformed, format!("challenge answer: {e}"), work),
         })
         .await;
     shared
@@ -591,5 +886,19 @@ mod tests {
         assert_ne!(base, derive_seed(&s, &b, b"alice", 2));
         assert_ne!(base, derive_seed(&s, &[2u8; 32], b"alice", 1));
         assert_ne!(base, derive_seed(&[8u8; 32], &b, b"alice", 1));
+    }
+
+    #[test]
+    fn task_pick_follows_the_mix() {
+        let inference = (0..1000u64)
+            .filter(|&s| pick_task(s, 1.0, 1.0) == TaskClass::Inference)
+            .count();
+        assert!(
+            (400..600).contains(&inference),
+            "{inference} of 1000 picked inference at 1:1"
+        );
+        assert!((0..100).all(|s| pick_task(s, 1.0, 0.0) == TaskClass::Matmul));
+        assert!((0..100).all(|s| pick_task(s, 0.0, 1.0) == TaskClass::Inference));
+        assert!((0..100).all(|s| pick_task(s, 0.0, 0.0) == TaskClass::Matmul));
     }
 }

@@ -234,7 +234,7 @@ impl RoundLog {
         let (last_seq, last_hash) = entries
             .last()
             .map(|e| (e.seq, e.hash.clone()))
-            .unwrap_or((0, GENESIS.to_owned()));
+            .unwrap_or_else(|| (0, GENESIS.to_owned()));
         let mut log = Self {
             path: path.to_owned(),
             file,
@@ -373,7 +373,7 @@ mod tests {
         let line = e4.line();
         f.write_all(&line.as_bytes()[..line.len() / 2]).unwrap();
         drop(f);
-        assert_eq!(read_verified(&path).unwrap().1.is_some(), true);
+        assert!(read_verified(&path).unwrap().1.is_some());
 
         let log = RoundLog::open(&path, Some(&e4)).unwrap();
         assert_eq!(log.last_seq(), 4);

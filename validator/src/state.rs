@@ -616,3 +616,104 @@ impl OutcomeRow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roundlog::{GENESIS, LogEntry};
+
+    fn commit(round: u64) -> RoundCommit {
+        RoundCommit {
+            round,
+            attempt: round,
+            block_number: 100 + round,
+            block_hash: "aa".into(),
+            started_ms: 1,
+            finished_ms: 2,
+            outcomes: vec![MinerOutcome {
+                uid: 3,
+                hotkey: "hk".into(),
+                task: "matmul".into(),
+                verdict: bench_tasks::Verdict::fail(bench_tasks::Reason::WrongRow, "row 1", 8.0),
+                rtt_ms: Some(1.5),
+                total_ms: None,
+                compute_ms: None,
+                seed: "01".into(),
+                answer_hash: None,
+            }],
+            scores: vec![ScoreRow {
+                uid: 3,
+                hotkey: "hk".into(),
+                ema: 0.25,
+            }],
+            scoring_state: format!("{{\"round\":{round}}}"),
+        }
+    }
+
+    #[test]
+    fn migrates_commits_atomically_and_refuses_double_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open_dir(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(s.begin_attempt().unwrap(), 1);
+        assert_eq!(s.begin_attempt().unwrap(), 2);
+        let e1 = LogEntry::new(1, GENESIS, "round", &1).unwrap();
+        s.commit_round(&commit(1), &e1).unwrap();
+        // The same round again, or a gap, is refused and changes nothing.
+        let e2 = LogEntry::new(2, &e1.hash, "round", &2).unwrap();
+        assert!(matches!(
+            s.commit_round(&commit(1), &e2),
+            Err(StateError::RoundOutOfOrder { got: 1, last: 1 })
+        ));
+        assert!(matches!(
+            s.commit_round(&commit(3), &e2),
+            Err(StateError::RoundOutOfOrder { got: 3, last: 1 })
+        ));
+        assert_eq!(s.last_log_entry().unwrap().unwrap().seq, 1);
+        drop(s);
+
+        // Reopening keeps everything and does not re-run migrations.
+        let s = Store::open_dir(dir.path()).unwrap();
+        assert_eq!(s.last_round().unwrap(), 1);
+        assert_eq!(s.last_attempt().unwrap(), 2);
+        assert_eq!(s.scoring_state().unwrap(), Some((1, "{\"round\":1}".into())));
+        let recent = s.recent_outcomes(3, 5).unwrap();
+        assert_eq!(recent.len(), 1);
+        assert_eq!(recent[0].1, commit(1).outcomes[0]);
+        assert_eq!(s.round_outcomes(1).unwrap(), commit(1).outcomes);
+        assert_eq!(s.scores().unwrap()[0].ema, 0.25);
+        assert_eq!(s.verdict_counts().unwrap(), vec![(3, 0, 1)]);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        assert!(matches!(Store::open(&path), Err(StateError::TooNew { .. })));
+    }
+
+    #[test]
+    fn submissions_are_recorded_with_their_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open_dir(dir.path()).unwrap();
+        let sub = WeightSubmission {
+            round: 4,
+            block: 9,
+            uids: vec![1, 2],
+            weights: vec![65535, 100],
+            status: "included".into(),
+            detail: "set_weights".into(),
+            attempts: 2,
+            latency_ms: 12.0,
+        };
+        s.record_submission(&sub, &LogEntry::new(1, GENESIS, "weights", &0).unwrap())
+            .unwrap();
+        assert_eq!(s.last_submission().unwrap(), Some(sub));
+        assert_eq!(s.submission_counts().unwrap(), vec![("included".into(), 1)]);
+    }
+}

@@ -1,0 +1,200 @@
+//! `validator bench-round`: round wall time, validator CPU time and peak memory for many miners.
+//!
+//! The miners are real miner servers (flex backend) on loopback, hosted by a child process
+//! (`validator bench-miners`) so that the CPU time and peak memory read from `/proc/self` are the
+//! validator's alone. The validator runs its normal round ([`crate::round::Validator::run_round`]) over
+//! the static network seam.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chain::auth::RequestSigner;
+use chain::keys::{AccountId, Keypair};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{MinerClient, MinerEndpoint};
+use crate::dashboard::Dashboard;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::network::StaticNetwork;
+use crate::round::{RoundConfig, Validator};
+
+/// One miner as the host process announces it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostedMiner {
+    /// ss58 hotkey.
+    pub hotkey: String,
+    /// Address.
+    pub addr: std::net::SocketAddr,
+}
+
+/// Starts `count` honest miners allowing `validator`, prints them as one JSON line, and serves until
+/// stdin closes. The body of `validator bench-miners`.
+pub async fn host_miners(count: usize, validator: AccountId) -> anyhow::Result<()> {
+    let mut servers = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let key = Keypair::from_uri(&format!("//bench-miner-{i}"))?;
+        let config = miner::MinerConfig::new(key, miner::validators::ValidatorSet::allow_list([validator]));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let server = miner::MinerServer::start(config, listener).await?;
+        out.push(HostedMiner {
+            hotkey: server.hotkey().to_ss58(),
+            addr: server.local_addr(),
+        });
+        servers.push(server);
+    }
+    println!("{}", serde_json::to_string(&out)?);
+    std::io::stdout().flush()?;
+    // Serve until the parent closes our stdin.
+    tokio::task::spawn_blocking(|| {
+        let mut s = String::new();
+        let _ = std::io::stdin().read_line(&mut s);
+    })
+    .await?;
+    for s in servers {
+        s.shutdown().await;
+    }
+    Ok(())
+}
+
+/// CPU seconds (user + system) of this process, from `/proc/self/stat`.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the state field.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident memory of this process in MiB (`VmHWM`).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One benchmark row.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// Miners per round.
+    pub miners: usize,
+    /// Matrix size.
+    pub n: u32,
+    /// Rounds measured.
+    pub rounds: u32,
+    /// Median round wall time, seconds.
+    pub round_wall_seconds: f64,
+    /// Validator CPU seconds per round (mean).
+    pub validator_cpu_seconds_per_round: f64,
+    /// Validator CPU milliseconds per miner per round.
+    pub validator_cpu_ms_per_miner: f64,
+    /// Miners that passed in the last round.
+    pub passed: usize,
+    /// Peak resident memory of the validator process so far, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// Runs `rounds` rounds against `count` hosted miners at size `n`.
+pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) -> anyhow::Result<BenchRow> {
+    let key = Keypair::from_uri("//bench-validator")?;
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args([
+            "bench-miners",
+            "--count",
+            &count.to_string(),
+            "--validator",
+            &key.ss58(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "error")
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout from the miner host"))?;
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await??;
+    let hosted: Vec<HostedMiner> = serde_json::from_str(line.trim()).map_err(|e| {
+        anyhow::anyhow!("the miner host did not start its miners ({e}); see its errors above")
+    })?;
+    let miners = hosted
+        .iter()
+        .enumerate()
+        .map(|(uid, h)| {
+            Ok(MinerEndpoint {
+                uid: uid as u16,
+                hotkey: AccountId::from_ss58(&h.hotkey).map_err(|e| anyhow::anyhow!("{e}"))?,
+                addr: h.addr,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dir = tempfile_dir()?;
+    let ledger = Ledger::open(&dir, scoring::policy::Policy::default(), &key.ss58(), 1)?;
+    let client = MinerClient::new(Arc::new(RequestSigner::new(key)), 2)?;
+    let config = RoundConfig {
+        matmul_sizes: vec![n],
+        concurrency,
+        interval_secs: 0.0,
+        challenge_timeout_secs: 120.0,
+        open_timeout_secs: 60.0,
+        ..RoundConfig::default()
+    };
+    let v = Validator::new(
+        Arc::new(StaticNetwork::new(miners, Duration::from_secs(12))),
+        client,
+        ledger,
+        [3; 32],
+        config,
+        Metrics::new(),
+        Dashboard::new(),
+    );
+    // One warm-up round opens the connections.
+    v.run_round().await?;
+    let mut walls = Vec::new();
+    let cpu0 = cpu_seconds();
+    let mut passed = 0;
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        let s = v.run_round().await?;
+        walls.push(t.elapsed().as_secs_f64());
+        passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
+    }
+    let cpu = (cpu_seconds() - cpu0) / f64::from(rounds.max(1));
+    walls.sort_by(f64::total_cmp);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(BenchRow {
+        miners: count,
+        n,
+        rounds: rounds.max(1),
+        round_wall_seconds: walls[walls.len() / 2],
+        validator_cpu_seconds_per_round: cpu,
+        validator_cpu_ms_per_miner: cpu * 1e3 / count.max(1) as f64,
+        passed,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let mut b = [0u8; 8];
+    rand::fill(&mut b);
+    let dir = std::env::temp_dir().join(format!("validator-bench-{}", hex::encode(b)));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

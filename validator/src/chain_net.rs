@@ -1,0 +1,173 @@
+//! The production [`Network`]: the metagraph and weight submissions through the `chain` client.
+//!
+//! The view lists every neuron with a served axon except the validator itself (and, when
+//! `loopback_only` is set, as localnet and tests do, only axons on 127.0.0.0/8, so traffic never leaves
+//! the machine whatever the chain says). Weights are due once the chain's `WeightsSetRateLimit` has passed
+//! since this validator's `LastUpdate`. Submission goes through [`ChainClient::set_weights`], which picks
+//! `set_weights` or a CR-v2 commit as the subnet requires; a pending commit is revealed on later views
+//! until the chain accepts the reveal.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chain::client::{ChainClient, PendingReveal, WeightsResult};
+use chain::keys::Keypair;
+use chain::submit::Outcome;
+use scoring::weights::{ChainLimits, WeightVector};
+
+use crate::client::MinerEndpoint;
+use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
+
+/// Reveal attempts before a pending commit is given up.
+const MAX_REVEAL_TRIES: u32 = 64;
+
+/// The chain, through the `chain` crate's client.
+#[derive(Debug)]
+pub struct ChainNetwork {
+    client: Arc<ChainClient>,
+    hotkey: Keypair,
+    netuid: u16,
+    loopback_only: bool,
+    version_key: u64,
+    pending: Mutex<Option<(PendingReveal, u32)>>,
+}
+
+impl ChainNetwork {
+    /// A network over `client` for `hotkey` on `netuid`.
+    pub fn new(client: Arc<ChainClient>, hotkey: Keypair, netuid: u16, loopback_only: bool) -> Self {
+        Self {
+            client,
+            hotkey,
+            netuid,
+            loopback_only,
+            version_key: 0,
+            pending: Mutex::new(None),
+        }
+    }
+
+    /// The chain client.
+    pub fn client(&self) -> &Arc<ChainClient> {
+        &self.client
+    }
+
+    async fn reveal_pending(&self) {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some((p, tries)) = pending else { return };
+        let report = self.client.reveal_weights(&self.hotkey, &p).await;
+        let mut slot = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if report.is_included() {
+            tracing::info!("weights revealed");
+            *slot = None;
+        } else if tries + 1 >= MAX_REVEAL_TRIES {
+            tracing::warn!(?report.outcome, "giving up revealing a weight commit");
+            *slot = None;
+        } else {
+            *slot = Some((p, tries + 1));
+        }
+    }
+}
+
+fn allowed(ip: IpAddr, loopback_only: bool) -> bool {
+    !ip.is_unspecified() && (!loopback_only || ip.is_loopback())
+}
+
+impl Network for ChainNetwork {
+    async fn view(&self) -> Result<ChainView, NetworkError> {
+        self.reveal_pending().await;
+        let graph = self
+            .client
+            .metagraph(self.netuid)
+            .await
+            .map_err(|e| NetworkError(e.to_string()))?;
+        let me = self.hotkey.account();
+        let hp = &graph.hyperparams;
+        let miners = graph
+            .neurons
+            .iter()
+            .filter(|n| n.hotkey != me)
+            .filter_map(|n| {
+                let axon = n.axon?;
+                allowed(axon.ip, self.loopback_only).then(|| MinerEndpoint {
+                    uid: n.uid,
+                    hotkey: n.hotkey,
+                    addr: SocketAddr::new(axon.ip, axon.port),
+                })
+            })
+            .collect();
+        let weights_due = graph.by_hotkey(&me).is_some_and(|n| {
+            graph.block >= chain::weights::next_allowed_block(n.last_update, hp.weights_rate_limit)
+        });
+        Ok(ChainView {
+            block_number: graph.block,
+            block_hash: graph.block_hash,
+            miners,
+            limits: ChainLimits {
+                n: hp.n,
+                min_allowed_weights: hp.min_allowed_weights,
+                max_weight_limit: hp.max_weights_limit,
+            },
+            weights_due,
+        })
+    }
+
+    async fn submit_weights(&self, weights: &WeightVector) -> SubmitOutcome {
+        let started = Instant::now();
+        let result = self
+            .client
+            .set_weights(
+                &self.hotkey,
+                self.netuid,
+                &weights.uids,
+                &weights.weights,
+                self.version_key,
+            )
+            .await;
+        let failed = |detail: String, attempts| SubmitOutcome {
+            status: SubmitStatus::Failed,
+            detail,
+            attempts,
+            latency: started.elapsed(),
+        };
+        let report = match result {
+            Err(e) => return failed(e.to_string(), 0),
+            Ok(WeightsResult::RateLimited {
+                now,
+                next_allowed_block,
+            }) => {
+                return SubmitOutcome {
+                    status: SubmitStatus::Skipped,
+                    detail: format!("rate limited at block {now}; next allowed at {next_allowed_block}"),
+                    attempts: 0,
+                    latency: started.elapsed(),
+                };
+            }
+            Ok(WeightsResult::Set { report, .. }) => report,
+            Ok(WeightsResult::Committed { report, pending, .. }) => {
+                if report.is_included() {
+                    *self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((pending, 0));
+                }
+                report
+            }
+        };
+        match &report.outcome {
+            Outcome::Included { block, .. } => SubmitOutcome {
+                status: SubmitStatus::Included,
+                detail: format!("{} included in block {block}", report.call),
+                attempts: report.attempts,
+                latency: report.latency,
+            },
+            Outcome::Failed { message, .. } => failed(format!("{}: {message}", report.call), report.attempts),
+        }
+    }
+}

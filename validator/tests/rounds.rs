@@ -1,0 +1,224 @@
+//! Rounds against real miner servers over loopback, with no chain (the static network seam).
+
+mod common;
+
+use bench_tasks::Reason;
+use bench_tasks::matmul::Adversary;
+use common::*;
+use miner::behavior::Behavior;
+use validator::ledger::Ledger;
+use validator::roundlog::LogError;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_miners_pass_cheaters_fail_and_replay_matches() {
+    let honest = [
+        start_miner("m0", Behavior::Honest).await,
+        start_miner("m1", Behavior::Honest).await,
+    ];
+    let lazy = start_miner("m2", Behavior::Matmul(Adversary::Lazy { fraction: 0.5 })).await;
+    let forge = start_miner("m3", Behavior::Matmul(Adversary::ForgedSketch)).await;
+    let garbage = start_miner("m4", Behavior::Garbage).await;
+    let miners = vec![
+        endpoint(0, &honest[0]),
+        endpoint(1, &honest[1]),
+        endpoint(2, &lazy),
+        endpoint(3, &forge),
+        endpoint(4, &garbage),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let v = validator(dir.path(), miners, quick_config());
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(v.run_round().await.unwrap());
+    }
+    let summary = last.unwrap();
+    let rec = &summary.record;
+    assert_eq!(rec.round, 3);
+    let by_uid = |uid: u16| rec.miners.iter().find(|m| m.uid == uid).unwrap();
+    for uid in [0, 1] {
+        let m = by_uid(uid);
+        assert!(m.verdict.passed, "honest uid {uid}: {:?}", m.verdict);
+        assert!(m.rtt_ms.is_some() && m.total_ms.is_some() && m.answer_hash.is_some());
+    }
+    assert!(
+        matches!(by_uid(2).verdict.reason, Reason::WrongSketch | Reason::WrongRow),
+        "{:?}",
+        by_uid(2).verdict
+    );
+    assert!(!by_uid(3).verdict.passed, "{:?}", by_uid(3).verdict);
+    assert_eq!(
+        by_uid(4).verdict.reason,
+        Reason::Malformed,
+        "{:?}",
+        by_uid(4).verdict
+    );
+    // Only honest miners get weight.
+    let w = rec.weights.clone().unwrap();
+    assert_eq!(w.uids, vec![0, 1]);
+    assert!(rec.book.scores[&0] > 0.0 && rec.book.scores[&2] == 0.0);
+
+    // Replay from the log alone matches; an edited log is caught.
+    let log = v.ledger().lock().unwrap().log_path();
+    let report = validator::replay::replay(&log).unwrap();
+    assert!(report.matches(), "{:?}", report.mismatches);
+    assert_eq!(report.rounds, 3);
+    assert_eq!(
+        report.last_weights,
+        w.uids
+            .iter()
+            .copied()
+            .zip(w.weights.iter().copied())
+            .collect::<Vec<_>>()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let tampered = dir.path().join("tampered.log");
+    std::fs::write(&tampered, text.replacen("\"passed\":false", "\"passed\":true", 1)).unwrap();
+    assert!(matches!(
+        validator::replay::replay(&tampered),
+        Err(LogError::Broken { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_cancelled_rounds_lose_nothing_and_count_nothing_twice() {
+    let a = start_miner("r0", Behavior::Honest).await;
+    let b = start_miner("r1", Behavior::Matmul(Adversary::Lazy { fraction: 0.5 })).await;
+    let miners = vec![endpoint(0, &a), endpoint(1, &b)];
+    let dir = tempfile::tempdir().unwrap();
+
+    let v = validator(dir.path(), miners.clone(), quick_config());
+    v.run_round().await.unwrap();
+    v.run_round().await.unwrap();
+    let (book, attempts) = {
+        let l = v.ledger().lock().unwrap();
+        (l.book().clone(), l.store().last_attempt().unwrap())
+    };
+    // A round dropped mid-flight (the process stopping between challenges and commit) counts nothing.
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(30), v.run_round()).await;
+    assert!(cancelled.is_err(), "the round should still have been running");
+    drop(v);
+
+    let v = validator(dir.path(), miners, quick_config());
+    {
+        let l = v.ledger().lock().unwrap();
+        assert_eq!(l.book(), &book, "the EMA book is restored exactly");
+        assert_eq!(l.store().round_count().unwrap(), 2);
+        assert!(
+            l.store().last_attempt().unwrap() > attempts,
+            "the cancelled attempt's seeds are burnt"
+        );
+    }
+    let s = v.run_round().await.unwrap();
+    assert_eq!(s.record.round, 3);
+    assert!(s.record.attempt > attempts + 1, "the new round uses fresh seeds");
+    let log = v.ledger().lock().unwrap().log_path();
+    let report = validator::replay::replay(&log).unwrap();
+    assert!(report.matches(), "{:?}", report.mismatches);
+    assert_eq!(report.rounds, 3);
+
+    drop(v);
+    let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), "x", 1).unwrap();
+    assert_eq!(ledger.next_round().unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_and_flooding_miners_cost_only_their_own_slot() {
+    let honest = start_miner("h0", Behavior::Honest).await;
+    let hang = start_hostile(1, "h1", Hostile::Hang).await;
+    let flood = start_hostile(2, "h2", Hostile::Flood(50 << 20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = validator::round::RoundConfig {
+        challenge_timeout_secs: 3.0,
+        ..quick_config()
+    };
+    let v = validator(dir.path(), vec![endpoint(0, &honest), hang, flood], config);
+    let s = v.run_round().await.unwrap();
+    let by_uid = |uid: u16| s.record.miners.iter().find(|m| m.uid == uid).unwrap().clone();
+    let h = by_uid(0);
+    assert!(h.verdict.passed, "{:?}", h.verdict);
+    // The honest miner's own exchange was not held up by the hanging one's 3 s timeout.
+    assert!(
+        h.total_ms.unwrap() < 3000.0,
+        "honest exchange took {:?} ms",
+        h.total_ms
+    );
+    assert_eq!(
+        by_uid(1).verdict.reason,
+        Reason::Timeout,
+        "{:?}",
+        by_uid(1).verdict
+    );
+    let f = by_uid(2);
+    assert_eq!(f.verdict.reason, Reason::Malformed, "{:?}", f.verdict);
+    assert!(f.verdict.detail.contains("cap"), "{}", f.verdict.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_server_shows_scores_metrics_and_html() {
+    let a = start_miner("s0", Behavior::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = validator::metrics::Metrics::new();
+    let dashboard = validator::dashboard::Dashboard::new();
+    let key = validator_key();
+    let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
+    let client =
+        validator::client::MinerClient::new(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
+            .unwrap();
+    let v = validator::round::Validator::new(
+        std::sync::Arc::new(validator::network::StaticNetwork::new(
+            vec![endpoint(7, &a)],
+            std::time::Duration::from_millis(100),
+        )),
+        client,
+        ledger,
+        [1; 32],
+        quick_config(),
+        metrics.clone(),
+        dashboard.clone(),
+    );
+    v.run_round().await.unwrap();
+    let (addr, _h) = validator::http::serve("127.0.0.1:0".parse().unwrap(), metrics, dashboard)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let scores: serde_json::Value = http
+        .get(format!("http://{addr}/scores"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(scores["round"], 1);
+    let m = &scores["miners"][0];
+    assert_eq!(m["uid"], 7);
+    assert_eq!(m["recent"][0]["reason"], "passed");
+    assert!(m["score"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["computed_weight"], 65535);
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("validator_rounds_total 1"), "{text}");
+    assert!(
+        text.contains("validator_verdicts_total{task=\"matmul\",reason=\"passed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("validator_weight_submissions_total{outcome=\"skipped\"} 1"),
+        "{text}"
+    );
+    let html = http
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<table>") && html.contains(&a.hotkey().to_ss58()));
+}
