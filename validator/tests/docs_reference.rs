@@ -88,6 +88,7 @@ fn parse_help(text: &str) -> (BTreeMap<String, Option<String>>, Vec<String>) {
 }
 
 /// Walks the binary's command tree. Global flags appear on every page; they are kept on the root only.
+/// Hidden subcommands are not listed by clap and need no documentation.
 fn real_tree() -> Tree {
     let mut tree = Tree::new();
     let (root_flags, subs) = parse_help(&help(&[]));
@@ -96,7 +97,8 @@ fn real_tree() -> Tree {
     while let Some(path) = queue.pop() {
         let args: Vec<&str> = path.iter().map(String::as_str).collect();
         let (mut flags, subs) = parse_help(&help(&args));
-        flags.retain(|f, _| !root_flags.contains_key(f));
+        // A subcommand's own flag may reuse a global's name (with other settings): keep it then.
+        flags.retain(|f, env| root_flags.get(f) != Some(env));
         tree.insert(format!("validator {}", path.join(" ")), flags);
         for s in subs {
             let mut child = path.clone();
