@@ -204,6 +204,10 @@ fn print_inference_text(r: &InferenceBenchReport) {
         "  honest passed      {} ({} trials, largest deficit {:e}, margin {})",
         r.honest_passed, r.honest_trials, r.max_honest_deficit, r.margin
     );
+    println!(
+        "  logit difference   {:e} (miner's device vs flex)",
+        r.max_logit_difference
+    );
     for (name, rate) in &r.detection {
         println!("  detected {name:<18} {rate:>6.3}  ({} trials)", r.trials);
     }

@@ -7,6 +7,9 @@
 //!   once per validator and not counted; `model_build_seconds` shows that one-time cost).
 //! * `honest_passed`: every honest answer of `trials` challenges, decoded on the miner's backend, passed on
 //!   flex; `max_honest_deficit` is the largest gap between an honest token's logit and the top logit.
+//! * `max_logit_difference`: the largest absolute difference between the teacher-forced logits of the
+//!   timed challenge's honest answer (all `B` sequences) computed on the miner's device and on flex: the
+//!   figure that calibrates the verifier's logit margin (0 when the miner runs on flex).
 //! * `detection`: for each adversary, the fraction of `trials` challenges whose verdict failed.
 
 use std::collections::BTreeMap;
@@ -17,6 +20,7 @@ use serde::Serialize;
 use super::{median, timed};
 use crate::backend::{BackendError, BackendKind};
 use crate::inference::adversary::{Adversaries, Adversary};
+use crate::inference::verifier::teacher_forced_logits;
 use crate::inference::{
     DEFAULT_LOGIT_MARGIN, HostWeights, InferenceChallenge, InferenceError, Limits, ModelId, Preset,
     Transformer, Verifier, generate, pick_sequences,
@@ -103,6 +107,8 @@ pub struct InferenceBenchReport {
     pub honest_trials: usize,
     /// Largest logit deficit of an honest token (0 when every token was the exact argmax on flex).
     pub max_honest_deficit: f32,
+    /// Largest absolute logit difference between the miner's device and flex on the same tokens.
+    pub max_logit_difference: f32,
     /// The verifier's logit margin.
     pub margin: f32,
     /// Challenges per adversary.
@@ -183,6 +189,13 @@ pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, Infe
             return Err(InferenceBenchError::HonestFailed(v.detail));
         }
     }
+    let prompts = timed_challenge.prompts();
+    let on_miner = teacher_forced_logits(&miner_model, &prompts, &answer.tokens)?;
+    let on_flex = teacher_forced_logits(verifier.model(), &prompts, &answer.tokens)?;
+    let max_logit_difference = on_miner
+        .iter()
+        .zip(&on_flex)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     let miner_seconds = median(&miner_times);
     let verify_seconds = median(&verify_times);
 
@@ -237,6 +250,7 @@ pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, Infe
         honest_passed,
         honest_trials: options.trials,
         max_honest_deficit,
+        max_logit_difference,
         margin: options.margin,
         trials: options.trials,
         detection,

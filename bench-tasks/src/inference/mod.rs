@@ -29,7 +29,8 @@
 //! let weights = HostWeights::seeded(Preset::Tiny.config(), 7);
 //! let model = Transformer::from_weights(&weights, &device)?;
 //!
-//! let challenge = InferenceChallenge { model: model_id, seed: 42, batch: 2, prompt_len: 4, new_tokens: 3 };
+//! let challenge =
+//!     InferenceChallenge { model: model_id.clone(), seed: 42, batch: 2, prompt_len: 4, new_tokens: 3 };
 //! let answer = generate(&model, &challenge, &Limits::default())?; // miner side, any device
 //!
 //! let verifier = Verifier::new(model_id, model, Limits::default()); // validator side, on CPU
