@@ -19,11 +19,16 @@ fn key(uri: &str) -> Keypair {
 }
 
 async fn start() -> (MinerServer, MinerClient) {
+    start_with(miner::Limits::default()).await
+}
+
+async fn start_with(limits: miner::Limits) -> (MinerServer, MinerClient) {
     let miner = key("//InferenceMiner");
-    let config = MinerConfig::new(
+    let mut config = MinerConfig::new(
         miner.clone(),
         ValidatorSet::allow_list([key("//Alice").account()]),
     );
+    config.limits = limits;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -125,4 +130,47 @@ async fn doctor_runs_the_inference_task_end_to_end() {
         .find(|c| c.name.starts_with("inference tiny"))
         .expect("doctor ran inference");
     assert_eq!(inference.status, miner::doctor::Status::Pass, "{inference:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inference_memory_cap_limits_presets_and_refuses_big_batches() {
+    // Room for the tiny weights and little else.
+    let cap = miner::tasks::weight_bytes(Preset::Tiny) + (1 << 20);
+    let limits = miner::Limits {
+        inference_memory_cap_bytes: cap,
+        ..miner::Limits::default()
+    };
+    let (server, client) = start_with(limits.clone()).await;
+    let info = client.info().await.expect("info");
+    let served = info
+        .tasks
+        .iter()
+        .find_map(|t| t.inference.clone())
+        .expect("inference is advertised");
+    assert_eq!(served.presets, vec![Preset::Tiny]);
+
+    let big = tiny(3, limits.inference.max_batch, 64);
+    assert!(miner::tasks::inference_work_bytes(&big) > cap);
+    let request = ChallengeRequest {
+        id: "inf-mem".into(),
+        challenge: TaskChallenge::Inference(big),
+    };
+    let err = client.challenge(&request).await.unwrap_err();
+    assert_eq!(err.reason(), Some("challenge_too_large"));
+    let mut other_preset = tiny(4, 1, 2);
+    other_preset.model = ModelId::Seeded {
+        preset: Preset::Small,
+        seed: 1,
+    };
+    let request = ChallengeRequest {
+        id: "inf-preset".into(),
+        challenge: TaskChallenge::Inference(other_preset),
+    };
+    let err = client.challenge(&request).await.unwrap_err();
+    assert_eq!(err.reason(), Some("challenge_too_large"));
+    assert_eq!(
+        server.metrics().device_busy_seconds.get(),
+        0.0,
+        "the device never ran"
+    );
 }
