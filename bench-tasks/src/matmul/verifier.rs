@@ -99,7 +99,9 @@ impl RoundParams {
 }
 
 /// Everything a validator computes once per round: the secret `r`, `B·r`, and `R`.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output shows the parameters only, never the secret or `r`.
+#[derive(Clone)]
 pub struct RoundSetup {
     params: RoundParams,
     limits: MatmulLimits,
@@ -110,6 +112,12 @@ pub struct RoundSetup {
     br: Vec<i64>,
     /// `R`, `n × m` row-major.
     sketch_r: Vec<i32>,
+}
+
+impl std::fmt::Debug for RoundSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoundSetup").field("params", &self.params).field("limits", &self.limits).finish_non_exhaustive()
+    }
 }
 
 /// A keyed XOF stream: the validator's secret randomness, domain-separated.
@@ -280,12 +288,13 @@ impl RoundSetup {
         let a_cols = a_gen.column_hashes();
         let mut a_row = vec![0i32; n];
         let mut acc = vec![0i32; m];
+        let p_inv = 1.0 / p as f64;
         for opened in &openings.rows {
             let i = opened.index as usize;
             // Sketch: (C_i mod p)·R == S_i. Sums stay below 2^24 (validated), so i32 is exact.
             acc.fill(0);
             for (&c, r_row) in opened.values.iter().zip(self.sketch_r.chunks_exact(m)) {
-                let residue = (c as i64).rem_euclid(p) as i32;
+                let residue = residue(c, p_inv, p as i32);
                 for (a, &rv) in acc.iter_mut().zip(r_row) {
                     *a += residue * rv;
                 }
@@ -316,6 +325,22 @@ impl RoundSetup {
         }
         Verdict::pass(work)
     }
+}
+
+/// `c mod p` in `0..p` for an integral `|c| < 2^24`, without an integer division: `floor(c·(1/p))` in f64
+/// is within one of the true quotient for such small integers, and the two fix-ups correct it.
+#[inline]
+fn residue(c: f32, p_inv: f64, p: i32) -> i32 {
+    let c = c as i32;
+    let q = (f64::from(c) * p_inv).floor() as i32;
+    let mut r = c - q * p;
+    if r < 0 {
+        r += p;
+    }
+    if r >= p {
+        r -= p;
+    }
+    r
 }
 
 /// Whether `v` is a finite integer with `|v| ≤ max`.
@@ -390,6 +415,25 @@ mod tests {
             assert_eq!(setup.br[i], want);
         }
         assert!(setup.r.iter().all(|&x| (1..=1 << R_BITS).contains(&x)));
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let setup = RoundSetup::new(RoundParams::new(8, 1), [0xee; 32], &MatmulLimits::default()).unwrap();
+        let shown = format!("{setup:?}");
+        assert!(shown.contains("round_seed") && !shown.contains("238") && !shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn residue_matches_rem_euclid() {
+        for p in [3, 251, 2039] {
+            for c in (-70_000..70_000).step_by(7).chain([-(1 << 23), (1 << 23) - 1, 0, -1, 1]) {
+                assert_eq!(residue(c as f32, 1.0 / f64::from(p), p), (c as i32).rem_euclid(p), "c={c} p={p}");
+            }
+            for c in (-10..10).map(|t| t * p) {
+                assert_eq!(residue(c as f32, 1.0 / f64::from(p), p), 0);
+            }
+        }
     }
 
     #[test]
