@@ -217,7 +217,9 @@ fn applied(hp: &Hyperparams, p: Hyperparameter) -> Option<(String, String)> {
     let (wanted, actual) = match p {
         Hyperparameter::Tempo(v) => (v.to_string(), hp.tempo.to_string()),
         Hyperparameter::WeightsSetRateLimit(v) => (v.to_string(), hp.weights_rate_limit.to_string()),
-        Hyperparameter::CommitRevealWeightsEnabled(v) => (v.to_string(), hp.commit_reveal_enabled.to_string()),
+        Hyperparameter::CommitRevealWeightsEnabled(v) => {
+            (v.to_string(), hp.commit_reveal_enabled.to_string())
+        }
         Hyperparameter::MinAllowedWeights(v) => (v.to_string(), hp.min_allowed_weights.to_string()),
         Hyperparameter::ImmunityPeriod(v) => (v.to_string(), hp.immunity_period.to_string()),
         // Not in the hyperparameters the client reads.
@@ -343,7 +345,10 @@ pub async fn bootstrap(
     for m in miners {
         if let Some(axon) = m.axon {
             let report = client.serve_axon(&m.hotkey, netuid, axon).await?;
-            check(format!("serving {}:{} for {}", axon.ip, axon.port, m.hotkey.account()), report)?;
+            check(
+                format!("serving {}:{} for {}", axon.ip, axon.port, m.hotkey.account()),
+                report,
+            )?;
             submitted += 1;
         }
     }

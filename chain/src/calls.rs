@@ -174,9 +174,10 @@ impl Hyperparameter {
 
     fn value(&self) -> Value {
         match *self {
-            Self::Tempo(v) | Self::MinAllowedWeights(v) | Self::ImmunityPeriod(v) | Self::MaxAllowedValidators(v) => {
-                Value::from(v)
-            }
+            Self::Tempo(v)
+            | Self::MinAllowedWeights(v)
+            | Self::ImmunityPeriod(v)
+            | Self::MaxAllowedValidators(v) => Value::from(v),
             Self::WeightsSetRateLimit(v) => Value::from(v),
             Self::CommitRevealWeightsEnabled(v) => Value::bool(v),
         }
@@ -238,7 +239,9 @@ impl SetupCall {
     pub const fn netuid(&self) -> u16 {
         match self {
             Self::Transfer { .. } | Self::RegisterNetwork { .. } => 0,
-            Self::StartCall { netuid } | Self::AddStake { netuid, .. } | Self::SudoSet { netuid, .. } => *netuid,
+            Self::StartCall { netuid } | Self::AddStake { netuid, .. } | Self::SudoSet { netuid, .. } => {
+                *netuid
+            }
         }
     }
 
@@ -248,9 +251,14 @@ impl SetupCall {
             Self::Transfer { dest, amount } => subxt::dynamic::tx(
                 "Balances",
                 self.name(),
-                vec![Value::unnamed_variant("Id", [account(dest)]), Value::from(*amount)],
+                vec![
+                    Value::unnamed_variant("Id", [account(dest)]),
+                    Value::from(*amount),
+                ],
             ),
-            Self::RegisterNetwork { hotkey } => subxt::dynamic::tx(PALLET, self.name(), vec![account(hotkey)]),
+            Self::RegisterNetwork { hotkey } => {
+                subxt::dynamic::tx(PALLET, self.name(), vec![account(hotkey)])
+            }
             Self::StartCall { netuid } => subxt::dynamic::tx(PALLET, self.name(), vec![Value::from(*netuid)]),
             Self::AddStake {
                 hotkey,

@@ -9,6 +9,8 @@
 //!   they record, kept consistent by one commit protocol.
 //! - [`replay`]: recompute scores and weights from the log alone.
 //! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
+//! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator), and
+//!   the subnet set-up for docker compose.
 //! - `bench` (feature `localnet`): round wall time, CPU time and peak memory for many in-process miners.
 //!
 //! # Example: state, log and replay without any network
@@ -61,6 +63,8 @@ pub mod client;
 pub mod dashboard;
 pub mod http;
 pub mod ledger;
+#[cfg(feature = "localnet")]
+pub mod localnet;
 pub mod metrics;
 pub mod network;
 pub mod record;

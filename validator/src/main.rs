@@ -71,6 +71,47 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The whole subnet on this machine: embedded devnet, miners (some adversarial) and this validator's
+    /// round loop, until the requested epochs have passed; ends with a per-miner summary.
+    #[cfg(feature = "localnet")]
+    Localnet {
+        /// Miners in all (honest ones first, then one per adversary).
+        #[arg(long, default_value_t = 4)]
+        miners: usize,
+        /// Adversary modes of the last miners, comma separated (lazy:F, forge, on-demand, slow:MS,
+        /// garbage); an empty value for none.
+        #[arg(long, value_delimiter = ',', default_value = "lazy:0.1")]
+        adversaries: Vec<String>,
+        /// Epochs to run after the first weights landed.
+        #[arg(long, default_value_t = 3)]
+        epochs: u64,
+        /// Blocks per epoch.
+        #[arg(long, default_value_t = 10)]
+        tempo: u16,
+        /// Devnet block interval in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        block_ms: u64,
+        /// Print exactly one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create btcli wallets (validator, miner-1, …) and set up a subnet for them on an external chain
+    /// (subtensor's localnet image), with //Alice as sudo.
+    #[cfg(feature = "localnet")]
+    LocalnetSetup {
+        /// The chain: `local`, `devnet` or a ws:// URL.
+        #[arg(long, default_value = "local")]
+        network: String,
+        /// Wallets folder (btcli layout).
+        #[arg(long)]
+        wallet_path: PathBuf,
+        /// Miner wallets to create and register.
+        #[arg(long, default_value_t = 2)]
+        miners: usize,
+        /// Use this existing subnet instead of creating one.
+        #[arg(long)]
+        netuid: Option<u16>,
+    },
     /// (Used by bench-round.) Host honest miners on loopback until stdin closes.
     #[cfg(feature = "localnet")]
     #[command(hide = true)]
@@ -221,6 +262,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let account =
                 AccountId::from_ss58(&validator).map_err(|e| anyhow::anyhow!("--validator: {e}"))?;
             rt.block_on(validator::bench::host_miners(count, account))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "localnet")]
+        Cmd::Localnet {
+            miners,
+            adversaries,
+            epochs,
+            tempo,
+            block_ms,
+            json,
+        } => {
+            let config = validator::localnet::LocalnetConfig {
+                miners,
+                adversaries,
+                epochs,
+                tempo,
+                block_time: Duration::from_millis(block_ms.max(1)),
+                ..validator::localnet::LocalnetConfig::default()
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = rt.block_on(validator::localnet::run(&config))?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "localnet")]
+        Cmd::LocalnetSetup {
+            network,
+            wallet_path,
+            miners,
+            netuid,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = rt.block_on(validator::localnet::setup(&network, &wallet_path, miners, netuid))?;
+            let b = &report.bootstrap;
+            println!(
+                "wallets in {} (created: {})",
+                report.wallet_path.display(),
+                if report.created.is_empty() {
+                    "none".to_owned()
+                } else {
+                    report.created.join(", ")
+                }
+            );
+            println!(
+                "subnet {} {}; {} transactions; validator uid {}; miner uids {:?}",
+                b.netuid,
+                if b.created { "created" } else { "reused" },
+                b.submitted,
+                b.validator_uid,
+                b.miner_uids
+            );
+            println!(
+                "tempo {}, weights rate limit {}, commit-reveal {}",
+                b.hyperparams.tempo, b.hyperparams.weights_rate_limit, b.hyperparams.commit_reveal_enabled
+            );
+            for w in &b.warnings {
+                println!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run(args) => {

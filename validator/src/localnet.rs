@@ -1,0 +1,445 @@
+//! `validator localnet`: the whole subnet on one machine, and `validator localnet-setup` for docker.
+//!
+//! [`run`] starts the embedded devnet in-process, creates and tunes a subnet with
+//! [`chain::bootstrap`], starts real miner servers (flex backend, adversary modes from `miner`) on
+//! distinct loopback addresses 127.0.0.2, 127.0.0.3, … (the chain refuses 127.0.0.1), registers and
+//! serves them, waits for the validator's permit, then runs the validator's own round loop
+//! ([`Validator::run_round`]) over the chain ([`ChainNetwork`]), setting weights through the chain
+//! client, until the requested number of epochs has passed since the first weights landed. The
+//! [`LocalnetReport`] holds, per miner, its verdict counts, EMA score and last weight from the validator
+//! and its incentive read back from the chain.
+//!
+//! [`setup`] is the same bootstrap against an external chain (subtensor's localnet image): it writes
+//! btcli wallets (`validator`, `miner-1`, …, hotkey `default`, no password) and registers them, with
+//! //Alice as sudo.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let report = validator::localnet::run(&validator::localnet::LocalnetConfig::default()).await?;
+//! for m in &report.miners {
+//!     println!("uid {} {} incentive {:.3}", m.uid, m.kind, m.incentive);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chain::auth::RequestSigner;
+use chain::bootstrap::{self, Account, SubnetChoice, SubnetPlan};
+use chain::calls::AxonSpec;
+use chain::client::{ChainClient, ClientConfig, Network as ChainNet};
+use chain::devnet::{Devnet, DevnetConfig};
+use chain::keys::Keypair;
+use chain::wallet::Wallet;
+use chain::wallet::keyfile::KdfCost;
+use miner::behavior::Behavior;
+use serde::Serialize;
+
+use crate::chain_net::ChainNetwork;
+use crate::client::MinerClient;
+use crate::dashboard::Dashboard;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::network::SubmitStatus;
+use crate::round::{RoundConfig, Validator};
+
+/// Most miners a localnet starts (one loopback address each, 127.0.0.2 upwards).
+pub const MAX_MINERS: usize = 250;
+
+/// How a localnet runs.
+#[derive(Debug, Clone)]
+pub struct LocalnetConfig {
+    /// Miners in all, honest ones first.
+    pub miners: usize,
+    /// Adversary modes (`lazy:0.1`, `forge`, `slow:MS`, `garbage`, …) of the last miners, one each.
+    pub adversaries: Vec<String>,
+    /// Epochs to run after the first weights landed.
+    pub epochs: u64,
+    /// Blocks per epoch.
+    pub tempo: u16,
+    /// Block interval of the devnet.
+    pub block_time: Duration,
+    /// Matmul sizes the rounds draw from.
+    pub matmul_sizes: Vec<u32>,
+    /// Shortest time between round starts.
+    pub round_interval: Duration,
+    /// Print one line per round to stderr.
+    pub progress: bool,
+    /// Give up after this long.
+    pub deadline: Duration,
+}
+
+impl Default for LocalnetConfig {
+    fn default() -> Self {
+        Self {
+            miners: 4,
+            adversaries: vec!["lazy:0.1".into()],
+            epochs: 3,
+            tempo: 10,
+            block_time: Duration::from_millis(200),
+            matmul_sizes: vec![64, 96],
+            round_interval: Duration::from_millis(500),
+            progress: true,
+            deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One miner in the final summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct MinerSummary {
+    /// Its uid.
+    pub uid: u16,
+    /// Its hotkey (ss58).
+    pub hotkey: String,
+    /// `honest` or the adversary mode.
+    pub kind: String,
+    /// Verdicts passed.
+    pub passed: u64,
+    /// Verdicts failed.
+    pub failed: u64,
+    /// The validator's EMA score.
+    pub score: f64,
+    /// The last weight the validator set (u16).
+    pub weight: u16,
+    /// Incentive read back from the chain, in [0, 1].
+    pub incentive: f64,
+}
+
+/// What a localnet run did (`--json` prints exactly this).
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalnetReport {
+    /// Epochs passed since the first weights landed.
+    pub epochs: u64,
+    /// The chain's block number at the end.
+    pub blocks: u64,
+    /// One row per miner, by uid.
+    pub miners: Vec<MinerSummary>,
+    /// Weight submissions included.
+    pub weights_set: u64,
+    /// Weight submissions that failed.
+    pub weights_failed: u64,
+}
+
+impl LocalnetReport {
+    /// The summary table for people.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:>4}  {:<48}  {:<10}  {:>6}  {:>6}  {:>7}  {:>6}  {:>9}\n",
+            "uid", "hotkey", "kind", "passed", "failed", "score", "weight", "incentive"
+        );
+        for m in &self.miners {
+            out.push_str(&format!(
+                "{:>4}  {:<48}  {:<10}  {:>6}  {:>6}  {:>7.4}  {:>6}  {:>9.4}\n",
+                m.uid, m.hotkey, m.kind, m.passed, m.failed, m.score, m.weight, m.incentive
+            ));
+        }
+        out.push_str(&format!(
+            "{} epochs, {} blocks, weights set {} times ({} failed)\n",
+            self.epochs, self.blocks, self.weights_set, self.weights_failed
+        ));
+        out
+    }
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(20),
+        inclusion_timeout: Duration::from_secs(30),
+        ..ClientConfig::default()
+    }
+}
+
+fn dev_key(name: &str) -> anyhow::Result<Keypair> {
+    Keypair::from_uri(&format!("//tensorproof-localnet-{name}")).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The behaviors of `config.miners` miners: honest, then the adversaries.
+fn behaviors(config: &LocalnetConfig) -> anyhow::Result<Vec<Behavior>> {
+    let adversaries: Vec<&str> = config
+        .adversaries
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let total = config.miners.max(adversaries.len());
+    if total == 0 || total > MAX_MINERS {
+        anyhow::bail!("--miners must be between 1 and {MAX_MINERS}");
+    }
+    let mut out = vec![Behavior::Honest; total - adversaries.len()];
+    for a in adversaries {
+        out.push(Behavior::parse(a).map_err(|e| anyhow::anyhow!("--adversaries {a}: {e}"))?);
+    }
+    Ok(out)
+}
+
+fn temp_state_dir() -> std::io::Result<PathBuf> {
+    let mut b = [0u8; 8];
+    rand::fill(&mut b);
+    let dir = std::env::temp_dir().join(format!("validator-localnet-{}", hex::encode(b)));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs a localnet (see the module docs) and returns its summary.
+pub async fn run(config: &LocalnetConfig) -> anyhow::Result<LocalnetReport> {
+    let behaviors = behaviors(config)?;
+    let dir = temp_state_dir().context("creating the localnet state folder")?;
+    let result = tokio::time::timeout(config.deadline, run_in(config, &behaviors, &dir)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map_err(|_| {
+        anyhow::anyhow!(
+            "the localnet did not finish within {:?}; run with RUST_LOG=info to see where it stalled",
+            config.deadline
+        )
+    })?
+}
+
+async fn run_in(
+    config: &LocalnetConfig,
+    behaviors: &[Behavior],
+    dir: &Path,
+) -> anyhow::Result<LocalnetReport> {
+    let say = |line: String| {
+        if config.progress {
+            eprintln!("localnet: {line}");
+        }
+    };
+    let started = Instant::now();
+    let devnet = Devnet::spawn(DevnetConfig {
+        block_time: Some(config.block_time),
+        tempo: config.tempo,
+        ..DevnetConfig::default()
+    })
+    .await?;
+    say(format!("devnet at {}", devnet.ws_url()));
+    let client = Arc::new(ChainClient::connect(&ChainNet::Url(devnet.ws_url()), client_config()).await?);
+
+    // Keys and miner servers (each on its own loopback address).
+    let v_cold = dev_key("validator-cold")?;
+    let v_hot = dev_key("validator")?;
+    let mut servers = Vec::with_capacity(behaviors.len());
+    let mut accounts = Vec::with_capacity(behaviors.len());
+    for (i, behavior) in behaviors.iter().enumerate() {
+        let hotkey = dev_key(&format!("miner-{}", i + 1))?;
+        let ip = Ipv4Addr::new(127, 0, (i / 250) as u8, (i % 250) as u8 + 2);
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))
+            .await
+            .with_context(|| format!("binding a miner to {ip}"))?;
+        let miner_config = miner::MinerConfig {
+            behavior: *behavior,
+            ..miner::MinerConfig::new(
+                hotkey.clone(),
+                miner::validators::ValidatorSet::allow_list([v_hot.account()]),
+            )
+        };
+        let server = miner::MinerServer::start(miner_config, listener).await?;
+        let axon = AxonSpec {
+            ip: IpAddr::V4(ip),
+            port: server.local_addr().port(),
+            version: 1,
+        };
+        accounts.push(Account::new(dev_key(&format!("miner-{}-cold", i + 1))?, hotkey).serving(axon));
+        servers.push(server);
+    }
+    say(format!(
+        "{} miners on {}",
+        servers.len(),
+        servers
+            .iter()
+            .map(|s| s.local_addr().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    // Subnet, funding, registration, axons, stake; then the permit.
+    let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let validator = Account::new(v_cold, v_hot.clone());
+    let plan = SubnetPlan::localnet(config.tempo);
+    let boot = bootstrap::bootstrap(&client, &sudo, &plan, &validator, &accounts).await?;
+    let netuid = boot.netuid;
+    say(format!(
+        "subnet {netuid} ready in {:.1} s ({} transactions); validator uid {}, miners {:?}",
+        boot.elapsed.as_secs_f64(),
+        boot.submitted,
+        boot.validator_uid,
+        boot.miner_uids
+    ));
+    let permit_timeout = config.block_time * (u32::from(config.tempo) + 2) * 3 + Duration::from_secs(10);
+    let block = bootstrap::wait_for_permit(&client, netuid, &v_hot.account(), permit_timeout).await?;
+    say(format!("validator permit at block {block}"));
+
+    // The validator's real round loop over the chain.
+    let network = Arc::new(ChainNetwork::new(client.clone(), v_hot.clone(), netuid, true));
+    let ledger = Ledger::open(dir, scoring::policy::Policy::default(), &v_hot.ss58(), netuid)?;
+    let dashboard = Dashboard::new();
+    let mut secret = [0u8; 32];
+    rand::fill(&mut secret);
+    let round_config = RoundConfig {
+        matmul_sizes: config.matmul_sizes.clone(),
+        interval_secs: config.round_interval.as_secs_f64(),
+        concurrency: 8,
+        ..RoundConfig::default()
+    };
+    let v = Validator::new(
+        network,
+        MinerClient::new(Arc::new(RequestSigner::new(v_hot.clone())), 2)?,
+        ledger,
+        secret,
+        round_config,
+        Metrics::new(),
+        dashboard.clone(),
+    );
+    let epoch_len = u64::from(config.tempo) + 1;
+    let (mut weights_set, mut weights_failed) = (0u64, 0u64);
+    let mut first_weights: Option<u64> = None;
+    let mut last_block = block;
+    loop {
+        let round_started = Instant::now();
+        match v.run_round().await {
+            Ok(s) => {
+                let b = s.record.block_number;
+                last_block = last_block.max(b);
+                match s.submission {
+                    Some(SubmitStatus::Included) => {
+                        weights_set += 1;
+                        first_weights.get_or_insert(b);
+                    }
+                    Some(SubmitStatus::Failed) => weights_failed += 1,
+                    Some(SubmitStatus::Skipped) | None => {}
+                }
+                let passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
+                let epoch = first_weights.map_or(0, |f| b.saturating_sub(f) / epoch_len);
+                say(format!(
+                    "round {:>3}  block {:>5}  epoch {}/{}  passed {}/{}  weights {}  {:.0} ms",
+                    s.record.round,
+                    b,
+                    epoch,
+                    config.epochs,
+                    passed,
+                    s.record.miners.len(),
+                    s.submission.as_ref().map_or("-", SubmitStatus::code),
+                    s.wall.as_secs_f64() * 1e3
+                ));
+            }
+            Err(e) => say(format!("round failed: {e}")),
+        }
+        let now = client.block_number().await?;
+        if let Some(f) = first_weights
+            && now > f + config.epochs * epoch_len
+        {
+            last_block = now;
+            break;
+        }
+        tokio::time::sleep(config.round_interval.saturating_sub(round_started.elapsed())).await;
+    }
+
+    // The summary: the validator's view plus incentive read back from the chain.
+    let graph = client.metagraph(netuid).await?;
+    let view = dashboard.view();
+    let miners = boot
+        .miner_uids
+        .iter()
+        .zip(&accounts)
+        .zip(behaviors)
+        .map(|((&uid, account), behavior)| {
+            let row = view.miners.iter().find(|r| r.uid == uid);
+            MinerSummary {
+                uid,
+                hotkey: account.hotkey.ss58(),
+                kind: behavior.name(),
+                passed: row.map_or(0, |r| r.passed),
+                failed: row.map_or(0, |r| r.failed),
+                score: row.map_or(0.0, |r| r.score),
+                weight: row.map_or(0, |r| r.weight),
+                incentive: graph
+                    .by_uid(uid)
+                    .map_or(0.0, |n| f64::from(n.incentive) / f64::from(u16::MAX)),
+            }
+        })
+        .collect();
+    let epochs = first_weights.map_or(0, |f| last_block.saturating_sub(f) / epoch_len);
+    say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
+    for s in servers {
+        s.shutdown().await;
+    }
+    devnet.shutdown().await;
+    Ok(LocalnetReport {
+        epochs,
+        blocks: graph.block,
+        miners,
+        weights_set,
+        weights_failed,
+    })
+}
+
+/// What [`setup`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetupReport {
+    /// The wallets folder.
+    pub wallet_path: PathBuf,
+    /// Wallet names created (existing ones are reused).
+    pub created: Vec<String>,
+    /// The bootstrap.
+    pub bootstrap: bootstrap::BootstrapReport,
+}
+
+fn open_or_create(path: &Path, name: &str, created: &mut Vec<String>) -> anyhow::Result<Account> {
+    let wallet = Wallet::new(path.to_string_lossy(), name, "default")?;
+    let password = chain::wallet::Password::Given(String::new());
+    let coldkey = if wallet.coldkey_path().exists() {
+        wallet
+            .coldkey(&password)
+            .with_context(|| format!("wallet {name}: the coldkey must be unencrypted"))?
+    } else {
+        created.push(name.to_owned());
+        wallet.create_coldkey(None, KdfCost::SENSITIVE)?.0
+    };
+    let hotkey = if wallet.hotkey_path().exists() {
+        wallet.hotkey()?
+    } else {
+        wallet.create_hotkey()?.0
+    };
+    Ok(Account::new(coldkey, hotkey))
+}
+
+/// Creates (or reuses) btcli wallets `validator` and `miner-1..=miners` under `wallet_path` and
+/// bootstraps them on `network` with //Alice as sudo: a new subnet unless `netuid` is given. Miners are
+/// registered but not served: each miner serves its own axon when it starts.
+pub async fn setup(
+    network: &str,
+    wallet_path: &Path,
+    miners: usize,
+    netuid: Option<u16>,
+) -> anyhow::Result<SetupReport> {
+    if miners > MAX_MINERS {
+        anyhow::bail!("--miners must be at most {MAX_MINERS}");
+    }
+    let mut created = Vec::new();
+    let validator = open_or_create(wallet_path, "validator", &mut created)?;
+    let accounts = (1..=miners)
+        .map(|i| open_or_create(wallet_path, &format!("miner-{i}"), &mut created))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let network: ChainNet = network
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
+    let client = ChainClient::connect(&network, client_config()).await?;
+    let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut plan = SubnetPlan::localnet(10);
+    if let Some(n) = netuid {
+        plan.subnet = SubnetChoice::Existing(n);
+        // Keep the subnet's tempo.
+        plan.hyperparameters
+            .retain(|p| !matches!(p, chain::calls::Hyperparameter::Tempo(_)));
+    }
+    let bootstrap = bootstrap::bootstrap(&client, &sudo, &plan, &validator, &accounts).await?;
+    Ok(SetupReport {
+        wallet_path: wallet_path.to_owned(),
+        created,
+        bootstrap,
+    })
+}
