@@ -10,7 +10,10 @@
 //!
 //! * [`server`]: [`MinerServer`], the HTTP server (HTTP/1.1 and h2c), startable in-process.
 //! * [`client`]: [`MinerClient`], a signed client (used by `miner doctor`, `bench-transport`, tests).
-//! * [`cli`]: the `miner` command line (`run`, `wallet`, `doctor`, `bench-transport`).
+//! * [`cli`]: the `miner` command line (`run`, `wallet`, `doctor`, `bench-transport`); [`chain_link`]
+//!   connects `run` to the chain (hotkey, registration, `serve_axon`, metagraph refresh).
+//! * [`doctor`]: the end-to-end self-test; [`bench`]: the transport benchmark.
+//! * [`behavior`]: honest, or bench-tasks' adversaries behind the `adversary` cargo feature.
 //!
 //! # Example: a dev miner on loopback, pinged by an allow-listed validator
 //!
