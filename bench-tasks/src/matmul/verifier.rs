@@ -116,7 +116,10 @@ pub struct RoundSetup {
 
 impl std::fmt::Debug for RoundSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoundSetup").field("params", &self.params).field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("RoundSetup")
+            .field("params", &self.params)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -421,14 +424,24 @@ mod tests {
     fn debug_output_hides_the_secret() {
         let setup = RoundSetup::new(RoundParams::new(8, 1), [0xee; 32], &MatmulLimits::default()).unwrap();
         let shown = format!("{setup:?}");
-        assert!(shown.contains("round_seed") && !shown.contains("238") && !shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("round_seed") && !shown.contains("238") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn residue_matches_rem_euclid() {
         for p in [3, 251, 2039] {
-            for c in (-70_000..70_000).step_by(7).chain([-(1 << 23), (1 << 23) - 1, 0, -1, 1]) {
-                assert_eq!(residue(c as f32, 1.0 / f64::from(p), p), (c as i32).rem_euclid(p), "c={c} p={p}");
+            for c in (-70_000i32..70_000)
+                .step_by(7)
+                .chain([-(1 << 23), (1 << 23) - 1, 0, -1, 1])
+            {
+                assert_eq!(
+                    residue(c as f32, 1.0 / f64::from(p), p),
+                    c.rem_euclid(p),
+                    "c={c} p={p}"
+                );
             }
             for c in (-10..10).map(|t| t * p) {
                 assert_eq!(residue(c as f32, 1.0 / f64::from(p), p), 0);
