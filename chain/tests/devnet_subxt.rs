@@ -477,8 +477,15 @@ async fn timelocked_commits_are_stored_and_polkadot_config_signs_too() {
     assert_eq!(stored[0].0, account(&dev::alice()));
     assert_eq!(stored[0].2.to_vec(), ciphertext);
     assert_eq!(stored[0].3, 1_000);
-    // The devnet cannot decrypt drand timelock ciphertexts: at the reveal epoch the commit leaves
-    // storage unrevealed, and no weights were set.
+    // In its reveal epoch the commit waits for the pulse of round 1000, which never comes; once the
+    // epoch has passed it is deleted unrevealed, and no weights were set.
+    next_epoch(&devnet).await;
+    assert_eq!(
+        devnet
+            .with_state(|| subtensor::TimelockedWeightCommits::<Runtime>::get(1, epoch))
+            .len(),
+        1
+    );
     next_epoch(&devnet).await;
     assert!(
         devnet
@@ -490,5 +497,101 @@ async fn timelocked_commits_are_stored_and_polkadot_config_signs_too() {
             .with_state(|| subtensor::Weights::<Runtime>::get(1, 0))
             .is_empty()
     );
+    devnet.shutdown().await;
+}
+
+/// `Sudo::sudo(Drand::dev_write_pulse { round, signature })`, the devnet's drand feed.
+fn write_pulse(round: u64, signature: &[u8]) -> impl Payload {
+    use subxt::dynamic::Value;
+    let inner = Value::unnamed_variant(
+        "Drand",
+        [Value::named_variant(
+            "dev_write_pulse",
+            [
+                ("round", Value::u128(u128::from(round))),
+                ("signature", Value::from_bytes(signature)),
+            ],
+        )],
+    );
+    tx("Sudo", "sudo", (inner,))
+}
+
+/// CR-v4 end to end: a ciphertext built by `chain::timelock` is committed with a stock subxt
+/// client, waits in its reveal epoch until the drand pulse of its round is written, then the devnet
+/// decrypts it and sets the weights through the `set_weights` checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timelocked_weights_are_revealed_with_the_drand_pulse() {
+    use chain::timelock::{QUICKNET_PUBLIC_KEY, encrypt_weights_commit};
+    // drand quicknet's signature of round 1000 (public beacon data).
+    const ROUND_1000_SIGNATURE: &str =
+        "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
+    let devnet = devnet().await;
+    let api = Api::from_url(devnet.ws_url()).await.expect("subxt connects");
+    let alice = dev::alice();
+    let bob = dev::bob();
+    submit(
+        &api,
+        &tx(
+            "AdminUtils",
+            "sudo_set_commit_reveal_weights_enabled",
+            (1u16, true),
+        ),
+        &alice,
+    )
+    .await
+    .expect("commit-reveal on");
+
+    submit(
+        &api,
+        &tx("AdminUtils", "sudo_set_weights_set_rate_limit", (1u16, 0u64)),
+        &alice,
+    )
+    .await
+    .expect("no rate limit");
+
+    // The owner (uid 0) commits a self-weight for round 1000. Another
+    // commit by Alice carries Bob's hotkey in its payload: it must not be applied.
+    let commit = |ciphertext: Vec<u8>| {
+        tx(
+            "SubtensorModule",
+            "commit_timelocked_weights",
+            (1u16, ciphertext, 1_000u64, 4u16),
+        )
+    };
+    let good = encrypt_weights_commit(&id(&alice), &[0], &[40_000], 0, 1_000, &QUICKNET_PUBLIC_KEY)
+        .expect("encrypts");
+    let forged =
+        encrypt_weights_commit(&id(&bob), &[0], &[1], 0, 1_000, &QUICKNET_PUBLIC_KEY).expect("encrypts");
+    let ev = submit(&api, &commit(forged), &alice).await.expect("committed");
+    assert!(
+        has(&ev, "SubtensorModule", "TimelockedWeightsCommitted"),
+        "{ev:?}"
+    );
+    let epoch = devnet.with_state(|| subtensor::SubnetEpochIndex::<Runtime>::get(1));
+    submit(&api, &commit(good), &alice).await.expect("committed");
+    let weights = || devnet.with_state(|| subtensor::Weights::<Runtime>::get(1, 0));
+    let queued = || {
+        devnet
+            .with_state(|| subtensor::TimelockedWeightCommits::<Runtime>::get(1, epoch))
+            .len()
+    };
+    assert_eq!(queued(), 2);
+
+    // The reveal epoch comes but the pulse does not: both commits wait, nothing is set.
+    next_epoch(&devnet).await;
+    blocks(&devnet, 1).await;
+    assert_eq!(queued(), 2);
+    assert!(weights().is_empty());
+
+    // Root writes the pulse (in instant seal this block's on_initialize ran before the write); the
+    // next block reveals: Alice's weights are set, the forged commit is dropped.
+    let signature = hex::decode(ROUND_1000_SIGNATURE).expect("hex");
+    submit(&api, &write_pulse(1_000, &signature), &alice)
+        .await
+        .expect("pulse written");
+    assert_eq!(queued(), 2);
+    blocks(&devnet, 1).await;
+    assert_eq!(queued(), 0);
+    assert_eq!(weights(), vec![(0, 65535)]);
     devnet.shutdown().await;
 }

@@ -2,6 +2,7 @@
 
 use super::NetUid;
 use super::pallet::*;
+use parity_scale_codec::Decode;
 use scoring::yuma::{EpochInput, YumaHyperparameters, run_epoch};
 
 impl<T: Config> Pallet<T> {
@@ -14,8 +15,8 @@ impl<T: Config> Pallet<T> {
             .map(|(n, _)| n)
             .collect();
         for netuid in netuids {
+            Self::reveal_timelocked_commits(netuid);
             if Self::should_run_epoch(netuid, now) {
-                Self::expire_timelocked_commits(netuid);
                 let blocks = now.saturating_sub(LastEpochBlock::<T>::get(netuid)).max(1);
                 let emission = DevnetRaoEmissionPerBlock::<T>::get().saturating_mul(blocks);
                 Self::epoch(netuid, emission);
@@ -31,19 +32,52 @@ impl<T: Config> Pallet<T> {
         }
     }
 
-    /// At the epoch that would reveal them, timelocked commits leave storage. subtensor decrypts
-    /// them here with the drand pulse of their round and sets the weights; the devnet cannot
-    /// decrypt timelock ciphertexts, so they are dropped unrevealed (as subtensor drops commits
-    /// it cannot decrypt).
-    fn expire_timelocked_commits(netuid: NetUid) {
+    /// Every block, before the epoch: reveal the timelocked (CR-v4) commits of epoch
+    /// `current_epoch_with_lookahead − RevealPeriodEpochs`, as subtensor's
+    /// `reveal_crv3_commits_for_subnet`. Older commits are deleted unrevealed. A commit whose drand
+    /// pulse (`Drand::Pulses[reveal_round]`) is not on chain yet waits for the next block of the
+    /// reveal epoch; one that does not decrypt, whose payload `hotkey` is not the committer, or whose
+    /// weights fail a `set_weights` check is dropped (subtensor only logs these).
+    fn reveal_timelocked_commits(netuid: NetUid) {
         let now = Self::current_block();
         let reveal_epoch = Self::current_epoch_with_lookahead_at(netuid, now)
             .saturating_sub(RevealPeriodEpochs::<T>::get(netuid));
         let stale: alloc::vec::Vec<u64> = TimelockedWeightCommits::<T>::iter_key_prefix(netuid)
-            .filter(|epoch| *epoch <= reveal_epoch)
+            .filter(|epoch| *epoch < reveal_epoch)
             .collect();
         for epoch in stale {
             TimelockedWeightCommits::<T>::remove(netuid, epoch);
+        }
+        let mut queue = TimelockedWeightCommits::<T>::take(netuid, reveal_epoch);
+        let mut waiting = alloc::collections::VecDeque::new();
+        while let Some((who, commit_block, commit, reveal_round)) = queue.pop_front() {
+            let Some(pulse) = crate::devnet::drand::Pulses::<T>::get(reveal_round) else {
+                waiting.push_back((who, commit_block, commit, reveal_round));
+                continue;
+            };
+            let payload = match crate::timelock::decrypt_weights_commit(&commit, &pulse.signature) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    tracing::debug!(%who, netuid, reveal_round, %error, "timelocked commit dropped");
+                    continue;
+                }
+            };
+            match T::AccountId::decode(&mut &payload.hotkey[..]) {
+                Ok(hotkey) if hotkey == who => {}
+                _ => {
+                    tracing::debug!(%who, netuid, "timelocked commit dropped: payload hotkey is not the committer");
+                    continue;
+                }
+            }
+            match Self::do_set_weights(&who, netuid, payload.uids, payload.values, payload.version_key) {
+                Ok(()) => Self::deposit_event(Event::TimelockedWeightsRevealed(netuid, who)),
+                Err(error) => {
+                    tracing::debug!(%who, netuid, ?error, "timelocked weights rejected at reveal");
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            TimelockedWeightCommits::<T>::insert(netuid, reveal_epoch, waiting);
         }
     }
 

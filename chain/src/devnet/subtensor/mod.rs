@@ -9,9 +9,10 @@
 //! - a subnet has one mechanism (`MechanismCountCurrent` = 1), so the storage index equals the netuid;
 //! - emission per epoch is a fixed `rao_emission` per tempo block, split by Yuma as subtensor's
 //!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap);
-//! - CR-v2 (`commit_weights`/`reveal_weights`) is complete; CR-v4 (`commit_timelocked_weights`)
-//!   is checked and stored with subtensor's rules and events, but the devnet cannot decrypt drand
-//!   timelock ciphertexts, so those commits are dropped unrevealed at their reveal epoch.
+//! - CR-v2 (`commit_weights`/`reveal_weights`) and CR-v4 (`commit_timelocked_weights`) are complete:
+//!   timelocked commits are decrypted with `Drand::Pulses[reveal_round]` ([`crate::timelock`]) in the
+//!   blocks of their reveal epoch and applied through the `set_weights` checks. Pulses are written
+//!   by root (`Drand::dev_write_pulse`); the devnet does not verify them against a beacon key.
 //!
 //! The epoch schedule is subtensor's **stateful** rule (spec 425): an epoch runs in the block where
 //! `block - LastEpochBlock >= Tempo` (or `PendingEpochAt` is reached); then `LastEpochBlock = block`
