@@ -93,8 +93,14 @@ async fn restart_and_cancelled_rounds_lose_nothing_and_count_nothing_twice() {
         let l = v.ledger().lock().unwrap();
         (l.book().clone(), l.store().last_attempt().unwrap())
     };
+    drop(v);
     // A round dropped mid-flight (the process stopping between challenges and commit) counts nothing.
-    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(30), v.run_round()).await;
+    // A miner that never answers holds the round open until its 20 s challenge timeout, so dropping it
+    // after 1.5 s always lands mid-flight, however fast the machine is.
+    let mut with_hang = miners.clone();
+    with_hang.push(start_hostile(2, "r2", Hostile::Hang).await);
+    let v = validator(dir.path(), with_hang, quick_config());
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(1500), v.run_round()).await;
     assert!(cancelled.is_err(), "the round should still have been running");
     drop(v);
 
