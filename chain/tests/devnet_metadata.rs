@@ -9,17 +9,9 @@ use scale_info::{PortableRegistry, TypeDef, form::PortableForm};
 use subxt::Metadata;
 use subxt::ext::frame_metadata::v15::RuntimeMetadataV15;
 
-const FINNEY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/reference/subtensor-finney-metadata.scale"
-);
-
-fn finney() -> Metadata {
-    let bytes = std::fs::read(FINNEY).unwrap_or_else(|e| {
-        panic!("cannot read finney metadata at {FINNEY}: {e}; the shared reference folder is required")
-    });
-    Metadata::decode_from(&bytes).expect("finney metadata decodes")
-}
+#[path = "support/finney.rs"]
+mod support;
+use support::finney;
 
 fn devnet(version: u32) -> Metadata {
     let opaque = Runtime::metadata_at_version(version).expect("version served");

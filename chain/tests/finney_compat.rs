@@ -12,30 +12,9 @@ use subxt::config::DefaultExtrinsicParamsBuilder;
 use subxt::config::substrate::{SpecVersionForRange, SubstrateConfig};
 use subxt::{Metadata, OfflineClient};
 
-/// `shared/reference/subtensor-finney-metadata.scale`, next to the workspace (`../shared`) or inside it
-/// (`shared/`), or wherever `TENSORPROOF_FINNEY_METADATA` points.
-fn finney_path() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("TENSORPROOF_FINNEY_METADATA") {
-        return p.into();
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let candidates = [
-        root.join("../shared/reference/subtensor-finney-metadata.scale"),
-        root.join("shared/reference/subtensor-finney-metadata.scale"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("finney metadata not found at {candidates:?}; set TENSORPROOF_FINNEY_METADATA")
-        })
-}
-
-fn finney() -> Metadata {
-    let bytes = std::fs::read(finney_path()).expect("finney metadata in shared/reference");
-    Metadata::decode_from(&bytes).expect("finney metadata decodes")
-}
+#[path = "support/finney.rs"]
+mod support;
+use support::finney;
 
 fn calls() -> Vec<Call> {
     let bob = Keypair::from_uri("//Bob").unwrap().account();
