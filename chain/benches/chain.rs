@@ -11,45 +11,12 @@ use chain::keys::Keypair;
 use chain::metagraph::decode_neurons_lite;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use parity_scale_codec::{Compact, Encode};
-use subxt::Metadata;
 
-/// The finney metadata, next to the workspace or inside it, or at `TENSORPROOF_FINNEY_METADATA`.
-fn finney_bytes() -> Vec<u8> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = std::env::var_os("TENSORPROOF_FINNEY_METADATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            let outside = root.join("../shared/reference/subtensor-finney-metadata.scale");
-            if outside.exists() {
-                outside
-            } else {
-                root.join("shared/reference/subtensor-finney-metadata.scale")
-            }
-        });
-    std::fs::read(&path).unwrap_or_else(|e| panic!("finney metadata at {}: {e}", path.display()))
-}
-
-#[derive(Encode)]
-struct RefNeuronInfoLite {
-    hotkey: [u8; 32],
-    coldkey: [u8; 32],
-    uid: Compact<u16>,
-    netuid: Compact<u16>,
-    active: bool,
-    axon: (u64, u32, u128, u16, u8, u8, u8, u8),
-    prometheus: (u64, u32, u128, u16, u8),
-    stake: Vec<([u8; 32], Compact<u64>)>,
-    rank: Compact<u16>,
-    emission: Compact<u64>,
-    incentive: Compact<u16>,
-    consensus: Compact<u16>,
-    trust: Compact<u16>,
-    validator_trust: Compact<u16>,
-    dividends: Compact<u16>,
-    last_update: Compact<u64>,
-    validator_permit: bool,
-    pruning_score: Compact<u16>,
-}
+#[path = "../tests/support/finney.rs"]
+mod finney;
+#[path = "../tests/support/neuron_ref.rs"]
+mod neuron_ref;
+use neuron_ref::RefNeuronInfoLite;
 
 fn neurons(n: u16) -> Vec<u8> {
     (0..n)
@@ -82,7 +49,7 @@ fn neurons(n: u16) -> Vec<u8> {
 }
 
 fn metagraph_decode(c: &mut Criterion) {
-    let metadata = Metadata::decode_from(&finney_bytes()).unwrap();
+    let metadata = finney::finney();
     let mut group = c.benchmark_group("metagraph_decode");
     for n in [256u16, 1024] {
         let bytes = neurons(n);

@@ -12,8 +12,11 @@ use subxt::config::DefaultExtrinsicParamsBuilder;
 use subxt::config::substrate::{SpecVersionForRange, SubstrateConfig};
 use subxt::{Metadata, OfflineClient};
 
+#[path = "support/neuron_ref.rs"]
+mod neuron_ref;
 #[path = "support/finney.rs"]
 mod support;
+use neuron_ref::RefNeuronInfoLite;
 use support::finney;
 
 fn calls() -> Vec<Call> {
@@ -168,29 +171,6 @@ fn transaction_extensions_match_finney_and_sign() {
         assert_eq!(cursor[0], 0x84, "{}", call.name());
         assert_eq!(&cursor[2..34], &alice.account().0);
     }
-}
-
-/// `NeuronInfoLite` in the field order of subtensor's `rpc_info/neuron_info.rs` (the reference, §4.1).
-#[derive(Encode)]
-struct RefNeuronInfoLite {
-    hotkey: [u8; 32],
-    coldkey: [u8; 32],
-    uid: Compact<u16>,
-    netuid: Compact<u16>,
-    active: bool,
-    axon: (u64, u32, u128, u16, u8, u8, u8, u8),
-    prometheus: (u64, u32, u128, u16, u8),
-    stake: Vec<([u8; 32], Compact<u64>)>,
-    rank: Compact<u16>,
-    emission: Compact<u64>,
-    incentive: Compact<u16>,
-    consensus: Compact<u16>,
-    trust: Compact<u16>,
-    validator_trust: Compact<u16>,
-    dividends: Compact<u16>,
-    last_update: Compact<u64>,
-    validator_permit: bool,
-    pruning_score: Compact<u16>,
 }
 
 #[test]
