@@ -885,6 +885,36 @@ impl ChainClient {
         }
     }
 
+    /// The subnet's epoch clock at `at`: the stateful one (`SubnetEpochIndex`, `LastEpochBlock`,
+    /// `PendingEpochAt`) when the runtime has it, else the legacy formula.
+    async fn epoch_clock_at(&self, at: &AtBlock, netuid: u16) -> Result<weights::EpochClock, ChainError> {
+        let k = (netuid,);
+        let tempo = u64::from(self.fetch::<_, u16>(at, "Tempo", k).await?);
+        let stateful = at
+            .metadata_ref()
+            .pallet_by_name(PALLET)
+            .and_then(|p| p.storage())
+            .is_some_and(|s| {
+                s.entry_by_name("SubnetEpochIndex").is_some() && s.entry_by_name("LastEpochBlock").is_some()
+            });
+        Ok(if stateful {
+            weights::EpochClock::Stateful {
+                index: self.fetch(at, "SubnetEpochIndex", k).await?,
+                last_epoch_block: self.fetch(at, "LastEpochBlock", k).await?,
+                pending_at: self.fetch_or(at, "PendingEpochAt", k, 0).await?,
+                tempo,
+            }
+        } else {
+            weights::EpochClock::Legacy { tempo, netuid }
+        })
+    }
+
+    /// The best block number and the subnet's epoch clock read at it.
+    pub async fn epoch_clock(&self, netuid: u16) -> Result<(u64, weights::EpochClock), ChainError> {
+        let at = self.at_best().await?;
+        Ok((at.block_number(), self.epoch_clock_at(&at, netuid).await?))
+    }
+
     /// Whether `pending` (committed by `hotkey`) can be revealed in the next block: reads the commit's
     /// epoch from `WeightCommits` and the subnet's epoch clock (stateful `SubnetEpochIndex` when the
     /// runtime has it, else the legacy formula). `None`: no such commit (already revealed or dropped).
@@ -915,24 +945,7 @@ impl ChainClient {
             return Ok(None);
         };
         let k = (netuid,);
-        let tempo = u64::from(self.fetch::<_, u16>(&at, "Tempo", k).await?);
-        let stateful = at
-            .metadata_ref()
-            .pallet_by_name(PALLET)
-            .and_then(|p| p.storage())
-            .is_some_and(|s| {
-                s.entry_by_name("SubnetEpochIndex").is_some() && s.entry_by_name("LastEpochBlock").is_some()
-            });
-        let clock = if stateful {
-            weights::EpochClock::Stateful {
-                index: self.fetch(&at, "SubnetEpochIndex", k).await?,
-                last_epoch_block: self.fetch(&at, "LastEpochBlock", k).await?,
-                pending_at: self.fetch_or(&at, "PendingEpochAt", k, 0).await?,
-                tempo,
-            }
-        } else {
-            weights::EpochClock::Legacy { tempo, netuid }
-        };
+        let clock = self.epoch_clock_at(&at, netuid).await?;
         let reveal_period: u64 = self.fetch_or(&at, "RevealPeriodEpochs", k, 1).await?;
         let current = clock.epoch_at(at.block_number() + 1);
         Ok(Some(weights::reveal_timing(current, commit_epoch, reveal_period)))

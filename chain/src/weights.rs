@@ -243,6 +243,57 @@ impl EpochClock {
             Self::Legacy { tempo, netuid } => (block + netuid as u64 + 1) / (tempo + 1),
         }
     }
+
+    /// The block whose `on_initialize` ran the most recent epoch at or before `block`, as this
+    /// clock (read at `block`) knows it; `None` if no epoch has run yet.
+    pub const fn last_epoch_block(&self, block: u64) -> Option<u64> {
+        match *self {
+            Self::Stateful { last_epoch_block, .. } => {
+                if last_epoch_block == 0 {
+                    None
+                } else {
+                    Some(last_epoch_block)
+                }
+            }
+            // Epochs run where (b + netuid + 1) % (tempo + 1) == 0.
+            Self::Legacy { tempo, netuid } => {
+                let period = tempo + 1;
+                let shifted = block + netuid as u64 + 1;
+                let fired = shifted - shifted % period;
+                if fired <= netuid as u64 + 1 {
+                    None
+                } else {
+                    Some(fired - netuid as u64 - 1)
+                }
+            }
+        }
+    }
+
+    /// The first block counted in epoch `epoch` (the block whose `on_initialize` fires it, where
+    /// timelocked commits of `epoch − reveal_period` are revealed), assuming no owner trigger
+    /// beyond the one pending now. An epoch that already fired gives the last epoch block.
+    pub const fn epoch_start_block(&self, epoch: u64) -> u64 {
+        match *self {
+            Self::Stateful {
+                index,
+                last_epoch_block,
+                pending_at,
+                tempo,
+            } => {
+                if epoch <= index {
+                    return last_epoch_block;
+                }
+                let scheduled = last_epoch_block + tempo;
+                let next = if pending_at > 0 && pending_at < scheduled {
+                    pending_at
+                } else {
+                    scheduled
+                };
+                next + (epoch - index - 1) * tempo
+            }
+            Self::Legacy { tempo, netuid } => (epoch * (tempo + 1)).saturating_sub(netuid as u64 + 1),
+        }
+    }
 }
 
 /// Whether a CR-v2 commit can be revealed now.
@@ -426,6 +477,27 @@ mod tests {
             tempo: 10,
         };
         assert_eq!(triggered.epoch_at(103), 6);
+        // Where epochs start, and the last one that ran, on both clocks.
+        assert_eq!(stateful.epoch_start_block(6), 110);
+        assert_eq!(stateful.epoch_start_block(8), 130);
+        assert_eq!(stateful.epoch_start_block(5), 100);
+        assert_eq!(triggered.epoch_start_block(6), 103);
+        assert_eq!(triggered.epoch_start_block(7), 113);
+        assert_eq!(stateful.last_epoch_block(109), Some(100));
+        assert_eq!(legacy.epoch_start_block(1), 359);
+        assert_eq!(legacy.epoch_at(legacy.epoch_start_block(7)), 7);
+        assert_eq!(legacy.epoch_at(legacy.epoch_start_block(7) - 1), 6);
+        assert_eq!(legacy.last_epoch_block(358), None);
+        assert_eq!(legacy.last_epoch_block(359), Some(359));
+        assert_eq!(legacy.last_epoch_block(1000), Some(359 + 361));
+        for b in [359, 700, 720, 721, 5000] {
+            let e = legacy.epoch_at(b);
+            assert_eq!(
+                legacy.last_epoch_block(b),
+                Some(legacy.epoch_start_block(e)),
+                "block {b}"
+            );
+        }
         assert_eq!(reveal_timing(5, 5, 1), RevealTiming::TooEarly { epochs: 1 });
         assert_eq!(reveal_timing(6, 5, 1), RevealTiming::Due);
         assert_eq!(reveal_timing(7, 5, 1), RevealTiming::Expired);

@@ -135,6 +135,7 @@ impl Network for ChainNetwork {
             detail,
             attempts,
             latency: started.elapsed(),
+            block: None,
         };
         let report = match result {
             Err(e) => return failed(e.to_string(), 0),
@@ -147,6 +148,7 @@ impl Network for ChainNetwork {
                     detail: format!("rate limited at block {now}; next allowed at {next_allowed_block}"),
                     attempts: 0,
                     latency: started.elapsed(),
+                    block: None,
                 };
             }
             Ok(WeightsResult::Set { report, .. }) => report,
@@ -166,6 +168,8 @@ impl Network for ChainNetwork {
                 detail: format!("{} included in block {block}", report.call),
                 attempts: report.attempts,
                 latency: report.latency,
+                // 0: inclusion confirmed by nonce after a dropped connection, block unknown.
+                block: (*block > 0).then_some(*block),
             },
             Outcome::Failed { message, .. } => failed(format!("{}: {message}", report.call), report.attempts),
         }

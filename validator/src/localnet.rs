@@ -5,7 +5,8 @@
 //! distinct loopback addresses 127.0.0.2, 127.0.0.3, … (the chain refuses 127.0.0.1), registers and
 //! serves them, waits for the validator's permit, then runs the validator's own round loop
 //! ([`Validator::run_round`]) over the chain ([`ChainNetwork`]), setting weights through the chain
-//! client, until the requested number of epochs has passed since the first weights landed. The
+//! client, until the chain has run the requested number of epochs after the block that included the
+//! first weights (read from its epoch clock, so an epoch that fired before them never counts). The
 //! [`LocalnetReport`] holds, per miner, its verdict counts, EMA score and last weight from the validator
 //! and its incentive read back from the chain.
 //!
@@ -57,7 +58,7 @@ pub struct LocalnetConfig {
     pub miners: usize,
     /// Adversary modes (`lazy:0.1`, `forge`, `slow:MS`, `garbage`, …) of the last miners, one each.
     pub adversaries: Vec<String>,
-    /// Epochs to run after the first weights landed.
+    /// Epochs the chain must run after the block that included the first weights.
     pub epochs: u64,
     /// Blocks per epoch.
     pub tempo: u16,
@@ -113,7 +114,7 @@ pub struct MinerSummary {
 /// What a localnet run did (`--json` prints exactly this).
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalnetReport {
-    /// Epochs passed since the first weights landed.
+    /// Epochs the chain ran after the block that included the first weights.
     pub epochs: u64,
     /// The chain's block number at the end.
     pub blocks: u64,
@@ -294,46 +295,55 @@ async fn run_in(
         Metrics::new(),
         dashboard.clone(),
     );
-    let epoch_len = u64::from(config.tempo) + 1;
+    // Epochs are counted on the chain's own clock: an epoch counts once its block is past the block
+    // in which the first weights were included (an epoch firing in that block's `on_initialize`
+    // ran before them and did not see them).
     let (mut weights_set, mut weights_failed) = (0u64, 0u64);
-    let mut first_weights: Option<u64> = None;
-    let mut last_block = block;
+    let mut first_included: Option<u64> = None;
+    let mut epochs_seen = std::collections::BTreeSet::new();
     loop {
         let round_started = Instant::now();
         match v.run_round().await {
             Ok(s) => {
                 let b = s.record.block_number;
-                last_block = last_block.max(b);
-                match s.submission {
-                    Some(SubmitStatus::Included) => {
+                match s.submission.as_ref().map(|o| (&o.status, o.block)) {
+                    Some((SubmitStatus::Included, included_in)) => {
                         weights_set += 1;
-                        first_weights.get_or_insert(b);
+                        if first_included.is_none() {
+                            // Inclusion confirmed without a block number: the current block bounds it.
+                            let block = match included_in {
+                                Some(block) => block,
+                                None => client.block_number().await?,
+                            };
+                            first_included = Some(block);
+                        }
                     }
-                    Some(SubmitStatus::Failed) => weights_failed += 1,
-                    Some(SubmitStatus::Skipped) | None => {}
+                    Some((SubmitStatus::Failed, _)) => weights_failed += 1,
+                    Some((SubmitStatus::Skipped, _)) | None => {}
                 }
                 let passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
-                let epoch = first_weights.map_or(0, |f| b.saturating_sub(f) / epoch_len);
                 say(format!(
                     "round {:>3}  block {:>5}  epoch {}/{}  passed {}/{}  weights {}  {:.0} ms",
                     s.record.round,
                     b,
-                    epoch,
+                    epochs_seen.len(),
                     config.epochs,
                     passed,
                     s.record.miners.len(),
-                    s.submission.as_ref().map_or("-", SubmitStatus::code),
+                    s.submission.as_ref().map_or("-", |o| o.status.code()),
                     s.wall.as_secs_f64() * 1e3
                 ));
             }
             Err(e) => say(format!("round failed: {e}")),
         }
-        let now = client.block_number().await?;
-        if let Some(f) = first_weights
-            && now > f + config.epochs * epoch_len
-        {
-            last_block = now;
-            break;
+        if let Some(first) = first_included {
+            let (now, clock) = client.epoch_clock(netuid).await?;
+            if let Some(epoch_block) = clock.last_epoch_block(now).filter(|&e| e > first) {
+                epochs_seen.insert(epoch_block);
+            }
+            if epochs_seen.len() as u64 >= config.epochs {
+                break;
+            }
         }
         tokio::time::sleep(config.round_interval.saturating_sub(round_started.elapsed())).await;
     }
@@ -362,7 +372,7 @@ async fn run_in(
             }
         })
         .collect();
-    let epochs = first_weights.map_or(0, |f| last_block.saturating_sub(f) / epoch_len);
+    let epochs = epochs_seen.len() as u64;
     say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
     for s in servers {
         s.shutdown().await;

@@ -61,6 +61,8 @@ pub struct SubmitOutcome {
     pub attempts: u32,
     /// From the first attempt to the final status.
     pub latency: Duration,
+    /// The block the submission was included in (`None` unless [`SubmitStatus::Included`]).
+    pub block: Option<u64>,
 }
 
 /// An error reading the chain.
@@ -131,6 +133,7 @@ impl Network for StaticNetwork {
             detail: "no chain: weights computed and logged, not sent".into(),
             attempts: 0,
             latency: Duration::ZERO,
+            block: None,
         }
     }
 }

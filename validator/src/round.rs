@@ -40,7 +40,7 @@ use crate::client::{CallError, MinerClient, MinerEndpoint};
 use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
-use crate::network::{ChainView, Network, NetworkError, SubmitStatus};
+use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
 use crate::record::{InferenceRecord, MatmulRecord, RoundRecord};
 use crate::state::{MinerOutcome, WeightSubmission};
 
@@ -316,8 +316,8 @@ pub struct Validator<N> {
 pub struct RoundSummary {
     /// The committed record.
     pub record: RoundRecord,
-    /// The weight submission status, if one was made.
-    pub submission: Option<SubmitStatus>,
+    /// The weight submission, if one was made.
+    pub submission: Option<SubmitOutcome>,
     /// Wall time of the round (challenges to commit).
     pub wall: Duration,
 }
@@ -419,7 +419,7 @@ impl<N: Network> Validator<N> {
                     miners = s.record.miners.len(),
                     passed = s.record.miners.iter().filter(|m| m.verdict.passed).count(),
                     wall_ms = s.wall.as_millis() as u64,
-                    weights = ?s.submission.as_ref().map(SubmitStatus::code),
+                    weights = ?s.submission.as_ref().map(|o| o.status.code()),
                     "round committed"
                 ),
                 Err(RoundError::Network(e)) => {
@@ -601,7 +601,7 @@ impl<N: Network> Validator<N> {
             if outcome.status == SubmitStatus::Failed {
                 tracing::warn!(detail = %outcome.detail, "weight submission failed");
             }
-            submission = Some(outcome.status);
+            submission = Some(outcome);
         }
         Ok(RoundSummary {
             record,
