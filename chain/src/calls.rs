@@ -122,6 +122,18 @@ pub enum Call {
         /// The version key committed.
         version_key: u64,
     },
+    /// `commit_timelocked_weights(netuid, commit, reveal_round, commit_reveal_version)` (CR-v4): weights
+    /// encrypted to a drand round by [`crate::timelock::encrypt_weights_commit`], revealed by the chain.
+    CommitTimelockedWeights {
+        /// Subnet.
+        netuid: u16,
+        /// The ciphertext (at most [`crate::timelock::MAX_COMMIT_BYTES`]).
+        commit: Vec<u8>,
+        /// The drand round whose pulse opens it.
+        reveal_round: u64,
+        /// Must equal the chain's `CommitRevealWeightsVersion`.
+        commit_reveal_version: u16,
+    },
     /// `serve_axon(netuid, version, ip, port, ip_type, protocol, 0, 0)`.
     ServeAxon {
         /// Subnet.
@@ -290,6 +302,7 @@ impl Call {
             Self::SetWeights { .. } => "set_weights",
             Self::CommitWeights { .. } => "commit_weights",
             Self::RevealWeights { .. } => "reveal_weights",
+            Self::CommitTimelockedWeights { .. } => "commit_timelocked_weights",
             Self::ServeAxon { .. } => "serve_axon",
             Self::BurnedRegister { .. } => "burned_register",
             Self::Setup(c) => c.name(),
@@ -297,10 +310,11 @@ impl Call {
     }
 
     /// Every call name this client may submit (checked against metadata on connect).
-    pub const ALL_NAMES: [&'static str; 5] = [
+    pub const ALL_NAMES: [&'static str; 6] = [
         "set_weights",
         "commit_weights",
         "reveal_weights",
+        "commit_timelocked_weights",
         "serve_axon",
         "burned_register",
     ];
@@ -319,6 +333,7 @@ impl Call {
             Self::SetWeights { netuid, .. }
             | Self::CommitWeights { netuid, .. }
             | Self::RevealWeights { netuid, .. }
+            | Self::CommitTimelockedWeights { netuid, .. }
             | Self::ServeAxon { netuid, .. }
             | Self::BurnedRegister { netuid, .. } => *netuid,
             Self::Setup(c) => c.netuid(),
@@ -354,6 +369,17 @@ impl Call {
                 u16s(values),
                 u16s(salt),
                 Value::from(*version_key),
+            ],
+            Self::CommitTimelockedWeights {
+                netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version,
+            } => vec![
+                Value::from(*netuid),
+                Value::from_bytes(commit),
+                Value::from(*reveal_round),
+                Value::from(*commit_reveal_version),
             ],
             Self::ServeAxon { netuid, axon } => vec![
                 Value::from(*netuid),

@@ -39,6 +39,7 @@ use crate::compat::{self, Report};
 use crate::keys::{AccountId, Keypair};
 use crate::metagraph::{self, AxonInfo, Hyperparams, Metagraph, Neuron, Source};
 use crate::submit::{FailureKind, Outcome, RetryPolicy, SubmitReport, classify};
+use crate::timelock::BeaconConfig;
 use crate::weights::{self, WeightsError, WeightsPath};
 
 type Api = OnlineClient<SubstrateConfig>;
@@ -119,6 +120,8 @@ pub struct ClientConfig {
     pub mortality_blocks: u64,
     /// Retry policy for submissions and reconnects.
     pub retry: RetryPolicy,
+    /// The drand beacon the chain's `Drand` pallet follows, for timelocked (CR-v4) commits.
+    pub beacon: BeaconConfig,
 }
 
 impl Default for ClientConfig {
@@ -129,6 +132,22 @@ impl Default for ClientConfig {
             inclusion_timeout: Duration::from_secs(60),
             mortality_blocks: 32,
             retry: RetryPolicy::default(),
+            beacon: BeaconConfig::quicknet(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The defaults for `network`: the embedded devnet's beacon for [`Network::Devnet`], drand
+    /// quicknet for every other chain.
+    pub fn for_network(network: &Network) -> Self {
+        let beacon = match network {
+            Network::Devnet => BeaconConfig::devnet(),
+            _ => BeaconConfig::quicknet(),
+        };
+        Self {
+            beacon,
+            ..Self::default()
         }
     }
 }
@@ -187,6 +206,9 @@ pub enum ChainError {
     /// The axon spec would be refused.
     #[error("{0}")]
     Axon(String),
+    /// The timelocked weights commit could not be built.
+    #[error("could not encrypt the timelocked weights commit: {0}; check the beacon public key")]
+    Timelock(#[from] crate::timelock::TimelockError),
 }
 
 /// The error's message plus the JSON-RPC `data` of a node error, which holds the reason a node refused
@@ -348,14 +370,43 @@ impl ChainClient {
             + subxt::ext::frame_decode::storage::IntoDecodableValues,
         V: DecodeAsType,
     {
-        let addr = dynamic::storage::<K, V>(PALLET, entry);
+        self.fetch_in(at, PALLET, entry, keys).await
+    }
+
+    async fn fetch_in<K, V>(&self, at: &AtBlock, pallet: &str, entry: &str, keys: K) -> Result<V, ChainError>
+    where
+        K: subxt::ext::frame_decode::storage::IntoEncodableValues
+            + subxt::ext::frame_decode::storage::IntoDecodableValues,
+        V: DecodeAsType,
+    {
+        let addr = dynamic::storage::<K, V>(pallet, entry);
         let value = tokio::time::timeout(self.config.request_timeout, at.storage().fetch(addr, keys))
             .await
             .map_err(|_| ChainError::Timeout("a storage read"))?
-            .map_err(|e| ChainError::Rpc(format!("{PALLET}::{entry}: {e}")))?;
+            .map_err(|e| ChainError::Rpc(format!("{pallet}::{entry}: {e}")))?;
         value
             .decode()
-            .map_err(|e| ChainError::Rpc(format!("{PALLET}::{entry}: {e}")))
+            .map_err(|e| ChainError::Rpc(format!("{pallet}::{entry}: {e}")))
+    }
+
+    /// Milliseconds per block at `at`, measured from `Timestamp::Now` over up to the last 16 blocks
+    /// (genesis, whose timestamp is 0, excluded).
+    async fn measured_block_time_ms(&self, at: &AtBlock) -> Result<u64, ChainError> {
+        let now_block = at.block_number();
+        let span = now_block.saturating_sub(1).min(16);
+        if span == 0 {
+            return Err(ChainError::Rpc(
+                "the chain is too young to measure its block time; retry in a few blocks".into(),
+            ));
+        }
+        let api = self.api.read().await.clone();
+        let earlier = tokio::time::timeout(self.config.request_timeout, api.at_block(now_block - span))
+            .await
+            .map_err(|_| ChainError::Timeout("an earlier block"))?
+            .map_err(rpc)?;
+        let t_now: u64 = self.fetch_in(at, "Timestamp", "Now", ()).await?;
+        let t_then: u64 = self.fetch_in(&earlier, "Timestamp", "Now", ()).await?;
+        Ok(t_now.saturating_sub(t_then) / span)
     }
 
     /// Like [`Self::fetch`], but `default` when this runtime does not have the entry.
@@ -365,13 +416,7 @@ impl ChainClient {
             + subxt::ext::frame_decode::storage::IntoDecodableValues,
         V: DecodeAsType,
     {
-        let exists = at
-            .metadata_ref()
-            .pallet_by_name(PALLET)
-            .and_then(|p| p.storage())
-            .and_then(|s| s.entry_by_name(entry))
-            .is_some();
-        if exists {
+        if has_storage(at, entry) {
             self.fetch(at, entry, keys).await
         } else {
             Ok(default)
@@ -392,6 +437,11 @@ impl ChainClient {
             max_weights_limit: self.fetch(at, "MaxWeightsLimit", k).await?,
             commit_reveal_enabled: self.fetch(at, "CommitRevealWeightsEnabled", k).await?,
             reveal_period_epochs: self.fetch_or(at, "RevealPeriodEpochs", k, 1).await?,
+            commit_reveal_version: if has_storage(at, "CommitRevealWeightsVersion") {
+                Some(self.fetch(at, "CommitRevealWeightsVersion", ()).await?)
+            } else {
+                None
+            },
             max_allowed_uids: self.fetch_or(at, "MaxAllowedUids", k, 256).await?,
             immunity_period: self.fetch_or(at, "ImmunityPeriod", k, 4096).await?,
             serving_rate_limit: self.fetch_or(at, "ServingRateLimit", k, 50).await?,
@@ -796,9 +846,10 @@ impl ChainClient {
     }
 
     /// Sets weights the way the subnet requires: reads the hyperparameters, checks the vector,
-    /// respects the rate limit (without submitting when it is not yet allowed), and uses `set_weights`
-    /// or a CR-v2 commit. `version_key` 0 uses the subnet's `WeightsVersionKey`; a non-zero key below
-    /// it is refused before submission (the subnet owner raised it to require an upgrade).
+    /// respects the rate limit (without submitting when it is not yet allowed), and uses `set_weights`,
+    /// a timelocked (CR-v4) commit or a CR-v2 commit as [`weights::choose_path`] decides from the
+    /// chain. `version_key` 0 uses the subnet's `WeightsVersionKey`; a non-zero key below it is refused
+    /// before submission (the subnet owner raised it to require an upgrade).
     pub async fn set_weights(
         &self,
         hotkey: &Keypair,
@@ -837,7 +888,7 @@ impl ChainClient {
                 next_allowed_block: next_allowed,
             });
         }
-        match weights::choose_path(hp.commit_reveal_enabled) {
+        match weights::choose_path(hp.commit_reveal_enabled, hp.commit_reveal_version) {
             WeightsPath::Direct => {
                 let report = self
                     .submit(
@@ -882,6 +933,61 @@ impl ChainClient {
                     next_allowed_block,
                 })
             }
+            WeightsPath::Timelocked(commit_reveal_version) => {
+                // The commit lands in the next block, is counted in that block's epoch (with
+                // lookahead) and is opened in the first block of epoch + RevealPeriodEpochs.
+                let clock = self.epoch_clock_at(&at, netuid).await?;
+                let commit_epoch = clock.epoch_at(now + 1);
+                let reveal_block = clock.epoch_start_block(commit_epoch + hp.reveal_period_epochs);
+                let block_time_ms = match self.config.beacon.block_time_ms {
+                    Some(ms) => ms,
+                    None => self.measured_block_time_ms(&at).await?,
+                };
+                // A round the chain already holds when the commit lands is refused
+                // (InvalidRevealRound, nothing included): aim again from the new time, once.
+                let mut attempt = 0;
+                let (report, reveal_round) = loop {
+                    attempt += 1;
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    let reveal_round =
+                        self.config
+                            .beacon
+                            .round_for(now_ms, reveal_block.saturating_sub(now), block_time_ms);
+                    let commit = crate::timelock::encrypt_weights_commit(
+                        &me.0,
+                        &uids,
+                        &values,
+                        version_key,
+                        reveal_round,
+                        &self.config.beacon.public_key,
+                    )?;
+                    let call = Call::CommitTimelockedWeights {
+                        netuid,
+                        commit,
+                        reveal_round,
+                        commit_reveal_version,
+                    };
+                    let report = self.submit(&call, hotkey).await;
+                    if attempt < 2 && report.failure() == Some(crate::submit::FailureKind::RevealRejected) {
+                        tracing::warn!(
+                            netuid,
+                            reveal_round,
+                            "the chain already holds the pulse; committing again"
+                        );
+                        continue;
+                    }
+                    break (report, reveal_round);
+                };
+                let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
+                Ok(WeightsResult::TimelockCommitted {
+                    report,
+                    reveal_round,
+                    reveal_block,
+                    next_allowed_block,
+                })
+            }
         }
     }
 
@@ -890,13 +996,7 @@ impl ChainClient {
     async fn epoch_clock_at(&self, at: &AtBlock, netuid: u16) -> Result<weights::EpochClock, ChainError> {
         let k = (netuid,);
         let tempo = u64::from(self.fetch::<_, u16>(at, "Tempo", k).await?);
-        let stateful = at
-            .metadata_ref()
-            .pallet_by_name(PALLET)
-            .and_then(|p| p.storage())
-            .is_some_and(|s| {
-                s.entry_by_name("SubnetEpochIndex").is_some() && s.entry_by_name("LastEpochBlock").is_some()
-            });
+        let stateful = has_storage(at, "SubnetEpochIndex") && has_storage(at, "LastEpochBlock");
         Ok(if stateful {
             weights::EpochClock::Stateful {
                 index: self.fetch(at, "SubnetEpochIndex", k).await?,
@@ -966,6 +1066,15 @@ impl ChainClient {
 
 /// The next allowed block after a weights submission: the chain records `LastUpdate` at the inclusion
 /// block; if it was not included, the previous limit still applies from `now`.
+/// Whether the runtime at `at` has the `SubtensorModule` storage entry `entry`.
+fn has_storage(at: &AtBlock, entry: &str) -> bool {
+    at.metadata_ref()
+        .pallet_by_name(PALLET)
+        .and_then(|p| p.storage())
+        .and_then(|s| s.entry_by_name(entry))
+        .is_some()
+}
+
 fn next_after(report: &SubmitReport, now: u64, rate_limit: u64) -> u64 {
     match report.outcome {
         Outcome::Included { block, .. } if block > 0 => weights::next_allowed_block(block, rate_limit),
@@ -1006,6 +1115,18 @@ pub enum WeightsResult {
         report: SubmitReport,
         /// What to reveal.
         pending: PendingReveal,
+        /// First block at which weights may be committed again.
+        next_allowed_block: u64,
+    },
+    /// A timelocked (CR-v4) commit was submitted; the chain reveals it by itself once the beacon's
+    /// pulse for `reveal_round` is on chain, in the epoch that starts at `reveal_block`.
+    TimelockCommitted {
+        /// The submission.
+        report: SubmitReport,
+        /// The drand round the weights are encrypted to.
+        reveal_round: u64,
+        /// The expected first block of the reveal epoch (assuming the tempo does not change).
+        reveal_block: u64,
         /// First block at which weights may be committed again.
         next_allowed_block: u64,
     },

@@ -102,7 +102,10 @@ pub const STORAGE: &[StorageItem] = &[
     item("ServingRateLimit", 1, true, value_is::<u64>),
     item("Burn", 1, true, value_is::<u64>),
     item("NetworkRegistrationAllowed", 1, true, value_is::<bool>),
-    // Commit-reveal timing.
+    // Commit-reveal path and timing.
+    // (The stateful epoch clock's SubnetEpochIndex/LastEpochBlock are used when present and are
+    // not on finney yet, where the legacy formula applies: see `weights::EpochClock`.)
+    item("CommitRevealWeightsVersion", 0, true, value_is::<u16>),
     item(
         "WeightCommits",
         2,

@@ -79,6 +79,9 @@ pub struct Hyperparams {
     pub commit_reveal_enabled: bool,
     /// `RevealPeriodEpochs` (1 when the chain does not have it).
     pub reveal_period_epochs: u64,
+    /// `CommitRevealWeightsVersion` (chain-wide): the timelocked commit version the chain accepts;
+    /// `None` on runtimes without timelocked commits.
+    pub commit_reveal_version: Option<u16>,
     /// `MaxAllowedUids`.
     pub max_allowed_uids: u16,
     /// `ImmunityPeriod` in blocks.

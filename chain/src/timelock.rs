@@ -289,6 +289,11 @@ impl DevBeacon {
         }
     }
 
+    /// The embedded devnet's beacon, from [`DEVNET_BEACON_SEED`].
+    pub fn devnet() -> Self {
+        Self::from_seed(DEVNET_BEACON_SEED)
+    }
+
     /// The public key (compressed G2, 96 bytes): pass it to [`encrypt_weights_commit`].
     pub fn public_key(&self) -> Vec<u8> {
         let point = (G2Projective::generator() * self.secret).into_affine();
@@ -376,15 +381,16 @@ pub fn quicknet_round_at(unix_secs: u64) -> u64 {
     unix_secs.saturating_sub(QUICKNET_GENESIS_TIME) / QUICKNET_PERIOD_SECS
 }
 
-/// The drand round to encrypt a commit to, under the stateful epoch clock.
+/// The drand quicknet round to encrypt a commit to ([`BeaconConfig::quicknet`] with the given block
+/// time and margin; see [`BeaconConfig::round_for`]).
 ///
 /// Inputs:
 /// * `now_unix_secs`: the current wall-clock time.
 /// * `blocks_until_reveal`: blocks from the current block to the first block of the reveal epoch
-///   (the block whose `on_initialize` reveals commits of `commit_epoch`, i.e. the block where the
-///   epoch `commit_epoch + reveal_period` fires; the client computes it from the subnet's
-///   `LastEpochBlock`/pending-epoch state, tempo and `RevealPeriodEpochs`).
-/// * `block_time_secs`: seconds per block (12 on finney).
+///   (the block whose `on_initialize` reveals commits of `commit_epoch`, where epoch
+///   `commit_epoch + reveal_period` fires; the client takes it from
+///   [`crate::weights::EpochClock::epoch_start_block`]).
+/// * `block_time_ms`: milliseconds per block (12 000 on finney).
 /// * `pulse_delay_rounds`: safety margin in drand rounds ([`SUBTENSOR_PULSE_DELAY_ROUNDS`] = 24 like
 ///   the SDK): the chain's pulses lag real drand time, so the round is moved this far back to be on
 ///   chain by the reveal block. The cost is that the commit opens up to `pulse_delay_rounds × 3` s
@@ -395,14 +401,103 @@ pub fn quicknet_round_at(unix_secs: u64) -> u64 {
 pub fn reveal_round(
     now_unix_secs: u64,
     blocks_until_reveal: u64,
-    block_time_secs: u64,
+    block_time_ms: u64,
     pulse_delay_rounds: u64,
 ) -> u64 {
-    let reveal_time = now_unix_secs.saturating_add(blocks_until_reveal.saturating_mul(block_time_secs));
-    reveal_time
-        .saturating_sub(QUICKNET_GENESIS_TIME)
-        .div_ceil(QUICKNET_PERIOD_SECS)
-        .saturating_sub(pulse_delay_rounds)
+    BeaconConfig {
+        pulse_delay_rounds,
+        ..BeaconConfig::quicknet()
+    }
+    .round_for(
+        now_unix_secs.saturating_mul(1000),
+        blocks_until_reveal,
+        block_time_ms,
+    )
+}
+
+/// The seed of the embedded devnet's beacon ([`DevBeacon::devnet`]): public, like the dev accounts.
+pub const DEVNET_BEACON_SEED: &[u8] = b"tensorproof devnet drand beacon";
+
+/// Round period of the embedded devnet's beacon: fast enough that a pulse is on chain within a
+/// block or two of any commit, whatever the devnet's block time and tempo.
+pub const DEVNET_BEACON_PERIOD_MS: u64 = 100;
+
+/// Blocks ahead a devnet commit aims its round ([`BeaconConfig::devnet`]).
+pub const DEVNET_BEACON_LEAD_BLOCKS: u64 = 3;
+
+/// A drand-style beacon as a chain's `Drand` pallet follows it, and how a client picks a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeaconConfig {
+    /// The beacon's public key (compressed G2, 96 bytes).
+    pub public_key: Vec<u8>,
+    /// Unix time of round 0 (seconds).
+    pub genesis_secs: u64,
+    /// Milliseconds between rounds.
+    pub period_ms: u64,
+    /// Milliseconds per block of the chain, to turn blocks into wall-clock time; `None`: measure it
+    /// from the chain's timestamps when committing.
+    pub block_time_ms: Option<u64>,
+    /// Rounds to move the target back, so the pulse is on chain by the reveal block.
+    pub pulse_delay_rounds: u64,
+    /// Aim this many blocks ahead instead of at the reveal block (`None`: the reveal block).
+    pub lead_blocks: Option<u64>,
+}
+
+impl BeaconConfig {
+    /// drand quicknet as finney and testnet follow it: 3 s rounds, 12 s blocks, the SDK's 24-round
+    /// margin back from the reveal time.
+    pub fn quicknet() -> Self {
+        Self {
+            public_key: QUICKNET_PUBLIC_KEY.to_vec(),
+            genesis_secs: QUICKNET_GENESIS_TIME,
+            period_ms: QUICKNET_PERIOD_SECS * 1000,
+            block_time_ms: Some(12_000),
+            pulse_delay_rounds: SUBTENSOR_PULSE_DELAY_ROUNDS,
+            lead_blocks: None,
+        }
+    }
+
+    /// The embedded devnet's beacon ([`DevBeacon::devnet`], [`DEVNET_BEACON_PERIOD_MS`] rounds), as the
+    /// devnet writes it: each round's pulse in the first block at or after the round's time. A commit
+    /// must target a round the chain does not hold when it lands, and one that is on chain before its
+    /// reveal epoch ends. The devnet's block time is set per run (and measured here), and epochs
+    /// last a few hundred milliseconds, so a commit aims [`DEVNET_BEACON_LEAD_BLOCKS`] blocks ahead:
+    /// time for it to land, and its pulse is on chain before the reveal epoch begins (a reveal epoch
+    /// starts at least two blocks after the commit). The weights are then readable by anyone before
+    /// their reveal epoch, which on a devnet costs nothing.
+    pub fn devnet() -> Self {
+        Self {
+            public_key: DevBeacon::devnet().public_key(),
+            genesis_secs: QUICKNET_GENESIS_TIME,
+            period_ms: DEVNET_BEACON_PERIOD_MS,
+            block_time_ms: None,
+            pulse_delay_rounds: 0,
+            lead_blocks: Some(DEVNET_BEACON_LEAD_BLOCKS),
+        }
+    }
+
+    /// The round due at Unix time `unix_ms` (the latest whose time has come; 0 before genesis).
+    pub fn round_at(&self, unix_ms: u64) -> u64 {
+        unix_ms.saturating_sub(self.genesis_secs.saturating_mul(1000)) / self.period_ms.max(1)
+    }
+
+    /// The round to encrypt a commit to at `now_unix_ms`, `blocks_until_reveal` blocks of
+    /// `block_time_ms` before the reveal block:
+    /// `ceil((now + blocks × block_time − genesis) / period) − pulse_delay_rounds`.
+    pub fn round_for(&self, now_unix_ms: u64, blocks_until_reveal: u64, block_time_ms: u64) -> u64 {
+        let blocks_until_reveal = self.lead_blocks.unwrap_or(blocks_until_reveal);
+        now_unix_ms
+            .saturating_add(blocks_until_reveal.saturating_mul(block_time_ms))
+            .saturating_sub(self.genesis_secs.saturating_mul(1000))
+            .div_ceil(self.period_ms.max(1))
+            .saturating_sub(self.pulse_delay_rounds)
+    }
+}
+
+impl Default for BeaconConfig {
+    fn default() -> Self {
+        Self::quicknet()
+    }
 }
 
 /// Parses 192 hex digits at compile time.
@@ -616,9 +711,28 @@ mod tests {
         assert_eq!(quicknet_round_at(QUICKNET_GENESIS_TIME + 3000), 1000);
         assert_eq!(quicknet_round_at(0), 0);
         // now = genesis + 3000 s, 10 blocks of 12 s: 3120 s → round 1040, minus 24 → 1016.
-        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3000, 10, 12, 24), 1016);
-        // A partial period rounds up.
-        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3001, 0, 12, 0), 1001);
-        assert_eq!(reveal_round(0, 0, 12, 24), 0);
+        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3000, 10, 12_000, 24), 1016);
+        // A partial period rounds up; sub-second blocks count.
+        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3001, 0, 12_000, 0), 1001);
+        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3000, 10, 100, 0), 1001);
+        assert_eq!(reveal_round(0, 0, 12_000, 24), 0);
+        // The devnet aims three blocks ahead whatever the reveal: past every round due two blocks
+        // from now, never more than one period beyond the third.
+        let devnet = BeaconConfig::devnet();
+        let base = QUICKNET_GENESIS_TIME * 1000 + 5_000_000;
+        for now in (base..base + 300).step_by(7) {
+            let round = devnet.round_for(now, 1000, 100);
+            assert!(round > devnet.round_at(now + 2 * 100), "{now}");
+            assert!(
+                round <= devnet.round_at(now + 3 * 100 + DEVNET_BEACON_PERIOD_MS),
+                "{now}"
+            );
+        }
+        assert_eq!(
+            BeaconConfig::quicknet().round_at(QUICKNET_GENESIS_TIME * 1000 + 3_000_000),
+            1000
+        );
+        assert_eq!(BeaconConfig::default(), BeaconConfig::quicknet());
+        assert_ne!(devnet.public_key, QUICKNET_PUBLIC_KEY.to_vec());
     }
 }

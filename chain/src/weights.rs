@@ -172,17 +172,23 @@ pub enum WeightsPath {
     Direct,
     /// `commit_weights` now with the CR-v2 hash, `reveal_weights` in the reveal epoch.
     CommitReveal,
+    /// `commit_timelocked_weights` (CR-v4, version given): weights encrypted to a drand round; the
+    /// chain reveals them itself in the reveal epoch.
+    Timelocked(u16),
 }
 
-/// Chooses the path: commit-reveal when `CommitRevealWeightsEnabled`, else direct.
-///
-/// The drand-timelocked path (`commit_timelocked_weights`, CRv4) is not implemented yet; on subnets
-/// with commit-reveal on, the hash commit (CR-v2) is used, which subtensor still accepts.
-pub const fn choose_path(commit_reveal_enabled: bool) -> WeightsPath {
-    if commit_reveal_enabled {
-        WeightsPath::CommitReveal
-    } else {
-        WeightsPath::Direct
+/// The timelocked commit version this client builds ([`crate::timelock`]).
+pub const TIMELOCK_COMMIT_VERSION: u16 = 4;
+
+/// Chooses the path as the SDK does: direct when `CommitRevealWeightsEnabled` is off; with it on,
+/// the timelocked commit when the chain's `CommitRevealWeightsVersion` is the one this client builds
+/// (finney's default, 4), else the CR-v2 hash commit (runtimes without timelocked commits, or a
+/// version this client does not speak, where subtensor still takes hash commits).
+pub const fn choose_path(commit_reveal_enabled: bool, commit_reveal_version: Option<u16>) -> WeightsPath {
+    match (commit_reveal_enabled, commit_reveal_version) {
+        (false, _) => WeightsPath::Direct,
+        (true, Some(TIMELOCK_COMMIT_VERSION)) => WeightsPath::Timelocked(TIMELOCK_COMMIT_VERSION),
+        (true, _) => WeightsPath::CommitReveal,
     }
 }
 
@@ -448,8 +454,11 @@ mod tests {
         assert_eq!(blocks_until_allowed(1_100, 1_000, 100), 0);
         assert_eq!(blocks_until_allowed(5, 0, 100), 0);
         assert_eq!(next_allowed_block(u64::MAX - 1, 100), u64::MAX);
-        assert_eq!(choose_path(true), WeightsPath::CommitReveal);
-        assert_eq!(choose_path(false), WeightsPath::Direct);
+        assert_eq!(choose_path(true, None), WeightsPath::CommitReveal);
+        assert_eq!(choose_path(true, Some(3)), WeightsPath::CommitReveal);
+        assert_eq!(choose_path(true, Some(4)), WeightsPath::Timelocked(4));
+        assert_eq!(choose_path(false, Some(4)), WeightsPath::Direct);
+        assert_eq!(choose_path(false, None), WeightsPath::Direct);
     }
 
     #[test]

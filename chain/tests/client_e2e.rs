@@ -193,13 +193,41 @@ async fn refusals_are_classified_and_not_retried() {
     devnet.shutdown().await;
 }
 
+/// Root sets the chain-wide `CommitRevealWeightsVersion` through a stock subxt client.
+async fn set_commit_reveal_version(devnet: &Devnet, version: u16) {
+    use subxt::dynamic::{self, Value};
+    let api = subxt::OnlineClient::<subxt::config::substrate::SubstrateConfig>::from_url(devnet.ws_url())
+        .await
+        .expect("subxt connects");
+    let inner = Value::unnamed_variant(
+        "AdminUtils",
+        [Value::named_variant(
+            "sudo_set_commit_reveal_version",
+            [("version", Value::from(version))],
+        )],
+    );
+    let call = dynamic::transaction("Sudo".to_string(), "sudo".to_string(), (inner,));
+    let at = api.at_current_block().await.expect("block");
+    at.transactions()
+        .sign_and_submit_then_watch_default(&call, &subxt_signer::sr25519::dev::alice())
+        .await
+        .expect("submitted")
+        .wait_for_finalized_success()
+        .await
+        .expect("root set the version");
+}
+
+/// A chain whose timelocked-commit version this client does not build (3): the CR-v2 hash commit,
+/// revealed by the client in the reveal epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commit_then_reveal_when_commit_reveal_is_on() {
+async fn hash_commit_then_reveal_when_timelocked_commits_are_not_spoken() {
     let devnet = devnet(true).await;
+    set_commit_reveal_version(&devnet, 3).await;
     let client = connect(&devnet).await;
     let owner = key("//Alice");
     let hp = client.hyperparams(1).await.unwrap();
     assert!(hp.commit_reveal_enabled);
+    assert_eq!(hp.commit_reveal_version, Some(3));
     let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
     let WeightsResult::Committed { report, pending, .. } = res else {
         panic!("expected a commit: {res:?}")
@@ -229,6 +257,106 @@ async fn commit_then_reveal_when_commit_reveal_is_on() {
     assert_eq!(
         client.reveal_timing(&owner.account(), &pending).await.unwrap(),
         None
+    );
+    devnet.shutdown().await;
+}
+
+/// Commit-reveal as finney runs it (`CommitRevealWeightsVersion` 4): the client encrypts the weights to
+/// a round of the devnet's beacon, the chain stores the ciphertext, and in the reveal epoch opens it
+/// with the beacon's pulse and sets the weights. Nothing is revealed by the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
+    use chain::devnet::runtime::Runtime;
+    use chain::devnet::subtensor;
+    let devnet = devnet(true).await;
+    let client = ChainClient::connect(
+        &Network::Url(devnet.ws_url()),
+        ClientConfig {
+            beacon: chain::timelock::BeaconConfig::devnet(),
+            ..config()
+        },
+    )
+    .await
+    .expect("client connects");
+    let owner = key("//Alice");
+    let hp = client.hyperparams(1).await.unwrap();
+    assert_eq!(hp.commit_reveal_version, Some(4));
+    // The client measures the block time over past blocks: give the fresh devnet a few.
+    while client.block_number().await.unwrap() < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        devnet
+            .with_state(|| subtensor::Weights::<Runtime>::get(1, 0))
+            .is_empty()
+    );
+
+    let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
+    let WeightsResult::TimelockCommitted {
+        report,
+        reveal_round,
+        reveal_block,
+        ..
+    } = res
+    else {
+        panic!("expected a timelocked commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    assert_eq!(report.call, "commit_timelocked_weights");
+    let chain::submit::Outcome::Included { block, .. } = report.outcome else {
+        unreachable!()
+    };
+    assert!(
+        reveal_block > block,
+        "reveal at {reveal_block}, committed at {block}"
+    );
+    // Encrypted on chain until the reveal epoch: the weights are not set yet.
+    let queued = devnet.with_state(|| {
+        subtensor::TimelockedWeightCommits::<Runtime>::iter_prefix(1)
+            .flat_map(|(_, commits)| commits)
+            .map(|(_, _, _, round)| round)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(queued, vec![reveal_round]);
+    // Watch (block, weights) pairs read from one state: empty before the reveal epoch, then the
+    // chain opens the commit a block or two into it.
+    let observe = || {
+        devnet.with_state(|| {
+            (
+                polkadot_sdk::frame_system::Pallet::<Runtime>::block_number(),
+                subtensor::Weights::<Runtime>::get(1, 0),
+            )
+        })
+    };
+    let mut opened_at = None;
+    for _ in 0..400 {
+        let (at, set) = observe();
+        if !set.is_empty() {
+            assert_eq!(set, vec![(0, 65535)]);
+            opened_at = Some(u64::from(at));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let opened_at = opened_at.unwrap_or_else(|| {
+        let state = devnet.with_state(|| {
+            (
+                polkadot_sdk::frame_system::Pallet::<Runtime>::block_number(),
+                chain::devnet::drand::LastStoredRound::<Runtime>::get(),
+                subtensor::SubnetEpochIndex::<Runtime>::get(1),
+                subtensor::LastEpochBlock::<Runtime>::get(1),
+                subtensor::TimelockedWeightCommits::<Runtime>::iter_prefix(1)
+                    .map(|(e, c)| (e, c.len()))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        panic!(
+            "the chain never revealed the commit (round {reveal_round}, reveal block {reveal_block}, committed in {block}); (block, last stored round, epoch, last epoch block, queued) = {state:?}"
+        )
+    });
+    assert!(
+        opened_at >= reveal_block,
+        "opened at {opened_at}, before its reveal epoch at {reveal_block}"
     );
     devnet.shutdown().await;
 }

@@ -39,6 +39,12 @@ fn calls() -> Vec<Call> {
             salt: (1..=8).collect(),
             version_key: 0,
         },
+        Call::CommitTimelockedWeights {
+            netuid: 1,
+            commit: vec![0xcd; 300],
+            reveal_round: 1_000,
+            commit_reveal_version: 4,
+        },
         Call::ServeAxon {
             netuid: 1,
             axon: AxonSpec {
@@ -101,7 +107,7 @@ fn offline(md: Metadata) -> OfflineClient<SubstrateConfig> {
 fn every_call_encodes_against_finney_with_the_right_indices_and_bytes() {
     let client = offline(finney());
     let at = client.at_block(0u64).unwrap();
-    let expected_index = [0u8, 96, 97, 4, 7];
+    let expected_index = [0u8, 96, 97, 113, 4, 7];
     for (call, idx) in calls().iter().zip(expected_index) {
         let data = at
             .transactions()
@@ -116,10 +122,15 @@ fn every_call_encodes_against_finney_with_the_right_indices_and_bytes() {
     let mut want = vec![7u8, 0];
     (1u16, vec![0u16, 1], vec![65535u16, 10], 7u64).encode_to(&mut want);
     assert_eq!(set, want);
-    let serve = at.transactions().call_data(&calls()[3].payload()).unwrap();
+    let serve = at.transactions().call_data(&calls()[4].payload()).unwrap();
     let mut want = vec![7u8, 4];
     (1u16, 100u32, 0x0102_0304u128, 8091u16, 4u8, 4u8, 0u8, 0u8).encode_to(&mut want);
     assert_eq!(serve, want);
+    // commit_timelocked_weights: the BoundedVec is a length-prefixed byte vector.
+    let commit = at.transactions().call_data(&calls()[3].payload()).unwrap();
+    let mut want = vec![7u8, 113];
+    (1u16, vec![0xcdu8; 300], 1_000u64, 4u16).encode_to(&mut want);
+    assert_eq!(commit, want);
 }
 
 #[test]

@@ -130,15 +130,16 @@ impl Network for ChainNetwork {
                 self.version_key,
             )
             .await;
-        let failed = |detail: String, attempts| SubmitOutcome {
+        let failed = |detail: String, attempts, call| SubmitOutcome {
             status: SubmitStatus::Failed,
             detail,
             attempts,
             latency: started.elapsed(),
             block: None,
+            call,
         };
         let report = match result {
-            Err(e) => return failed(e.to_string(), 0),
+            Err(e) => return failed(e.to_string(), 0, None),
             Ok(WeightsResult::RateLimited {
                 now,
                 next_allowed_block,
@@ -149,9 +150,20 @@ impl Network for ChainNetwork {
                     attempts: 0,
                     latency: started.elapsed(),
                     block: None,
+                    call: None,
                 };
             }
             Ok(WeightsResult::Set { report, .. }) => report,
+            // The chain opens it by itself in the reveal epoch; nothing to keep.
+            Ok(WeightsResult::TimelockCommitted {
+                report,
+                reveal_round,
+                reveal_block,
+                ..
+            }) => {
+                tracing::debug!(reveal_round, reveal_block, "timelocked weights committed");
+                report
+            }
             Ok(WeightsResult::Committed { report, pending, .. }) => {
                 if report.is_included() {
                     *self
@@ -170,8 +182,13 @@ impl Network for ChainNetwork {
                 latency: report.latency,
                 // 0: inclusion confirmed by nonce after a dropped connection, block unknown.
                 block: (*block > 0).then_some(*block),
+                call: Some(report.call),
             },
-            Outcome::Failed { message, .. } => failed(format!("{}: {message}", report.call), report.attempts),
+            Outcome::Failed { message, .. } => failed(
+                format!("{}: {message}", report.call),
+                report.attempts,
+                Some(report.call),
+            ),
         }
     }
 }

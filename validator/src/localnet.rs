@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chain::auth::RequestSigner;
 use chain::bootstrap::{self, Account, SubnetChoice, SubnetPlan};
-use chain::calls::AxonSpec;
+use chain::calls::{AxonSpec, Hyperparameter};
 use chain::client::{ChainClient, ClientConfig, Network as ChainNet};
 use chain::devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
@@ -58,7 +58,8 @@ pub struct LocalnetConfig {
     pub miners: usize,
     /// Adversary modes (`lazy:0.1`, `forge`, `slow:MS`, `garbage`, …) of the last miners, one each.
     pub adversaries: Vec<String>,
-    /// Epochs the chain must run after the block that included the first weights.
+    /// Epochs the chain must run after the block that included the first weights (with commit-reveal,
+    /// after their reveal epoch).
     pub epochs: u64,
     /// Blocks per epoch.
     pub tempo: u16,
@@ -68,6 +69,8 @@ pub struct LocalnetConfig {
     pub matmul_sizes: Vec<u32>,
     /// Shortest time between round starts.
     pub round_interval: Duration,
+    /// Commit-reveal on the subnet: weights go as timelocked (CR-v4) commits the devnet reveals.
+    pub commit_reveal: bool,
     /// Print one line per round to stderr.
     pub progress: bool,
     /// Give up after this long.
@@ -84,6 +87,7 @@ impl Default for LocalnetConfig {
             block_time: Duration::from_millis(200),
             matmul_sizes: vec![64, 96],
             round_interval: Duration::from_millis(500),
+            commit_reveal: false,
             progress: true,
             deadline: Duration::from_secs(600),
         }
@@ -114,7 +118,8 @@ pub struct MinerSummary {
 /// What a localnet run did (`--json` prints exactly this).
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalnetReport {
-    /// Epochs the chain ran after the block that included the first weights.
+    /// Epochs the chain ran after the block that included the first weights (with commit-reveal,
+    /// after their reveal epoch).
     pub epochs: u64,
     /// The chain's block number at the end.
     pub blocks: u64,
@@ -124,6 +129,9 @@ pub struct LocalnetReport {
     pub weights_set: u64,
     /// Weight submissions that failed.
     pub weights_failed: u64,
+    /// The extrinsic that carried the weights (`set_weights`, or `commit_timelocked_weights` with
+    /// commit-reveal on).
+    pub weights_call: Option<String>,
 }
 
 impl LocalnetReport {
@@ -140,18 +148,22 @@ impl LocalnetReport {
             ));
         }
         out.push_str(&format!(
-            "{} epochs, {} blocks, weights set {} times ({} failed)\n",
-            self.epochs, self.blocks, self.weights_set, self.weights_failed
+            "{} epochs, {} blocks, weights set {} times ({} failed) with {}\n",
+            self.epochs,
+            self.blocks,
+            self.weights_set,
+            self.weights_failed,
+            self.weights_call.as_deref().unwrap_or("-")
         ));
         out
     }
 }
 
-fn client_config() -> ClientConfig {
+fn client_config(network: &ChainNet) -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_secs(20),
         inclusion_timeout: Duration::from_secs(30),
-        ..ClientConfig::default()
+        ..ClientConfig::for_network(network)
     }
 }
 
@@ -218,7 +230,13 @@ async fn run_in(
     })
     .await?;
     say(format!("devnet at {}", devnet.ws_url()));
-    let client = Arc::new(ChainClient::connect(&ChainNet::Url(devnet.ws_url()), client_config()).await?);
+    // The embedded devnet's beacon signs the drand pulses (ChainNet::Devnet picks it).
+    let chain_net = ChainNet::Url(devnet.ws_url());
+    let client_config = ClientConfig {
+        beacon: chain::timelock::BeaconConfig::devnet(),
+        ..client_config(&chain_net)
+    };
+    let client = Arc::new(ChainClient::connect(&chain_net, client_config).await?);
 
     // Keys and miner servers (each on its own loopback address).
     let v_cold = dev_key("validator-cold")?;
@@ -260,7 +278,12 @@ async fn run_in(
     // Subnet, funding, registration, axons, stake; then the permit.
     let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
     let validator = Account::new(v_cold, v_hot.clone());
-    let plan = SubnetPlan::localnet(config.tempo);
+    let mut plan = SubnetPlan::localnet(config.tempo);
+    for hp in &mut plan.hyperparameters {
+        if let Hyperparameter::CommitRevealWeightsEnabled(on) = hp {
+            *on = config.commit_reveal;
+        }
+    }
     let boot = bootstrap::bootstrap(&client, &sudo, &plan, &validator, &accounts).await?;
     let netuid = boot.netuid;
     say(format!(
@@ -298,8 +321,15 @@ async fn run_in(
     // Epochs are counted on the chain's own clock: an epoch counts once its block is past the block
     // in which the first weights were included (an epoch firing in that block's `on_initialize`
     // ran before them and did not see them).
+    // With commit-reveal, the epochs up to the reveal epoch run before the weights are open.
+    let reveal_epochs = if config.commit_reveal {
+        client.hyperparams(netuid).await?.reveal_period_epochs
+    } else {
+        0
+    };
     let (mut weights_set, mut weights_failed) = (0u64, 0u64);
     let mut first_included: Option<u64> = None;
+    let mut weights_call = None;
     let mut epochs_seen = std::collections::BTreeSet::new();
     loop {
         let round_started = Instant::now();
@@ -309,6 +339,7 @@ async fn run_in(
                 match s.submission.as_ref().map(|o| (&o.status, o.block)) {
                     Some((SubmitStatus::Included, included_in)) => {
                         weights_set += 1;
+                        weights_call = s.submission.as_ref().and_then(|o| o.call).map(str::to_owned);
                         if first_included.is_none() {
                             // Inclusion confirmed without a block number: the current block bounds it.
                             let block = match included_in {
@@ -326,7 +357,7 @@ async fn run_in(
                     "round {:>3}  block {:>5}  epoch {}/{}  passed {}/{}  weights {}  {:.0} ms",
                     s.record.round,
                     b,
-                    epochs_seen.len(),
+                    (epochs_seen.len() as u64).saturating_sub(reveal_epochs),
                     config.epochs,
                     passed,
                     s.record.miners.len(),
@@ -341,7 +372,7 @@ async fn run_in(
             if let Some(epoch_block) = clock.last_epoch_block(now).filter(|&e| e > first) {
                 epochs_seen.insert(epoch_block);
             }
-            if epochs_seen.len() as u64 >= config.epochs {
+            if epochs_seen.len() as u64 >= config.epochs + reveal_epochs {
                 break;
             }
         }
@@ -372,7 +403,7 @@ async fn run_in(
             }
         })
         .collect();
-    let epochs = epochs_seen.len() as u64;
+    let epochs = (epochs_seen.len() as u64).saturating_sub(reveal_epochs);
     say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
     for s in servers {
         s.shutdown().await;
@@ -384,6 +415,7 @@ async fn run_in(
         miners,
         weights_set,
         weights_failed,
+        weights_call,
     })
 }
 
@@ -437,7 +469,7 @@ pub async fn setup(
     let network: ChainNet = network
         .parse()
         .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
-    let client = ChainClient::connect(&network, client_config()).await?;
+    let client = ChainClient::connect(&network, client_config(&network)).await?;
     let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut plan = SubnetPlan::localnet(10);
     if let Some(n) = netuid {

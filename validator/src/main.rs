@@ -91,6 +91,10 @@ enum Cmd {
         /// Devnet block interval in milliseconds.
         #[arg(long, default_value_t = 200)]
         block_ms: u64,
+        /// Commit-reveal on, as on finney: weights go on chain as drand-timelocked (CR-v4) commits
+        /// that the devnet opens with its beacon's pulses one epoch later.
+        #[arg(long)]
+        commit_reveal: bool,
         /// Print exactly one JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -271,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             epochs,
             tempo,
             block_ms,
+            commit_reveal,
             json,
         } => {
             let config = validator::localnet::LocalnetConfig {
@@ -278,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 adversaries,
                 epochs,
                 tempo,
+                commit_reveal,
                 block_time: Duration::from_millis(block_ms.max(1)),
                 ..validator::localnet::LocalnetConfig::default()
             };
@@ -442,7 +448,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         .context("no chain and no miners: pass --network devnet|local|test|finney|ws://… (or --miners for a run without a chain)")?;
     let net: chain::client::Network = name.parse()?;
     let chain_client =
-        chain::client::ChainClient::connect(&net, chain::client::ClientConfig::default()).await?;
+        chain::client::ChainClient::connect(&net, chain::client::ClientConfig::for_network(&net)).await?;
     let network = Arc::new(ChainNetwork::new(
         Arc::new(chain_client),
         hotkey_pair,

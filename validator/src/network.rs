@@ -63,6 +63,8 @@ pub struct SubmitOutcome {
     pub latency: Duration,
     /// The block the submission was included in (`None` unless [`SubmitStatus::Included`]).
     pub block: Option<u64>,
+    /// The extrinsic sent (`set_weights`, `commit_timelocked_weights`, …), if one was.
+    pub call: Option<&'static str>,
 }
 
 /// An error reading the chain.
@@ -134,6 +136,7 @@ impl Network for StaticNetwork {
             attempts: 0,
             latency: Duration::ZERO,
             block: None,
+            call: None,
         }
     }
 }

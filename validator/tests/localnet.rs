@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use validator::localnet::{LocalnetConfig, run};
+use validator::localnet::{LocalnetConfig, LocalnetReport, run};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn honest_miners_out_earn_a_lazy_one_on_chain() {
-    let config = LocalnetConfig {
+fn config(commit_reveal: bool) -> LocalnetConfig {
+    LocalnetConfig {
         miners: 4,
         adversaries: vec!["lazy:0.1".into()],
         epochs: 1,
@@ -17,10 +16,34 @@ async fn honest_miners_out_earn_a_lazy_one_on_chain() {
         block_time: Duration::from_millis(100),
         matmul_sizes: vec![32],
         round_interval: Duration::from_millis(100),
+        commit_reveal,
         progress: true,
         deadline: Duration::from_secs(300),
-    };
-    let report = run(&config).await.expect("localnet runs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_miners_out_earn_a_lazy_one_on_chain() {
+    let report = run(&config(false)).await.expect("localnet runs");
+    check(&report);
+    assert_eq!(report.weights_call.as_deref(), Some("set_weights"), "{report:?}");
+}
+
+/// The same through commit-reveal as finney runs it: every weight vector goes on chain as a
+/// drand-timelocked (CR-v4) commit, which the devnet opens with its beacon's pulse; incentive can
+/// only reach the miners through those reveals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timelocked_weights_reach_the_chain_and_pay_honest_miners() {
+    let report = run(&config(true)).await.expect("localnet runs");
+    check(&report);
+    assert_eq!(
+        report.weights_call.as_deref(),
+        Some("commit_timelocked_weights"),
+        "{report:?}"
+    );
+}
+
+fn check(report: &LocalnetReport) {
     assert!(report.weights_set >= 1, "no weights landed: {report:?}");
     assert!(report.epochs >= 1, "{report:?}");
     assert_eq!(report.miners.len(), 4, "{report:?}");

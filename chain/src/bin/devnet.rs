@@ -35,6 +35,10 @@ struct Args {
     /// Turn commit-reveal on for the dev subnet.
     #[arg(long)]
     commit_reveal: bool,
+    /// Do not write the devnet beacon's drand pulses (timelocked commits then wait for
+    /// `Drand::dev_write_pulse`).
+    #[arg(long)]
+    no_beacon: bool,
     /// Also produce a block as soon as a transaction arrives (Anvil's automine).
     #[arg(long)]
     instant_seal: bool,
@@ -61,6 +65,7 @@ async fn main() {
         dev_subnet: args.dev_subnet,
         dev_subnet_commit_reveal: args.commit_reveal,
         instant_seal: args.instant_seal,
+        dev_beacon: !args.no_beacon,
         ..DevnetConfig::default()
     };
     let devnet = match Devnet::spawn(config).await {

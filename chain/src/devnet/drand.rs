@@ -1,6 +1,8 @@
 //! A minimal `Drand` pallet (index 26 as on finney): the beacon pulses that timelocked weight
-//! commits wait for. On the devnet there is no off-chain worker fetching drand; pulses are
-//! written by root (`dev_write_pulse`), e.g. from a test or the `devnet` binary.
+//! commits wait for. On the devnet there is no off-chain worker fetching drand: the node writes the
+//! pulses of its own beacon ([`crate::timelock::DevBeacon::devnet`]) as their rounds come due
+//! ([`write_due_pulses`], on unless `DevnetConfig::dev_beacon` is off), and root may write any pulse
+//! (`dev_write_pulse`), e.g. drand quicknet's real ones from a test.
 
 pub use pallet::*;
 
@@ -56,6 +58,14 @@ pub mod pallet {
         pub fn dev_write_pulse(origin: OriginFor<T>, round: u64, signature: Vec<u8>) -> DispatchResult {
             ensure_root(origin)?;
             ensure!(signature.len() <= 96, Error::<T>::PulseTooLarge);
+            Self::store_pulse(round, signature);
+            Ok(())
+        }
+    }
+
+    impl<T: Config> Pallet<T> {
+        /// Stores the pulse of `round` and advances `LastStoredRound`.
+        pub fn store_pulse(round: u64, signature: Vec<u8>) {
             let randomness = polkadot_sdk::sp_io::hashing::sha2_256(&signature).to_vec();
             Pulses::<T>::insert(
                 round,
@@ -66,7 +76,28 @@ pub mod pallet {
                 },
             );
             LastStoredRound::<T>::mutate(|r| *r = (*r).max(round));
-            Ok(())
+        }
+    }
+}
+
+/// Most pulses the devnet's beacon writes in one block (the backlog after a pause is skipped).
+pub const MAX_PULSES_PER_BLOCK: u64 = 64;
+
+/// Writes `beacon`'s pulses for every round of `config` due at `now_ms` and not stored yet (at most
+/// [`MAX_PULSES_PER_BLOCK`], the newest). Runs inside block execution.
+pub fn write_due_pulses<T: Config>(
+    beacon: &crate::timelock::DevBeacon,
+    config: &crate::timelock::BeaconConfig,
+    now_ms: u64,
+) {
+    let due = config.round_at(now_ms);
+    let from = LastStoredRound::<T>::get()
+        .saturating_add(1)
+        .max(due.saturating_sub(MAX_PULSES_PER_BLOCK - 1));
+    for round in from..=due {
+        match beacon.sign_round(round) {
+            Ok(signature) => Pallet::<T>::store_pulse(round, signature),
+            Err(error) => tracing::error!(round, %error, "devnet beacon could not sign a round"),
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct DevnetConfig {
     pub dev_subnet: bool,
     /// Commit-reveal on the dev subnet (subtensor's default is on; the devnet's is off).
     pub dev_subnet_commit_reveal: bool,
+    /// Write the pulses of the devnet's drand-style beacon
+    /// ([`crate::timelock::BeaconConfig::devnet`]) as their rounds come due, so timelocked (CR-v4)
+    /// commits are revealed. Off: only root's `Drand::dev_write_pulse` writes pulses.
+    pub dev_beacon: bool,
     /// Largest JSON-RPC request body (bytes).
     pub max_request_bytes: u32,
     /// Most simultaneous connections.
@@ -68,6 +72,7 @@ impl Default for DevnetConfig {
             tempo: 10,
             dev_subnet: false,
             dev_subnet_commit_reveal: false,
+            dev_beacon: true,
             max_request_bytes: 12 * 1024 * 1024,
             max_connections: 128,
         }
@@ -115,8 +120,15 @@ impl Devnet {
             dev_subnet_commit_reveal: config.dev_subnet_commit_reveal,
         })
         .map_err(DevnetError::Genesis)?;
+        let mut chain = node::Chain::new(storage);
+        if config.dev_beacon {
+            chain.set_beacon(
+                crate::timelock::DevBeacon::devnet(),
+                crate::timelock::BeaconConfig::devnet(),
+            );
+        }
         let shared = Arc::new(rpc::Shared {
-            chain: Mutex::new(node::Chain::new(storage)),
+            chain: Mutex::new(chain),
             new_tx: tokio::sync::Notify::new(),
         });
         let module = rpc::module(shared.clone()).map_err(|e| DevnetError::Rpc(e.to_string()))?;

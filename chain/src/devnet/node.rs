@@ -244,6 +244,7 @@ pub struct Chain {
     pool: Vec<PoolTx>,
     last_timestamp: u64,
     heads: broadcast::Sender<Header>,
+    beacon: Option<(crate::timelock::DevBeacon, crate::timelock::BeaconConfig)>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -309,10 +310,17 @@ impl Chain {
             pool: Vec::new(),
             last_timestamp: 0,
             heads,
+            beacon: None,
         };
         chain.keep_state(genesis_hash, snapshot);
         let _ = chain.ext.commit_all();
         chain
+    }
+
+    /// Write `beacon`'s pulses (rounds of `config`) in every block from now on, as their rounds come
+    /// due by the block timestamp.
+    pub fn set_beacon(&mut self, beacon: crate::timelock::DevBeacon, config: crate::timelock::BeaconConfig) {
+        self.beacon = Some((beacon, config));
     }
 
     fn keep_state(&mut self, hash: H256, snapshot: Snapshot) {
@@ -507,11 +515,17 @@ impl Chain {
         let mut pending = std::mem::take(&mut self.pool);
         let mut included: Vec<PoolTx> = Vec::new();
         let mut dropped: Vec<PoolTx> = Vec::new();
+        let beacon = self.beacon.clone();
         let built = catch_unwind(AssertUnwindSafe(|| {
             self.ext.execute_with(|| {
                 Executive::initialize_block(&header);
                 // The inherent cannot fail for a timestamp past the previous one.
                 let _ = Executive::apply_extrinsic(inherent.clone());
+                // The beacon's pulses land after `on_initialize`, like drand's off-chain worker's
+                // unsigned transactions: commits revealed by them open in a later block.
+                if let Some((beacon, config)) = &beacon {
+                    crate::devnet::drand::write_due_pulses::<Runtime>(beacon, config, timestamp);
+                }
                 loop {
                     let mut progress = false;
                     let mut later = Vec::new();
