@@ -41,11 +41,7 @@ pub mod pallet {
             netuid: u16,
             serving_rate_limit: u64,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::ServingRateLimit::<T>::insert(netuid, serving_rate_limit);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::ServingRateLimitSet(
                 netuid,
@@ -62,11 +58,7 @@ pub mod pallet {
             netuid: u16,
             weights_version_key: u64,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::WeightsVersionKey::<T>::insert(netuid, weights_version_key);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsVersionKeySet(
                 netuid,
@@ -83,11 +75,7 @@ pub mod pallet {
             netuid: u16,
             weights_set_rate_limit: u64,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::WeightsSetRateLimit::<T>::insert(netuid, weights_set_rate_limit);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::WeightsSetRateLimitSet(
                 netuid,
@@ -104,11 +92,7 @@ pub mod pallet {
             netuid: u16,
             immunity_period: u16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::ImmunityPeriod::<T>::insert(netuid, immunity_period);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::ImmunityPeriodSet(netuid, immunity_period));
             Ok(())
@@ -122,11 +106,7 @@ pub mod pallet {
             netuid: u16,
             min_allowed_weights: u16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::MinAllowedWeights::<T>::insert(netuid, min_allowed_weights);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::MinAllowedWeightSet(
                 netuid,
@@ -143,11 +123,7 @@ pub mod pallet {
             netuid: u16,
             max_allowed_uids: u16,
         ) -> DispatchResult {
-            ensure_root(origin)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::Root)?;
             subtensor::MaxAllowedUids::<T>::insert(netuid, max_allowed_uids);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedUidsSet(
                 netuid,
@@ -160,11 +136,7 @@ pub mod pallet {
         #[pallet::call_index(16)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_kappa(origin: OriginFor<T>, netuid: u16, kappa: u16) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::Kappa::<T>::insert(netuid, kappa);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::KappaSet(netuid, kappa));
             Ok(())
@@ -178,11 +150,7 @@ pub mod pallet {
             netuid: u16,
             activity_cutoff: u16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::ActivityCutoff::<T>::insert(netuid, activity_cutoff);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::ActivityCutoffSet(netuid, activity_cutoff));
             Ok(())
@@ -196,11 +164,7 @@ pub mod pallet {
             netuid: u16,
             registration_allowed: bool,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::NetworkRegistrationAllowed::<T>::insert(netuid, registration_allowed);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::RegistrationAllowed(
                 netuid,
@@ -217,11 +181,7 @@ pub mod pallet {
             netuid: u16,
             max_allowed_validators: u16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::MaxAllowedValidators::<T>::insert(netuid, max_allowed_validators);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedValidatorsSet(
                 netuid,
@@ -238,11 +198,7 @@ pub mod pallet {
             netuid: u16,
             bonds_moving_average: u64,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::BondsMovingAverage::<T>::insert(netuid, bonds_moving_average);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsMovingAverageSet(
                 netuid,
@@ -259,11 +215,7 @@ pub mod pallet {
             netuid: u16,
             bonds_penalty: u16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::BondsPenalty::<T>::insert(netuid, bonds_penalty);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::BondsPenaltySet(netuid, bonds_penalty));
             Ok(())
@@ -273,11 +225,7 @@ pub mod pallet {
         #[pallet::call_index(30)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_tempo(origin: OriginFor<T>, netuid: u16, tempo: u16) -> DispatchResult {
-            ensure_root(origin)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::Root)?;
             subtensor::Tempo::<T>::insert(netuid, tempo);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::TempoSet(netuid, tempo));
             Ok(())
@@ -291,11 +239,7 @@ pub mod pallet {
             netuid: u16,
             enabled: bool,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::CommitRevealWeightsEnabled::<T>::insert(netuid, enabled);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::CommitRevealEnabled(netuid, enabled));
             Ok(())
@@ -309,11 +253,7 @@ pub mod pallet {
             netuid: u16,
             enabled: bool,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::LiquidAlphaOn::<T>::insert(netuid, enabled);
             Ok(())
         }
@@ -326,11 +266,7 @@ pub mod pallet {
             netuid: u16,
             interval: u64,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             ensure!(
                 interval >= subtensor::MIN_COMMIT_REVEAL_PERIODS,
                 subtensor::Error::<T>::RevealPeriodTooSmall
@@ -352,11 +288,7 @@ pub mod pallet {
             netuid: u16,
             steepness: i16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::AlphaSigmoidSteepness::<T>::insert(netuid, steepness);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::AlphaSigmoidSteepnessSet(
                 netuid, steepness,
@@ -368,11 +300,7 @@ pub mod pallet {
         #[pallet::call_index(69)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_yuma3_enabled(origin: OriginFor<T>, netuid: u16, enabled: bool) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             subtensor::Yuma3On::<T>::insert(netuid, enabled);
             Self::deposit_event(Event::Yuma3EnableToggled { netuid, enabled });
             Ok(())
@@ -382,11 +310,7 @@ pub mod pallet {
         #[pallet::call_index(22)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_min_burn(origin: OriginFor<T>, netuid: u16, min_burn: u64) -> DispatchResult {
-            ensure_root(origin)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::Root)?;
             subtensor::MinBurn::<T>::insert(netuid, min_burn);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::MinBurnSet(netuid, min_burn));
             Ok(())
@@ -396,11 +320,7 @@ pub mod pallet {
         #[pallet::call_index(23)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_max_burn(origin: OriginFor<T>, netuid: u16, max_burn: u64) -> DispatchResult {
-            ensure_root(origin)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::Root)?;
             subtensor::MaxBurn::<T>::insert(netuid, max_burn);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxBurnSet(netuid, max_burn));
             Ok(())
@@ -425,11 +345,7 @@ pub mod pallet {
             alpha_low: u16,
             alpha_high: u16,
         ) -> DispatchResult {
-            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
-            ensure!(
-                subtensor::NetworksAdded::<T>::get(netuid),
-                subtensor::Error::<T>::SubnetNotExists
-            );
+            Self::ensure_setter(origin, netuid, Setter::OwnerOrRoot)?;
             ensure!(alpha_low <= alpha_high, subtensor::Error::<T>::AlphaLowOutOfRange);
             subtensor::AlphaValues::<T>::insert(netuid, (alpha_low, alpha_high));
             Ok(())
@@ -441,6 +357,31 @@ pub mod pallet {
         pub fn sudo_set_commit_reveal_version(origin: OriginFor<T>, version: u16) -> DispatchResult {
             ensure_root(origin)?;
             subtensor::CommitRevealWeightsVersion::<T>::put(version);
+            Ok(())
+        }
+    }
+
+    /// Who may call a subnet setter.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Setter {
+        /// Root or the subnet's owner coldkey.
+        OwnerOrRoot,
+        /// Root only.
+        Root,
+    }
+
+    impl<T: Config> Pallet<T> {
+        /// The checks every subnet setter makes first, in subtensor's order: the origin may set
+        /// (`BadOrigin` otherwise), then the subnet exists (`SubnetNotExists`).
+        fn ensure_setter(origin: OriginFor<T>, netuid: u16, setter: Setter) -> DispatchResult {
+            match setter {
+                Setter::OwnerOrRoot => SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?,
+                Setter::Root => ensure_root(origin)?,
+            }
+            ensure!(
+                subtensor::NetworksAdded::<T>::get(netuid),
+                subtensor::Error::<T>::SubnetNotExists
+            );
             Ok(())
         }
     }
