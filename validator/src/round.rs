@@ -36,7 +36,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::client::{CallError, MinerClient, MinerEndpoint};
+use crate::client::{MinerClient, MinerEndpoint, Reply};
 use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
@@ -632,9 +632,6 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         answer_hash: None,
     };
     let cfg = &shared.config;
-    let failed = |out: &mut MinerOutcome, e: CallError| {
-        out.verdict = Verdict::fail(e.reason(), e.to_string(), work);
-    };
 
     // 1. RTT on the pooled connection.
     if !measure_rtt(shared, miner, &mut out).await {
@@ -655,28 +652,17 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
     );
     // JSON of an integer-valued f32 is at most ~13 bytes; allow 24 per value plus the envelope.
     let cap1 = (n * m * 24 + 64 * 1024).min(cfg.max_answer_bytes);
-    let reply1 = match shared
-        .client
-        .post(
-            "challenge",
-            miner,
-            CHALLENGE_PATH,
-            body,
-            RoundConfig::secs(cfg.challenge_timeout_secs),
-            cap1,
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            failed(&mut out, e);
-            return out;
-        }
+    let step = Step {
+        name: "challenge",
+        metric: "challenge",
+        path: CHALLENGE_PATH,
+        timeout: RoundConfig::secs(cfg.challenge_timeout_secs),
+        cap: cap1,
     };
-    shared.metrics.observe("challenge", reply1.elapsed.as_secs_f64());
-    let total_ms = reply1.elapsed.as_secs_f64() * 1e3;
-    out.total_ms = Some(total_ms);
-    out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
+    let Some(reply1) = post_step(shared, miner, &mut out, step, body).await else {
+        return out;
+    };
+    record_answer_time(&mut out, reply1.elapsed);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&reply1.body);
     out.answer_hash = Some(hasher.finalize().to_hex().to_string());
@@ -711,25 +697,16 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
     };
     let body = serde_json::to_vec(&open).unwrap_or_default();
     let cap2 = (k * n * 24 + 64 * 1024).min(cfg.max_answer_bytes);
-    let reply2 = match shared
-        .client
-        .post(
-            "open",
-            miner,
-            OPEN_PATH,
-            body,
-            RoundConfig::secs(cfg.open_timeout_secs),
-            cap2,
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            failed(&mut out, e);
-            return out;
-        }
+    let step = Step {
+        name: "open",
+        metric: "open",
+        path: OPEN_PATH,
+        timeout: RoundConfig::secs(cfg.open_timeout_secs),
+        cap: cap2,
     };
-    shared.metrics.observe("open", reply2.elapsed.as_secs_f64());
+    let Some(reply2) = post_step(shared, miner, &mut out, step, body).await else {
+        return out;
+    };
     hasher.update(&reply2.body);
     out.answer_hash = Some(hasher.finalize().to_hex().to_string());
 
@@ -760,6 +737,49 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
 }
 
 /// Signed pings for the round-trip time; on failure, records the failed verdict and returns false.
+/// One signed POST of a round: where, how long to wait, how many bytes to accept.
+struct Step {
+    /// The step's name in errors (`challenge`, `open`).
+    name: &'static str,
+    /// Its latency histogram (`challenge`, `open`, `inference_challenge`).
+    metric: &'static str,
+    path: &'static str,
+    timeout: Duration,
+    cap: usize,
+}
+
+/// Sends `body` for `step` to `miner` and times the reply into the step's histogram. A failure
+/// becomes the miner's verdict (with its reason) and `None`.
+async fn post_step(
+    shared: &RoundShared,
+    miner: &MinerEndpoint,
+    out: &mut MinerOutcome,
+    step: Step,
+    body: Vec<u8>,
+) -> Option<Reply> {
+    match shared
+        .client
+        .post(step.name, miner, step.path, body, step.timeout, step.cap)
+        .await
+    {
+        Ok(reply) => {
+            shared.metrics.observe(step.metric, reply.elapsed.as_secs_f64());
+            Some(reply)
+        }
+        Err(e) => {
+            out.verdict = Verdict::fail(e.reason(), e.to_string(), out.verdict.work_units);
+            None
+        }
+    }
+}
+
+/// The answer's wall time, and the miner's compute time as the validator sees it (less the RTT).
+fn record_answer_time(out: &mut MinerOutcome, elapsed: Duration) {
+    let total_ms = elapsed.as_secs_f64() * 1e3;
+    out.total_ms = Some(total_ms);
+    out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
+}
+
 async fn measure_rtt(shared: &RoundShared, miner: &MinerEndpoint, out: &mut MinerOutcome) -> bool {
     let cfg = &shared.config;
     match shared
@@ -812,30 +832,17 @@ async fn probe_inference(
     let body = serde_json::to_vec(&request).unwrap_or_default();
     // A token id is at most 8 digits and a comma; allow 12 bytes per token plus the envelope.
     let cap = (challenge.work_units() * 12 + 64 * 1024).min(cfg.max_answer_bytes);
-    let reply = match shared
-        .client
-        .post(
-            "challenge",
-            miner,
-            CHALLENGE_PATH,
-            body,
-            RoundConfig::secs(cfg.challenge_timeout_secs),
-            cap,
-        )
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            out.verdict = Verdict::fail(e.reason(), e.to_string(), work);
-            return out;
-        }
+    let step = Step {
+        name: "challenge",
+        metric: "inference_challenge",
+        path: CHALLENGE_PATH,
+        timeout: RoundConfig::secs(cfg.challenge_timeout_secs),
+        cap,
     };
-    shared
-        .metrics
-        .observe("inference_challenge", reply.elapsed.as_secs_f64());
-    let total_ms = reply.elapsed.as_secs_f64() * 1e3;
-    out.total_ms = Some(total_ms);
-    out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
+    let Some(reply) = post_step(shared, miner, &mut out, step, body).await else {
+        return out;
+    };
+    record_answer_time(&mut out, reply.elapsed);
     out.answer_hash = Some(blake3::hash(&reply.body).to_hex().to_string());
     // The sequences to check depend on the answer's bytes and a key the miner never sees.
     let keyed = blake3::keyed_hash(&shared.picks_key, &reply.body);
