@@ -64,7 +64,11 @@ pub struct Ledger {
     policy_hash: String,
     book: ScoreBook,
     hotkeys: BTreeMap<u16, String>,
+    retain_rounds: Option<u64>,
 }
+
+/// Rounds between two prunings of the state database (see [`Ledger::retain_rounds`]).
+pub const PRUNE_EVERY_ROUNDS: u64 = 100;
 
 impl Ledger {
     /// The round log's file name inside the state directory.
@@ -102,7 +106,15 @@ impl Ledger {
             policy_hash,
             book,
             hotkeys,
+            retain_rounds: None,
         })
+    }
+
+    /// Keeps only the latest `rounds` rounds of verdicts and weight submissions in the state
+    /// database (`None` or 0: keep everything), pruning every [`PRUNE_EVERY_ROUNDS`] rounds. The
+    /// round log file keeps the whole history (`validator replay` checks the chain from its start).
+    pub fn retain_rounds(&mut self, rounds: Option<u64>) {
+        self.retain_rounds = rounds.filter(|&r| r > 0);
     }
 
     /// The round log's path.
@@ -208,6 +220,18 @@ impl Ledger {
         self.book = book;
         self.hotkeys = hotkeys;
         self.log.append(&entry)?;
+        if let Some(keep) = self.retain_rounds
+            && record.round.is_multiple_of(PRUNE_EVERY_ROUNDS)
+            && record.round > keep
+        {
+            // The round is committed either way; a failed pruning is retried at the next one.
+            match self.store.prune_before(record.round + 1 - keep) {
+                Ok(deleted) => tracing::debug!(round = record.round, keep, deleted, "state database pruned"),
+                Err(error) => {
+                    tracing::warn!(round = record.round, %error, "pruning the state database failed")
+                }
+            }
+        }
         Ok(record)
     }
 
@@ -227,5 +251,64 @@ impl Ledger {
         self.store.record_submission(sub, &entry)?;
         self.log.append(&entry)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::MatmulRecord;
+
+    fn inputs(round: u64) -> RoundInputs {
+        RoundInputs {
+            attempt: round,
+            block_number: 10 * round,
+            block_hash: "ab".into(),
+            started_ms: round,
+            finished_ms: round + 1,
+            matmul: MatmulRecord {
+                n: 8,
+                m: 2,
+                p: 65521,
+                k: 2,
+                round_seed: round,
+            },
+            outcomes: vec![MinerOutcome {
+                uid: 1,
+                hotkey: "hk".into(),
+                task: "matmul/8".into(),
+                verdict: bench_tasks::Verdict::pass(64.0),
+                rtt_ms: Some(1.0),
+                total_ms: Some(2.0),
+                compute_ms: Some(1.0),
+                seed: format!("{round:016x}"),
+                answer_hash: None,
+            }],
+            limits: ChainLimits {
+                n: 2,
+                min_allowed_weights: 1,
+                max_weight_limit: u16::MAX,
+            },
+        }
+    }
+
+    #[test]
+    fn retention_prunes_the_database_every_hundred_rounds_and_never_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), Policy::default(), "v", 1).unwrap();
+        ledger.retain_rounds(Some(30));
+        for round in 1..PRUNE_EVERY_ROUNDS {
+            ledger.commit_round(inputs(round)).unwrap();
+        }
+        assert_eq!(ledger.store().round_count().unwrap(), PRUNE_EVERY_ROUNDS - 1);
+        ledger.commit_round(inputs(PRUNE_EVERY_ROUNDS)).unwrap();
+        assert_eq!(ledger.store().round_count().unwrap(), 30);
+        assert!(ledger.store().round_outcomes(70).unwrap().is_empty());
+        assert_eq!(ledger.store().round_outcomes(71).unwrap().len(), 1);
+        assert_eq!(ledger.next_round().unwrap(), PRUNE_EVERY_ROUNDS + 1);
+        // The log still holds (and replays) every round.
+        let report = crate::replay::replay(&ledger.log_path()).unwrap();
+        assert!(report.matches(), "{:?}", report.mismatches);
+        assert_eq!(report.rounds, PRUNE_EVERY_ROUNDS);
     }
 }

@@ -156,7 +156,14 @@ struct RunArgs {
     /// Stop after this many rounds (default: run until Ctrl-C).
     #[arg(long)]
     rounds: Option<u64>,
+    /// Rounds of verdicts and weight submissions kept in the state database (0: all). The round log
+    /// keeps the whole history. Default 20000.
+    #[arg(long, env = "VALIDATOR_RETAIN_ROUNDS")]
+    retain_rounds: Option<u64>,
 }
+
+/// Default of `--retain-rounds`.
+const DEFAULT_RETAIN_ROUNDS: u64 = 20_000;
 
 /// `validator.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +175,7 @@ struct ConfigFile {
     policy: Option<PathBuf>,
     listen: Option<SocketAddr>,
     miners: Vec<String>,
+    retain_rounds: Option<u64>,
     round: RoundConfig,
 }
 
@@ -423,7 +431,12 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
     let hotkey_pair = hotkey.clone();
     let ss58 = hotkey.ss58();
     let secret = load_secret(&state_dir)?;
-    let ledger = Ledger::open(&state_dir, policy, &ss58, netuid)?;
+    let mut ledger = Ledger::open(&state_dir, policy, &ss58, netuid)?;
+    ledger.retain_rounds(Some(
+        args.retain_rounds
+            .or(file.retain_rounds)
+            .unwrap_or(DEFAULT_RETAIN_ROUNDS),
+    ));
     let client = MinerClient::new(Arc::new(RequestSigner::new(hotkey)), 2)?;
     let metrics = Metrics::new();
     let dashboard = Dashboard::new();

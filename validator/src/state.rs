@@ -299,6 +299,19 @@ impl Store {
         Ok(r.unwrap_or(0) as u64)
     }
 
+    /// Deletes the rounds before `round` with their verdicts and weight submissions, in one
+    /// transaction; the EMA scores, the scoring state and the log bookkeeping are untouched (they hold
+    /// the latest state, not history). Returns the rows deleted.
+    pub fn prune_before(&mut self, round: u64) -> Result<u64> {
+        let tx = self.conn.transaction()?;
+        let r = round as i64;
+        let mut deleted = tx.execute("DELETE FROM verdicts WHERE round < ?1", params![r])?;
+        deleted += tx.execute("DELETE FROM weight_submissions WHERE round < ?1", params![r])?;
+        deleted += tx.execute("DELETE FROM rounds WHERE round < ?1", params![r])?;
+        tx.commit()?;
+        Ok(deleted as u64)
+    }
+
     /// Number of committed rounds.
     pub fn round_count(&self) -> Result<u64> {
         let r: i64 = self
@@ -683,6 +696,47 @@ mod tests {
         assert_eq!(s.round_outcomes(1).unwrap(), commit(1).outcomes);
         assert_eq!(s.scores().unwrap()[0].ema, 0.25);
         assert_eq!(s.verdict_counts().unwrap(), vec![(3, 0, 1)]);
+    }
+
+    #[test]
+    fn pruning_drops_old_rounds_and_keeps_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open_dir(dir.path()).unwrap();
+        let mut prev = GENESIS.to_owned();
+        for round in 1..=5 {
+            let e = LogEntry::new(round, &prev, "round", &round).unwrap();
+            s.commit_round(&commit(round), &e).unwrap();
+            let sub = WeightSubmission {
+                round,
+                block: round,
+                uids: vec![3],
+                weights: vec![65535],
+                status: "included".into(),
+                detail: String::new(),
+                attempts: 1,
+                latency_ms: 1.0,
+            };
+            let e2 = LogEntry::new(round + 100, &e.hash, "weights", &0).unwrap();
+            s.record_submission(&sub, &e2).unwrap();
+            prev = e2.hash;
+        }
+        // Rounds 1..=3 go: one round row, one verdict and one submission each.
+        assert_eq!(s.prune_before(4).unwrap(), 9);
+        assert_eq!(s.round_count().unwrap(), 2);
+        assert!(s.round_outcomes(3).unwrap().is_empty());
+        assert_eq!(s.round_outcomes(4).unwrap(), commit(4).outcomes);
+        assert_eq!(s.recent_outcomes(3, 10).unwrap().len(), 2);
+        assert_eq!(s.submission_counts().unwrap(), vec![("included".into(), 2)]);
+        // The latest state stays, and rounds go on from where they were.
+        assert_eq!(s.last_round().unwrap(), 5);
+        assert_eq!(s.scores().unwrap()[0].ema, 0.25);
+        let e = LogEntry::new(200, &prev, "round", &6).unwrap();
+        s.commit_round(&commit(6), &e).unwrap();
+        assert!(matches!(
+            s.commit_round(&commit(6), &e),
+            Err(StateError::RoundOutOfOrder { got: 6, last: 6 })
+        ));
+        assert_eq!(s.prune_before(4).unwrap(), 0);
     }
 
     #[test]
