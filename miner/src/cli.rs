@@ -382,8 +382,50 @@ fn load_hotkey(args: &RunArgs) -> anyhow::Result<Keypair> {
     crate::chain_link::load_hotkey(args)
 }
 
-/// `miner run`.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+/// A started `miner run`: the HTTP server and, on a chain, what was found there and the metagraph
+/// refresher.
+#[derive(Debug)]
+pub struct RunningMiner {
+    server: MinerServer,
+    chain: Option<crate::chain_link::ChainStatus>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+    behavior: Behavior,
+}
+
+impl RunningMiner {
+    /// The HTTP server.
+    pub fn server(&self) -> &MinerServer {
+        &self.server
+    }
+
+    /// What was found and done on chain at start (`None` with `--dev`).
+    pub fn chain(&self) -> Option<&crate::chain_link::ChainStatus> {
+        self.chain.as_ref()
+    }
+
+    /// The answer behavior (honest unless `--adversary`).
+    pub fn behavior(&self) -> Behavior {
+        self.behavior
+    }
+
+    /// Waits until the server stops on its own (an I/O error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        self.server.wait().await.context("the HTTP server stopped")
+    }
+
+    /// Stops the metagraph refresher and the server (open requests get up to 5 s).
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.refresher.take() {
+            task.abort();
+        }
+        self.server.shutdown().await;
+    }
+}
+
+/// Everything `miner run` does before serving: loads the hotkey, binds the port, on a chain checks the
+/// registration, loads the validator set and advertises the bound address, probes the device and starts
+/// the server. Returns once the server accepts connections.
+pub async fn start(args: RunArgs) -> anyhow::Result<RunningMiner> {
     let limits = args.limits();
     let keypair = load_hotkey(&args)?;
     let behavior = match &args.adversary {
@@ -407,15 +449,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let port = args.port.unwrap_or(DEFAULT_PORT);
     let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
-    let chain = if args.dev {
-        None
-    } else {
-        Some(crate::chain_link::connect(&args, &keypair, &validators).await?)
-    };
-
+    // Bound first, so that the chain is told the port actually served (`--port 0` picks a free one).
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}; pick another --port or stop what uses it"))?;
+    let bound_port = listener.local_addr()?.port();
+    let link = if args.dev {
+        None
+    } else {
+        Some(crate::chain_link::connect(&args, &keypair, &validators, bound_port).await?)
+    };
+
     let mut config = MinerConfig::new(keypair, validators);
     config.backend = args.backend.unwrap_or(BackendKind::Flex);
     config.device_index = args.device.unwrap_or(0);
@@ -424,23 +468,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if config.backend == BackendKind::Flex {
         tracing::warn!("serving on the CPU (flex backend); pass --backend cuda or wgpu to use a GPU");
     }
-    let mut server = MinerServer::start(config, listener).await?;
+    let server = MinerServer::start(config, listener).await?;
+    let chain = link.as_ref().map(|l| l.status().clone());
+    let refresher = link.map(|l| l.spawn_refresh(server.validators().clone()));
+    Ok(RunningMiner {
+        server,
+        chain,
+        refresher,
+        behavior,
+    })
+}
+
+/// `miner run`: [`start`], then serve until Ctrl-C or an I/O error.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut miner = start(args).await?;
     println!(
         "miner {} serving on {} (backend {}, behavior {})",
-        server.hotkey(),
-        server.local_addr(),
-        server.info().backend,
-        behavior.name()
+        miner.server().hotkey(),
+        miner.server().local_addr(),
+        miner.server().info().backend,
+        miner.behavior().name()
     );
-    let refresher = chain.map(|c| c.spawn_refresh(server.validators().clone()));
     let outcome = tokio::select! {
-        result = server.wait() => result.context("the HTTP server stopped"),
+        result = miner.wait() => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
     };
-    if let Some(task) = refresher {
-        task.abort();
-    }
-    server.shutdown().await;
+    miner.shutdown().await;
     outcome
 }
 

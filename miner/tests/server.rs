@@ -453,7 +453,7 @@ async fn doctor_passes_against_a_healthy_miner_with_the_loopback_key() {
     let f = start(test_limits()).await;
     let doctor = Keypair::generate().0;
     f.server.validators().allow_from_loopback(doctor.account());
-    let checks = miner::doctor::run_checks(&f.url, doctor, 48).await;
+    let checks = miner::doctor::run_checks(&f.url, doctor, 48, None).await;
     assert!(
         !checks.iter().any(|c| c.status == miner::doctor::Status::Fail),
         "{}",
@@ -471,7 +471,7 @@ async fn doctor_passes_against_a_healthy_miner_with_the_loopback_key() {
         "a CPU backend is flagged"
     );
     // An unknown key is refused, and doctor says so.
-    let checks = miner::doctor::run_checks(&f.url, Keypair::generate().0, 48).await;
+    let checks = miner::doctor::run_checks(&f.url, Keypair::generate().0, 48, None).await;
     assert!(
         checks
             .iter()
