@@ -253,3 +253,49 @@ impl ChainLink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("a socket address")
+    }
+
+    #[test]
+    fn axon_mismatch_compares_the_port_always_and_the_ip_when_known() {
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        assert_eq!(
+            axon_mismatch(Some(addr("203.0.113.7:8091")), Some(ip), 8091),
+            None
+        );
+        assert_eq!(
+            axon_mismatch(Some(addr("198.51.100.1:8091")), None, 8091),
+            None,
+            "without --external-ip the chain's IP is not second-guessed"
+        );
+        let moved = axon_mismatch(Some(addr("198.51.100.1:8091")), Some(ip), 8091).expect("IP differs");
+        assert!(
+            moved.contains("198.51.100.1:8091") && moved.contains("203.0.113.7:8091"),
+            "{moved}"
+        );
+        let port = axon_mismatch(Some(addr("203.0.113.7:9000")), None, 8091).expect("port differs");
+        assert!(
+            port.contains("203.0.113.7:9000") && port.contains("--port 8091"),
+            "{port}"
+        );
+        let none = axon_mismatch(None, Some(ip), 8091).expect("no axon");
+        assert!(
+            none.contains("no axon") && none.contains("--external-ip"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn register_command_names_the_wallet_hotkey_subnet_and_network() {
+        assert_eq!(
+            register_command(42, "miner", "hot1", "finney"),
+            "btcli subnets register --netuid 42 --wallet.name miner --wallet.hotkey hot1 --network finney"
+        );
+    }
+}
