@@ -503,7 +503,7 @@ async fn info_reports_the_vulkan_heap_size() {
 }
 
 /// `wgpu` (WGSL): cubecl states no capacity on this path, so `/info` leaves the figure out rather than
-/// guess (docs/protocol.md says so; if cubecl starts reporting one, this test tells).
+/// guess (docs/miner.md says so; if cubecl starts reporting one, this test tells).
 #[cfg(all(feature = "wgpu", not(feature = "vulkan")))]
 #[tokio::test]
 async fn info_leaves_device_memory_out_on_the_wgsl_path() {
