@@ -20,9 +20,10 @@ use chain::devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::metagraph::Axon;
 use chain::wallet::Wallet;
+use clap::Parser;
 use miner::MinerClient;
 use miner::chain_link::AxonAction;
-use miner::cli::{RunArgs, RunningMiner};
+use miner::cli::{Cli, Command, RunArgs, RunningMiner};
 use miner::doctor::{ChainTarget, Status};
 
 const NETUID: u16 = 1;
@@ -61,23 +62,45 @@ async fn client(devnet: &Devnet) -> ChainClient {
     .expect("client connects")
 }
 
-/// `miner run --network <devnet> --netuid 1 --wallet miner --hotkey default --bind <bind> --port <port>
-/// --external-ip <external> --min-stake 10 --metagraph-refresh-secs 1`.
+/// `miner run --network <devnet> --netuid 1 --wallet-path <dir>/wallets --wallet miner --hotkey default
+/// --bind <bind> --port <port> [--external-ip <external>] --min-stake 10 --metagraph-refresh-secs 1
+/// --state-dir <dir>/state`, parsed by the real command line as `miner run` parses it.
 fn run_args(devnet: &Devnet, dir: &Path, bind: IpAddr, port: u16, external: Option<IpAddr>) -> RunArgs {
-    RunArgs {
-        wallet_path: Some(dir.join("wallets")),
-        wallet: Some("miner".into()),
-        hotkey: Some("default".into()),
-        network: Some(devnet.ws_url()),
-        netuid: Some(NETUID),
-        bind: Some(bind),
-        port: Some(port),
-        external_ip: external,
-        min_stake: Some(MIN_STAKE_TAO),
-        metagraph_refresh_secs: Some(1),
-        state_dir: Some(dir.join("state")),
-        ..RunArgs::default()
+    let mut argv: Vec<String> = [
+        "miner",
+        "run",
+        "--network",
+        &devnet.ws_url(),
+        "--netuid",
+        &NETUID.to_string(),
+        "--wallet-path",
+        &dir.join("wallets").to_string_lossy(),
+        "--wallet",
+        "miner",
+        "--hotkey",
+        "default",
+        "--bind",
+        &bind.to_string(),
+        "--port",
+        &port.to_string(),
+        "--min-stake",
+        &MIN_STAKE_TAO.to_string(),
+        "--metagraph-refresh-secs",
+        "1",
+        "--state-dir",
+        &dir.join("state").to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if let Some(ip) = external {
+        argv.extend(["--external-ip".to_owned(), ip.to_string()]);
     }
+    let cli = Cli::try_parse_from(argv).expect("the flags parse");
+    let Command::Run(args) = cli.command else {
+        panic!("`miner run` parsed as another command")
+    };
+    args.merge_config_file().expect("no config file to merge")
 }
 
 async fn axon_of(client: &ChainClient, hotkey: &Keypair) -> Option<Axon> {
