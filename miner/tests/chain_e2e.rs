@@ -3,7 +3,8 @@
 //!
 //! * an unregistered hotkey stops the start with the btcli command that registers it;
 //! * a registered miner calls `serve_axon` when the chain's axon differs from `--external-ip` and the
-//!   bound port, and not when it is current (the axon's block, read back from the metagraph, stays);
+//!   bound port, and not when it is current or without `--external-ip` (the axon's block, read back
+//!   from the metagraph, stays);
 //! * the validator set comes from the metagraph: a permitted validator above `--min-stake` is served, a
 //!   permitted one below it, a registered hotkey without a permit and an unknown hotkey are refused
 //!   with 403 and their reason codes, and a permit granted later is picked up by the refresher;
@@ -352,6 +353,23 @@ async fn miner_run_on_the_devnet_registers_serves_its_axon_once_and_authorizes_f
         (200, "ok".into())
     );
     third.shutdown().await;
+
+    // Without --external-ip nothing is submitted, whatever the chain has; the start says what it has.
+    let fourth = miner::cli::start(run_args(&devnet, dir.path(), a3, 0, None))
+        .await
+        .expect("starts without --external-ip");
+    assert_eq!(
+        served(&fourth),
+        AxonAction::NotAdvertised {
+            on_chain: Some(moved)
+        }
+    );
+    let kept = axon_of(&chain, &miner_key).await.expect("axon kept");
+    assert_eq!(
+        (SocketAddr::new(kept.ip, kept.port), kept.block),
+        (moved, axon.block)
+    );
+    fourth.shutdown().await;
     devnet.shutdown().await;
 }
 
