@@ -278,7 +278,9 @@ pub async fn axon_check(target: &ChainTarget, miner: &AccountId, url: &str) -> C
         }
     };
     let network = &target.network;
+    // A diagnostic: give up after two tries rather than retry for minutes.
     let config = ClientConfig {
+        connect_attempts: 2,
         request_timeout: Duration::from_secs(20),
         ..ClientConfig::default()
     };
