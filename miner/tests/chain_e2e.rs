@@ -415,6 +415,20 @@ async fn doctor_reports_an_unregistered_miner_hotkey_with_the_register_command()
         "{}",
         miner::doctor::table(&checks)
     );
+    // No chain at that address: the line says so and names the flag to fix.
+    let nowhere = ChainTarget {
+        network: Network::Url("ws://127.0.0.1:9".into()),
+        netuid: NETUID,
+        external_ip: None,
+    };
+    let hotkey = miner.server().hotkey();
+    let line = miner::doctor::axon_check(&nowhere, &hotkey, &url).await;
+    assert_eq!(line.status, Status::Fail);
+    assert!(
+        line.detail.contains("cannot connect") && line.detail.contains("check --network"),
+        "{}",
+        line.detail
+    );
     miner.shutdown().await;
     devnet.shutdown().await;
 }
