@@ -18,7 +18,9 @@
 //! queue-capacity = 32
 //! state-memory-cap-bytes = 8589934592
 //! [limits.matmul]
-//! max_n = 16384
+//! max-n = 16384
+//! [limits.inference]
+//! max-batch = 16
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,7 +30,7 @@ use anyhow::Context;
 use bench_tasks::backend::BackendKind;
 use chain::keys::{AccountId, Keypair};
 use clap::{Args, Parser, Subcommand};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::behavior::Behavior;
 use crate::config::Limits;
@@ -153,30 +155,136 @@ pub struct RunArgs {
     pub limits: Option<LimitsFile>,
 }
 
-/// The `[limits]` table of the config file: [`Limits`] with kebab-case keys.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The `[limits]` table of the config file: every field of [`Limits`], kebab-case, unknown keys
+/// refused. [`LimitsFile::from_limits`] and [`LimitsFile::apply`] convert both ways.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitsFile {
     /// See [`Limits::max_body_bytes`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
     /// See [`Limits::max_ping_bytes`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ping_bytes: Option<usize>,
     /// See [`Limits::queue_capacity`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_capacity: Option<usize>,
     /// See [`Limits::state_memory_cap_bytes`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state_memory_cap_bytes: Option<u64>,
     /// See [`Limits::state_ttl_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state_ttl_secs: Option<u64>,
     /// See [`Limits::rate_per_validator`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_per_validator: Option<f64>,
     /// See [`Limits::burst_per_validator`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub burst_per_validator: Option<u32>,
     /// See [`Limits::concurrency_per_validator`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency_per_validator: Option<u32>,
     /// See [`Limits::request_timeout_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout_secs: Option<u64>,
-    /// See [`Limits::matmul`].
-    pub matmul: Option<bench_tasks::matmul::MatmulLimits>,
+    /// See [`Limits::inference_memory_cap_bytes`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_memory_cap_bytes: Option<u64>,
+    /// `[limits.matmul]`: see [`Limits::matmul`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matmul: Option<MatmulLimitsFile>,
+    /// `[limits.inference]`: see [`Limits::inference`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference: Option<InferenceLimitsFile>,
+}
+
+/// The `[limits.matmul]` table: [`MatmulLimits`](bench_tasks::matmul::MatmulLimits), kebab-case (the
+/// snake_case spellings `max_n`, `max_m`, `max_k` of earlier versions are still read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MatmulLimitsFile {
+    /// Largest matrix side `n` (as `--max-matmul-n`).
+    #[serde(alias = "max_n", skip_serializing_if = "Option::is_none")]
+    pub max_n: Option<u32>,
+    /// Largest sketch width `m`.
+    #[serde(alias = "max_m", skip_serializing_if = "Option::is_none")]
+    pub max_m: Option<u32>,
+    /// Most rows one opening request may ask for.
+    #[serde(alias = "max_k", skip_serializing_if = "Option::is_none")]
+    pub max_k: Option<u32>,
+}
+
+/// The `[limits.inference]` table: the inference challenge caps
+/// ([`bench_tasks::inference::Limits`]), kebab-case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InferenceLimitsFile {
+    /// Most prompts per challenge, `B`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
+    /// Longest prompt, in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prompt_len: Option<usize>,
+    /// Most generated tokens per prompt, `T`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<usize>,
+}
+
+impl LimitsFile {
+    /// Every key set, to the values of `limits`.
+    pub fn from_limits(limits: &Limits) -> Self {
+        Self {
+            max_body_bytes: Some(limits.max_body_bytes),
+            max_ping_bytes: Some(limits.max_ping_bytes),
+            queue_capacity: Some(limits.queue_capacity),
+            state_memory_cap_bytes: Some(limits.state_memory_cap_bytes),
+            state_ttl_secs: Some(limits.state_ttl_secs),
+            rate_per_validator: Some(limits.rate_per_validator),
+            burst_per_validator: Some(limits.burst_per_validator),
+            concurrency_per_validator: Some(limits.concurrency_per_validator),
+            request_timeout_secs: Some(limits.request_timeout_secs),
+            inference_memory_cap_bytes: Some(limits.inference_memory_cap_bytes),
+            matmul: Some(MatmulLimitsFile {
+                max_n: Some(limits.matmul.max_n),
+                max_m: Some(limits.matmul.max_m),
+                max_k: Some(limits.matmul.max_k),
+            }),
+            inference: Some(InferenceLimitsFile {
+                max_batch: Some(limits.inference.max_batch),
+                max_prompt_len: Some(limits.inference.max_prompt_len),
+                max_new_tokens: Some(limits.inference.max_new_tokens),
+            }),
+        }
+    }
+
+    /// Overwrites in `limits` every value this table sets.
+    pub fn apply(&self, limits: &mut Limits) {
+        macro_rules! set {
+            ($from:expr, $to:expr, $($field:ident),+) => {
+                $( if let Some(v) = $from.$field { $to.$field = v; } )+
+            };
+        }
+        set!(
+            self,
+            limits,
+            max_body_bytes,
+            max_ping_bytes,
+            queue_capacity,
+            state_memory_cap_bytes,
+            state_ttl_secs,
+            rate_per_validator,
+            burst_per_validator,
+            concurrency_per_validator,
+            request_timeout_secs,
+            inference_memory_cap_bytes
+        );
+        if let Some(m) = &self.matmul {
+            set!(m, limits.matmul, max_n, max_m, max_k);
+        }
+        if let Some(i) = &self.inference {
+            set!(i, limits.inference, max_batch, max_prompt_len, max_new_tokens);
+        }
+    }
 }
 
 macro_rules! take_missing {
@@ -234,21 +342,7 @@ impl RunArgs {
     pub fn limits(&self) -> Limits {
         let mut limits = Limits::default();
         if let Some(f) = &self.limits {
-            macro_rules! set {
-                ($($field:ident),+) => { $( if let Some(v) = f.$field { limits.$field = v; } )+ };
-            }
-            set!(
-                max_body_bytes,
-                max_ping_bytes,
-                queue_capacity,
-                state_memory_cap_bytes,
-                state_ttl_secs,
-                rate_per_validator,
-                burst_per_validator,
-                concurrency_per_validator,
-                request_timeout_secs,
-                matmul
-            );
+            f.apply(&mut limits);
         }
         if let Some(v) = self.queue_capacity {
             limits.queue_capacity = v;
@@ -382,8 +476,50 @@ fn load_hotkey(args: &RunArgs) -> anyhow::Result<Keypair> {
     crate::chain_link::load_hotkey(args)
 }
 
-/// `miner run`.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+/// A started `miner run`: the HTTP server and, on a chain, what was found there and the metagraph
+/// refresher.
+#[derive(Debug)]
+pub struct RunningMiner {
+    server: MinerServer,
+    chain: Option<crate::chain_link::ChainStatus>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+    behavior: Behavior,
+}
+
+impl RunningMiner {
+    /// The HTTP server.
+    pub fn server(&self) -> &MinerServer {
+        &self.server
+    }
+
+    /// What was found and done on chain at start (`None` with `--dev`).
+    pub fn chain(&self) -> Option<&crate::chain_link::ChainStatus> {
+        self.chain.as_ref()
+    }
+
+    /// The answer behavior (honest unless `--adversary`).
+    pub fn behavior(&self) -> Behavior {
+        self.behavior
+    }
+
+    /// Waits until the server stops on its own (an I/O error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        self.server.wait().await.context("the HTTP server stopped")
+    }
+
+    /// Stops the metagraph refresher and the server (open requests get up to 5 s).
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.refresher.take() {
+            task.abort();
+        }
+        self.server.shutdown().await;
+    }
+}
+
+/// Everything `miner run` does before serving: loads the hotkey, binds the port, on a chain checks the
+/// registration, loads the validator set and advertises the bound address, probes the device and starts
+/// the server. Returns once the server accepts connections.
+pub async fn start(args: RunArgs) -> anyhow::Result<RunningMiner> {
     let limits = args.limits();
     let keypair = load_hotkey(&args)?;
     let behavior = match &args.adversary {
@@ -407,15 +543,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let port = args.port.unwrap_or(DEFAULT_PORT);
     let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
-    let chain = if args.dev {
-        None
-    } else {
-        Some(crate::chain_link::connect(&args, &keypair, &validators).await?)
-    };
-
+    // Bound first, so that the chain is told the port actually served (`--port 0` picks a free one).
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}; pick another --port or stop what uses it"))?;
+    let bound_port = listener.local_addr()?.port();
+    let link = if args.dev {
+        None
+    } else {
+        Some(crate::chain_link::connect(&args, &keypair, &validators, bound_port).await?)
+    };
+
     let mut config = MinerConfig::new(keypair, validators);
     config.backend = args.backend.unwrap_or(BackendKind::Flex);
     config.device_index = args.device.unwrap_or(0);
@@ -424,23 +562,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if config.backend == BackendKind::Flex {
         tracing::warn!("serving on the CPU (flex backend); pass --backend cuda or wgpu to use a GPU");
     }
-    let mut server = MinerServer::start(config, listener).await?;
+    let server = MinerServer::start(config, listener).await?;
+    let chain = link.as_ref().map(|l| l.status().clone());
+    let refresher = link.map(|l| l.spawn_refresh(server.validators().clone()));
+    Ok(RunningMiner {
+        server,
+        chain,
+        refresher,
+        behavior,
+    })
+}
+
+/// `miner run`: [`start`], then serve until Ctrl-C or an I/O error.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let mut miner = start(args).await?;
     println!(
         "miner {} serving on {} (backend {}, behavior {})",
-        server.hotkey(),
-        server.local_addr(),
-        server.info().backend,
-        behavior.name()
+        miner.server().hotkey(),
+        miner.server().local_addr(),
+        miner.server().info().backend,
+        miner.behavior().name()
     );
-    let refresher = chain.map(|c| c.spawn_refresh(server.validators().clone()));
     let outcome = tokio::select! {
-        result = server.wait() => result.context("the HTTP server stopped"),
+        result = miner.wait() => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
     };
-    if let Some(task) = refresher {
-        task.abort();
-    }
-    server.shutdown().await;
+    miner.shutdown().await;
     outcome
 }
 
@@ -489,6 +636,86 @@ mod tests {
         };
         let err = args.merge_config_file().unwrap_err();
         assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+
+    fn limits_from_file(text: &str) -> anyhow::Result<Limits> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("miner.toml");
+        std::fs::write(&path, text).expect("write");
+        let args = RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        };
+        Ok(args.merge_config_file()?.limits())
+    }
+
+    #[test]
+    fn every_limit_round_trips_through_the_limits_table() {
+        // Every field differs from its default, so a key the file cannot set shows up as a mismatch.
+        let wanted = Limits {
+            max_body_bytes: 12_345,
+            max_ping_bytes: 2_345,
+            queue_capacity: 7,
+            state_memory_cap_bytes: 3 << 20,
+            state_ttl_secs: 9,
+            rate_per_validator: 2.5,
+            burst_per_validator: 11,
+            concurrency_per_validator: 3,
+            matmul: bench_tasks::matmul::MatmulLimits {
+                max_n: 640,
+                max_m: 16,
+                max_k: 80,
+            },
+            inference: bench_tasks::inference::Limits {
+                max_batch: 5,
+                max_prompt_len: 17,
+                max_new_tokens: 19,
+            },
+            inference_memory_cap_bytes: 1 << 28,
+            request_timeout_secs: 33,
+        };
+        let defaults = Limits::default();
+        assert_ne!(wanted.matmul, defaults.matmul);
+        assert_ne!(wanted.inference, defaults.inference);
+        #[derive(Serialize)]
+        struct File {
+            limits: LimitsFile,
+        }
+        let text = toml::to_string(&File {
+            limits: LimitsFile::from_limits(&wanted),
+        })
+        .expect("serializes");
+        assert!(
+            text.contains("[limits.inference]") && text.contains("max-new-tokens = 19"),
+            "{text}"
+        );
+        assert_eq!(limits_from_file(&text).expect("parses"), wanted, "{text}");
+    }
+
+    #[test]
+    fn inference_limits_come_from_the_file_and_the_rest_keeps_its_defaults() {
+        let limits = limits_from_file(
+            "[limits]\ninference-memory-cap-bytes = 1048576\n[limits.inference]\nmax-batch = 4\n",
+        )
+        .expect("parses");
+        let defaults = Limits::default();
+        assert_eq!(limits.inference.max_batch, 4);
+        assert_eq!(limits.inference.max_new_tokens, defaults.inference.max_new_tokens);
+        assert_eq!(limits.inference_memory_cap_bytes, 1 << 20);
+        assert_eq!(limits.matmul, defaults.matmul);
+    }
+
+    #[test]
+    fn nested_limit_tables_refuse_unknown_keys_and_read_the_old_matmul_spelling() {
+        for (text, bad) in [
+            ("[limits.inference]\nmax-batches = 4\n", "max-batches"),
+            ("[limits.matmul]\nmax-nn = 4\n", "max-nn"),
+        ] {
+            let err = limits_from_file(text).unwrap_err();
+            assert!(format!("{err:#}").contains(bad), "{err:#}");
+        }
+        let limits = limits_from_file("[limits.matmul]\nmax_n = 512\nmax-k = 9\n").expect("parses");
+        assert_eq!((limits.matmul.max_n, limits.matmul.max_k), (512, 9));
     }
 
     #[test]

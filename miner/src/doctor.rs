@@ -4,8 +4,9 @@
 //! loopback peer), or with `--key` (a validator key allow-listed with `--dev`). Each task class runs end
 //! to end: the challenge, the openings chosen afterwards, and the real verifier from `bench-tasks`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bench_tasks::inference::{
     HostWeights, InferenceChallenge, ModelId, Preset, Transformer, Verifier, pick_sequences,
@@ -15,6 +16,7 @@ use bench_tasks::wire::{
     ChallengeRequest, HEALTH_PATH, InferenceServed, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge,
     TaskClass, TaskOpenRequest, TaskOpenings,
 };
+use chain::client::{ChainClient, ClientConfig, Network};
 use chain::keys::{AccountId, Keypair};
 use clap::Args;
 use serde::Serialize;
@@ -40,6 +42,28 @@ pub struct DoctorArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also check the miner's axon on this chain (devnet, local, test, finney or a ws:// URL), with
+    /// --netuid: it must be registered and advertise the address it serves on.
+    #[arg(long, env = "MINER_NETWORK", value_name = "NET", requires = "netuid")]
+    pub network: Option<String>,
+    /// The subnet the miner serves (with --network).
+    #[arg(long, env = "MINER_NETUID", value_name = "N", requires = "network")]
+    pub netuid: Option<u16>,
+    /// The public IP the miner should advertise (as `miner run --external-ip`); without it only the
+    /// port of --url is compared with the chain's axon.
+    #[arg(long, env = "MINER_EXTERNAL_IP", value_name = "IP")]
+    pub external_ip: Option<IpAddr>,
+}
+
+/// The chain `miner doctor` checks the miner's axon on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTarget {
+    /// Where to connect.
+    pub network: Network,
+    /// The subnet.
+    pub netuid: u16,
+    /// The public IP the miner should advertise, if known.
+    pub external_ip: Option<IpAddr>,
 }
 
 /// The result of one check.
@@ -78,8 +102,9 @@ impl Check {
     }
 }
 
-/// Runs every check against the miner at `url`, signing with `key`.
-pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
+/// Runs every check against the miner at `url`, signing with `key`; with `chain`, also checks that the
+/// miner's hotkey is registered there and that its axon is the address it serves on (`axon on chain`).
+pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTarget>) -> Vec<Check> {
     let mut checks = Vec::new();
 
     // Reachability and /info need no miner hotkey; the client is rebuilt once /info names it.
@@ -169,6 +194,9 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
             return checks;
         }
     };
+    if let Some(target) = chain {
+        checks.push(axon_check(target, &miner, url).await);
+    }
     let client = match MinerClient::new(url, miner, key, false) {
         Ok(c) => c,
         Err(e) => {
@@ -230,6 +258,74 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32) -> Vec<Check> {
         }
     }
     checks
+}
+
+/// `axon on chain`: the miner's hotkey is registered on the target subnet and the chain advertises the
+/// port of `url` (and `external_ip`, when given). Every failure names the fix.
+pub async fn axon_check(target: &ChainTarget, miner: &AccountId, url: &str) -> Check {
+    const NAME: &str = "axon on chain";
+    let started = Instant::now();
+    let fail = |detail: String| Check::new(NAME, Status::Fail, started, detail);
+    let port = match reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
+    {
+        Some(p) => p,
+        None => {
+            return fail(format!(
+                "--url {url} has no port; pass the miner's URL with its port"
+            ));
+        }
+    };
+    let network = &target.network;
+    // A diagnostic: give up after two tries rather than retry for minutes.
+    let config = ClientConfig {
+        connect_attempts: 2,
+        request_timeout: Duration::from_secs(20),
+        ..ClientConfig::default()
+    };
+    let client = match ChainClient::connect(network, config).await {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(format!(
+                "cannot connect to {network} ({}): {e}; check --network",
+                network.url()
+            ));
+        }
+    };
+    let netuid = target.netuid;
+    let graph = match client.metagraph(netuid).await {
+        Ok(g) => g,
+        Err(e) => {
+            return fail(format!(
+                "cannot read subnet {netuid} of {network}: {e}; check --netuid"
+            ));
+        }
+    };
+    let Some(neuron) = graph.by_hotkey(miner) else {
+        return fail(format!(
+            "misconfigured: hotkey {miner} is not registered on subnet {netuid} of {network}; register it with `{}`",
+            crate::chain_link::register_command(netuid, "<wallet>", "<hotkey>", &network.to_string())
+        ));
+    };
+    let on_chain = neuron.axon.map(|a| SocketAddr::new(a.ip, a.port));
+    match crate::chain_link::axon_mismatch(on_chain, target.external_ip, port) {
+        Some(problem) => fail(format!("misconfigured (uid {}): {problem}", neuron.uid)),
+        None => {
+            let shown = on_chain.map_or_else(String::new, |a| a.to_string());
+            let ip_note = if target.external_ip.is_some() {
+                ""
+            } else {
+                " (pass --external-ip to compare the IP too)"
+            };
+            Check::new(
+                NAME,
+                Status::Pass,
+                started,
+                format!("uid {} advertises {shown}, as configured{ip_note}", neuron.uid),
+            )
+        }
+    }
 }
 
 /// One honest-validator matmul round against the miner, verified with bench-tasks' verifier.
@@ -397,7 +493,17 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             crate::cli::read_doctor_key(&crate::cli::doctor_key_path(&dir))?
         }
     };
-    let checks = run_checks(&args.url, key, args.n).await;
+    let chain = match (&args.network, args.netuid) {
+        (Some(network), Some(netuid)) => Some(ChainTarget {
+            network: network
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?,
+            netuid,
+            external_ip: args.external_ip,
+        }),
+        _ => None,
+    };
+    let checks = run_checks(&args.url, key, args.n, chain.as_ref()).await;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if args.json {
         println!(

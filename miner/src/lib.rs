@@ -12,6 +12,7 @@
 //! * [`client`]: [`MinerClient`], a signed client (used by `miner doctor`, `bench-transport`, tests).
 //! * [`cli`]: the `miner` command line (`run`, `wallet`, `doctor`, `bench-transport`); [`chain_link`]
 //!   connects `run` to the chain (hotkey, registration, `serve_axon`, metagraph refresh).
+//! * [`device_memory`]: the device memory `/info` reports.
 //! * [`doctor`]: the end-to-end self-test; [`bench`]: the transport benchmark.
 //! * [`behavior`]: honest, or bench-tasks' adversaries behind the `adversary` cargo feature.
 //!
@@ -43,6 +44,7 @@ pub mod chain_link;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod device_memory;
 pub mod doctor;
 pub mod error;
 pub mod limits;

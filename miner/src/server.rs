@@ -118,9 +118,14 @@ impl MinerServer {
     pub async fn start(config: MinerConfig, listener: TcpListener) -> Result<Self, StartError> {
         let metrics = Metrics::new();
         let (backend, index) = (config.backend, config.device_index);
-        let device = tokio::task::spawn_blocking(move || probe(backend, index))
-            .await
-            .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
+        let (device, device_memory_bytes) = tokio::task::spawn_blocking(move || {
+            probe(backend, index).map(|device| {
+                let memory = crate::device_memory::device_memory_bytes(backend, &device);
+                (device, memory)
+            })
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
         let device_name = format!("{device:?}");
         let behavior = config.behavior;
         let queue = WorkQueue::start(
@@ -135,7 +140,7 @@ impl MinerServer {
             hotkey: config.keypair.ss58(),
             backend: backend.to_string(),
             device: device_name,
-            device_memory_bytes: None,
+            device_memory_bytes,
             tasks: vec![
                 TaskLimits {
                     task: TaskClass::Matmul,

@@ -2,7 +2,8 @@
 //!
 //! * `docs/configuration.md`: every long flag of the real `miner` command tree (walked with
 //!   `clap::CommandFactory`, subcommands included) has a row in its command's section, with its
-//!   environment variable, and every row names a flag that exists.
+//!   environment variable, and every row names a flag that exists; every key of the `[limits]` table
+//!   is documented with the code's default, and every documented key exists.
 //! * `docs/protocol.md`: every worked example (generator test vectors, the tiny matmul challenge, the
 //!   JSON bodies, the `btauth/1` payload and signature, the receipt payload) is recomputed with the real
 //!   code and compared byte for byte.
@@ -192,6 +193,96 @@ fn the_drift_check_catches_a_missing_flag_and_a_stale_one() {
             .any(|p| p.contains("--no-such-flag` is documented but does not exist")),
         "{problems:?}"
     );
+}
+
+/// `key → default` of the `[limits]` rows of configuration.md (`| \`limits.<key>\` | \`<default>\` | …`),
+/// each default parsed as a TOML value.
+fn documented_limits(text: &str) -> BTreeMap<String, toml::Value> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("| `limits.")?;
+            let (key, rest) = rest.split_once("` | `")?;
+            let (default, _) = rest.split_once('`')?;
+            let value: toml::Table = toml::from_str(&format!("v = {default}"))
+                .unwrap_or_else(|e| panic!("limits.{key}: default `{default}` is not TOML: {e}"));
+            Some((key.to_owned(), value["v"].clone()))
+        })
+        .collect()
+}
+
+/// `key → default` of every key the `[limits]` table accepts, from the code's defaults.
+fn real_limits() -> BTreeMap<String, toml::Value> {
+    fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
+        for (key, value) in table {
+            let key = format!("{prefix}{key}");
+            match value {
+                toml::Value::Table(inner) => flatten(&format!("{key}."), inner, out),
+                other => {
+                    out.insert(key, other.clone());
+                }
+            }
+        }
+    }
+    let file = miner::cli::LimitsFile::from_limits(&miner::Limits::default());
+    let table = toml::Table::try_from(&file).expect("the limits table serializes");
+    let mut out = BTreeMap::new();
+    flatten("", &table, &mut out);
+    out
+}
+
+fn limits_drift(docs: &str) -> Vec<String> {
+    let documented = documented_limits(docs);
+    let real = real_limits();
+    let mut problems = Vec::new();
+    for (key, value) in &real {
+        match documented.get(key) {
+            None => problems.push(format!("`limits.{key}` is not documented (default {value})")),
+            Some(doc) if doc != value => problems.push(format!(
+                "`limits.{key}` is documented with default {doc}, the code has {value}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in documented.keys().filter(|k| !real.contains_key(*k)) {
+        problems.push(format!(
+            "`limits.{key}` is documented but the [limits] table has no such key"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn every_limits_key_and_default_is_in_the_configuration_reference() {
+    let problems = limits_drift(&doc("configuration.md"));
+    assert!(
+        problems.is_empty(),
+        "docs/configuration.md is out of date:\n  {}",
+        problems.join("\n  ")
+    );
+    // The check itself sees a missing key, a wrong default and a stale key.
+    let docs = doc("configuration.md");
+    let broken = docs
+        .replace("| `limits.inference.max-batch` |", "| (removed) |")
+        .replace(
+            "| `limits.queue-capacity` | `32` |",
+            "| `limits.queue-capacity` | `33` |",
+        )
+        .replacen(
+            "| `limits.max-body-bytes` |",
+            "| `limits.no-such-limit` | `1` | — |\n| `limits.max-body-bytes` |",
+            1,
+        );
+    let problems = limits_drift(&broken);
+    for expected in [
+        "`limits.inference.max-batch` is not documented",
+        "`limits.queue-capacity` is documented with default 33",
+        "`limits.no-such-limit` is documented but",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected}: {problems:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

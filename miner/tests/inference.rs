@@ -121,7 +121,7 @@ async fn doctor_runs_the_inference_task_end_to_end() {
     let url = format!("http://{}", server.local_addr());
     let checks = tokio::time::timeout(
         Duration::from_secs(300),
-        miner::doctor::run_checks(&url, key("//Alice"), 32),
+        miner::doctor::run_checks(&url, key("//Alice"), 32, None),
     )
     .await
     .expect("doctor finishes");

@@ -448,12 +448,76 @@ async fn flood_beyond_the_queue_gets_429_while_health_answers() {
     f.server.shutdown().await;
 }
 
+/// `GET /info` on the CPU backend reports the host memory the miner may use (Linux: `MemTotal`, capped
+/// by the cgroup limit), the same figure [`miner::device_memory::host_memory_bytes`] reads.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn info_reports_host_memory_for_the_cpu_backend() {
+    let f = start(test_limits()).await;
+    let info = f.client("//Alice").info().await.expect("info");
+    assert_eq!(info.backend, "flex");
+    let reported = info
+        .device_memory_bytes
+        .expect("the CPU backend's memory is known on Linux");
+    assert_eq!(Some(reported), miner::device_memory::host_memory_bytes());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let total = miner::device_memory::parse_meminfo_total(&meminfo).expect("MemTotal");
+    assert!(reported <= total, "{reported} > MemTotal {total}");
+    f.server.shutdown().await;
+}
+
+/// `GET /info` of a miner on `backend`, started with Alice allowed.
+#[cfg(any(feature = "wgpu", feature = "vulkan"))]
+async fn info_on(backend: bench_tasks::backend::BackendKind) -> bench_tasks::wire::MinerInfo {
+    let validators = ValidatorSet::allow_list([key("//Alice").account()]);
+    let miner = key("//Miner");
+    let mut config = MinerConfig::new(miner.clone(), validators);
+    config.backend = backend;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = MinerServer::start(config, listener)
+        .await
+        .expect("a GPU-backend miner starts");
+    let client = MinerClient::new(
+        &format!("http://{}", server.local_addr()),
+        miner.account(),
+        key("//Alice"),
+        false,
+    )
+    .expect("client");
+    let info = client.info().await.expect("info");
+    server.shutdown().await;
+    info
+}
+
+/// `vulkan` (wgpu on SPIR-V): `/info` reports the largest device-local heap cubecl reads from the
+/// driver (on Mesa's lavapipe, host memory).
+#[cfg(feature = "vulkan")]
+#[tokio::test]
+async fn info_reports_the_vulkan_heap_size() {
+    let info = info_on(bench_tasks::backend::BackendKind::Vulkan).await;
+    assert_eq!(info.backend, "vulkan");
+    let memory = info
+        .device_memory_bytes
+        .expect("the Vulkan adapter states its heap size");
+    assert!(memory >= 64 << 20, "{memory} bytes is no GPU heap");
+}
+
+/// `wgpu` (WGSL): cubecl states no capacity on this path, so `/info` leaves the figure out rather than
+/// guess (docs/miner.md says so; if cubecl starts reporting one, this test tells).
+#[cfg(all(feature = "wgpu", not(feature = "vulkan")))]
+#[tokio::test]
+async fn info_leaves_device_memory_out_on_the_wgsl_path() {
+    let info = info_on(bench_tasks::backend::BackendKind::Wgpu).await;
+    assert_eq!(info.backend, "wgpu");
+    assert_eq!(info.device_memory_bytes, None);
+}
+
 #[tokio::test]
 async fn doctor_passes_against_a_healthy_miner_with_the_loopback_key() {
     let f = start(test_limits()).await;
     let doctor = Keypair::generate().0;
     f.server.validators().allow_from_loopback(doctor.account());
-    let checks = miner::doctor::run_checks(&f.url, doctor, 48).await;
+    let checks = miner::doctor::run_checks(&f.url, doctor, 48, None).await;
     assert!(
         !checks.iter().any(|c| c.status == miner::doctor::Status::Fail),
         "{}",
@@ -471,7 +535,7 @@ async fn doctor_passes_against_a_healthy_miner_with_the_loopback_key() {
         "a CPU backend is flagged"
     );
     // An unknown key is refused, and doctor says so.
-    let checks = miner::doctor::run_checks(&f.url, Keypair::generate().0, 48).await;
+    let checks = miner::doctor::run_checks(&f.url, Keypair::generate().0, 48, None).await;
     assert!(
         checks
             .iter()
