@@ -36,7 +36,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::client::{MinerClient, MinerEndpoint, Reply};
+use crate::client::{MinerClient, MinerEndpoint, Reply, verdict_reason};
 use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
@@ -767,7 +767,7 @@ async fn post_step(
             Some(reply)
         }
         Err(e) => {
-            out.verdict = Verdict::fail(e.reason(), e.to_string(), out.verdict.work_units);
+            out.verdict = Verdict::fail(verdict_reason(&e), e.to_string(), out.verdict.work_units);
             None
         }
     }
@@ -793,7 +793,7 @@ async fn measure_rtt(shared: &RoundShared, miner: &MinerEndpoint, out: &mut Mine
             true
         }
         Err(e) => {
-            out.verdict = Verdict::fail(e.reason(), e.to_string(), out.verdict.work_units);
+            out.verdict = Verdict::fail(verdict_reason(&e), e.to_string(), out.verdict.work_units);
             false
         }
     }

@@ -4,6 +4,8 @@
 //! * [`epistula`]: Epistula V2, accepted for peers that still use it.
 //! * [`replay`]: the bounded cache of accepted (hotkey, nonce) pairs.
 //! * [`receipt`]: the responder's signature over the request id and the sha256 of the response body.
+//! * [`signed_http`]: the HTTP client that signs requests and checks receipts, with bounded bodies
+//!   and one timeout per exchange.
 //!
 //! Everything works on [`http::HeaderMap`] (shared by axum, hyper and reqwest) and raw body bytes.
 //! The caller hashes the body bytes exactly as received, before any parsing.
@@ -33,6 +35,7 @@ pub mod btauth;
 pub mod epistula;
 pub mod receipt;
 pub mod replay;
+pub mod signed_http;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
