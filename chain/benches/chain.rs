@@ -2,7 +2,10 @@
 //! * `metagraph_decode/{256,1024}`: decoding `get_neurons_lite` output (SCALE, type-directed against
 //!   finney's metadata) for a full subnet;
 //! * `btauth/sign` and `btauth/verify`: one request through the signing and verification stack
-//!   (sr25519 + sha256 of a 1 KiB body + replay cache).
+//!   (sr25519 + sha256 of a 1 KiB body + replay cache);
+//! * `timelock/{encrypt,decrypt}_256`: a CR-v4 commit of 256 weights (what a validator does per
+//!   submission, and what the chain does per reveal), and `timelock/sign_round` (the devnet beacon's
+//!   cost per pulse).
 
 use std::hint::black_box;
 
@@ -92,5 +95,27 @@ fn btauth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, metagraph_decode, btauth);
+fn timelock(c: &mut Criterion) {
+    use chain::timelock::{DevBeacon, decrypt_weights_commit, encrypt_weights_commit};
+    let beacon = DevBeacon::devnet();
+    let public_key = beacon.public_key();
+    let uids: Vec<u16> = (0..256).collect();
+    let values: Vec<u16> = (0..256u32).map(|i| (i * 255) as u16).collect();
+    let round = 5_000_000;
+    let signature = beacon.sign_round(round).unwrap();
+    let commit = encrypt_weights_commit(&[7; 32], &uids, &values, 0, round, &public_key).unwrap();
+    let mut group = c.benchmark_group("timelock");
+    group.bench_function("encrypt_256", |b| {
+        b.iter(|| encrypt_weights_commit(&[7; 32], black_box(&uids), &values, 0, round, &public_key).unwrap())
+    });
+    group.bench_function("decrypt_256", |b| {
+        b.iter(|| decrypt_weights_commit(black_box(&commit), &signature).unwrap())
+    });
+    group.bench_function("sign_round", |b| {
+        b.iter(|| beacon.sign_round(black_box(round)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, metagraph_decode, btauth, timelock);
 criterion_main!(benches);

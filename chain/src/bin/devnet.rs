@@ -91,6 +91,15 @@ async fn main() {
             "none"
         }
     );
+    if args.no_beacon {
+        println!("drand beacon: off (pulses only through root's Drand::dev_write_pulse)");
+    } else {
+        println!(
+            "drand beacon: the devnet's own (public key {}), a round every {} ms",
+            hex::encode(chain::timelock::BeaconConfig::devnet().public_key),
+            chain::timelock::DEVNET_BEACON_PERIOD_MS
+        );
+    }
     println!();
     println!("{:<10} {:<50} {:>14}", "account", "ss58", "free (TAO)");
     for a in dev_accounts() {
