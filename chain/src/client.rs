@@ -389,6 +389,34 @@ impl ChainClient {
             .map_err(|e| ChainError::Rpc(format!("{pallet}::{entry}: {e}")))
     }
 
+    /// The beacon the chain's `Drand` pallet follows (`Drand::BeaconConfig`), as a known
+    /// [`BeaconConfig`]: the configured one when the keys match or the chain does not say, drand
+    /// quicknet or the embedded devnet's by key otherwise. A beacon this client does not know is an
+    /// error: a commit to it would never open.
+    async fn chain_beacon(&self, at: &AtBlock) -> Result<BeaconConfig, ChainError> {
+        let has = at
+            .metadata_ref()
+            .pallet_by_name("Drand")
+            .and_then(|p| p.storage())
+            .and_then(|s| s.entry_by_name("BeaconConfig"))
+            .is_some();
+        if !has {
+            return Ok(self.config.beacon.clone());
+        }
+        let on_chain: ChainBeacon = self.fetch_in(at, "Drand", "BeaconConfig", ()).await?;
+        let key = on_chain.public_key;
+        if key.is_empty() || key == self.config.beacon.public_key {
+            return Ok(self.config.beacon.clone());
+        }
+        BeaconConfig::known(&key).ok_or_else(|| {
+            ChainError::Config(format!(
+                "the chain's drand beacon (public key {}) is neither drand quicknet nor the embedded devnet's; \
+                 set the client's beacon (ClientConfig::beacon) to it",
+                hex::encode(&key)
+            ))
+        })
+    }
+
     /// Milliseconds per block at `at`, measured from `Timestamp::Now` over up to the last 16 blocks
     /// (genesis, whose timestamp is 0, excluded).
     async fn measured_block_time_ms(&self, at: &AtBlock) -> Result<u64, ChainError> {
@@ -459,7 +487,6 @@ impl ChainClient {
     /// The metagraph at the best block: the runtime API first, storage as the fallback.
     pub async fn metagraph(&self, netuid: u16) -> Result<Metagraph, ChainError> {
         let at = self.at_best().await?;
-        let hyperparams = self.hyperparams_at(&at, netuid).await?;
         let from_api = if self.report.has_neurons_api {
             match self.neurons_from_api(&at, netuid).await {
                 Ok(n) => Some(n),
@@ -471,10 +498,41 @@ impl ChainClient {
         } else {
             None
         };
+        self.metagraph_in(&at, netuid, from_api).await
+    }
+
+    /// The metagraph at block `number` (kept by the node: recent blocks, or any on an archive node),
+    /// read through `source` only: the runtime API, or the storage items the fallback reads.
+    pub async fn metagraph_at(
+        &self,
+        netuid: u16,
+        number: u64,
+        source: Source,
+    ) -> Result<Metagraph, ChainError> {
+        let api = self.api.read().await.clone();
+        let at = tokio::time::timeout(self.config.request_timeout, api.at_block(number))
+            .await
+            .map_err(|_| ChainError::Timeout("a past block"))?
+            .map_err(rpc)?;
+        let from_api = match source {
+            Source::RuntimeApi => Some(self.neurons_from_api(&at, netuid).await?),
+            Source::Storage => None,
+        };
+        self.metagraph_in(&at, netuid, from_api).await
+    }
+
+    /// The metagraph at `at` with the neurons already read from the runtime API, or from storage.
+    async fn metagraph_in(
+        &self,
+        at: &AtBlock,
+        netuid: u16,
+        from_api: Option<Vec<Neuron>>,
+    ) -> Result<Metagraph, ChainError> {
+        let hyperparams = self.hyperparams_at(at, netuid).await?;
         let (neurons, source) = match from_api {
             Some(n) => (n, Source::RuntimeApi),
             None => (
-                self.neurons_from_storage(&at, netuid, hyperparams.n).await?,
+                self.neurons_from_storage(at, netuid, hyperparams.n).await?,
                 Source::Storage,
             ),
         };
@@ -520,6 +578,7 @@ impl ChainClient {
         let permit: Vec<bool> = self.fetch_or(at, "ValidatorPermit", k, Vec::new()).await?;
         let consensus: Vec<u16> = self.fetch_or(at, "Consensus", k, Vec::new()).await?;
         let dividends: Vec<u16> = self.fetch_or(at, "Dividends", k, Vec::new()).await?;
+        let validator_trust: Vec<u16> = self.fetch_or(at, "ValidatorTrust", k, Vec::new()).await?;
         let incentive: Vec<u16> = self.fetch_or(at, "Incentive", k, Vec::new()).await?;
         let emission: Vec<u64> = self.fetch_or(at, "Emission", k, Vec::new()).await?;
         let last_update: Vec<u64> = self.fetch(at, "LastUpdate", k).await?;
@@ -549,7 +608,7 @@ impl ChainClient {
                     incentive: get(&incentive, i),
                     dividends: get(&dividends, i),
                     consensus: get(&consensus, i),
-                    validator_trust: 0,
+                    validator_trust: get(&validator_trust, i),
                     emission: emission.get(i).copied().unwrap_or(0),
                     active: active.get(i).copied().unwrap_or(false),
                 });
@@ -939,7 +998,8 @@ impl ChainClient {
                 let clock = self.epoch_clock_at(&at, netuid).await?;
                 let commit_epoch = clock.epoch_at(now + 1);
                 let reveal_block = clock.epoch_start_block(commit_epoch + hp.reveal_period_epochs);
-                let block_time_ms = match self.config.beacon.block_time_ms {
+                let beacon = self.chain_beacon(&at).await?;
+                let block_time_ms = match beacon.block_time_ms {
                     Some(ms) => ms,
                     None => self.measured_block_time_ms(&at).await?,
                 };
@@ -952,16 +1012,14 @@ impl ChainClient {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64);
                     let reveal_round =
-                        self.config
-                            .beacon
-                            .round_for(now_ms, reveal_block.saturating_sub(now), block_time_ms);
+                        beacon.round_for(now_ms, reveal_block.saturating_sub(now), block_time_ms);
                     let commit = crate::timelock::encrypt_weights_commit(
                         &me.0,
                         &uids,
                         &values,
                         version_key,
                         reveal_round,
-                        &self.config.beacon.public_key,
+                        &beacon.public_key,
                     )?;
                     let call = Call::CommitTimelockedWeights {
                         netuid,
@@ -1066,6 +1124,28 @@ impl ChainClient {
 
 /// The next allowed block after a weights submission: the chain records `LastUpdate` at the inclusion
 /// block; if it was not included, the previous limit still applies from `now`.
+/// `Drand::BeaconConfig` (finney's `pallet_drand::types::BeaconConfiguration`).
+#[derive(Debug, DecodeAsType)]
+#[decode_as_type(crate_path = "subxt::ext::scale_decode")]
+#[allow(dead_code)] // Every field is decoded; the client uses the key.
+struct ChainBeacon {
+    public_key: Vec<u8>,
+    period: u32,
+    genesis_time: u32,
+    hash: Vec<u8>,
+    group_hash: Vec<u8>,
+    scheme_id: Vec<u8>,
+    metadata: ChainBeaconMetadata,
+}
+
+/// `pallet_drand::types::Metadata`.
+#[derive(Debug, DecodeAsType)]
+#[decode_as_type(crate_path = "subxt::ext::scale_decode")]
+#[allow(dead_code)]
+struct ChainBeaconMetadata {
+    beacon_id: Vec<u8>,
+}
+
 /// Whether the runtime at `at` has the `SubtensorModule` storage entry `entry`.
 fn has_storage(at: &AtBlock, entry: &str) -> bool {
     at.metadata_ref()

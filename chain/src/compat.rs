@@ -93,6 +93,7 @@ pub const STORAGE: &[StorageItem] = &[
     item("ValidatorPermit", 1, true, value_is::<Vec<bool>>),
     item("Consensus", 1, true, value_is::<Vec<u16>>),
     item("Dividends", 1, true, value_is::<Vec<u16>>),
+    item("ValidatorTrust", 1, true, value_is::<Vec<u16>>),
     item("Incentive", 1, true, value_is::<Vec<u16>>),
     item("Emission", 1, true, value_is::<Vec<u64>>),
     // Hyperparameters with safe defaults.

@@ -466,14 +466,24 @@ impl BeaconConfig {
     /// starts at least two blocks after the commit). The weights are then readable by anyone before
     /// their reveal epoch, which on a devnet costs nothing.
     pub fn devnet() -> Self {
+        static PUBLIC_KEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         Self {
-            public_key: DevBeacon::devnet().public_key(),
+            public_key: PUBLIC_KEY
+                .get_or_init(|| DevBeacon::devnet().public_key())
+                .clone(),
             genesis_secs: QUICKNET_GENESIS_TIME,
             period_ms: DEVNET_BEACON_PERIOD_MS,
             block_time_ms: None,
             pulse_delay_rounds: 0,
             lead_blocks: Some(DEVNET_BEACON_LEAD_BLOCKS),
         }
+    }
+
+    /// The known beacon with this public key: drand quicknet or the embedded devnet's.
+    pub fn known(public_key: &[u8]) -> Option<Self> {
+        [Self::quicknet(), Self::devnet()]
+            .into_iter()
+            .find(|b| b.public_key == public_key)
     }
 
     /// The round due at Unix time `unix_ms` (the latest whose time has come; 0 before genesis).
@@ -733,6 +743,12 @@ mod tests {
             1000
         );
         assert_eq!(BeaconConfig::default(), BeaconConfig::quicknet());
+        assert_eq!(
+            BeaconConfig::known(&QUICKNET_PUBLIC_KEY),
+            Some(BeaconConfig::quicknet())
+        );
+        assert_eq!(BeaconConfig::known(&devnet.public_key), Some(devnet.clone()));
+        assert_eq!(BeaconConfig::known(&[1, 2, 3]), None);
         assert_ne!(devnet.public_key, QUICKNET_PUBLIC_KEY.to_vec());
     }
 }

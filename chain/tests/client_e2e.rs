@@ -122,19 +122,31 @@ async fn register_serve_and_set_weights_then_read_them_back() {
         }
     }
 
-    // The storage fallback reads the same neurons as the runtime API.
+    // The storage fallback reads the same neurons as the runtime API, every field, at one block
+    // (after an epoch, so consensus, trust, incentive and emission are set).
     assert_eq!(graph.source, Source::RuntimeApi);
-    let from_storage = client.neurons_from_storage_at_best(1).await.unwrap();
-    let api_view: Vec<_> = graph
-        .neurons
-        .iter()
-        .map(|n| (n.uid, n.hotkey, n.coldkey, n.axon.map(|a| (a.ip, a.port))))
-        .collect();
-    let storage_view: Vec<_> = from_storage
-        .iter()
-        .map(|n| (n.uid, n.hotkey, n.coldkey, n.axon.map(|a| (a.ip, a.port))))
-        .collect();
-    assert_eq!(api_view, storage_view);
+    // Stake on the owner, so the next epoch counts its weights.
+    let stake = Call::Setup(chain::calls::SetupCall::AddStake {
+        hotkey: owner.account(),
+        netuid: 1,
+        amount: 1_000_000_000_000,
+    });
+    let report = client.submit(&stake, &owner).await;
+    assert!(report.is_included(), "{report:?}");
+    let start = client.block_number().await.unwrap();
+    while client.block_number().await.unwrap() < start + 12 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let block = client.block_number().await.unwrap();
+    let api = client.metagraph_at(1, block, Source::RuntimeApi).await.unwrap();
+    let from_storage = client.metagraph_at(1, block, Source::Storage).await.unwrap();
+    assert_eq!(
+        (api.source, from_storage.source),
+        (Source::RuntimeApi, Source::Storage)
+    );
+    assert_eq!(api.block_hash, from_storage.block_hash);
+    assert!(api.neurons.iter().any(|n| n.incentive > 0), "{:?}", api.neurons);
+    assert_eq!(api.neurons, from_storage.neurons);
     devnet.shutdown().await;
 }
 
@@ -262,22 +274,17 @@ async fn hash_commit_then_reveal_when_timelocked_commits_are_not_spoken() {
 }
 
 /// Commit-reveal as finney runs it (`CommitRevealWeightsVersion` 4): the client encrypts the weights to
-/// a round of the devnet's beacon, the chain stores the ciphertext, and in the reveal epoch opens it
+/// a round of the beacon the chain names (the devnet's), the chain stores the ciphertext, and in the reveal epoch opens it
 /// with the beacon's pulse and sets the weights. Nothing is revealed by the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
     use chain::devnet::runtime::Runtime;
     use chain::devnet::subtensor;
     let devnet = devnet(true).await;
-    let client = ChainClient::connect(
-        &Network::Url(devnet.ws_url()),
-        ClientConfig {
-            beacon: chain::timelock::BeaconConfig::devnet(),
-            ..config()
-        },
-    )
-    .await
-    .expect("client connects");
+    // Configured for drand quicknet (the default): the client reads the beacon the chain follows
+    // from Drand::BeaconConfig and uses the devnet's.
+    let client = connect(&devnet).await;
+    assert_eq!(config().beacon, chain::timelock::BeaconConfig::quicknet());
     let owner = key("//Alice");
     let hp = client.hyperparams(1).await.unwrap();
     assert_eq!(hp.commit_reveal_version, Some(4));
@@ -291,6 +298,11 @@ async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
             .is_empty()
     );
 
+    let on_chain = devnet.with_state(chain::devnet::drand::BeaconConfig::<Runtime>::get);
+    assert_eq!(
+        on_chain.public_key,
+        chain::timelock::BeaconConfig::devnet().public_key
+    );
     let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
     let WeightsResult::TimelockCommitted {
         report,

@@ -245,6 +245,23 @@ fn subtensor_calls_events_errors_and_storage_match_finney() {
     assert!(checked >= 60, "only {checked} storage items compared");
 }
 
+/// The `Drand` storage the client reads (`BeaconConfig`) and the devnet writes has finney's shape.
+#[test]
+fn drand_beacon_storage_matches_finney() {
+    let (f, d) = (finney(), devnet(16));
+    let entry = |m: &Metadata, name: &str| {
+        let e = m
+            .pallet_by_name("Drand")
+            .and_then(|p| p.storage())
+            .and_then(|s| s.entry_by_name(name))
+            .unwrap_or_else(|| panic!("Drand::{name} missing"));
+        (e.keys().count(), shape(m.types(), e.value_ty(), 0))
+    };
+    for name in ["BeaconConfig", "LastStoredRound"] {
+        assert_eq!(entry(&d, name), entry(&f, name), "Drand::{name}");
+    }
+}
+
 #[test]
 fn runtime_apis_match_finney() {
     let (f, d) = (finney(), devnet(16));

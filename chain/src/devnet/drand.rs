@@ -1,8 +1,9 @@
 //! A minimal `Drand` pallet (index 26 as on finney): the beacon pulses that timelocked weight
 //! commits wait for. On the devnet there is no off-chain worker fetching drand: the node writes the
 //! pulses of its own beacon ([`crate::timelock::DevBeacon::devnet`]) as their rounds come due
-//! ([`write_due_pulses`], on unless `DevnetConfig::dev_beacon` is off), and root may write any pulse
-//! (`dev_write_pulse`), e.g. drand quicknet's real ones from a test.
+//! ([`write_due_pulses`], on unless `DevnetConfig::dev_beacon` is off) and records it in
+//! `BeaconConfig` as finney records quicknet, and root may write any pulse (`dev_write_pulse`), e.g.
+//! drand quicknet's real ones from a test.
 
 pub use pallet::*;
 
@@ -26,6 +27,33 @@ pub mod pallet {
         pub signature: Vec<u8>,
     }
 
+    /// The beacon the pulses come from, in finney's `pallet_drand::types::BeaconConfiguration`
+    /// shape (its bounded vectors as plain ones), so clients can tell which beacon a chain follows.
+    #[derive(Encode, Decode, DecodeWithMemTracking, TypeInfo, Clone, PartialEq, Eq, Debug, Default)]
+    pub struct BeaconConfiguration {
+        /// The beacon's public key (compressed G2).
+        pub public_key: Vec<u8>,
+        /// Seconds between rounds (0: under a second, as the devnet's 100 ms beacon).
+        pub period: u32,
+        /// Unix time of the beacon's genesis.
+        pub genesis_time: u32,
+        /// The beacon's chain hash.
+        pub hash: Vec<u8>,
+        /// The group hash.
+        pub group_hash: Vec<u8>,
+        /// The signature scheme.
+        pub scheme_id: Vec<u8>,
+        /// Free-form metadata.
+        pub metadata: BeaconMetadata,
+    }
+
+    /// `pallet_drand::types::Metadata`.
+    #[derive(Encode, Decode, DecodeWithMemTracking, TypeInfo, Clone, PartialEq, Eq, Debug, Default)]
+    pub struct BeaconMetadata {
+        /// The beacon's id.
+        pub beacon_id: Vec<u8>,
+    }
+
     /// The pallet.
     #[pallet::pallet]
     #[pallet::without_storage_info]
@@ -42,6 +70,10 @@ pub mod pallet {
     /// Highest round stored.
     #[pallet::storage]
     pub type LastStoredRound<T> = StorageValue<_, u64, ValueQuery>;
+
+    /// The beacon followed (written by the node when its beacon is on; empty otherwise).
+    #[pallet::storage]
+    pub type BeaconConfig<T> = StorageValue<_, BeaconConfiguration, ValueQuery>;
 
     /// Errors.
     #[pallet::error]
@@ -90,6 +122,17 @@ pub fn write_due_pulses<T: Config>(
     config: &crate::timelock::BeaconConfig,
     now_ms: u64,
 ) {
+    if BeaconConfig::<T>::get().public_key != config.public_key {
+        BeaconConfig::<T>::put(BeaconConfiguration {
+            public_key: config.public_key.clone(),
+            period: u32::try_from(config.period_ms / 1000).unwrap_or(u32::MAX),
+            genesis_time: u32::try_from(config.genesis_secs).unwrap_or(u32::MAX),
+            metadata: BeaconMetadata {
+                beacon_id: b"tensorproof-devnet".to_vec(),
+            },
+            ..BeaconConfiguration::default()
+        });
+    }
     let due = config.round_at(now_ms);
     let from = LastStoredRound::<T>::get()
         .saturating_add(1)
