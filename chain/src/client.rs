@@ -1004,15 +1004,17 @@ impl ChainClient {
                     None => self.measured_block_time_ms(&at).await?,
                 };
                 // A round the chain already holds when the commit lands is refused
-                // (InvalidRevealRound, nothing included): aim again from the new time, once.
+                // (InvalidRevealRound, nothing included): aim again from the new time, two blocks
+                // later per try, at most TIMELOCK_COMMIT_TRIES times.
                 let mut attempt = 0;
                 let (report, reveal_round) = loop {
                     attempt += 1;
+                    let slack_ms = u64::from(attempt - 1) * 2 * block_time_ms;
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64);
                     let reveal_round =
-                        beacon.round_for(now_ms, reveal_block.saturating_sub(now), block_time_ms);
+                        beacon.round_for(now_ms + slack_ms, reveal_block.saturating_sub(now), block_time_ms);
                     let commit = crate::timelock::encrypt_weights_commit(
                         &me.0,
                         &uids,
@@ -1028,7 +1030,9 @@ impl ChainClient {
                         commit_reveal_version,
                     };
                     let report = self.submit(&call, hotkey).await;
-                    if attempt < 2 && report.failure() == Some(crate::submit::FailureKind::RevealRejected) {
+                    if attempt < TIMELOCK_COMMIT_TRIES
+                        && report.failure() == Some(crate::submit::FailureKind::RevealRejected)
+                    {
                         tracing::warn!(
                             netuid,
                             reveal_round,
@@ -1145,6 +1149,10 @@ struct ChainBeacon {
 struct ChainBeaconMetadata {
     beacon_id: Vec<u8>,
 }
+
+/// Timelocked commits tried before giving up on `InvalidRevealRound` (the chain already held the
+/// round's pulse when the commit landed).
+const TIMELOCK_COMMIT_TRIES: u32 = 3;
 
 /// Whether the runtime at `at` has the `SubtensorModule` storage entry `entry`.
 fn has_storage(at: &AtBlock, entry: &str) -> bool {
