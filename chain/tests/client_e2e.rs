@@ -233,13 +233,33 @@ async fn set_commit_reveal_version(devnet: &Devnet, version: u16) {
 /// revealed by the client in the reveal epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_commit_then_reveal_when_timelocked_commits_are_not_spoken() {
-    let devnet = devnet(true).await;
+    // Epochs of 20 blocks, and the commit made just after an epoch starts: the "too early" reveal
+    // below then has most of an epoch (about a second) to land before its reveal epoch begins.
+    let devnet = Devnet::spawn(DevnetConfig {
+        block_time: Some(Duration::from_millis(50)),
+        dev_subnet: true,
+        dev_subnet_commit_reveal: true,
+        tempo: 20,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
     set_commit_reveal_version(&devnet, 3).await;
     let client = connect(&devnet).await;
     let owner = key("//Alice");
     let hp = client.hyperparams(1).await.unwrap();
     assert!(hp.commit_reveal_enabled);
     assert_eq!(hp.commit_reveal_version, Some(3));
+    let mut aligned = false;
+    for _ in 0..1000 {
+        let (now, clock) = client.epoch_clock(1).await.unwrap();
+        if clock.last_epoch_block(now).is_some_and(|e| now <= e + 1) {
+            aligned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(aligned, "an epoch starts within ten seconds");
     let res = client.set_weights(&owner, 1, &[0], &[65535], 0).await.unwrap();
     let WeightsResult::Committed { report, pending, .. } = res else {
         panic!("expected a commit: {res:?}")
