@@ -120,7 +120,8 @@ pub struct ClientConfig {
     pub mortality_blocks: u64,
     /// Retry policy for submissions and reconnects.
     pub retry: RetryPolicy,
-    /// The drand beacon the chain's `Drand` pallet follows, for timelocked (CR-v4) commits.
+    /// The drand beacon for timelocked (CR-v4) commits on chains that do not name one in
+    /// `Drand::BeaconConfig` (a chain that names a known beacon, quicknet or the devnet's, is followed).
     pub beacon: BeaconConfig,
 }
 
@@ -133,21 +134,6 @@ impl Default for ClientConfig {
             mortality_blocks: 32,
             retry: RetryPolicy::default(),
             beacon: BeaconConfig::quicknet(),
-        }
-    }
-}
-
-impl ClientConfig {
-    /// The defaults for `network`: the embedded devnet's beacon for [`Network::Devnet`], drand
-    /// quicknet for every other chain.
-    pub fn for_network(network: &Network) -> Self {
-        let beacon = match network {
-            Network::Devnet => BeaconConfig::devnet(),
-            _ => BeaconConfig::quicknet(),
-        };
-        Self {
-            beacon,
-            ..Self::default()
         }
     }
 }

@@ -376,45 +376,6 @@ fn take_vec<'a>(input: &mut &'a [u8]) -> Result<&'a [u8], TimelockError> {
     take(input, len)
 }
 
-/// The drand quicknet round whose pulse is due at Unix time `unix_secs` (0 before genesis).
-pub fn quicknet_round_at(unix_secs: u64) -> u64 {
-    unix_secs.saturating_sub(QUICKNET_GENESIS_TIME) / QUICKNET_PERIOD_SECS
-}
-
-/// The drand quicknet round to encrypt a commit to ([`BeaconConfig::quicknet`] with the given block
-/// time and margin; see [`BeaconConfig::round_for`]).
-///
-/// Inputs:
-/// * `now_unix_secs`: the current wall-clock time.
-/// * `blocks_until_reveal`: blocks from the current block to the first block of the reveal epoch
-///   (the block whose `on_initialize` reveals commits of `commit_epoch`, where epoch
-///   `commit_epoch + reveal_period` fires; the client takes it from
-///   [`crate::weights::EpochClock::epoch_start_block`]).
-/// * `block_time_ms`: milliseconds per block (12 000 on finney).
-/// * `pulse_delay_rounds`: safety margin in drand rounds ([`SUBTENSOR_PULSE_DELAY_ROUNDS`] = 24 like
-///   the SDK): the chain's pulses lag real drand time, so the round is moved this far back to be on
-///   chain by the reveal block. The cost is that the commit opens up to `pulse_delay_rounds × 3` s
-///   before the reveal block.
-///
-/// Formula: `ceil((now + blocks_until_reveal × block_time − GENESIS) / 3) − pulse_delay_rounds`,
-/// saturating at 0.
-pub fn reveal_round(
-    now_unix_secs: u64,
-    blocks_until_reveal: u64,
-    block_time_ms: u64,
-    pulse_delay_rounds: u64,
-) -> u64 {
-    BeaconConfig {
-        pulse_delay_rounds,
-        ..BeaconConfig::quicknet()
-    }
-    .round_for(
-        now_unix_secs.saturating_mul(1000),
-        blocks_until_reveal,
-        block_time_ms,
-    )
-}
-
 /// The seed of the embedded devnet's beacon ([`DevBeacon::devnet`]): public, like the dev accounts.
 pub const DEVNET_BEACON_SEED: &[u8] = b"tensorproof devnet drand beacon";
 
@@ -718,14 +679,30 @@ mod tests {
     #[test]
     fn identity_and_round_clock() {
         assert_eq!(round_identity(1000), sha256(&[0, 0, 0, 0, 0, 0, 3, 0xe8]));
-        assert_eq!(quicknet_round_at(QUICKNET_GENESIS_TIME + 3000), 1000);
-        assert_eq!(quicknet_round_at(0), 0);
-        // now = genesis + 3000 s, 10 blocks of 12 s: 3120 s → round 1040, minus 24 → 1016.
-        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3000, 10, 12_000, 24), 1016);
+        // Quicknet, the SDK's formula: now = genesis + 3000 s, 10 blocks of 12 s: 3120 s → round
+        // 1040, minus the 24-round margin → 1016.
+        let quicknet = BeaconConfig::quicknet();
+        let at = |secs: u64| secs * 1000;
+        assert_eq!(quicknet.round_at(at(QUICKNET_GENESIS_TIME + 3000)), 1000);
+        assert_eq!(quicknet.round_at(0), 0);
+        assert_eq!(
+            quicknet.round_for(at(QUICKNET_GENESIS_TIME + 3000), 10, 12_000),
+            1016
+        );
+        let no_margin = BeaconConfig {
+            pulse_delay_rounds: 0,
+            ..BeaconConfig::quicknet()
+        };
         // A partial period rounds up; sub-second blocks count.
-        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3001, 0, 12_000, 0), 1001);
-        assert_eq!(reveal_round(QUICKNET_GENESIS_TIME + 3000, 10, 100, 0), 1001);
-        assert_eq!(reveal_round(0, 0, 12_000, 24), 0);
+        assert_eq!(
+            no_margin.round_for(at(QUICKNET_GENESIS_TIME + 3001), 0, 12_000),
+            1001
+        );
+        assert_eq!(
+            no_margin.round_for(at(QUICKNET_GENESIS_TIME + 3000), 10, 100),
+            1001
+        );
+        assert_eq!(quicknet.round_for(0, 0, 12_000), 0);
         // The devnet aims three blocks ahead whatever the reveal: past every round due two blocks
         // from now, never more than one period beyond the third.
         let devnet = BeaconConfig::devnet();

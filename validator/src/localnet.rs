@@ -159,11 +159,11 @@ impl LocalnetReport {
     }
 }
 
-fn client_config(network: &ChainNet) -> ClientConfig {
+fn client_config() -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_secs(20),
         inclusion_timeout: Duration::from_secs(30),
-        ..ClientConfig::for_network(network)
+        ..ClientConfig::default()
     }
 }
 
@@ -230,13 +230,8 @@ async fn run_in(
     })
     .await?;
     say(format!("devnet at {}", devnet.ws_url()));
-    // The embedded devnet's beacon signs the drand pulses (ChainNet::Devnet picks it).
-    let chain_net = ChainNet::Url(devnet.ws_url());
-    let client_config = ClientConfig {
-        beacon: chain::timelock::BeaconConfig::devnet(),
-        ..client_config(&chain_net)
-    };
-    let client = Arc::new(ChainClient::connect(&chain_net, client_config).await?);
+    // The client finds the devnet's beacon in Drand::BeaconConfig, as it finds quicknet on finney.
+    let client = Arc::new(ChainClient::connect(&ChainNet::Url(devnet.ws_url()), client_config()).await?);
 
     // Keys and miner servers (each on its own loopback address).
     let v_cold = dev_key("validator-cold")?;
@@ -469,7 +464,7 @@ pub async fn setup(
     let network: ChainNet = network
         .parse()
         .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
-    let client = ChainClient::connect(&network, client_config(&network)).await?;
+    let client = ChainClient::connect(&network, client_config()).await?;
     let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut plan = SubnetPlan::localnet(10);
     if let Some(n) = netuid {

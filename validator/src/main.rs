@@ -461,7 +461,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         .context("no chain and no miners: pass --network devnet|local|test|finney|ws://… (or --miners for a run without a chain)")?;
     let net: chain::client::Network = name.parse()?;
     let chain_client =
-        chain::client::ChainClient::connect(&net, chain::client::ClientConfig::for_network(&net)).await?;
+        chain::client::ChainClient::connect(&net, chain::client::ClientConfig::default()).await?;
     let network = Arc::new(ChainNetwork::new(
         Arc::new(chain_client),
         hotkey_pair,
