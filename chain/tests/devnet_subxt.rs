@@ -90,6 +90,18 @@ fn tx<A: EncodeAsFields>(pallet: &str, call: &str, args: A) -> impl Payload {
     dynamic::transaction(pallet.to_string(), call.to_string(), args)
 }
 
+/// The owner turns commit-reveal on and the weights rate limit off on the dev subnet.
+async fn commit_reveal_without_rate_limit(api: &Api, owner: &Keypair) {
+    let on = tx(
+        "AdminUtils",
+        "sudo_set_commit_reveal_weights_enabled",
+        (1u16, true),
+    );
+    submit(api, &on, owner).await.expect("commit-reveal on");
+    let no_limit = tx("AdminUtils", "sudo_set_weights_set_rate_limit", (1u16, 0u64));
+    submit(api, &no_limit, owner).await.expect("rate limit off");
+}
+
 async fn blocks(devnet: &Devnet, n: usize) {
     for _ in 0..n {
         devnet.produce_block().await.expect("block");
@@ -342,24 +354,7 @@ async fn commit_then_reveal_in_the_next_epoch() {
     let devnet = devnet().await;
     let api = Api::from_url(devnet.ws_url()).await.expect("subxt connects");
     let alice = dev::alice();
-    submit(
-        &api,
-        &tx(
-            "AdminUtils",
-            "sudo_set_commit_reveal_weights_enabled",
-            (1u16, true),
-        ),
-        &alice,
-    )
-    .await
-    .expect("commit-reveal on");
-    submit(
-        &api,
-        &tx("AdminUtils", "sudo_set_weights_set_rate_limit", (1u16, 0u64)),
-        &alice,
-    )
-    .await
-    .expect("rate limit off");
+    commit_reveal_without_rate_limit(&api, &alice).await;
     submit(
         &api,
         &tx("AdminUtils", "sudo_set_min_allowed_weights", (1u16, 1u16)),
@@ -531,25 +526,7 @@ async fn timelocked_weights_are_revealed_with_the_drand_pulse() {
     let api = Api::from_url(devnet.ws_url()).await.expect("subxt connects");
     let alice = dev::alice();
     let bob = dev::bob();
-    submit(
-        &api,
-        &tx(
-            "AdminUtils",
-            "sudo_set_commit_reveal_weights_enabled",
-            (1u16, true),
-        ),
-        &alice,
-    )
-    .await
-    .expect("commit-reveal on");
-
-    submit(
-        &api,
-        &tx("AdminUtils", "sudo_set_weights_set_rate_limit", (1u16, 0u64)),
-        &alice,
-    )
-    .await
-    .expect("no rate limit");
+    commit_reveal_without_rate_limit(&api, &alice).await;
 
     // The owner (uid 0) commits a self-weight for round 1000. Another
     // commit by Alice carries Bob's hotkey in its payload: it must not be applied.

@@ -62,6 +62,11 @@ impl MinerClient {
         })
     }
 
+    /// The same client (and connection pool) signing for the miner with hotkey `miner`.
+    pub fn for_miner(self, miner: AccountId) -> Self {
+        Self { miner, ..self }
+    }
+
     /// The miner's hotkey this client signs for.
     pub fn miner(&self) -> &AccountId {
         &self.miner

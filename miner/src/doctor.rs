@@ -107,8 +107,8 @@ impl Check {
 pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTarget>) -> Vec<Check> {
     let mut checks = Vec::new();
 
-    // Reachability and /info need no miner hotkey; the client is rebuilt once /info names it.
-    let probe = match MinerClient::new(url, key.account(), key.clone(), false) {
+    // Reachability and /info need no miner hotkey; the client is bound to it once /info names it.
+    let probe = match MinerClient::new(url, key.account(), key, false) {
         Ok(c) => c,
         Err(e) => {
             checks.push(Check::new(
@@ -197,18 +197,7 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTar
     if let Some(target) = chain {
         checks.push(axon_check(target, &miner, url).await);
     }
-    let client = match MinerClient::new(url, miner, key, false) {
-        Ok(c) => c,
-        Err(e) => {
-            checks.push(Check::new(
-                "signed ping",
-                Status::Fail,
-                Instant::now(),
-                e.to_string(),
-            ));
-            return checks;
-        }
-    };
+    let client = probe.for_miner(miner);
 
     let started = Instant::now();
     let payload: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();

@@ -713,10 +713,8 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
     // 4. Parse and verify on the verification pool.
     let setup = shared.setup.clone();
     let body2 = reply2.body;
-    let verify_start = Instant::now();
-    let verdict = shared
-        .pool
-        .run(move || match serde_json::from_slice::<OpenResponse>(&body2) {
+    out.verdict = verify_on_pool(shared, "verify", work, move || {
+        match serde_json::from_slice::<OpenResponse>(&body2) {
             Ok(r) if r.id == id => match r.openings {
                 TaskOpenings::Matmul(o) => setup.verify(&challenge, &answer, &rows, &o),
             },
@@ -726,17 +724,26 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
                 work,
             ),
             Err(e) => Verdict::fail(Reason::Malformed, format!("openings: {e}"), work),
-        })
-        .await;
-    shared
-        .metrics
-        .observe("verify", verify_start.elapsed().as_secs_f64());
-    out.verdict =
-        verdict.unwrap_or_else(|e| Verdict::fail(Reason::Malformed, format!("verification task: {e}"), work));
+        }
+    })
+    .await;
     out
 }
 
-/// Signed pings for the round-trip time; on failure, records the failed verdict and returns false.
+/// Runs `verify` on the verification pool, timed into the `metric` histogram; a task that could not
+/// run is a failed verdict.
+async fn verify_on_pool(
+    shared: &RoundShared,
+    metric: &'static str,
+    work: f64,
+    verify: impl FnOnce() -> Verdict + Send + 'static,
+) -> Verdict {
+    let started = Instant::now();
+    let verdict = shared.pool.run(verify).await;
+    shared.metrics.observe(metric, started.elapsed().as_secs_f64());
+    verdict.unwrap_or_else(|e| Verdict::fail(Reason::Malformed, format!("verification task: {e}"), work))
+}
+
 /// One signed POST of a round: where, how long to wait, how many bytes to accept.
 struct Step {
     /// The step's name in errors (`challenge`, `open`).
@@ -780,6 +787,7 @@ fn record_answer_time(out: &mut MinerOutcome, elapsed: Duration) {
     out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
 }
 
+/// Signed pings for the round-trip time; on failure, records the failed verdict and returns false.
 async fn measure_rtt(shared: &RoundShared, miner: &MinerEndpoint, out: &mut MinerOutcome) -> bool {
     let cfg = &shared.config;
     match shared
@@ -850,10 +858,11 @@ async fn probe_inference(
     let picks = pick_sequences(challenge.batch, inference.config.sequences.max(1), entropy);
     let verifier = inference.verifier.clone();
     let body = reply.body;
-    let verify_start = Instant::now();
-    let verdict = shared
-        .pool
-        .run(move || match serde_json::from_slice::<ChallengeResponse>(&body) {
+    out.verdict = verify_on_pool(
+        shared,
+        "inference_verify",
+        work,
+        move || match serde_json::from_slice::<ChallengeResponse>(&body) {
             Ok(r) if r.id == id => match r.answer {
                 TaskAnswer::Inference(answer) => verifier
                     .lock()
@@ -871,13 +880,9 @@ async fn probe_inference(
                 work,
             ),
             Err(e) => Verdict::fail(Reason::Malformed, format!("challenge answer: {e}"), work),
-        })
-        .await;
-    shared
-        .metrics
-        .observe("inference_verify", verify_start.elapsed().as_secs_f64());
-    out.verdict =
-        verdict.unwrap_or_else(|e| Verdict::fail(Reason::Malformed, format!("verification task: {e}"), work));
+        },
+    )
+    .await;
     out
 }
 
