@@ -894,7 +894,8 @@ impl ChainClient {
     /// respects the rate limit (without submitting when it is not yet allowed), and uses `set_weights`,
     /// a timelocked (CR-v4) commit or a CR-v2 commit as [`weights::choose_path`] decides from the
     /// chain. `version_key` 0 uses the subnet's `WeightsVersionKey`; a non-zero key below it is refused
-    /// before submission (the subnet owner raised it to require an upgrade).
+    /// before submission (the subnet owner raised it to require an upgrade). Mechanism 0; see
+    /// [`Self::set_mechanism_weights`].
     pub async fn set_weights(
         &self,
         hotkey: &Keypair,
@@ -903,7 +904,30 @@ impl ChainClient {
         values: &[u16],
         version_key: u64,
     ) -> Result<WeightsResult, ChainError> {
+        self.set_mechanism_weights(hotkey, netuid, 0, uids, values, version_key)
+            .await
+    }
+
+    /// [`Self::set_weights`] for mechanism `mecid` of the subnet. On a runtime with the SDK 11.3's
+    /// mechanism calls ([`crate::calls::MECHANISM_CALLS`]: finney) the weights go through
+    /// `set_mechanism_weights` or `commit_timelocked_mechanism_weights`, as the SDK sends them; on one
+    /// without (older runtimes, the devnet) through the legacy calls, which only know mechanism 0.
+    pub async fn set_mechanism_weights(
+        &self,
+        hotkey: &Keypair,
+        netuid: u16,
+        mecid: u8,
+        uids: &[u16],
+        values: &[u16],
+        version_key: u64,
+    ) -> Result<WeightsResult, ChainError> {
         let at = self.at_best().await?;
+        let mechanisms = compat::has_mechanism_calls(at.metadata_ref());
+        if mecid != 0 && !mechanisms {
+            return Err(ChainError::Config(format!(
+                "mechanism {mecid} asked for, but this runtime has no mechanism weight calls; use mechanism 0"
+            )));
+        }
         let hp = self.hyperparams_at(&at, netuid).await?;
         let me = hotkey.account();
         let uid = self
@@ -922,7 +946,7 @@ impl ChainClient {
             ours => ours,
         };
         let last_updates: Vec<u64> = self
-            .fetch(&at, "LastUpdate", (weights::storage_index(netuid, 0),))
+            .fetch(&at, "LastUpdate", (weights::storage_index(netuid, mecid),))
             .await?;
         let last_update = last_updates.get(usize::from(uid)).copied().unwrap_or(0);
         let now = at.block_number();
@@ -935,23 +959,32 @@ impl ChainClient {
         }
         match weights::choose_path(hp.commit_reveal_enabled, hp.commit_reveal_version) {
             WeightsPath::Direct => {
-                let report = self
-                    .submit(
-                        &Call::SetWeights {
-                            netuid,
-                            uids,
-                            values,
-                            version_key,
-                        },
-                        hotkey,
-                    )
-                    .await;
+                let call = if mechanisms {
+                    Call::SetMechanismWeights {
+                        netuid,
+                        mecid,
+                        uids,
+                        values,
+                        version_key,
+                    }
+                } else {
+                    Call::SetWeights {
+                        netuid,
+                        uids,
+                        values,
+                        version_key,
+                    }
+                };
+                let report = self.submit(&call, hotkey).await;
                 let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
                 Ok(WeightsResult::Set {
                     report,
                     next_allowed_block,
                 })
             }
+            WeightsPath::CommitReveal if mecid != 0 => Err(ChainError::Config(format!(
+                "mechanism {mecid}: this client sends hash (CR-v2) commits for mechanism 0 only"
+            ))),
             WeightsPath::CommitReveal => {
                 let salt = weights::random_salt(8);
                 let hash = weights::commit_hash(
@@ -979,14 +1012,12 @@ impl ChainClient {
                 })
             }
             WeightsPath::Timelocked(commit_reveal_version) => {
-                // The commit lands in the next block, is counted in that block's epoch (with
-                // lookahead) and is opened in the first block of epoch + RevealPeriodEpochs.
-                let clock = self.epoch_clock_at(&at, netuid).await?;
-                let commit_epoch = clock.epoch_at(now + 1);
-                let reveal_block = clock.epoch_start_block(commit_epoch + hp.reveal_period_epochs);
+                let reveal_block = self
+                    .reveal_block_at(&at, netuid, hp.reveal_period_epochs)
+                    .await?;
                 let beacon = self.chain_beacon(&at).await?;
                 let block_time_ms = match beacon.block_time_ms {
-                    Some(ms) => ms,
+                    Some(default) => compat::slot_duration_ms(at.metadata_ref()).unwrap_or(default),
                     None => self.measured_block_time_ms(&at).await?,
                 };
                 // A round the chain already holds when the commit lands is refused
@@ -1009,11 +1040,21 @@ impl ChainClient {
                         reveal_round,
                         &beacon.public_key,
                     )?;
-                    let call = Call::CommitTimelockedWeights {
-                        netuid,
-                        commit,
-                        reveal_round,
-                        commit_reveal_version,
+                    let call = if mechanisms {
+                        Call::CommitTimelockedMechanismWeights {
+                            netuid,
+                            mecid,
+                            commit,
+                            reveal_round,
+                            commit_reveal_version,
+                        }
+                    } else {
+                        Call::CommitTimelockedWeights {
+                            netuid,
+                            commit,
+                            reveal_round,
+                            commit_reveal_version,
+                        }
                     };
                     let report = self.submit(&call, hotkey).await;
                     if attempt < TIMELOCK_COMMIT_TRIES
@@ -1055,6 +1096,37 @@ impl ChainClient {
         } else {
             weights::EpochClock::Legacy { tempo, netuid }
         })
+    }
+
+    /// The block that opens a timelocked commit sent at `at` (included in the next block). Where the
+    /// runtime has the stateful schedule, it is run forward as the SDK 11.3 runs it
+    /// ([`crate::reveal::EpochSchedule`], with `BlocksSinceLastStep`); on the legacy clock, the first
+    /// block of the commit's epoch plus `reveal_period`.
+    async fn reveal_block_at(&self, at: &AtBlock, netuid: u16, reveal_period: u64) -> Result<u64, ChainError> {
+        let now = at.block_number();
+        match self.epoch_clock_at(at, netuid).await? {
+            weights::EpochClock::Stateful {
+                index,
+                last_epoch_block,
+                pending_at,
+                tempo,
+            } => {
+                let schedule = crate::reveal::EpochSchedule {
+                    block: now,
+                    index,
+                    last_epoch_block,
+                    pending_at,
+                    tempo,
+                    blocks_since_last_step: self
+                        .fetch_or(at, "BlocksSinceLastStep", (netuid,), 0)
+                        .await?,
+                };
+                schedule
+                    .first_reveal_block(reveal_period)
+                    .map_err(|e| ChainError::Config(e.to_string()))
+            }
+            clock => Ok(clock.epoch_start_block(clock.epoch_at(now + 1) + reveal_period)),
+        }
     }
 
     /// The best block number and the subnet's epoch clock read at it.

@@ -287,6 +287,9 @@ fn answer(
     o
 }
 
+/// A weight row set by validator `.1`, counting from epoch `.0` (commit-reveal).
+type Commit = (u32, usize, Vec<(u16, u16)>);
+
 /// Run a simulation. `progress` is advanced once per epoch when given.
 pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result<SimResult, SimError> {
     cfg.validate()?;
@@ -345,8 +348,8 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
         .map(|p| !matches!(p.role, Role::Miner(_)))
         .collect();
     let mut prev_consensus: Vec<u16> = vec![0; n];
-    // Commit-reveal: (epoch it counts from, validator, weights) in submission order.
-    let mut committed: std::collections::VecDeque<(u32, usize, Vec<(u16, u16)>)> = Default::default();
+    // Commit-reveal: weight rows in submission order, each with the epoch it counts from.
+    let mut committed: std::collections::VecDeque<Commit> = Default::default();
     let mut rows = Vec::with_capacity(n * cfg.epochs as usize);
     let tempo = u64::from(cfg.tempo);
 
