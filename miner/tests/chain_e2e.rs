@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chain::bootstrap::{Account, SubnetChoice, SubnetPlan, TAO, bootstrap, wait_for_permit};
 use chain::calls::{Call, SetupCall};
 use chain::client::{ChainClient, ClientConfig, Network};
-use chain::devnet::{Devnet, DevnetConfig};
+use devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::metagraph::Axon;
 use chain::wallet::Wallet;

@@ -14,7 +14,7 @@ use scoring::score::ScoreBook;
 use scoring::weights::{ChainLimits, WeightVector};
 
 use crate::record::{
-    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, MatmulRecord, RoundRecord, StartRecord,
+    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, RoundRecord, StartRecord,
     WeightsRecord, observations, policy_hash, score_step,
 };
 use crate::roundlog::{LogError, RoundLog};
@@ -48,7 +48,7 @@ pub struct RoundInputs {
     /// Unix ms at end.
     pub finished_ms: u64,
     /// Matmul parameters.
-    pub matmul: MatmulRecord,
+    pub matmul: bench_tasks::matmul::RoundParams,
     /// Per-miner outcomes.
     pub outcomes: Vec<MinerOutcome>,
     /// The chain limits for the weight vector.
@@ -257,7 +257,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::MatmulRecord;
+    use bench_tasks::matmul::RoundParams;
 
     fn inputs(round: u64) -> RoundInputs {
         RoundInputs {
@@ -266,7 +266,7 @@ mod tests {
             block_hash: "ab".into(),
             started_ms: round,
             finished_ms: round + 1,
-            matmul: MatmulRecord {
+            matmul: RoundParams {
                 n: 8,
                 m: 2,
                 p: 65521,

@@ -9,15 +9,15 @@
 //!   they record, kept consistent by one commit protocol.
 //! - [`replay`]: recompute scores and weights from the log alone.
 //! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
-//! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator), and
-//!   the subnet set-up for docker compose.
+//! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator).
+//! - [`setup`]: the subnet set-up for docker compose (`localnet-setup`; in the production build).
 //! - `bench` (feature `localnet`): round wall time, CPU time and peak memory for many in-process miners.
 //!
 //! # Example: state, log and replay without any network
 //!
 //! ```
 //! use validator::ledger::{Ledger, RoundInputs};
-//! use validator::record::MatmulRecord;
+//! use bench_tasks::matmul::RoundParams;
 //! use validator::state::MinerOutcome;
 //! use scoring::{policy::Policy, weights::ChainLimits};
 //!
@@ -46,7 +46,7 @@
 //!         block_hash: "ab".into(),
 //!         started_ms: 0,
 //!         finished_ms: 1,
-//!         matmul: MatmulRecord { n: 64, m: 8, p: 251, k: 16, round_seed: 1 },
+//!         matmul: RoundParams { n: 64, m: 8, p: 251, k: 16, round_seed: 1 },
 //!         outcomes: vec![outcome(0, true), outcome(1, false)],
 //!         limits: ChainLimits { n: 2, min_allowed_weights: 1, max_weight_limit: u16::MAX },
 //!     })
@@ -70,5 +70,6 @@ pub mod network;
 pub mod record;
 pub mod replay;
 pub mod round;
+pub mod setup;
 pub mod roundlog;
 pub mod state;

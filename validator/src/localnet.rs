@@ -10,9 +10,8 @@
 //! [`LocalnetReport`] holds, per miner, its verdict counts, EMA score and last weight from the validator
 //! and its incentive read back from the chain.
 //!
-//! [`setup`] is the same bootstrap against an external chain (subtensor's localnet image): it writes
-//! btcli wallets (`validator`, `miner-1`, …, hotkey `default`, no password) and registers them, with
-//! //Alice as sudo.
+//! [`crate::setup`] is the same bootstrap against an external chain (subtensor's localnet image); it
+//! needs only [`chain::bootstrap`], so it is in the production build.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -33,7 +32,7 @@ use chain::auth::RequestSigner;
 use chain::bootstrap::{self, Account, SubnetChoice, SubnetPlan};
 use chain::calls::{AxonSpec, Hyperparameter};
 use chain::client::{ChainClient, ClientConfig, Network as ChainNet};
-use chain::devnet::{Devnet, DevnetConfig};
+use devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::wallet::Wallet;
 use chain::wallet::keyfile::KdfCost;
@@ -47,9 +46,8 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::SubmitStatus;
 use crate::round::{RoundConfig, Validator};
-
-/// Most miners a localnet starts (one loopback address each, 127.0.0.2 upwards).
-pub const MAX_MINERS: usize = 250;
+use crate::setup::client_config;
+pub use crate::setup::MAX_MINERS;
 
 /// How a localnet runs.
 #[derive(Debug, Clone)]
@@ -156,14 +154,6 @@ impl LocalnetReport {
             self.weights_call.as_deref().unwrap_or("-")
         ));
         out
-    }
-}
-
-fn client_config() -> ClientConfig {
-    ClientConfig {
-        request_timeout: Duration::from_secs(20),
-        inclusion_timeout: Duration::from_secs(30),
-        ..ClientConfig::default()
     }
 }
 
@@ -411,72 +401,5 @@ async fn run_in(
         weights_set,
         weights_failed,
         weights_call,
-    })
-}
-
-/// What [`setup`] did.
-#[derive(Debug, Clone, Serialize)]
-pub struct SetupReport {
-    /// The wallets folder.
-    pub wallet_path: PathBuf,
-    /// Wallet names created (existing ones are reused).
-    pub created: Vec<String>,
-    /// The bootstrap.
-    pub bootstrap: bootstrap::BootstrapReport,
-}
-
-fn open_or_create(path: &Path, name: &str, created: &mut Vec<String>) -> anyhow::Result<Account> {
-    let wallet = Wallet::new(path.to_string_lossy(), name, "default")?;
-    let password = chain::wallet::Password::Given(String::new());
-    let coldkey = if wallet.coldkey_path().exists() {
-        wallet
-            .coldkey(&password)
-            .with_context(|| format!("wallet {name}: the coldkey must be unencrypted"))?
-    } else {
-        created.push(name.to_owned());
-        wallet.create_coldkey(None, KdfCost::SENSITIVE)?.0
-    };
-    let hotkey = if wallet.hotkey_path().exists() {
-        wallet.hotkey()?
-    } else {
-        wallet.create_hotkey()?.0
-    };
-    Ok(Account::new(coldkey, hotkey))
-}
-
-/// Creates (or reuses) btcli wallets `validator` and `miner-1..=miners` under `wallet_path` and
-/// bootstraps them on `network` with //Alice as sudo: a new subnet unless `netuid` is given. Miners are
-/// registered but not served: each miner serves its own axon when it starts.
-pub async fn setup(
-    network: &str,
-    wallet_path: &Path,
-    miners: usize,
-    netuid: Option<u16>,
-) -> anyhow::Result<SetupReport> {
-    if miners > MAX_MINERS {
-        anyhow::bail!("--miners must be at most {MAX_MINERS}");
-    }
-    let mut created = Vec::new();
-    let validator = open_or_create(wallet_path, "validator", &mut created)?;
-    let accounts = (1..=miners)
-        .map(|i| open_or_create(wallet_path, &format!("miner-{i}"), &mut created))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let network: ChainNet = network
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
-    let client = ChainClient::connect(&network, client_config()).await?;
-    let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut plan = SubnetPlan::localnet(10);
-    if let Some(n) = netuid {
-        plan.subnet = SubnetChoice::Existing(n);
-        // Keep the subnet's tempo.
-        plan.hyperparameters
-            .retain(|p| !matches!(p, chain::calls::Hyperparameter::Tempo(_)));
-    }
-    let bootstrap = bootstrap::bootstrap(&client, &sudo, &plan, &validator, &accounts).await?;
-    Ok(SetupReport {
-        wallet_path: wallet_path.to_owned(),
-        created,
-        bootstrap,
     })
 }

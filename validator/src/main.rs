@@ -101,7 +101,6 @@ enum Cmd {
     },
     /// Create btcli wallets (validator, miner-1, …) and set up a subnet for them on an external chain
     /// (subtensor's localnet image), with //Alice as sudo.
-    #[cfg(feature = "localnet")]
     LocalnetSetup {
         /// The chain: `local`, `devnet` or a ws:// URL.
         #[arg(long, default_value = "local")]
@@ -304,7 +303,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        #[cfg(feature = "localnet")]
         Cmd::LocalnetSetup {
             network,
             wallet_path,
@@ -312,7 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             netuid,
         } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let report = rt.block_on(validator::localnet::setup(&network, &wallet_path, miners, netuid))?;
+            let report = rt.block_on(validator::setup::setup(&network, &wallet_path, miners, netuid))?;
             let b = &report.bootstrap;
             println!(
                 "wallets in {} (created: {})",

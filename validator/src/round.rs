@@ -41,7 +41,7 @@ use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
-use crate::record::{InferenceRecord, MatmulRecord, RoundRecord};
+use crate::record::{InferenceRecord, RoundRecord};
 use crate::state::{MinerOutcome, WeightSubmission};
 
 /// Round settings (the `[round]` table of `validator.toml`).
@@ -553,13 +553,7 @@ impl<N: Network> Validator<N> {
             block_hash: hex::encode(view.block_hash),
             started_ms,
             finished_ms: unix_ms(),
-            matmul: MatmulRecord {
-                n: params.n,
-                m: params.m,
-                p: params.p,
-                k: params.k,
-                round_seed,
-            },
+            matmul: params,
             outcomes,
             limits: view.limits,
         };

@@ -11,7 +11,13 @@ pub fn finney_path() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("TENSORPROOF_FINNEY_METADATA") {
         return p.into();
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The workspace root: the nearest folder above this crate that holds Cargo.lock (chain/ and
+    // chain/devnet/ both share this file).
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .unwrap_or(manifest);
     let candidates = [
         root.join("../shared/reference/subtensor-finney-metadata.scale"),
         root.join("shared/reference/subtensor-finney-metadata.scale"),
