@@ -910,7 +910,7 @@ impl ChainClient {
             .uid_at(&at, netuid, &me)
             .await?
             .ok_or(ChainError::NotRegistered { hotkey: me, netuid })?;
-        let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_rules())?;
+        let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_limits())?;
         let version_key = match version_key {
             0 => hp.weights_version_key,
             ours if ours < hp.weights_version_key => {

@@ -109,11 +109,7 @@ impl Network for ChainNetwork {
             block_number: graph.block,
             block_hash: graph.block_hash,
             miners,
-            limits: ChainLimits {
-                n: hp.n,
-                min_allowed_weights: hp.min_allowed_weights,
-                max_weight_limit: hp.max_weights_limit,
-            },
+            limits: hp.weight_limits(),
             weights_due,
         })
     }

@@ -276,7 +276,7 @@ mod tests {
             outcomes: vec![MinerOutcome {
                 uid: 1,
                 hotkey: "hk".into(),
-                task: "matmul/8".into(),
+                task: bench_tasks::wire::TaskClass::Matmul,
                 verdict: bench_tasks::Verdict::pass(64.0),
                 rtt_ms: Some(1.0),
                 total_ms: Some(2.0),

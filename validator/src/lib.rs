@@ -27,7 +27,7 @@
 //! let outcome = |uid: u16, passed: bool| MinerOutcome {
 //!     uid,
 //!     hotkey: format!("miner{uid}"),
-//!     task: "matmul".into(),
+//!     task: bench_tasks::wire::TaskClass::Matmul,
 //!     verdict: if passed {
 //!         bench_tasks::Verdict::pass(1e6)
 //!     } else {

@@ -129,9 +129,9 @@ pub fn observations(outcomes: &[MinerOutcome]) -> Vec<Observation> {
         .iter()
         .map(|o| Observation {
             uid: o.uid,
-            task_class: o.task.clone(),
+            task_class: o.task,
             passed: o.verdict.passed,
-            reason: o.verdict.reason.code().to_owned(),
+            reason: o.verdict.reason,
             elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
             rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
             work_units: o.verdict.work_units,

@@ -280,7 +280,6 @@ struct RoundShared {
     pool: VerifyPool,
     metrics: Metrics,
     attempt: u64,
-    task: String,
     inference: Option<InferenceShared>,
     /// Weights of matmul and inference in the policy's task mix.
     mix: (f64, f64),
@@ -492,7 +491,7 @@ impl<N: Network> Validator<N> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let tasks = &ledger.policy().tasks;
-            (tasks.weight_of("matmul"), tasks.weight_of("inference"))
+            (tasks.weight_of(TaskClass::Matmul), tasks.weight_of(TaskClass::Inference))
         };
         let inference = if self.config.inference.enabled && mix.1 > 0.0 {
             Some(InferenceShared {
@@ -510,7 +509,6 @@ impl<N: Network> Validator<N> {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             attempt,
-            task: "matmul".to_owned(),
             inference,
             mix,
             picks_key: derive_bytes(
@@ -542,7 +540,7 @@ impl<N: Network> Validator<N> {
             self.metrics
                 .verdicts
                 .get_or_create(&VerdictLabels {
-                    task: o.task.clone(),
+                    task: o.task.name().to_owned(),
                     reason: o.verdict.reason.code().to_owned(),
                 })
                 .inc();
@@ -617,7 +615,7 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
     let mut out = MinerOutcome {
         uid: miner.uid,
         hotkey: miner.hotkey.to_ss58(),
-        task: shared.task.clone(),
+        task: TaskClass::Matmul,
         verdict: Verdict::fail(Reason::Malformed, "not run", work),
         rtt_ms: None,
         total_ms: None,
@@ -814,7 +812,7 @@ async fn probe_inference(
     let mut out = MinerOutcome {
         uid: miner.uid,
         hotkey: miner.hotkey.to_ss58(),
-        task: TaskClass::Inference.name().to_owned(),
+        task: TaskClass::Inference,
         verdict: Verdict::fail(Reason::Malformed, "not run", work),
         rtt_ms: None,
         total_ms: None,
