@@ -193,7 +193,10 @@ impl Penalties {
 
 /// The reasons whose default treatment is `t`, in [`Reason::ALL`] order.
 fn reasons_treated(t: Treatment) -> Vec<Reason> {
-    Reason::ALL.into_iter().filter(|r| r.default_treatment() == t).collect()
+    Reason::ALL
+        .into_iter()
+        .filter(|r| r.default_treatment() == t)
+        .collect()
 }
 
 impl Default for Penalties {

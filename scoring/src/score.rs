@@ -106,7 +106,10 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
         w.1 += 1.0;
         if o.passed {
             let speed = o.work_units / o.compute_seconds(min_c);
-            speeds.entry(o.task_class).or_default().push((speed, o.work_units));
+            speeds
+                .entry(o.task_class)
+                .or_default()
+                .push((speed, o.work_units));
         }
     }
     let reference: BTreeMap<TaskClass, (f64, f64)> = speeds

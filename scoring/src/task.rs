@@ -65,15 +65,28 @@ pub struct UnknownName {
     pub known: String,
 }
 
+/// The one of `all` whose `name_of` is `name`.
+fn by_name<T: Copy>(
+    what: &'static str,
+    all: &[T],
+    name_of: fn(T) -> &'static str,
+    name: &str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|t| name_of(*t) == name)
+        .ok_or_else(|| UnknownName {
+            what,
+            name: name.to_owned(),
+            known: all.iter().map(|t| name_of(*t)).collect::<Vec<_>>().join(", "),
+        })
+}
+
 impl std::str::FromStr for TaskClass {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| UnknownName {
-            what: "task class",
-            name: s.to_owned(),
-            known: Self::ALL.map(Self::name).join(", "),
-        })
+        by_name("task class", &Self::ALL, Self::name, s)
     }
 }
 
@@ -180,11 +193,7 @@ impl std::str::FromStr for Reason {
     type Err = UnknownName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|r| r.code() == s).ok_or_else(|| UnknownName {
-            what: "reason code",
-            name: s.to_owned(),
-            known: Self::ALL.map(Self::code).join(", "),
-        })
+        by_name("reason code", &Self::ALL, Self::code, s)
     }
 }
 
@@ -224,7 +233,11 @@ mod tests {
     #[test]
     fn only_passed_earns_credit() {
         for r in Reason::ALL {
-            assert_eq!(r.default_treatment() == Treatment::Credit, r == Reason::Passed, "{r}");
+            assert_eq!(
+                r.default_treatment() == Treatment::Credit,
+                r == Reason::Passed,
+                "{r}"
+            );
         }
     }
 

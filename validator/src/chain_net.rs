@@ -16,8 +16,8 @@ use chain::keys::Keypair;
 use chain::submit::Outcome;
 use scoring::weights::{ChainLimits, WeightVector};
 
-use crate::client::MinerEndpoint;
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
+use exchange::MinerEndpoint;
 
 /// Reveal attempts before a pending commit is given up.
 const MAX_REVEAL_TRIES: u32 = 64;

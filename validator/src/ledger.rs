@@ -14,8 +14,8 @@ use scoring::score::ScoreBook;
 use scoring::weights::{ChainLimits, WeightVector};
 
 use crate::record::{
-    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, RoundRecord, StartRecord,
-    WeightsRecord, observations, policy_hash, score_step,
+    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, RoundRecord, StartRecord, WeightsRecord,
+    observations, policy_hash, score_step,
 };
 use crate::roundlog::{LogError, RoundLog};
 use crate::state::{MinerOutcome, RoundCommit, ScoreRow, StateError, Store, WeightSubmission};

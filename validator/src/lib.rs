@@ -2,7 +2,8 @@
 //!
 //! - [`round`]: the round loop ([`round::Validator`]): challenges every serving miner with bounded
 //!   concurrency, verifies on a bounded blocking pool, scores, commits, and submits weights.
-//! - [`client`]: the signed, pooled HTTP client with per-step timeouts and body caps.
+//! - The miners are reached through `exchange` (the one signed, pooled client and each task's
+//!   exchange, shared with `miner doctor` and the benchmarks).
 //! - [`network`]: the seam to the chain ([`network::Network`]) and [`network::StaticNetwork`] for runs
 //!   without one; [`chain_net`]: the real chain through the `chain` client.
 //! - [`ledger`], [`state`], [`roundlog`], [`record`]: SQLite state, the hash-chained round log, and what
@@ -59,7 +60,6 @@
 #[cfg(feature = "localnet")]
 pub mod bench;
 pub mod chain_net;
-pub mod client;
 pub mod dashboard;
 pub mod http;
 pub mod ledger;
@@ -70,6 +70,6 @@ pub mod network;
 pub mod record;
 pub mod replay;
 pub mod round;
-pub mod setup;
 pub mod roundlog;
+pub mod setup;
 pub mod state;

@@ -32,22 +32,21 @@ use chain::auth::RequestSigner;
 use chain::bootstrap::{self, Account, SubnetChoice, SubnetPlan};
 use chain::calls::{AxonSpec, Hyperparameter};
 use chain::client::{ChainClient, ClientConfig, Network as ChainNet};
-use devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::wallet::Wallet;
 use chain::wallet::keyfile::KdfCost;
+use devnet::{Devnet, DevnetConfig};
 use miner::behavior::Behavior;
 use serde::Serialize;
 
 use crate::chain_net::ChainNetwork;
-use crate::client::MinerClient;
 use crate::dashboard::Dashboard;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::SubmitStatus;
 use crate::round::{RoundConfig, Validator};
-use crate::setup::client_config;
 pub use crate::setup::MAX_MINERS;
+use crate::setup::client_config;
 
 /// How a localnet runs.
 #[derive(Debug, Clone)]
@@ -296,7 +295,7 @@ async fn run_in(
     };
     let v = Validator::new(
         network,
-        MinerClient::new(Arc::new(RequestSigner::new(v_hot.clone())), 2)?,
+        exchange::Client::pooled(Arc::new(RequestSigner::new(v_hot.clone())), 2)?,
         ledger,
         secret,
         round_config,

@@ -12,10 +12,10 @@ use chain::auth::RequestSigner;
 use chain::keys::AccountId;
 use chain::wallet::{WalletArgs, WalletCommand};
 use clap::{Parser, Subcommand};
+use exchange::{Client, MinerEndpoint};
 use scoring::policy::Policy;
 use serde::Deserialize;
 use validator::chain_net::ChainNetwork;
-use validator::client::{MinerClient, MinerEndpoint};
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
 use validator::metrics::Metrics;
@@ -435,7 +435,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
             .or(file.retain_rounds)
             .unwrap_or(DEFAULT_RETAIN_ROUNDS),
     ));
-    let client = MinerClient::new(Arc::new(RequestSigner::new(hotkey)), 2)?;
+    let client = Client::pooled(Arc::new(RequestSigner::new(hotkey)), 2)?;
     let metrics = Metrics::new();
     let dashboard = Dashboard::new();
     let (bound, _server) = validator::http::serve(listen, metrics.clone(), dashboard.clone())

@@ -11,9 +11,9 @@ use bench_tasks::Reason;
 use bench_tasks::matmul::Adversary;
 use chain::auth::RequestSigner;
 use common::*;
+use exchange::{Client, MinerEndpoint};
 use miner::behavior::Behavior;
 use scoring::policy::Policy;
-use validator::client::{MinerClient, MinerEndpoint};
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
 use validator::metrics::Metrics;
@@ -48,7 +48,7 @@ fn validator_with_mix(
     policy.tasks.mix = BTreeMap::from([("matmul".into(), matmul), ("inference".into(), inference)]);
     let key = validator_key();
     let ledger = Ledger::open(dir, policy, &key.ss58(), 1).unwrap();
-    let client = MinerClient::new(Arc::new(RequestSigner::new(key)), 2).unwrap();
+    let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2).unwrap();
     Validator::new(
         Arc::new(StaticNetwork::new(miners, Duration::from_millis(100))),
         client,

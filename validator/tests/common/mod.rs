@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chain::auth::{Receipt, RequestSigner};
 use chain::keys::{AccountId, Keypair};
+use exchange::{Client, MinerEndpoint};
 use miner::behavior::Behavior;
 use miner::validators::ValidatorSet;
 use miner::{MinerConfig, MinerServer};
 use scoring::policy::Policy;
-use validator::client::{MinerClient, MinerEndpoint};
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
 use validator::metrics::Metrics;
@@ -73,7 +73,7 @@ pub fn validator(
 ) -> Validator<StaticNetwork> {
     let key = validator_key();
     let ledger = Ledger::open(dir, Policy::default(), &key.ss58(), 1).unwrap();
-    let client = MinerClient::new(Arc::new(RequestSigner::new(key)), 2).unwrap();
+    let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2).unwrap();
     Validator::new(
         Arc::new(StaticNetwork::new(miners, Duration::from_millis(100))),
         client,
