@@ -103,131 +103,20 @@ impl Check {
 /// miner's hotkey is registered there and that its axon is the address it serves on (`axon on chain`).
 pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTarget>) -> Vec<Check> {
     let mut checks = Vec::new();
-
-    // Reachability and /info need no miner hotkey; the client is bound to it once /info names it.
-    let probe = match MinerClient::new(url, key.account(), key, false) {
-        Ok(c) => c,
-        Err(e) => {
-            checks.push(Check::new(
-                "reachable",
-                Status::Fail,
-                Instant::now(),
-                e.to_string(),
-            ));
-            return checks;
-        }
-    };
-    let started = Instant::now();
-    match probe.get(HEALTH_PATH).await {
-        Ok((200, _)) => checks.push(Check::new(
-            "reachable",
-            Status::Pass,
-            started,
-            format!("GET {HEALTH_PATH} answered"),
-        )),
-        Ok((status, _)) => {
-            checks.push(Check::new(
-                "reachable",
-                Status::Fail,
-                started,
-                format!("GET {HEALTH_PATH} answered {status}"),
-            ));
-            return checks;
-        }
-        Err(e) => {
-            checks.push(Check::new(
-                "reachable",
-                Status::Fail,
-                started,
-                format!("{e}; is the port open and the miner running?"),
-            ));
-            return checks;
-        }
-    }
-
-    let started = Instant::now();
-    let info: MinerInfo = match probe.info().await {
-        Ok(info) => info,
-        Err(e) => {
-            checks.push(Check::new("info", Status::Fail, started, e.to_string()));
-            return checks;
-        }
-    };
-    checks.push(Check::new(
-        "info",
-        Status::Pass,
-        started,
-        format!(
-            "version {}, hotkey {}, {} on {}",
-            info.version, info.hotkey, info.backend, info.device
-        ),
-    ));
-    let backend_status = if info.backend == "flex" {
-        Status::Warn
-    } else {
-        Status::Pass
-    };
-    let backend_detail = if info.backend == "flex" {
-        "the miner computes on the CPU (flex); start it with --backend cuda or wgpu to use the GPU".to_owned()
-    } else {
-        format!("{} backend", info.backend)
-    };
-    checks.push(Check::new(
-        "gpu backend",
-        backend_status,
-        Instant::now(),
-        backend_detail,
-    ));
-
-    let miner: AccountId = match info.hotkey.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            checks.push(Check::new(
-                "miner hotkey",
-                Status::Fail,
-                Instant::now(),
-                e.to_string(),
-            ));
-            return checks;
-        }
+    // Each step adds its checks and says whether the next can run.
+    let Some((probe, info, miner)) = reach_and_identify(url, key, &mut checks).await else {
+        return checks;
     };
     if let Some(target) = chain {
         checks.push(axon_check(target, &miner, url).await);
     }
     let client = probe.for_miner(miner);
-
-    let started = Instant::now();
-    let payload: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
-    match client.ping(payload.clone()).await {
-        Ok(echo) if echo.body == payload => checks.push(Check::new(
-            "signed ping",
-            Status::Pass,
-            started,
-            "1 KiB echoed; signature accepted and receipt verified",
-        )),
-        Ok(_) => checks.push(Check::new(
-            "signed ping",
-            Status::Fail,
-            started,
-            "the echo differs from what was sent",
-        )),
-        Err(e) => {
-            let hint = match e.reason() {
-                Some("unknown_hotkey") => {
-                    "; run doctor on the miner's machine (the self-test key is loopback-only) or allow-list --key"
-                }
-                _ => "",
-            };
-            checks.push(Check::new(
-                "signed ping",
-                Status::Fail,
-                started,
-                format!("{e}{hint}"),
-            ));
-            return checks;
-        }
+    let ping = signed_ping(&client).await;
+    let pinged = ping.status == Status::Pass;
+    checks.push(ping);
+    if !pinged {
+        return checks;
     }
-
     for task in &info.tasks {
         match task.task {
             TaskClass::Matmul => {
@@ -244,6 +133,131 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTar
         }
     }
     checks
+}
+
+/// `reachable`, `info`, `gpu backend` and the miner's hotkey from `/info` (which need no miner
+/// hotkey). `None` when the next checks cannot run.
+async fn reach_and_identify(
+    url: &str,
+    key: Keypair,
+    checks: &mut Vec<Check>,
+) -> Option<(MinerClient, MinerInfo, AccountId)> {
+    // The client is bound to the miner's hotkey once /info names it.
+    let probe = match MinerClient::new(url, key.account(), key, false) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::new(
+                "reachable",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let reachable = reachable(&probe).await;
+    let ok = reachable.status == Status::Pass;
+    checks.push(reachable);
+    if !ok {
+        return None;
+    }
+    let started = Instant::now();
+    let info: MinerInfo = match probe.info().await {
+        Ok(info) => info,
+        Err(e) => {
+            checks.push(Check::new("info", Status::Fail, started, e.to_string()));
+            return None;
+        }
+    };
+    checks.push(Check::new(
+        "info",
+        Status::Pass,
+        started,
+        format!(
+            "version {}, hotkey {}, {} on {}",
+            info.version, info.hotkey, info.backend, info.device
+        ),
+    ));
+    checks.push(backend_check(&info));
+    match info.hotkey.parse::<AccountId>() {
+        Ok(miner) => Some((probe, info, miner)),
+        Err(e) => {
+            checks.push(Check::new(
+                "miner hotkey",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// `reachable`: `GET /health` answers 200.
+async fn reachable(probe: &MinerClient) -> Check {
+    let started = Instant::now();
+    match probe.get(HEALTH_PATH).await {
+        Ok((200, _)) => Check::new(
+            "reachable",
+            Status::Pass,
+            started,
+            format!("GET {HEALTH_PATH} answered"),
+        ),
+        Ok((status, _)) => Check::new(
+            "reachable",
+            Status::Fail,
+            started,
+            format!("GET {HEALTH_PATH} answered {status}"),
+        ),
+        Err(e) => Check::new(
+            "reachable",
+            Status::Fail,
+            started,
+            format!("{e}; is the port open and the miner running?"),
+        ),
+    }
+}
+
+/// `gpu backend`: a warning when the miner computes on the CPU.
+fn backend_check(info: &MinerInfo) -> Check {
+    if info.backend == "flex" {
+        Check::new(
+            "gpu backend",
+            Status::Warn,
+            Instant::now(),
+            "the miner computes on the CPU (flex); start it with --backend cuda or wgpu to use the GPU",
+        )
+    } else {
+        Check::new(
+            "gpu backend",
+            Status::Pass,
+            Instant::now(),
+            format!("{} backend", info.backend),
+        )
+    }
+}
+
+/// `signed ping`: 1 KiB echoed under a signature the miner accepts, with its receipt verified.
+async fn signed_ping(client: &MinerClient) -> Check {
+    let started = Instant::now();
+    let payload: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
+    match client.ping(payload).await {
+        Ok(_) => Check::new(
+            "signed ping",
+            Status::Pass,
+            started,
+            "1 KiB echoed; signature accepted and receipt verified",
+        ),
+        Err(e) => {
+            let hint = match e.reason() {
+                Some("unknown_hotkey") => {
+                    "; run doctor on the miner's machine (the self-test key is loopback-only) or allow-list --key"
+                }
+                _ => "",
+            };
+            Check::new("signed ping", Status::Fail, started, format!("{e}{hint}"))
+        }
+    }
 }
 
 /// `axon on chain`: the miner's hotkey is registered on the target subnet and the chain advertises the
