@@ -420,16 +420,16 @@ mod cutting_proxy {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
-    pub struct Proxy {
-        pub url: String,
-        pub cuts: Arc<AtomicUsize>,
+    pub(crate) struct Proxy {
+        pub(crate) url: String,
+        pub(crate) cuts: Arc<AtomicUsize>,
     }
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
     }
 
-    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+    pub(crate) async fn start(upstream: std::net::SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}", listener.local_addr().unwrap());
         let armed = Arc::new(AtomicBool::new(true));

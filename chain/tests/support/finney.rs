@@ -7,7 +7,7 @@
 use subxt::Metadata;
 
 /// The metadata file's path; panics with the places looked at when it is missing.
-pub fn finney_path() -> std::path::PathBuf {
+pub(crate) fn finney_path() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("TENSORPROOF_FINNEY_METADATA") {
         return p.into();
     }
@@ -32,7 +32,7 @@ pub fn finney_path() -> std::path::PathBuf {
 }
 
 /// finney's metadata, decoded.
-pub fn finney() -> Metadata {
+pub(crate) fn finney() -> Metadata {
     let path = finney_path();
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     Metadata::decode_from(&bytes).expect("finney metadata decodes")
