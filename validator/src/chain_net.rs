@@ -14,7 +14,7 @@ use std::time::Instant;
 use chain::client::{ChainClient, PendingReveal, WeightsResult};
 use chain::keys::Keypair;
 use chain::submit::Outcome;
-use scoring::weights::{ChainLimits, WeightVector};
+use scoring::weights::WeightVector;
 
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
 use exchange::MinerEndpoint;

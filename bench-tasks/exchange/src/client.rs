@@ -41,7 +41,7 @@ impl MinerEndpoint {
     pub fn target(&self) -> Target {
         Target {
             base: format!("http://{}", self.addr),
-            hotkey: self.hotkey.clone(),
+            hotkey: self.hotkey,
         }
     }
 }
