@@ -934,7 +934,7 @@ impl ChainClient {
             .uid_at(&at, netuid, &me)
             .await?
             .ok_or(ChainError::NotRegistered { hotkey: me, netuid })?;
-        let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_rules())?;
+        let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_limits())?;
         let version_key = match version_key {
             0 => hp.weights_version_key,
             ours if ours < hp.weights_version_key => {
@@ -957,21 +957,30 @@ impl ChainClient {
                 next_allowed_block: next_allowed,
             });
         }
+        let v = ReadyWeights {
+            netuid,
+            mecid,
+            mechanisms,
+            uids,
+            values,
+            version_key,
+            now,
+        };
         match weights::choose_path(hp.commit_reveal_enabled, hp.commit_reveal_version) {
             WeightsPath::Direct => {
-                let call = if mechanisms {
+                let call = if v.mechanisms {
                     Call::SetMechanismWeights {
                         netuid,
-                        mecid,
-                        uids,
-                        values,
+                        mecid: v.mecid,
+                        uids: v.uids,
+                        values: v.values,
                         version_key,
                     }
                 } else {
                     Call::SetWeights {
                         netuid,
-                        uids,
-                        values,
+                        uids: v.uids,
+                        values: v.values,
                         version_key,
                     }
                 };
@@ -985,99 +994,120 @@ impl ChainClient {
             WeightsPath::CommitReveal if mecid != 0 => Err(ChainError::Config(format!(
                 "mechanism {mecid}: this client sends hash (CR-v2) commits for mechanism 0 only"
             ))),
-            WeightsPath::CommitReveal => {
-                let salt = weights::random_salt(8);
-                let hash = weights::commit_hash(
-                    &me,
-                    weights::storage_index(netuid, 0),
-                    &uids,
-                    &values,
-                    &salt,
-                    version_key,
-                );
-                let report = self.submit(&Call::CommitWeights { netuid, hash }, hotkey).await;
-                let pending = PendingReveal {
-                    netuid,
-                    uids,
-                    values,
-                    salt,
-                    version_key,
-                    commit_hash: hash,
-                };
-                let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
-                Ok(WeightsResult::Committed {
-                    report,
-                    pending,
-                    next_allowed_block,
-                })
-            }
-            WeightsPath::Timelocked(commit_reveal_version) => {
-                let reveal_block = self
-                    .reveal_block_at(&at, netuid, hp.reveal_period_epochs)
-                    .await?;
-                let beacon = self.chain_beacon(&at).await?;
-                let block_time_ms = match beacon.block_time_ms {
-                    Some(default) => compat::slot_duration_ms(at.metadata_ref()).unwrap_or(default),
-                    None => self.measured_block_time_ms(&at).await?,
-                };
-                // A round the chain already holds when the commit lands is refused
-                // (InvalidRevealRound, nothing included): aim again from the new time, two blocks
-                // later per try, at most TIMELOCK_COMMIT_TRIES times.
-                let mut attempt = 0;
-                let (report, reveal_round) = loop {
-                    attempt += 1;
-                    let slack_ms = u64::from(attempt - 1) * 2 * block_time_ms;
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
-                    let reveal_round =
-                        beacon.round_for(now_ms + slack_ms, reveal_block.saturating_sub(now), block_time_ms);
-                    let commit = crate::timelock::encrypt_weights_commit(
-                        &me.0,
-                        &uids,
-                        &values,
-                        version_key,
-                        reveal_round,
-                        &beacon.public_key,
-                    )?;
-                    let call = if mechanisms {
-                        Call::CommitTimelockedMechanismWeights {
-                            netuid,
-                            mecid,
-                            commit,
-                            reveal_round,
-                            commit_reveal_version,
-                        }
-                    } else {
-                        Call::CommitTimelockedWeights {
-                            netuid,
-                            commit,
-                            reveal_round,
-                            commit_reveal_version,
-                        }
-                    };
-                    let report = self.submit(&call, hotkey).await;
-                    if attempt < TIMELOCK_COMMIT_TRIES
-                        && report.failure() == Some(crate::submit::FailureKind::RevealRejected)
-                    {
-                        tracing::warn!(
-                            netuid,
-                            reveal_round,
-                            "the chain already holds the pulse; committing again"
-                        );
-                        continue;
-                    }
-                    break (report, reveal_round);
-                };
-                let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
-                Ok(WeightsResult::TimelockCommitted {
-                    report,
-                    reveal_round,
-                    reveal_block,
-                    next_allowed_block,
-                })
-            }
+            WeightsPath::CommitReveal => Ok(self.commit_hashed(hotkey, &hp, v).await),
+            WeightsPath::Timelocked(version) => self.commit_timelocked(&at, hotkey, &hp, v, version).await,
         }
+    }
+
+    /// The CR-v2 path: commits the hash of the vector and a fresh salt; the caller reveals later.
+    async fn commit_hashed(&self, hotkey: &Keypair, hp: &Hyperparams, v: ReadyWeights) -> WeightsResult {
+        let salt = weights::random_salt(8);
+        let hash = weights::commit_hash(
+            &hotkey.account(),
+            weights::storage_index(v.netuid, 0),
+            &v.uids,
+            &v.values,
+            &salt,
+            v.version_key,
+        );
+        let report = self
+            .submit(
+                &Call::CommitWeights {
+                    netuid: v.netuid,
+                    hash,
+                },
+                hotkey,
+            )
+            .await;
+        let next_allowed_block = next_after(&report, v.now, hp.weights_rate_limit);
+        WeightsResult::Committed {
+            report,
+            pending: PendingReveal {
+                netuid: v.netuid,
+                uids: v.uids,
+                values: v.values,
+                salt,
+                version_key: v.version_key,
+                commit_hash: hash,
+            },
+            next_allowed_block,
+        }
+    }
+
+    /// The CR-v4 path: a drand-timelocked commit the chain opens itself in the reveal epoch.
+    async fn commit_timelocked(
+        &self,
+        at: &AtBlock,
+        hotkey: &Keypair,
+        hp: &Hyperparams,
+        v: ReadyWeights,
+        commit_reveal_version: u16,
+    ) -> Result<WeightsResult, ChainError> {
+        let now = v.now;
+        let reveal_block = self
+            .reveal_block_at(at, v.netuid, hp.reveal_period_epochs)
+            .await?;
+        let beacon = self.chain_beacon(at).await?;
+        let block_time_ms = match beacon.block_time_ms {
+            Some(default) => compat::slot_duration_ms(at.metadata_ref()).unwrap_or(default),
+            None => self.measured_block_time_ms(at).await?,
+        };
+        // A round the chain already holds when the commit lands is refused (InvalidRevealRound,
+        // nothing included): aim again from the new time, two blocks later per try, at most
+        // TIMELOCK_COMMIT_TRIES times.
+        let mut attempt = 0;
+        let (report, reveal_round) = loop {
+            attempt += 1;
+            let slack_ms = u64::from(attempt - 1) * 2 * block_time_ms;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let reveal_round =
+                beacon.round_for(now_ms + slack_ms, reveal_block.saturating_sub(now), block_time_ms);
+            let commit = crate::timelock::encrypt_weights_commit(
+                &hotkey.account().0,
+                &v.uids,
+                &v.values,
+                v.version_key,
+                reveal_round,
+                &beacon.public_key,
+            )?;
+            let call = if v.mechanisms {
+                Call::CommitTimelockedMechanismWeights {
+                    netuid: v.netuid,
+                    mecid: v.mecid,
+                    commit,
+                    reveal_round,
+                    commit_reveal_version,
+                }
+            } else {
+                Call::CommitTimelockedWeights {
+                    netuid: v.netuid,
+                    commit,
+                    reveal_round,
+                    commit_reveal_version,
+                }
+            };
+            let report = self.submit(&call, hotkey).await;
+            if attempt < TIMELOCK_COMMIT_TRIES
+                && report.failure() == Some(crate::submit::FailureKind::RevealRejected)
+            {
+                tracing::warn!(
+                    netuid = v.netuid,
+                    reveal_round,
+                    "the chain already holds the pulse; committing again"
+                );
+                continue;
+            }
+            break (report, reveal_round);
+        };
+        let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
+        Ok(WeightsResult::TimelockCommitted {
+            report,
+            reveal_round,
+            reveal_block,
+            next_allowed_block,
+        })
     }
 
     /// The subnet's epoch clock at `at`: the stateful one (`SubnetEpochIndex`, `LastEpochBlock`,
@@ -1102,7 +1132,12 @@ impl ChainClient {
     /// runtime has the stateful schedule, it is run forward as the SDK 11.3 runs it
     /// ([`crate::reveal::EpochSchedule`], with `BlocksSinceLastStep`); on the legacy clock, the first
     /// block of the commit's epoch plus `reveal_period`.
-    async fn reveal_block_at(&self, at: &AtBlock, netuid: u16, reveal_period: u64) -> Result<u64, ChainError> {
+    async fn reveal_block_at(
+        &self,
+        at: &AtBlock,
+        netuid: u16,
+        reveal_period: u64,
+    ) -> Result<u64, ChainError> {
         let now = at.block_number();
         match self.epoch_clock_at(at, netuid).await? {
             weights::EpochClock::Stateful {
@@ -1117,9 +1152,7 @@ impl ChainClient {
                     last_epoch_block,
                     pending_at,
                     tempo,
-                    blocks_since_last_step: self
-                        .fetch_or(at, "BlocksSinceLastStep", (netuid,), 0)
-                        .await?,
+                    blocks_since_last_step: self.fetch_or(at, "BlocksSinceLastStep", (netuid,), 0).await?,
                 };
                 schedule
                     .first_reveal_block(reveal_period)
@@ -1211,6 +1244,20 @@ struct ChainBeaconMetadata {
 /// Timelocked commits tried before giving up on `InvalidRevealRound` (the chain already held the
 /// round's pulse when the commit landed).
 const TIMELOCK_COMMIT_TRIES: u32 = 3;
+
+/// A weight vector checked against the subnet's rules, ready to submit at block `now`.
+#[derive(Debug)]
+struct ReadyWeights {
+    netuid: u16,
+    /// The mechanism.
+    mecid: u8,
+    /// Whether the runtime has the mechanism weight calls (else the legacy calls, mechanism 0).
+    mechanisms: bool,
+    uids: Vec<u16>,
+    values: Vec<u16>,
+    version_key: u64,
+    now: u64,
+}
 
 /// Whether the runtime at `at` has the `SubtensorModule` storage entry `entry`.
 fn has_storage(at: &AtBlock, entry: &str) -> bool {

@@ -714,10 +714,7 @@ mod tests {
             1012
         );
         // Sub-second blocks count (0.25 s on fast-block chains).
-        assert_eq!(
-            quicknet.round_for(at(QUICKNET_GENESIS_TIME + 3000), 9, 250),
-            1001
-        );
+        assert_eq!(quicknet.round_for(at(QUICKNET_GENESIS_TIME + 3000), 9, 250), 1001);
         // Before genesis: round 1, never 0.
         assert_eq!(quicknet.round_for(0, 0, 12_000), 1);
         // The devnet aims three blocks ahead whatever the reveal: past every round due two blocks

@@ -161,7 +161,11 @@ fn finney_has_the_mechanism_calls_and_a_12_second_slot() {
     let md = finney();
     assert!(compat::has_mechanism_calls(&md));
     assert_eq!(compat::slot_duration_ms(&md), Some(12_000));
-    for storage in ["MechanismCountCurrent", "MechanismEmissionSplit", "BlocksSinceLastStep"] {
+    for storage in [
+        "MechanismCountCurrent",
+        "MechanismEmissionSplit",
+        "BlocksSinceLastStep",
+    ] {
         assert!(
             md.pallet_by_name("SubtensorModule")
                 .and_then(|p| p.storage())
