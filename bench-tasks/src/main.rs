@@ -194,12 +194,19 @@ fn generate(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let stream = !args.json;
     let mut out = std::io::stdout();
-    let done = complete(&model, &real.tokenizer, &prompt, args.max_tokens, &sampling, |piece| {
-        if stream {
-            let _ = out.write_all(piece.as_bytes());
-            let _ = out.flush();
-        }
-    })?;
+    let done = complete(
+        &model,
+        &real.tokenizer,
+        &prompt,
+        args.max_tokens,
+        &sampling,
+        |piece| {
+            if stream {
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+            }
+        },
+    )?;
     let seconds = done.prefill_seconds + done.decode_seconds;
     if args.json {
         let report = serde_json::json!({
@@ -332,7 +339,10 @@ fn print_inference_text(r: &InferenceBenchReport) {
     if let (Some(q), Some(n)) = (r.requantized_token_fail_rate, r.requantized_tokens_to_detect_99) {
         println!("  requantized: {q:.4} of checked tokens fail; {n:.0} tokens to catch it at 0.99");
     }
-    println!("  peak resident memory {:.1} MiB", r.peak_rss_bytes as f64 / (1 << 20) as f64);
+    println!(
+        "  peak resident memory {:.1} MiB",
+        r.peak_rss_bytes as f64 / 1_048_576.0
+    );
 }
 
 fn print_text(r: &MatmulBenchReport) {

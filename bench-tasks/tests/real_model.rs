@@ -45,15 +45,32 @@ fn the_default_model_loads_with_its_documented_shape() {
     let l = loaded();
     let c = l.real.config();
     assert_eq!(
-        (c.vocab_size, c.d_model, c.n_layers, c.n_heads, c.n_kv_heads, c.d_ff, c.max_seq_len),
+        (
+            c.vocab_size,
+            c.d_model,
+            c.n_layers,
+            c.n_heads,
+            c.n_kv_heads,
+            c.d_ff,
+            c.max_seq_len
+        ),
         (49152, 576, 30, 9, 3, 1536, 8192)
     );
     assert_eq!((c.rope_theta, c.norm_eps), (100_000.0, 1e-5));
-    let ModelId::Gguf { sha256, name, .. } = &l.real.id else { panic!("{:?}", l.real.id) };
+    let ModelId::Gguf { sha256, name, .. } = &l.real.id else {
+        panic!("{:?}", l.real.id)
+    };
     assert_eq!((sha256.as_str(), name.as_str()), (SMOLLM2_SHA256, SMOLLM2));
     // Tied embeddings: the file has no output.weight, the head is the embedding.
-    assert_eq!(l.real.weights.get("lm_head.weight"), l.real.weights.get("model.embed_tokens.weight"));
-    assert!(l.real.tokenizer.stop_tokens().contains(&2), "{:?}", l.real.tokenizer.stop_tokens());
+    assert_eq!(
+        l.real.weights.get("lm_head.weight"),
+        l.real.weights.get("model.embed_tokens.weight")
+    );
+    assert!(
+        l.real.tokenizer.stop_tokens().contains(&2),
+        "{:?}",
+        l.real.tokenizer.stop_tokens()
+    );
 }
 
 #[test]
@@ -86,8 +103,13 @@ fn text_round_trips_and_streams_whole_characters() {
     let mut dec = IncrementalDecoder::new();
     assert_eq!(dec.push(tok, crab[0]).unwrap(), "");
     // Invalid UTF-8 in a prompt is a typed error; out-of-range ids too.
-    assert!(matches!(tok.encode_bytes(b"ok \xff\xfe"), Err(InferenceError::Tokenizer { field, .. }) if field == "prompt"));
-    assert!(matches!(tok.decode(&[49152]), Err(InferenceError::OutOfVocab { .. })));
+    assert!(
+        matches!(tok.encode_bytes(b"ok \xff\xfe"), Err(InferenceError::Tokenizer { field, .. }) if field == "prompt")
+    );
+    assert!(matches!(
+        tok.decode(&[49152]),
+        Err(InferenceError::OutOfVocab { .. })
+    ));
 }
 
 #[test]
@@ -102,7 +124,10 @@ fn the_chat_template_renders_chatml_and_generation_stops_at_im_end() {
         "{text:?}"
     );
     let mut streamed = String::new();
-    let done = complete(&l.model, tok, &ids, 48, &Sampling::GREEDY, |p| streamed.push_str(p)).unwrap();
+    let done = complete(&l.model, tok, &ids, 48, &Sampling::GREEDY, |p| {
+        streamed.push_str(p)
+    })
+    .unwrap();
     assert_eq!(streamed, done.text);
     assert!(done.stopped, "no <|im_end|> within 48 tokens: {:?}", done.text);
     assert!(done.text.contains("Paris"), "{:?}", done.text);
@@ -110,7 +135,10 @@ fn the_chat_template_renders_chatml_and_generation_stops_at_im_end() {
     let long = vec![1u32; 8190];
     assert!(matches!(
         complete(&l.model, tok, &long, 16, &Sampling::GREEDY, |_| {}),
-        Err(InferenceError::BadChallenge { field: "max_tokens", .. })
+        Err(InferenceError::BadChallenge {
+            field: "max_tokens",
+            ..
+        })
     ));
 }
 
@@ -120,7 +148,11 @@ fn reference_python() -> PathBuf {
         PathBuf::from,
     );
     let py = venv.join("bin/python");
-    assert!(py.is_file(), "{} is missing: run scripts/reference-venv.sh", py.display());
+    assert!(
+        py.is_file(),
+        "{} is missing: run scripts/reference-venv.sh",
+        py.display()
+    );
     py
 }
 
@@ -138,7 +170,12 @@ fn reference_logits(prompts: &[Vec<u32>], generated: &[Vec<u32>]) -> Vec<Vec<(u3
         .stdout(Stdio::piped())
         .spawn()
         .expect("the reference starts");
-    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the reference failed");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -179,14 +216,18 @@ fn greedy_tokens_agree_with_the_independent_numpy_reference() {
     let mut generated = Vec::new();
     for q in questions {
         let p = chat_prompt(tok, None, q).unwrap();
-        generated.push(decode_greedy(&l.model, std::slice::from_ref(&p), T).unwrap().remove(0));
+        generated.push(
+            decode_greedy(&l.model, std::slice::from_ref(&p), T)
+                .unwrap()
+                .remove(0),
+        );
         prompts.push(p);
     }
     let reference = reference_logits(&prompts, &generated);
     let (mut exact, mut total, mut worst) = (0, 0, 0f64);
-    for (i, (gen, refs)) in generated.iter().zip(&reference).enumerate() {
+    for (i, (ours_row, refs)) in generated.iter().zip(&reference).enumerate() {
         assert_eq!(refs.len(), T);
-        for (t, (&ours, &(argmax, max, chosen))) in gen.iter().zip(refs).enumerate() {
+        for (t, (&ours, &(argmax, max, chosen))) in ours_row.iter().zip(refs).enumerate() {
             let deficit = max - chosen;
             worst = worst.max(deficit);
             assert!(
@@ -200,7 +241,10 @@ fn greedy_tokens_agree_with_the_independent_numpy_reference() {
     eprintln!(
         "reference agreement: {exact}/{total} greedy tokens equal the reference argmax; every one within {worst:.4} of its max (margin {MARGIN})"
     );
-    assert!(exact * 10 >= total * 9, "only {exact}/{total} tokens match exactly");
+    assert!(
+        exact * 10 >= total * 9,
+        "only {exact}/{total} tokens match exactly"
+    );
 }
 
 fn real_challenge(seed: u64) -> InferenceChallenge {
@@ -223,15 +267,25 @@ fn the_challenge_on_the_real_model_passes_honest_and_catches_cheats() {
     )
     .with_margin(MARGIN);
     let picks = pick_sequences(3, 2, 5);
-    let sampled = Sampling { temperature: 0.8, top_p: 0.95, seed: 77 };
+    let sampled = Sampling {
+        temperature: 0.8,
+        top_p: 0.95,
+        seed: 77,
+    };
     for seed in 0..2 {
         let c = real_challenge(seed);
         let greedy = generate(&l.model, &c, &Limits::default()).unwrap();
         assert!(verifier.verify(&c, &greedy, &picks).passed, "greedy seed {seed}");
         let answer = generate_sampled(&l.model, &c, &sampled, &Limits::default()).unwrap();
-        assert!(verifier.verify_sampled(&c, &sampled, &answer, &picks).passed, "sampled seed {seed}");
+        assert!(
+            verifier.verify_sampled(&c, &sampled, &answer, &picks).passed,
+            "sampled seed {seed}"
+        );
         // The greedy answer is not the sampled one, and fails the sampled check.
-        assert!(!verifier.verify_sampled(&c, &sampled, &greedy, &[0, 1, 2]).passed, "seed {seed}");
+        assert!(
+            !verifier.verify_sampled(&c, &sampled, &greedy, &[0, 1, 2]).passed,
+            "seed {seed}"
+        );
     }
     let adversaries = Adversaries::for_real_model(&l.model, &l.real.weights).unwrap();
     for adversary in Adversary::ALL {
@@ -254,7 +308,10 @@ fn hostile_and_mismatched_files_fail_with_typed_errors() {
     let bytes = std::fs::read(smollm2_path()).unwrap();
     for cut in [0, 3, 7, 23, 100, 5_000, 1_000_000, bytes.len() - 1] {
         let err = GgufFile::parse(&bytes[..cut]).unwrap_err();
-        assert!(matches!(err, GgufError::Truncated { .. } | GgufError::BadMagic(_)), "cut {cut}: {err}");
+        assert!(
+            matches!(err, GgufError::Truncated { .. } | GgufError::BadMagic(_)),
+            "cut {cut}: {err}"
+        );
     }
     // Change a metadata value in place: the loader names what disagrees.
     let patch = |key: &str, value: u32| {
@@ -265,13 +322,28 @@ fn hostile_and_mismatched_files_fail_with_typed_errors() {
     };
     let deeper = patch("llama.block_count", 31);
     let err = HostWeights::from_gguf(&GgufFile::parse(&deeper).unwrap()).unwrap_err();
-    assert!(matches!(&err, InferenceError::Gguf(GgufError::Metadata { key, .. }) if key.contains("blk.30")), "{err}");
+    assert!(
+        matches!(&err, InferenceError::Gguf(GgufError::Metadata { key, .. }) if key.contains("blk.30")),
+        "{err}"
+    );
     let wider = patch("llama.feed_forward_length", 1600);
     let err = HostWeights::from_gguf(&GgufFile::parse(&wider).unwrap()).unwrap_err();
-    assert!(matches!(&err, InferenceError::TensorShape { name, .. } if name == "blk.0.ffn_gate.weight"), "{err}");
+    assert!(
+        matches!(&err, InferenceError::TensorShape { name, .. } if name == "blk.0.ffn_gate.weight"),
+        "{err}"
+    );
     let heads = patch("llama.attention.head_count_kv", 4);
     let err = HostWeights::from_gguf(&GgufFile::parse(&heads).unwrap()).unwrap_err();
-    assert!(matches!(&err, InferenceError::BadConfig { field: "n_kv_heads", .. }), "{err}");
+    assert!(
+        matches!(
+            &err,
+            InferenceError::BadConfig {
+                field: "n_kv_heads",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A corrupt default file names the fetch script.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.gguf");

@@ -155,7 +155,10 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "bad_challenge",
-                    format!("this miner does not serve GGUF models ({}) yet; see /info", c.model),
+                    format!(
+                        "this miner does not serve GGUF models ({}) yet; see /info",
+                        c.model
+                    ),
                 ));
             };
             if !served_presets(limits).contains(&preset) {

@@ -196,9 +196,11 @@ pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, Infe
     let (model_id, weights, miner_model) = built?;
     let real = options.model.is_some();
     let config = *weights.config();
-    let margin = options
-        .margin
-        .unwrap_or(if real { REAL_MODEL_MARGIN } else { DEFAULT_LOGIT_MARGIN });
+    let margin = options.margin.unwrap_or(if real {
+        REAL_MODEL_MARGIN
+    } else {
+        DEFAULT_LOGIT_MARGIN
+    });
     let verifier = Verifier::new(
         model_id.clone(),
         Transformer::from_weights(&weights, &Device::flex())?,
@@ -274,7 +276,11 @@ pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, Infe
     }
 
     let mut detection = BTreeMap::new();
-    let list: &[Adversary] = if real { &Adversary::REAL_MODEL } else { &Adversary::ALL };
+    let list: &[Adversary] = if real {
+        &Adversary::REAL_MODEL
+    } else {
+        &Adversary::ALL
+    };
     let (mut requant_failed, mut requant_checked) = (0usize, 0usize);
     for &adversary in list {
         let mut caught = 0usize;
@@ -309,7 +315,12 @@ pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, Infe
         model: model_id.to_string(),
         preset: options.preset,
         precision: "f32",
-        params: config.param_count() - if real { config.vocab_size * config.d_model } else { 0 },
+        params: config.param_count()
+            - if real {
+                config.vocab_size * config.d_model
+            } else {
+                0
+            },
         batch: options.batch,
         prompt_len: options.prompt_len,
         new_tokens: options.new_tokens,
@@ -329,7 +340,8 @@ pub fn run(options: &InferenceBenchOptions) -> Result<InferenceBenchReport, Infe
         prefill_tokens_per_second: (options.batch * options.prompt_len) as f64 / median(&prefill_times),
         decode_tokens_per_second_batch1: steps / median(&decode1_times),
         decode_tokens_per_second: steps * options.batch as f64 / median(&decode_times),
-        verify_tokens_per_second: (options.sample.min(options.batch) * options.new_tokens) as f64 / verify_seconds,
+        verify_tokens_per_second: (options.sample.min(options.batch) * options.new_tokens) as f64
+            / verify_seconds,
         requantized_token_fail_rate: requant_rate,
         requantized_tokens_to_detect_99: requant_rate.map(|q| 0.01f64.ln() / (1.0 - q).ln()),
         peak_rss_bytes: peak_rss_bytes(),
@@ -352,7 +364,9 @@ fn prefill_then_decode(
     let mut cache = KvCache::new();
     let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
     let mut next = model.step(input, &mut cache).argmax(1);
-    next.clone().try_into_data().map_err(|e| backend_error(&device, &e))?;
+    next.clone()
+        .try_into_data()
+        .map_err(|e| backend_error(&device, &e))?;
     let prefill = start.elapsed().as_secs_f64();
     let mut steps = Vec::with_capacity(new_tokens);
     for _ in 1..new_tokens {
@@ -360,7 +374,9 @@ fn prefill_then_decode(
         steps.push(next.clone());
     }
     if !steps.is_empty() {
-        Tensor::cat(steps, 1).try_into_data().map_err(|e| backend_error(&device, &e))?;
+        Tensor::cat(steps, 1)
+            .try_into_data()
+            .map_err(|e| backend_error(&device, &e))?;
     }
     Ok((prefill, start.elapsed().as_secs_f64() - prefill))
 }

@@ -147,10 +147,13 @@ impl Adversaries {
             Adversary::FewerLayers => decode_greedy(&self.fewer_layers, &prompts, t)?,
             Adversary::SmallerModel => decode_greedy(&self.smaller, &prompts, t)?,
             Adversary::Requantized => {
-                let model = self.requantized.as_ref().ok_or_else(|| InferenceError::BadChallenge {
-                    field: "adversary",
-                    why: "requantized is built only for real models (Adversaries::for_real_model)".into(),
-                })?;
+                let model = self
+                    .requantized
+                    .as_ref()
+                    .ok_or_else(|| InferenceError::BadChallenge {
+                        field: "adversary",
+                        why: "requantized is built only for real models (Adversaries::for_real_model)".into(),
+                    })?;
                 decode_greedy(model, &prompts, t)?
             }
             Adversary::RandomTokens => (0..challenge.batch).map(|b| random("random", b, t)).collect(),
@@ -185,7 +188,11 @@ pub fn requantize_3bit(w: &[f32]) -> Vec<f32> {
             out.extend_from_slice(block);
             continue;
         }
-        out.extend(block.iter().map(|&x| min + ((x - min) / step).round().clamp(0.0, 7.0) * step));
+        out.extend(
+            block
+                .iter()
+                .map(|&x| min + ((x - min) / step).round().clamp(0.0, 7.0) * step),
+        );
     }
     out
 }

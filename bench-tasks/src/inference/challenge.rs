@@ -236,7 +236,10 @@ pub fn generate_sampled(
     if config != *model.config() {
         return Err(InferenceError::BadChallenge {
             field: "model",
-            why: format!("names {}, but the loaded model has another shape", challenge.model),
+            why: format!(
+                "names {}, but the loaded model has another shape",
+                challenge.model
+            ),
         });
     }
     let tokens = decode_sampled(model, &challenge.prompts(), challenge.new_tokens, sampling)?;

@@ -33,12 +33,22 @@ pub struct Completion {
 ///
 /// # Errors
 /// Those of [`Tokenizer::render_chat`] and [`Tokenizer::encode`].
-pub fn chat_prompt(tokenizer: &Tokenizer, system: Option<&str>, user: &str) -> Result<Vec<u32>, InferenceError> {
+pub fn chat_prompt(
+    tokenizer: &Tokenizer,
+    system: Option<&str>,
+    user: &str,
+) -> Result<Vec<u32>, InferenceError> {
     let mut messages = Vec::new();
     if let Some(s) = system {
-        messages.push(ChatMessage { role: "system".into(), content: s.into() });
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: s.into(),
+        });
     }
-    messages.push(ChatMessage { role: "user".into(), content: user.into() });
+    messages.push(ChatMessage {
+        role: "user".into(),
+        content: user.into(),
+    });
     let text = tokenizer.render_chat(&messages, true)?;
     tokenizer.encode(&text)
 }

@@ -152,10 +152,13 @@ impl ModelConfig {
         }
         let size = |key: &str| -> Result<usize, InferenceError> {
             let v = file.uint(key)?;
-            usize::try_from(v).ok().filter(|&v| v <= 1 << 24).ok_or_else(|| InferenceError::BadConfig {
-                field: "gguf metadata",
-                why: format!("{key} = {v} is implausibly large"),
-            })
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v <= 1 << 24)
+                .ok_or_else(|| InferenceError::BadConfig {
+                    field: "gguf metadata",
+                    why: format!("{key} = {v} is implausibly large"),
+                })
         };
         let n_heads = size("llama.attention.head_count")?;
         let n_kv_heads = if file.metadata.contains_key("llama.attention.head_count_kv") {
@@ -168,10 +171,13 @@ impl ModelConfig {
         } else {
             10_000.0
         };
-        let embd = file.tensors.get("token_embd.weight").ok_or_else(|| super::gguf::GgufError::Metadata {
-            key: "tensor token_embd.weight".into(),
-            why: "missing".into(),
-        })?;
+        let embd = file
+            .tensors
+            .get("token_embd.weight")
+            .ok_or_else(|| super::gguf::GgufError::Metadata {
+                key: "tensor token_embd.weight".into(),
+                why: "missing".into(),
+            })?;
         let config = Self {
             vocab_size: embd.shape()[0],
             d_model: size("llama.embedding_length")?,
@@ -196,7 +202,10 @@ impl ModelConfig {
             if n != config.vocab_size {
                 return Err(InferenceError::BadConfig {
                     field: "vocab_size",
-                    why: format!("tokenizer.ggml.tokens lists {n} tokens, token_embd.weight has {} rows", config.vocab_size),
+                    why: format!(
+                        "tokenizer.ggml.tokens lists {n} tokens, token_embd.weight has {} rows",
+                        config.vocab_size
+                    ),
                 });
             }
         }
@@ -205,7 +214,10 @@ impl ModelConfig {
             if d != config.head_dim() {
                 return Err(InferenceError::BadConfig {
                     field: "head_dim",
-                    why: format!("llama.rope.dimension_count {d} is not the head width {}", config.head_dim()),
+                    why: format!(
+                        "llama.rope.dimension_count {d} is not the head width {}",
+                        config.head_dim()
+                    ),
                 });
             }
         }

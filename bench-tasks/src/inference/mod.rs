@@ -53,9 +53,9 @@ pub mod verifier;
 pub mod weights;
 
 pub use challenge::{InferenceAnswer, InferenceChallenge, Limits, ModelId, generate, generate_sampled};
-pub use sampling::Sampling;
 pub use config::{ModelConfig, Preset};
 pub use model::Transformer;
+pub use sampling::Sampling;
 pub use verifier::{DEFAULT_LOGIT_MARGIN, Verifier, pick_sequences};
 pub use weights::HostWeights;
 

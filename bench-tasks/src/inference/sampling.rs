@@ -71,7 +71,10 @@ impl Sampling {
         if self.temperature > 0.0 && self.temperature < 1e-3 {
             return Err(InferenceError::BadChallenge {
                 field: "temperature",
-                why: format!("{} is positive but below 0.001 (use 0 for greedy)", self.temperature),
+                why: format!(
+                    "{} is positive but below 0.001 (use 0 for greedy)",
+                    self.temperature
+                ),
             });
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
@@ -105,7 +108,9 @@ impl Sampling {
                 nucleus.push(i);
                 mass += probs[i];
             }
-            nucleus.into_iter().max_by(|&i, &j| z(i).total_cmp(&z(j)).then(j.cmp(&i)))
+            nucleus
+                .into_iter()
+                .max_by(|&i, &j| z(i).total_cmp(&z(j)).then(j.cmp(&i)))
         };
         best.unwrap_or(0) as u32
     }
@@ -221,11 +226,45 @@ mod tests {
         let l = logits(500, 1);
         assert_eq!(Sampling::GREEDY.choose(&l, 0, 0) as usize, argmax(&l));
         for (temperature, top_p) in [(0.7, 1.0), (1.0, 0.9), (0.3, 0.5)] {
-            let s = Sampling { temperature, top_p, seed: 9 };
+            let s = Sampling {
+                temperature,
+                top_p,
+                seed: 9,
+            };
             s.validate().unwrap();
             for t in 0..20 {
                 let c = s.choose(&l, 3, t);
-                assert_eq!(deficit(&s, &l, c, 0.3, 3, t), 0.0, "τ {temperature} p {top_p} t {t}");
+                assert_eq!(
+                    deficit(&s, &l, c, 0.3, 3, t),
+                    0.0,
+                    "τ {temperature} p {top_p} t {t}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn honest_logits_within_half_the_margin_always_pass() {
+        // The miner's logits differ from the verifier's by up to margin/2 (another device, another
+        // summation order); its choice must pass, including at nucleus boundaries.
+        let margin = 0.3;
+        for seed in 0..40u64 {
+            let verifier = logits(300, seed);
+            let jitter = SeededStream::new("jitter", seed, "");
+            let miner: Vec<f32> = verifier
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| l + jitter.symmetric_unit(i as u64) * margin / 2.0)
+                .collect();
+            for (temperature, top_p) in [(0.0, 1.0), (1.0, 1.0), (0.7, 0.9), (1.3, 0.3), (0.5, 0.99)] {
+                let s = Sampling {
+                    temperature,
+                    top_p,
+                    seed,
+                };
+                let c = s.choose(&miner, 1, seed as usize);
+                let d = deficit(&s, &verifier, c, margin, 1, seed as usize);
+                assert!(d <= margin, "seed {seed} τ {temperature} p {top_p}: deficit {d}");
             }
         }
     }
@@ -234,12 +273,20 @@ mod tests {
     fn sampling_follows_the_distribution_and_wrong_tokens_fail() {
         // Two tokens with logits 0 and ln 3 at τ = 1: the second is chosen ~75% of the time.
         let l = [0.0f32, 3f32.ln()];
-        let s = Sampling { temperature: 1.0, top_p: 1.0, seed: 4 };
+        let s = Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: 4,
+        };
         let ones = (0..4000).filter(|&t| s.choose(&l, 0, t) == 1).count();
         assert!((2800..3200).contains(&ones), "{ones}");
         // Over many positions, the other token falls outside a small margin most of the time.
         let wide = logits(2000, 2);
-        let s = Sampling { temperature: 0.8, top_p: 0.95, seed: 5 };
+        let s = Sampling {
+            temperature: 0.8,
+            top_p: 0.95,
+            seed: 5,
+        };
         let caught = (0..200)
             .filter(|&t| {
                 let c = s.choose(&wide, 0, t);
@@ -250,8 +297,18 @@ mod tests {
         assert!(caught > 190, "{caught}");
         // A token far below the nucleus is refused outright.
         let low = argmax(&wide.iter().map(|x| -x).collect::<Vec<_>>()) as u32;
-        assert_eq!(deficit(&Sampling { top_p: 0.5, ..s }, &wide, low, 0.05, 0, 0), f32::INFINITY);
-        assert!(Sampling { temperature: -1.0, ..s }.validate().is_err());
+        assert_eq!(
+            deficit(&Sampling { top_p: 0.5, ..s }, &wide, low, 0.05, 0, 0),
+            f32::INFINITY
+        );
+        assert!(
+            Sampling {
+                temperature: -1.0,
+                ..s
+            }
+            .validate()
+            .is_err()
+        );
         assert!(Sampling { top_p: 0.0, ..s }.validate().is_err());
     }
 }

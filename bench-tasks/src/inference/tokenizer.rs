@@ -238,8 +238,12 @@ impl Tokenizer {
     /// # Errors
     /// [`InferenceError::Tokenizer`] (field `prompt`) for invalid UTF-8, then those of [`encode`](Self::encode).
     pub fn encode_bytes(&self, bytes: &[u8]) -> Result<Vec<u32>, InferenceError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| tok_err("prompt", format!("is not UTF-8: bad byte at offset {}", e.valid_up_to())))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            tok_err(
+                "prompt",
+                format!("is not UTF-8: bad byte at offset {}", e.valid_up_to()),
+            )
+        })?;
         self.encode(text)
     }
 
@@ -250,11 +254,14 @@ impl Tokenizer {
     pub fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>, InferenceError> {
         let mut out = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
-            let b = self.bytes.get(id as usize).ok_or_else(|| InferenceError::OutOfVocab {
-                field: format!("tokens[{i}]"),
-                token: id,
-                vocab_size: self.bytes.len(),
-            })?;
+            let b = self
+                .bytes
+                .get(id as usize)
+                .ok_or_else(|| InferenceError::OutOfVocab {
+                    field: format!("tokens[{i}]"),
+                    token: id,
+                    vocab_size: self.bytes.len(),
+                })?;
             out.extend(b);
         }
         Ok(out)
@@ -286,10 +293,14 @@ impl Tokenizer {
             .as_deref()
             .ok_or_else(|| tok_err(field, "is missing from the model file"))?;
         let mut env = Environment::new();
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template("chat", template).map_err(|e| tok_err(field, e))?;
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_template("chat", template)
+            .map_err(|e| tok_err(field, e))?;
         let tmpl = env.get_template("chat").map_err(|e| tok_err(field, e))?;
         let token_text = |id: Option<u32>| {
             id.map(|i| String::from_utf8_lossy(&self.bytes[i as usize]).into_owned())

@@ -242,7 +242,11 @@ impl HostWeights {
         for spec in tensor_specs(&config) {
             let gguf_name = gguf_name(&spec.name);
             let tied = spec.name == "lm_head.weight" && !file.tensors.contains_key(&gguf_name);
-            let source = if tied { "token_embd.weight".to_owned() } else { gguf_name };
+            let source = if tied {
+                "token_embd.weight".to_owned()
+            } else {
+                gguf_name
+            };
             let (info, mut data) = file.tensor_f32(&source)?;
             if info.shape() != spec.shape {
                 return Err(InferenceError::TensorShape {
@@ -498,7 +502,10 @@ mod tests {
         }
         assert_ne!(gguf, hf);
         assert_eq!(unpermute_rope_rows(&gguf, heads, cols), hf);
-        assert_eq!(gguf_name("model.layers.12.self_attn.o_proj.weight"), "blk.12.attn_output.weight");
+        assert_eq!(
+            gguf_name("model.layers.12.self_attn.o_proj.weight"),
+            "blk.12.attn_output.weight"
+        );
         assert_eq!(gguf_name("model.embed_tokens.weight"), "token_embd.weight");
     }
 
