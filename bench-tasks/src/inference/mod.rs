@@ -15,6 +15,14 @@
 //!
 //! Cheap imitations are implemented in [`adversary`] and fail verification (see its docs for rates).
 //!
+//! # Real models
+//! [`real::RealModel`] loads a Llama-architecture GGUF file ([`gguf`]: a checked reader and
+//! dequantization) with its tokenizer and chat template ([`tokenizer`]); the default is
+//! SmolLM2-135M-Instruct (Q4_1), fetched once by `scripts/fetch-model.sh`. Its [`ModelId::Gguf`] names the
+//! file by sha256, [`chat`] generates text from it, and [`sampling`] defines greedy and seeded
+//! temperature/top-p decoding that [`Verifier::verify_sampled`] replays teacher-forced with a margin
+//! ([`real::REAL_MODEL_MARGIN`]).
+//!
 //! # Example
 //! ```
 //! use bench_tasks::inference::{
