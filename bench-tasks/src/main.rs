@@ -3,6 +3,7 @@
 //! ```text
 //! bench-tasks bench matmul --n 1024 --backend flex --json
 //! bench-tasks bench inference --preset tiny --backend flex --json
+//! bench-tasks generate --model smollm2 --chat --prompt "Name three primes." --max-tokens 64
 //! ```
 
 use std::process::ExitCode;
@@ -30,6 +31,46 @@ enum Command {
     /// Measure a task: miner time, validator time, detection rates.
     #[command(subcommand)]
     Bench(Bench),
+    /// Run a real model on a prompt and print the reply as it is generated.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// `smollm2` (the default model, fetched by scripts/fetch-model.sh) or the path of a Llama GGUF file.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// The prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// Render the prompt as a user message with the model's chat template (and stop at its end token).
+    #[arg(long)]
+    chat: bool,
+    /// A system message (with --chat).
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// 0 for greedy decoding; otherwise the sampling temperature.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus mass for sampling (1 keeps every token).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Backend: flex, wgpu, vulkan or cuda (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// Device index of the backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Print one JSON object (text, tokens, prompt_tokens, completion_tokens, seconds) at the end instead of
+    /// streaming text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +83,9 @@ enum Bench {
 
 #[derive(Debug, Args)]
 struct InferenceArgs {
+    /// A real model instead of a seeded preset: `smollm2` or the path of a Llama GGUF file.
+    #[arg(long)]
+    model: Option<String>,
     /// Model size: tiny, small or medium.
     #[arg(long, default_value = "tiny")]
     preset: Preset,
@@ -72,9 +116,9 @@ struct InferenceArgs {
     /// Warm miner and verifier runs to time.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Logit margin of the verifier.
-    #[arg(long, default_value_t = bench_tasks::inference::DEFAULT_LOGIT_MARGIN)]
-    margin: f32,
+    /// Logit margin of the verifier (default 0.01 for presets, 0.3 for real models).
+    #[arg(long)]
+    margin: Option<f32>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -116,7 +160,79 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(Bench::Matmul(args)) => bench_matmul(&args),
         Command::Bench(Bench::Inference(args)) => bench_inference(&args),
+        Command::Generate(args) => match generate(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench-tasks: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn generate(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+
+    use bench_tasks::inference::chat::{chat_prompt, complete};
+    use bench_tasks::inference::real::RealModel;
+    use bench_tasks::inference::{Sampling, Transformer};
+
+    let started = std::time::Instant::now();
+    let real = RealModel::load(&args.model)?;
+    let device = args.backend.device(args.device)?;
+    let model = Transformer::from_weights(&real.weights, &device)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let prompt = if args.chat {
+        chat_prompt(&real.tokenizer, args.system.as_deref(), &args.prompt)?
+    } else {
+        real.tokenizer.encode(&args.prompt)?
+    };
+    let sampling = Sampling {
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    let stream = !args.json;
+    let mut out = std::io::stdout();
+    let done = complete(
+        &model,
+        &real.tokenizer,
+        &prompt,
+        args.max_tokens,
+        &sampling,
+        |piece| {
+            if stream {
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+            }
+        },
+    )?;
+    let seconds = done.prefill_seconds + done.decode_seconds;
+    if args.json {
+        let report = serde_json::json!({
+            "model": real.id,
+            "text": done.text,
+            "tokens": done.tokens,
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "stopped": done.stopped,
+            "seconds": seconds,
+            "prefill_seconds": done.prefill_seconds,
+            "decode_seconds": done.decode_seconds,
+            "load_seconds": load_seconds,
+        });
+        println!("{report}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens, {} completion tokens in {seconds:.2} s; prefill {:.1} tokens/s, decode {:.1} tokens/s; load {load_seconds:.1} s]",
+            done.prompt_tokens,
+            done.completion_tokens,
+            done.prompt_tokens as f64 / done.prefill_seconds.max(1e-9),
+            done.completion_tokens.saturating_sub(1) as f64 / done.decode_seconds.max(1e-9),
+        );
+    }
+    Ok(())
 }
 
 fn bench_matmul(args: &MatmulArgs) -> ExitCode {
@@ -155,6 +271,7 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
 
 fn bench_inference(args: &InferenceArgs) -> ExitCode {
     let opts = InferenceBenchOptions {
+        model: args.model.clone(),
         backend: args.backend,
         device_index: args.device,
         preset: args.preset,
@@ -188,8 +305,16 @@ fn bench_inference(args: &InferenceArgs) -> ExitCode {
 
 fn print_inference_text(r: &InferenceBenchReport) {
     println!(
-        "inference on {} ({} preset, {} parameters; B = {}, L = {}, T = {}, s = {})",
-        r.backend, r.preset, r.params, r.batch, r.prompt_len, r.new_tokens, r.sample
+        "inference on {} ({}, {} parameters, {}; B = {}, L = {}, T = {}, s = {})",
+        r.backend, r.model, r.params, r.precision, r.batch, r.prompt_len, r.new_tokens, r.sample
+    );
+    println!(
+        "  prefill {:.1} tokens/s; decode {:.1} tokens/s at batch 1, {:.1} at batch {}; verify {:.1} tokens/s",
+        r.prefill_tokens_per_second,
+        r.decode_tokens_per_second_batch1,
+        r.decode_tokens_per_second,
+        r.batch,
+        r.verify_tokens_per_second
     );
     println!("  model build        {:>10.4} s", r.model_build_seconds);
     println!(
@@ -211,6 +336,13 @@ fn print_inference_text(r: &InferenceBenchReport) {
     for (name, rate) in &r.detection {
         println!("  detected {name:<18} {rate:>6.3}  ({} trials)", r.trials);
     }
+    if let (Some(q), Some(n)) = (r.requantized_token_fail_rate, r.requantized_tokens_to_detect_99) {
+        println!("  requantized: {q:.4} of checked tokens fail; {n:.0} tokens to catch it at 0.99");
+    }
+    println!(
+        "  peak resident memory {:.1} MiB",
+        r.peak_rss_bytes as f64 / 1_048_576.0
+    );
 }
 
 fn print_text(r: &MatmulBenchReport) {
