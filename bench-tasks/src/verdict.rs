@@ -26,7 +26,11 @@ pub enum Reason {
     BadChallenge,
     /// The miner did not answer within the deadline.
     Timeout,
-    /// The answer could not be parsed, or the transport failed.
+    /// The miner could not be reached or the connection broke before an answer arrived (connection
+    /// refused or reset, no route): an availability fact, not a judgement of an answer.
+    Unreachable,
+    /// The miner answered, and the answer could not be parsed or is not what was asked for (bad JSON,
+    /// bad receipt, over the size cap, an unexpected status).
     Malformed,
     /// The miner refused the work (busy, unauthorized, too large).
     Refused,
@@ -45,6 +49,7 @@ impl Reason {
             Self::OutOfVocab => "out_of_vocab",
             Self::BadChallenge => "bad_challenge",
             Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
             Self::Malformed => "malformed",
             Self::Refused => "refused",
         }
@@ -110,6 +115,8 @@ mod tests {
             Reason::WrongRow,
             Reason::BadShape,
             Reason::Timeout,
+            Reason::Unreachable,
+            Reason::Malformed,
         ] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.code()));

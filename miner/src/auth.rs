@@ -2,8 +2,8 @@
 //!
 //! In order, for each `POST`: bound the body (413) and read it with a timeout; authenticate it with
 //! [`chain::auth::Verifier`] (`btauth/1` or Epistula V2; 401, or 403 for a request signed for another
-//! miner; the replay cache is written by the verifier only after the signature checks out); authorize
-//! the hotkey against the [`ValidatorSet`](crate::validators::ValidatorSet) (403); apply the
+//! miner); authorize the hotkey against the [`ValidatorSet`](crate::validators::ValidatorSet) (403),
+//! before the verifier writes the replay cache, so refused senders never fill it; apply the
 //! per-validator rate and concurrency limits (429 with `Retry-After`); run the handler with a
 //! [`Caller`] extension; sign a receipt over the request and the response body
 //! ([`chain::auth::Receipt`]) and put it in the response headers. Every outcome is counted in
@@ -18,7 +18,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chain::auth::{AuthError, Receipt, Verified, btauth, epistula};
+use chain::auth::{AuthError, Receipt, Refused, Verified, btauth, epistula};
 use chain::keys::AccountId;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -149,18 +149,20 @@ async fn admit(state: &AppState, request: Request) -> Result<Admitted, (ApiError
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-    let verified = state
+    // Authorization runs before the replay cache is written: a sender this miner refuses (unknown key,
+    // no permit, low stake) never takes a place in it.
+    let (verified, stake_rao) = state
         .verifier
-        .verify(parts.method.as_str(), target, &parts.headers, &body)
-        .map_err(|e| (auth_error(&e), None))?;
-
-    let stake_rao = match state.validators.authorize(&verified.hotkey, peer) {
-        Ok(stake) => stake,
-        Err(e) => {
-            let error = ApiError::new(StatusCode::FORBIDDEN, e.code(), e.to_string());
-            return Err((error, Some(verified)));
-        }
-    };
+        .verify_authorized(parts.method.as_str(), target, &parts.headers, &body, |v| {
+            state.validators.authorize(&v.hotkey, peer)
+        })
+        .map_err(|refused| match refused {
+            Refused::Auth(e) => (auth_error(&e), None),
+            Refused::Unauthorized { verified, error } => (
+                ApiError::new(StatusCode::FORBIDDEN, error.code(), error.to_string()),
+                Some(verified),
+            ),
+        })?;
     let permit = match state.limiter.admit(&verified.hotkey.to_ss58()) {
         Ok(permit) => permit,
         Err(e) => {

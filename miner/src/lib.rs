@@ -8,7 +8,8 @@
 //! opening round ([`store`]) and answers with a signed receipt. Wire types are
 //! [`bench_tasks::wire`]; every refusal is an [`error::ApiError`] with a stable reason code.
 //!
-//! * [`server`]: [`MinerServer`], the HTTP server (HTTP/1.1 and h2c), startable in-process.
+//! * [`server`]: [`MinerServer`], the HTTP server (HTTP/1.1 and h2c), startable in-process;
+//!   [`connections`]: its accept loop (connection and per-IP caps, header-read and idle timeouts).
 //! * [`client`]: [`MinerClient`], a signed client (used by `miner doctor`, `bench-transport`, tests).
 //! * [`cli`]: the `miner` command line (`run`, `wallet`, `doctor`, `bench-transport`); [`chain_link`]
 //!   connects `run` to the chain (hotkey, registration, `serve_axon`, metagraph refresh).
@@ -44,6 +45,7 @@ pub mod chain_link;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connections;
 pub mod device_memory;
 pub mod doctor;
 pub mod error;

@@ -1,6 +1,8 @@
 //! The miner's HTTP server: routes, shared state, start and shutdown.
 //!
-//! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on one port. Signed routes
+//! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on one port, each connection admitted and
+//! bounded in time by [`connections`](crate::connections) (connection and per-IP caps, header-read
+//! and idle timeouts, a reserve for the health route). Signed routes
 //! ([`CHALLENGE_PATH`], [`OPEN_PATH`], [`PING_PATH`]) sit behind the [`auth`](crate::auth) layer; the
 //! public routes ([`HEALTH_PATH`], [`INFO_PATH`], [`METRICS_PATH`]) never touch the device, so they stay
 //! fast while it is busy.
@@ -13,7 +15,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
 use bench_tasks::wire::{
@@ -25,7 +26,7 @@ use chain::auth::{Verifier, VerifierConfig};
 use chain::keys::{AccountId, Keypair};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{Caller, authenticate};
@@ -107,7 +108,7 @@ pub struct AppState {
 pub struct MinerServer {
     state: Arc<AppState>,
     addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
 }
@@ -128,11 +129,12 @@ impl MinerServer {
         .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
         let device_name = format!("{device:?}");
         let behavior = config.behavior;
+        let model_budget = config.limits.model_cache_bytes;
         let queue = WorkQueue::start(
             &format!("miner-{backend}-{index}"),
             config.limits.queue_capacity,
             metrics.clone(),
-            move || DeviceContext::new(device, backend, behavior),
+            move || DeviceContext::new(device, backend, behavior, model_budget),
         )?;
         let limits = config.limits;
         let info = MinerInfo {
@@ -185,21 +187,10 @@ impl MinerServer {
         });
 
         let addr = listener.local_addr()?;
-        let counted = metrics.clone();
-        let listener = listener.tap_io(move |tcp| {
-            counted.connections.inc();
-            // Latency matters more than throughput for small signed messages.
-            let _ = tcp.set_nodelay(true);
-        });
-        let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let serve_config = crate::connections::ServeConfig::new(&state.limits, metrics.clone());
+        let app = router(Arc::clone(&state));
+        let (tx, rx) = watch::channel(false);
+        let server = tokio::spawn(crate::connections::serve(listener, app, serve_config, rx));
         let store = state.store.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -212,7 +203,7 @@ impl MinerServer {
         Ok(Self {
             state,
             addr,
-            shutdown: Some(tx),
+            shutdown: tx,
             server,
             sweeper,
         })
@@ -258,9 +249,7 @@ impl MinerServer {
 
     /// Stops accepting, lets open requests finish (up to 5 s), and stops the device worker.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
         self.sweeper.abort();
         if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
             .await

@@ -30,19 +30,21 @@ pub type CallError = HttpError;
 /// A successful, receipted answer.
 pub type Reply = SignedReply;
 
-/// The verdict reason a failed call earns: a timeout is [`Reason::Timeout`], a refusal the miner
-/// chose (401, 403, 413, 429, 503) is [`Reason::Refused`], anything else [`Reason::Malformed`].
+/// The verdict reason a failed call earns: a timeout is [`Reason::Timeout`], a miner that could not be
+/// reached (connection refused or broken before the answer) [`Reason::Unreachable`], a refusal the
+/// miner chose (401, 403, 413, 429, 503) [`Reason::Refused`], and an answer that is not what was asked
+/// for [`Reason::Malformed`].
 pub fn verdict_reason(e: &CallError) -> Reason {
     match e {
         HttpError::Timeout { .. } => Reason::Timeout,
+        HttpError::Transport { .. } => Reason::Unreachable,
         HttpError::Refused {
             status: 401 | 403 | 413 | 429 | 503,
             ..
         } => Reason::Refused,
-        HttpError::Refused { .. }
-        | HttpError::Transport { .. }
-        | HttpError::TooLarge { .. }
-        | HttpError::Malformed { .. } => Reason::Malformed,
+        HttpError::Refused { .. } | HttpError::TooLarge { .. } | HttpError::Malformed { .. } => {
+            Reason::Malformed
+        }
     }
 }
 

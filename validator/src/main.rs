@@ -106,9 +106,6 @@ enum Cmd {
         /// The chain: `local`, `devnet` or a ws:// URL.
         #[arg(long, default_value = "local")]
         network: String,
-        /// Wallets folder (btcli layout).
-        #[arg(long)]
-        wallet_path: PathBuf,
         /// Miner wallets to create and register.
         #[arg(long, default_value_t = 2)]
         miners: usize,
@@ -307,10 +304,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "localnet")]
         Cmd::LocalnetSetup {
             network,
-            wallet_path,
             miners,
             netuid,
         } => {
+            // The wallets folder is the global `--wallet-path` (or `BT_WALLET_PATH`): a subcommand field
+            // of the same name would clash with it in clap.
+            let wallet_path = PathBuf::from(&cli.wallet.wallet_path);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let report = rt.block_on(validator::localnet::setup(&network, &wallet_path, miners, netuid))?;
             let b = &report.bootstrap;
