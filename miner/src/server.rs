@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::{Caller, authenticate};
+use crate::auth::{self, Caller, Gate};
 use crate::behavior::Behavior;
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -91,10 +91,8 @@ pub enum StartError {
 /// State shared by every request.
 #[derive(Debug)]
 pub struct AppState {
-    pub(crate) keypair: Keypair,
-    pub(crate) verifier: Verifier,
-    pub(crate) validators: ValidatorSet,
-    pub(crate) limiter: Limiter,
+    /// What the signed routes' layers use ([`crate::auth`]).
+    pub(crate) gate: Arc<Gate>,
     pub(crate) queue: WorkQueue<DeviceContext>,
     pub(crate) store: StateStore<TaskState>,
     pub(crate) metrics: Metrics,
@@ -169,15 +167,22 @@ impl MinerServer {
                 concurrency_per_validator: u64::from(limits.concurrency_per_validator),
             },
         };
-        let state = Arc::new(AppState {
-            verifier: Verifier::new(config.keypair.account(), config.verifier),
-            keypair: config.keypair,
-            validators: config.validators,
-            limiter: Limiter::new(
+        let gate = Arc::new(Gate::new(
+            config.keypair.clone(),
+            Verifier::new(config.keypair.account(), config.verifier),
+            config.validators,
+            Limiter::new(
                 limits.rate_per_validator,
                 limits.burst_per_validator,
                 limits.concurrency_per_validator,
             ),
+            metrics.clone(),
+            limits.max_body_bytes,
+            limits.max_ping_bytes,
+            limits.request_timeout(),
+        ));
+        let state = Arc::new(AppState {
+            gate,
             queue,
             store: StateStore::new(limits.state_memory_cap_bytes, limits.state_ttl(), metrics.clone()),
             metrics: metrics.clone(),
@@ -216,12 +221,12 @@ impl MinerServer {
 
     /// The miner's hotkey.
     pub fn hotkey(&self) -> AccountId {
-        self.state.keypair.account()
+        self.state.gate.hotkey()
     }
 
     /// The validator set (replace it on each metagraph refresh).
     pub fn validators(&self) -> &ValidatorSet {
-        &self.state.validators
+        self.state.gate.validators()
     }
 
     /// The server's metrics.
@@ -262,13 +267,22 @@ impl MinerServer {
     }
 }
 
-/// The router: signed routes behind the auth layer, public routes beside them.
+/// The router: signed routes behind the layers of [`crate::auth`] (counting, body limit, signature and
+/// authorization, per-validator limits, request timeout; outermost first), public routes beside them.
 pub fn router(state: Arc<AppState>) -> Router {
+    let gate = &state.gate;
     let signed = Router::new()
         .route(CHALLENGE_PATH, post(challenge))
         .route(OPEN_PATH, post(open))
         .route(PING_PATH, post(ping))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::count))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::read_body))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::authenticate))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::limit))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::deadline)),
+        );
     Router::new()
         .merge(signed)
         .route(HEALTH_PATH, get(health))
@@ -327,14 +341,6 @@ fn dropped() -> ApiError {
     )
 }
 
-fn timed_out() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "the job did not finish within this miner's request timeout; retry later or ask for less work",
-    )
-}
-
 fn garbage() -> Response {
     (
         StatusCode::OK,
@@ -374,10 +380,8 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
             (waited, tasks::compute(context, &challenge, &limits))
         })
         .map_err(queue_error)?;
-    let (waited, computed) = tokio::time::timeout(state.limits.request_timeout(), rx)
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|_| dropped())?;
+    // The request timeout is the `deadline` layer's.
+    let (waited, computed) = rx.await.map_err(|_| dropped())?;
     let computed = computed?;
     let class = admission.class.name();
     state.metrics.observe_task(class, "queue_wait", waited);
@@ -418,10 +422,7 @@ async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiE
         .queue
         .submit(OPEN_PRIORITY, move |_| tasks::open(&kept, &open))
         .map_err(queue_error)?;
-    let openings = tokio::time::timeout(state.limits.request_timeout(), rx)
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|_| dropped())??;
+    let openings = rx.await.map_err(|_| dropped())??;
     state
         .metrics
         .observe_task(task_name(&openings), "open", started.elapsed().as_secs_f64());

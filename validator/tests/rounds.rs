@@ -282,7 +282,7 @@ async fn a_weight_submission_is_recorded_before_it_is_sent() {
         .last_submission()
         .unwrap()
         .expect("the attempt is recorded before sending");
-    assert_eq!((sub.round, sub.status.as_str()), (1, validator::ledger::PENDING));
+    assert_eq!((sub.round, sub.status.as_str()), (1, "pending"));
     assert_eq!(sub.uids, vec![0]);
     let report = validator::replay::replay(&log).unwrap();
     assert!(report.matches(), "{:?}", report.mismatches);
