@@ -35,12 +35,13 @@ impl Gen {
     fn mutate(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = bytes.to_vec();
         let at = self.below(out.len() + 1);
+        let last = at.min(out.len().saturating_sub(1));
         match self.below(7) {
-            0 if !out.is_empty() => out[at.min(out.len() - 1)] ^= 1 << self.below(8),
-            1 if !out.is_empty() => out[at.min(out.len() - 1)] = self.next() as u8,
+            0 if !out.is_empty() => out[last] ^= 1 << self.below(8),
+            1 if !out.is_empty() => out[last] = self.next() as u8,
             2 => out.insert(at, self.next() as u8),
             3 if !out.is_empty() => {
-                out.remove(at.min(out.len() - 1));
+                out.remove(last);
             }
             4 => out.truncate(at),
             5 => {

@@ -703,6 +703,12 @@ mod tests {
             },
             inference_memory_cap_bytes: 1 << 28,
             request_timeout_secs: 33,
+            model_cache_bytes: 1 << 27,
+            max_connections: 99,
+            health_connections: 5,
+            max_connections_per_ip: 6,
+            header_read_timeout_secs: 4,
+            idle_timeout_secs: 44,
         };
         let defaults = Limits::default();
         assert_ne!(wanted.matmul, defaults.matmul);

@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn unreachable_costs_the_unavailable_penalty_only() {
         let mut p = Policy::default();
-        p.penalties.unavailable = 0.5;
+        p.penalties.unavailable = 0.25;
         let round = [
             obs(1, "matmul", true, "passed", 1.0, 0.0, 1e9),
             obs(1, "matmul", true, "passed", 1.0, 0.0, 1e9),

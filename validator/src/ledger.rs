@@ -237,7 +237,7 @@ impl Ledger {
 
     /// Records a weight submission (of `sub.round`'s weights) and logs it.
     pub fn record_submission(&mut self, sub: &WeightSubmission) -> Result<(), LedgerError> {
-        self.write_submission(None, sub).map(drop)
+        self.write_submission(None, sub).map(|_| ())
     }
 
     /// Records the attempt to submit `sub.round`'s weights before they are sent, with status
@@ -254,7 +254,7 @@ impl Ledger {
 
     /// Records the outcome of the attempt `id` ([`Self::begin_submission`]) and logs it.
     pub fn finish_submission(&mut self, id: SubmissionId, sub: &WeightSubmission) -> Result<(), LedgerError> {
-        self.write_submission(Some(id.0), sub).map(drop)
+        self.write_submission(Some(id.0), sub).map(|_| ())
     }
 
     fn write_submission(&mut self, id: Option<i64>, sub: &WeightSubmission) -> Result<i64, LedgerError> {
