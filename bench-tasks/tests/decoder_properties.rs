@@ -33,7 +33,16 @@ impl Gen {
     /// deleted byte, a truncation, a duplicated run, or a JSON-ish token spliced in.
     fn mutate(&mut self, bytes: &[u8], span: usize) -> Vec<u8> {
         const TOKENS: [&[u8]; 10] = [
-            b"-1", b"1e309", b"null", b"[]", b"{}", b"\"\"", b"18446744073709551616", b"0.5", b"\"x\"", b",",
+            b"-1",
+            b"1e309",
+            b"null",
+            b"[]",
+            b"{}",
+            b"\"\"",
+            b"18446744073709551616",
+            b"0.5",
+            b"\"x\"",
+            b",",
         ];
         let mut out = bytes.to_vec();
         let span = span.min(out.len());

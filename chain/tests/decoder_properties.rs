@@ -77,7 +77,10 @@ fn mutated_btauth_headers_never_panic_and_never_verify() {
         let signed = signer.btauth("POST", "/v1/challenge", &body, Some(&miner.account()));
         let mut headers = signed.headers.clone();
         let name = HEADERS[g.below(HEADERS.len())];
-        let original = headers.get(name).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        let original = headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
         let mutated = g.mutate(&original);
         match HeaderValue::from_bytes(&mutated) {
             Ok(v) => {
@@ -128,7 +131,10 @@ fn mutated_epistula_headers_never_panic_and_never_verify() {
         let signed = signer.epistula(&body, Some(&miner.account()));
         let mut headers: HeaderMap = signed.headers.clone();
         let name = names[g.below(names.len())];
-        let original = headers.get(name).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        let original = headers
+            .get(name)
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default();
         match HeaderValue::from_bytes(&g.mutate(&original)) {
             Ok(v) => {
                 headers.insert(name, v);
@@ -140,7 +146,10 @@ fn mutated_epistula_headers_never_panic_and_never_verify() {
         let verifier = Verifier::new(miner.account(), VerifierConfig::default());
         if let Ok(v) = verifier.verify("POST", "/v1/challenge", &headers, &body) {
             accepted += 1;
-            assert_eq!((v.hotkey, v.request_id.as_str()), (sender.account(), signed.request_id.as_str()));
+            assert_eq!(
+                (v.hotkey, v.request_id.as_str()),
+                (sender.account(), signed.request_id.as_str())
+            );
         }
     }
     println!("epistula headers: {RUNS} executions, {accepted} equivalent accepted");
@@ -178,7 +187,11 @@ fn mutated_neurons_lite_scale_never_panics() {
     let mut input = genuine.clone();
     for run in 0..RUNS {
         // Mostly one edit of the genuine bytes; every eighth run stacks edits on the previous input.
-        input = if run % 8 == 7 { g.mutate(&input) } else { g.mutate(&genuine) };
+        input = if run % 8 == 7 {
+            g.mutate(&input)
+        } else {
+            g.mutate(&genuine)
+        };
         match decode_neurons_lite(&input, &metadata) {
             Ok(neurons) => {
                 ok += 1;

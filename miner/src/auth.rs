@@ -192,18 +192,21 @@ pub async fn authenticate(State(gate): State<Arc<Gate>>, request: Request, next:
         )
         .into_response();
     }
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let target = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
     // Authorization runs before the replay cache is written: a sender this miner refuses (unknown key,
     // no permit, low stake) never takes a place in it.
-    let verified = gate
-        .verifier
-        .verify_authorized(parts.method.as_str(), target, &parts.headers, &bytes, |v| {
-            gate.validators.authorize(&v.hotkey, peer)
-        });
+    let verified =
+        gate.verifier
+            .verify_authorized(parts.method.as_str(), target, &parts.headers, &bytes, |v| {
+                gate.validators.authorize(&v.hotkey, peer)
+            });
     let (verified, stake_rao) = match verified {
         Ok(ok) => ok,
         Err(Refused::Auth(e)) => return auth_error(&e).into_response(),

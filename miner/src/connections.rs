@@ -183,7 +183,11 @@ struct Tracked {
 }
 
 impl AsyncRead for Tracked {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -349,7 +353,12 @@ async fn serve_one(
 }
 
 /// Runs the router for one request; connections on the health reserve reach only the public routes.
-async fn route(router: Router, mut request: Request<Incoming>, peer: SocketAddr, public_only: bool) -> Response<Body> {
+async fn route(
+    router: Router,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    public_only: bool,
+) -> Response<Body> {
     if public_only && ![HEALTH_PATH, INFO_PATH, METRICS_PATH].contains(&request.uri().path()) {
         let mut response = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -392,7 +401,11 @@ mod tests {
         let b1 = gate.admit(b).unwrap();
         assert_eq!(b1.admission, Admission::Full);
         let b2 = gate.admit(b).unwrap();
-        assert_eq!(b2.admission, Admission::PublicOnly, "over the cap: the health reserve");
+        assert_eq!(
+            b2.admission,
+            Admission::PublicOnly,
+            "over the cap: the health reserve"
+        );
         assert!(gate.admit(c).is_none(), "cap and reserve full");
         drop(a1);
         assert_eq!(gate.open(), 3);

@@ -279,7 +279,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             tower::ServiceBuilder::new()
                 .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::count))
                 .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::read_body))
-                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::authenticate))
+                .layer(middleware::from_fn_with_state(
+                    Arc::clone(gate),
+                    auth::authenticate,
+                ))
                 .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::limit))
                 .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::deadline)),
         );

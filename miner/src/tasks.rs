@@ -422,12 +422,19 @@ mod tests {
         assert!(models.get(&seeded(1), &device, false, t0).is_ok());
         for seed in 2..6 {
             let refused = models.get(&seeded(seed), &device, false, t0 + Duration::from_secs(seed));
-            assert!(matches!(refused, Err(ModelError::Busy { .. })), "seed {seed} was built");
+            assert!(
+                matches!(refused, Err(ModelError::Busy { .. })),
+                "seed {seed} was built"
+            );
             assert_eq!(models.len(), 1);
             assert!(models.held_bytes() <= one + one / 2);
         }
         // The model in use is found again at no cost, and keeps its place.
-        assert!(models.get(&seeded(1), &device, false, t0 + Duration::from_secs(10)).is_ok());
+        assert!(
+            models
+                .get(&seeded(1), &device, false, t0 + Duration::from_secs(10))
+                .is_ok()
+        );
         // Once it has been idle long enough, another model replaces it.
         let later = t0 + Duration::from_secs(10) + MODEL_MIN_IDLE;
         assert!(models.get(&seeded(7), &device, false, later).is_ok());

@@ -335,14 +335,25 @@ async fn slow_header_and_idle_connections_are_closed() {
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     {
         use tokio::io::AsyncWriteExt as _;
-        slow.write_all(b"GET /health HTTP/1.1\r\nHost: m\r\n").await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: m\r\n")
+            .await
+            .unwrap();
     }
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut used = tokio::net::TcpStream::connect(addr).await.unwrap();
     assert_eq!(raw_health(&mut used).await, Some(200));
-    assert!(closed_within(&mut slow, Duration::from_secs(5)).await, "slow headers kept open");
-    assert!(closed_within(&mut idle, Duration::from_secs(5)).await, "idle connection kept open");
-    assert!(closed_within(&mut used, Duration::from_secs(5)).await, "idle keep-alive kept open");
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)).await,
+        "slow headers kept open"
+    );
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle connection kept open"
+    );
+    assert!(
+        closed_within(&mut used, Duration::from_secs(5)).await,
+        "idle keep-alive kept open"
+    );
     f.server.shutdown().await;
 }
 
@@ -365,7 +376,10 @@ async fn connection_caps_keep_health_reachable() {
     }
     // The fourth from the same address is over its per-IP share.
     let mut extra = connect_from([127, 0, 0, 1], addr).await;
-    assert!(closed_within(&mut extra, Duration::from_secs(3)).await, "per-IP cap not applied");
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(3)).await,
+        "per-IP cap not applied"
+    );
     // Another address takes the last full slot, then the two reserve slots.
     let mut full = connect_from([127, 0, 0, 2], addr).await;
     assert_eq!(raw_health(&mut full).await, Some(200));
@@ -373,8 +387,17 @@ async fn connection_caps_keep_health_reachable() {
     assert_eq!(raw_health(&mut reserve).await, Some(200), "health on the reserve");
     // A signed route on a reserve connection is refused.
     let body = b"ping".to_vec();
-    let headers = f.signed("//Alice", PING_PATH, &body, unix_nanos(), Some(&f.miner.account()));
-    let mut request = format!("POST {PING_PATH} HTTP/1.1\r\nHost: m\r\nContent-Length: {}\r\n", body.len());
+    let headers = f.signed(
+        "//Alice",
+        PING_PATH,
+        &body,
+        unix_nanos(),
+        Some(&f.miner.account()),
+    );
+    let mut request = format!(
+        "POST {PING_PATH} HTTP/1.1\r\nHost: m\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in &headers {
         request.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap()));
     }
@@ -390,12 +413,18 @@ async fn connection_caps_keep_health_reachable() {
             .unwrap()
             .unwrap();
         let text = String::from_utf8_lossy(&buf[..n]);
-        assert!(text.starts_with("HTTP/1.1 503") && text.contains("connections_full"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 503") && text.contains("connections_full"),
+            "{text}"
+        );
     }
     // Cap and reserve are full now (3 + 1 full, 2 reserve... the signed one was closed after its 503).
     let _more = connect_from([127, 0, 0, 4], addr).await;
     let mut over = connect_from([127, 0, 0, 5], addr).await;
-    assert!(closed_within(&mut over, Duration::from_secs(3)).await, "connection beyond cap and reserve kept");
+    assert!(
+        closed_within(&mut over, Duration::from_secs(3)).await,
+        "connection beyond cap and reserve kept"
+    );
     // Closing connections frees their slots.
     drop(held);
     drop(full);

@@ -578,7 +578,11 @@ mod tests {
         let next_path = next.path().to_owned();
         drop(next);
         assert!(!next_path.exists(), "a finished run removes its own folder");
-        assert_eq!(remove_stale_state_dirs(base.path()), 0, "the live run's folder is kept");
+        assert_eq!(
+            remove_stale_state_dirs(base.path()),
+            0,
+            "the live run's folder is kept"
+        );
         assert!(live.path().exists());
     }
 }

@@ -37,7 +37,10 @@ async fn localnet_setup_registers_wallets_that_can_serve() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "localnet-setup failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "localnet-setup failed:\n{stdout}\n{stderr}"
+    );
     assert!(
         stdout.contains("created: validator, miner-1, miner-2"),
         "{stdout}"
@@ -77,7 +80,10 @@ async fn localnet_setup_registers_wallets_that_can_serve() {
             )
             .await
             .unwrap();
-        assert!(report.is_included(), "{name} could not serve its axon: {report:?}");
+        assert!(
+            report.is_included(),
+            "{name} could not serve its axon: {report:?}"
+        );
     }
     devnet.shutdown().await;
 }

@@ -213,7 +213,8 @@ async fn unreachable_timed_out_and_malformed_miners_get_their_own_codes() {
     for code in ["timeout", "malformed", "unreachable"] {
         assert!(
             text.lines()
-                .any(|l| l.starts_with("validator_verdicts_total") && l.contains(&format!("reason=\"{code}\""))),
+                .any(|l| l.starts_with("validator_verdicts_total")
+                    && l.contains(&format!("reason=\"{code}\""))),
             "no {code} verdict in the metrics:\n{text}"
         );
     }

@@ -274,11 +274,17 @@ mod tests {
         let (fresh, _) = setup();
         let mut h = s.headers.clone();
         h.insert(H_NONCE, HeaderValue::from_str(&format!("0{NONCE}")).unwrap());
-        assert!(matches!(run(&fresh, &h, b"body", NONCE), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            run(&fresh, &h, b"body", NONCE),
+            Err(AuthError::Malformed(_))
+        ));
         // "0" alone is canonical (and stale here).
         let mut h = s.headers.clone();
         h.insert(H_NONCE, HeaderValue::from_static("0"));
-        assert!(matches!(run(&fresh, &h, b"body", NONCE), Err(AuthError::Stale { .. })));
+        assert!(matches!(
+            run(&fresh, &h, b"body", NONCE),
+            Err(AuthError::Stale { .. })
+        ));
     }
 
     #[test]

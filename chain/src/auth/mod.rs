@@ -250,7 +250,15 @@ impl Verifier {
         body: &[u8],
         authorize: impl FnOnce(&Verified) -> Result<T, E>,
     ) -> Result<(Verified, T), Refused<E>> {
-        self.verify_authorized_at(method, target, headers, body, unix_nanos(), Instant::now(), authorize)
+        self.verify_authorized_at(
+            method,
+            target,
+            headers,
+            body,
+            unix_nanos(),
+            Instant::now(),
+            authorize,
+        )
     }
 
     /// [`Self::verify_authorized`] with an explicit wall clock (unix ns) and monotonic instant.
@@ -273,7 +281,9 @@ impl Verifier {
             }
             epistula::verify(headers, body, &self.own, &self.config, now_ns)?
         } else {
-            return Err(AuthError::Malformed("no X-Bittensor-* (btauth/1) or Epistula-* headers".into()).into());
+            return Err(
+                AuthError::Malformed("no X-Bittensor-* (btauth/1) or Epistula-* headers".into()).into(),
+            );
         };
         let granted = match authorize(&verified) {
             Ok(granted) => granted,
@@ -494,7 +504,8 @@ mod tests {
         };
         for i in 0..16 {
             let throwaway = Keypair::from_uri(&format!("//Throwaway{i}")).unwrap();
-            let signed = RequestSigner::new(throwaway.clone()).btauth("POST", "/p", b"x", Some(&miner.account()));
+            let signed =
+                RequestSigner::new(throwaway.clone()).btauth("POST", "/p", b"x", Some(&miner.account()));
             let refused = verifier
                 .verify_authorized("POST", "/p", &signed.headers, b"x", known)
                 .unwrap_err();

@@ -364,7 +364,10 @@ impl Chain {
     fn rebuild(&self, hash: H256) -> Option<Snapshot> {
         // Only blocks still in the window are served, whatever the rebuilt cache holds.
         let at = self.undo.iter().position(|(h, _)| *h == hash)?;
-        let mut rebuilt = self.rebuilt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rebuilt = self
+            .rebuilt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((_, s)) = rebuilt.iter().find(|(h, _)| *h == hash) {
             return Some(s.clone());
         }
