@@ -279,7 +279,7 @@ mod tests {
             Err(AuthError::Malformed(_))
         ));
         // "0" alone is canonical (and stale here).
-        let mut h = s.headers.clone();
+        let mut h = s.headers;
         h.insert(H_NONCE, HeaderValue::from_static("0"));
         assert!(matches!(
             run(&fresh, &h, b"body", NONCE),
