@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chain::calls::AxonSpec;
 use chain::client::{ChainClient, ClientConfig, Network};
-use chain::devnet::{Devnet, DevnetConfig};
+use devnet::{Devnet, DevnetConfig};
 use chain::wallet::Wallet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

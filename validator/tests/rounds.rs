@@ -172,7 +172,7 @@ async fn unreachable_timed_out_and_malformed_miners_get_their_own_codes() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let gone = validator::client::MinerEndpoint {
+    let gone = exchange::MinerEndpoint {
         uid: 3,
         hotkey: chain::keys::Keypair::from_uri("//u3").unwrap().account(),
         addr: closed,
@@ -181,7 +181,7 @@ async fn unreachable_timed_out_and_malformed_miners_get_their_own_codes() {
     let key = validator_key();
     let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
     let client =
-        validator::client::MinerClient::new(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
             .unwrap();
     let metrics = validator::metrics::Metrics::new();
     let config = validator::round::RoundConfig {
@@ -251,7 +251,7 @@ async fn a_weight_submission_is_recorded_before_it_is_sent() {
     let key = validator_key();
     let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
     let client =
-        validator::client::MinerClient::new(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
             .unwrap();
     let (tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
     let network = StuckSubmission {
@@ -299,8 +299,7 @@ async fn status_server_shows_scores_metrics_and_html() {
     let key = validator_key();
     let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
     let client =
-        validator::client::MinerClient::new(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
-            .unwrap();
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2).unwrap();
     let v = validator::round::Validator::new(
         std::sync::Arc::new(validator::network::StaticNetwork::new(
             vec![endpoint(7, &a)],

@@ -254,7 +254,7 @@ pub struct Chain {
     pool: Vec<PoolTx>,
     last_timestamp: u64,
     heads: broadcast::Sender<Header>,
-    beacon: Option<(crate::timelock::DevBeacon, crate::timelock::BeaconConfig)>,
+    beacon: Option<(chain::timelock::DevBeacon, chain::timelock::BeaconConfig)>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -330,7 +330,7 @@ impl Chain {
 
     /// Write `beacon`'s pulses (rounds of `config`) in every block from now on, as their rounds come
     /// due by the block timestamp.
-    pub fn set_beacon(&mut self, beacon: crate::timelock::DevBeacon, config: crate::timelock::BeaconConfig) {
+    pub fn set_beacon(&mut self, beacon: chain::timelock::DevBeacon, config: chain::timelock::BeaconConfig) {
         self.beacon = Some((beacon, config));
     }
 
@@ -577,7 +577,7 @@ impl Chain {
                 // The beacon's pulses land after `on_initialize`, like drand's off-chain worker's
                 // unsigned transactions: commits revealed by them open in a later block.
                 if let Some((beacon, config)) = &beacon {
-                    crate::devnet::drand::write_due_pulses::<Runtime>(beacon, config, timestamp);
+                    crate::drand::write_due_pulses::<Runtime>(beacon, config, timestamp);
                 }
                 loop {
                     let mut progress = false;
@@ -754,8 +754,8 @@ mod tests {
         .unwrap();
         let mut chain = Chain::new(storage);
         chain.set_beacon(
-            crate::timelock::DevBeacon::devnet(),
-            crate::timelock::BeaconConfig::devnet(),
+            chain::timelock::DevBeacon::devnet(),
+            chain::timelock::BeaconConfig::devnet(),
         );
         chain
     }
@@ -799,7 +799,7 @@ mod tests {
     /// Pulses older than `MAX_KEPT_PULSES` rounds behind the last are pruned as new ones land.
     #[test]
     fn old_beacon_pulses_are_pruned() {
-        use crate::devnet::drand::{
+        use crate::drand::{
             LastStoredRound, MAX_KEPT_PULSES, MAX_REMOVED_PULSES, OldestStoredRound, Pallet, Pulses,
         };
         let mut chain = chain();
