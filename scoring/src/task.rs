@@ -220,8 +220,9 @@ mod tests {
             Reason::OutOfVocab => 6,
             Reason::BadChallenge => 7,
             Reason::Timeout => 8,
-            Reason::Malformed => 9,
-            Reason::Refused => 10,
+            Reason::Unreachable => 9,
+            Reason::Malformed => 10,
+            Reason::Refused => 11,
         }
     }
 
