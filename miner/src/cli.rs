@@ -191,6 +191,24 @@ pub struct LimitsFile {
     /// See [`Limits::inference_memory_cap_bytes`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inference_memory_cap_bytes: Option<u64>,
+    /// See [`Limits::model_cache_bytes`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_cache_bytes: Option<u64>,
+    /// See [`Limits::max_connections`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// See [`Limits::health_connections`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_connections: Option<usize>,
+    /// See [`Limits::max_connections_per_ip`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<usize>,
+    /// See [`Limits::header_read_timeout_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// See [`Limits::idle_timeout_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u64>,
     /// `[limits.matmul]`: see [`Limits::matmul`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matmul: Option<MatmulLimitsFile>,
@@ -245,6 +263,12 @@ impl LimitsFile {
             concurrency_per_validator: Some(limits.concurrency_per_validator),
             request_timeout_secs: Some(limits.request_timeout_secs),
             inference_memory_cap_bytes: Some(limits.inference_memory_cap_bytes),
+            model_cache_bytes: Some(limits.model_cache_bytes),
+            max_connections: Some(limits.max_connections),
+            health_connections: Some(limits.health_connections),
+            max_connections_per_ip: Some(limits.max_connections_per_ip),
+            header_read_timeout_secs: Some(limits.header_read_timeout_secs),
+            idle_timeout_secs: Some(limits.idle_timeout_secs),
             matmul: Some(MatmulLimitsFile {
                 max_n: Some(limits.matmul.max_n),
                 max_m: Some(limits.matmul.max_m),
@@ -277,7 +301,13 @@ impl LimitsFile {
             burst_per_validator,
             concurrency_per_validator,
             request_timeout_secs,
-            inference_memory_cap_bytes
+            inference_memory_cap_bytes,
+            model_cache_bytes,
+            max_connections,
+            health_connections,
+            max_connections_per_ip,
+            header_read_timeout_secs,
+            idle_timeout_secs
         );
         if let Some(m) = &self.matmul {
             set!(m, limits.matmul, max_n, max_m, max_k);
@@ -622,6 +652,12 @@ mod tests {
             },
             inference_memory_cap_bytes: 1 << 28,
             request_timeout_secs: 33,
+            model_cache_bytes: 1 << 27,
+            max_connections: 99,
+            health_connections: 5,
+            max_connections_per_ip: 6,
+            header_read_timeout_secs: 4,
+            idle_timeout_secs: 44,
         };
         let defaults = Limits::default();
         assert_ne!(wanted.matmul, defaults.matmul);

@@ -35,8 +35,25 @@ pub struct Limits {
     /// challenge whose estimate exceeds it is refused before anything is allocated, and presets whose
     /// weights alone exceed it are not served.
     pub inference_memory_cap_bytes: u64,
+    /// Memory the device worker may hold in built inference models, in bytes: a model for a new
+    /// [`ModelId`](bench_tasks::inference::ModelId) evicts models unused for 30 s or is refused (503
+    /// `models_busy`), so validators asking for many seeds cannot pin the miner's memory. Presets whose
+    /// weights alone exceed it are not served.
+    pub model_cache_bytes: u64,
     /// How long a request may take end to end before the server answers 503, in seconds.
     pub request_timeout_secs: u64,
+    /// Connections that may use every route at once; a new one beyond it and the health reserve is
+    /// closed at once. Keep `max_connections + health_connections` below the open-file limit.
+    pub max_connections: usize,
+    /// Connections admitted beyond `max_connections` for the public routes only (`/health`, `/info`,
+    /// `/metrics`), so health checks get through a flood.
+    pub health_connections: usize,
+    /// Connections one IP address may hold open.
+    pub max_connections_per_ip: usize,
+    /// Time an HTTP/1 client has to send a request's headers, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight and no bytes moving for this long is closed, in seconds.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -57,7 +74,13 @@ impl Default for Limits {
                 max_new_tokens: 256,
             },
             inference_memory_cap_bytes: 8 << 30,
+            model_cache_bytes: 3 << 29,
             request_timeout_secs: 120,
+            max_connections: 512,
+            health_connections: 32,
+            max_connections_per_ip: 64,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! opening round ([`store`]) and answers with a signed receipt. Wire types are
 //! [`bench_tasks::wire`]; every refusal is an [`error::ApiError`] with a stable reason code.
 //!
-//! * [`server`]: [`MinerServer`], the HTTP server (HTTP/1.1 and h2c), startable in-process.
+//! * [`server`]: [`MinerServer`], the HTTP server (HTTP/1.1 and h2c), startable in-process;
+//!   [`connections`]: its accept loop (connection and per-IP caps, header-read and idle timeouts).
 //! * [`MinerClient`]: the validator's signed client ([`exchange::MinerClient`]) bound to one miner
 //!   (used by `miner doctor`, `bench-transport`, tests).
 //! * [`cli`]: the `miner` command line (`run`, `wallet`, `doctor`, `bench-transport`); [`chain_link`]
@@ -45,6 +46,7 @@ pub mod bench;
 pub mod chain_link;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod device_memory;
 pub mod doctor;
 pub mod doctor_key;

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub state_bytes: Gauge,
     /// TCP connections accepted.
     pub connections: Counter,
+    /// TCP connections closed at once: over the connection cap or the per-IP cap.
+    pub connections_refused: Counter,
+    /// Connections closed after the idle timeout.
+    pub connections_idle_closed: Counter,
 }
 
 impl Metrics {
@@ -69,6 +73,8 @@ impl Metrics {
         );
         let state_bytes = Gauge::default();
         let connections = Counter::default();
+        let connections_refused = Counter::default();
+        let connections_idle_closed = Counter::default();
         registry.register("requests", "Requests by route and outcome", requests.clone());
         registry.register("queue_depth", "Jobs waiting for the device", queue_depth.clone());
         registry.register(
@@ -97,6 +103,16 @@ impl Metrics {
             state_bytes.clone(),
         );
         registry.register("connections", "TCP connections accepted", connections.clone());
+        registry.register(
+            "connections_refused",
+            "TCP connections closed at once (connection or per-IP cap)",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connections_idle_closed",
+            "Connections closed after the idle timeout",
+            connections_idle_closed.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -107,6 +123,8 @@ impl Metrics {
             task_seconds,
             state_bytes,
             connections,
+            connections_refused,
+            connections_idle_closed,
         }
     }
 

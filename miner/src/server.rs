@@ -1,6 +1,8 @@
 //! The miner's HTTP server: routes, shared state, start and shutdown.
 //!
-//! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on one port. Signed routes
+//! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) on one port, each connection admitted and
+//! bounded in time by [`connections`](crate::connections) (connection and per-IP caps, header-read
+//! and idle timeouts, a reserve for the health route). Signed routes
 //! ([`CHALLENGE_PATH`], [`OPEN_PATH`], [`PING_PATH`]) sit behind the [`auth`](crate::auth) layer; the
 //! public routes ([`HEALTH_PATH`], [`INFO_PATH`], [`METRICS_PATH`]) never touch the device, so they stay
 //! fast while it is busy.
@@ -13,7 +15,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
 use bench_tasks::wire::{
@@ -25,10 +26,10 @@ use chain::auth::{Verifier, VerifierConfig};
 use chain::keys::{AccountId, Keypair};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::{Caller, authenticate};
+use crate::auth::{self, Caller, Gate};
 use crate::behavior::Behavior;
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -90,10 +91,8 @@ pub enum StartError {
 /// State shared by every request.
 #[derive(Debug)]
 pub struct AppState {
-    pub(crate) keypair: Keypair,
-    pub(crate) verifier: Verifier,
-    pub(crate) validators: ValidatorSet,
-    pub(crate) limiter: Limiter,
+    /// What the signed routes' layers use ([`crate::auth`]).
+    pub(crate) gate: Arc<Gate>,
     pub(crate) queue: WorkQueue<DeviceContext>,
     pub(crate) store: StateStore<TaskState>,
     pub(crate) metrics: Metrics,
@@ -107,7 +106,7 @@ pub struct AppState {
 pub struct MinerServer {
     state: Arc<AppState>,
     addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
 }
@@ -128,11 +127,12 @@ impl MinerServer {
         .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
         let device_name = format!("{device:?}");
         let behavior = config.behavior;
+        let model_budget = config.limits.model_cache_bytes;
         let queue = WorkQueue::start(
             &format!("miner-{backend}-{index}"),
             config.limits.queue_capacity,
             metrics.clone(),
-            move || DeviceContext::new(device, backend, behavior),
+            move || DeviceContext::new(device, backend, behavior, model_budget),
         )?;
         let limits = config.limits;
         let info = MinerInfo {
@@ -167,15 +167,22 @@ impl MinerServer {
                 concurrency_per_validator: u64::from(limits.concurrency_per_validator),
             },
         };
-        let state = Arc::new(AppState {
-            verifier: Verifier::new(config.keypair.account(), config.verifier),
-            keypair: config.keypair,
-            validators: config.validators,
-            limiter: Limiter::new(
+        let gate = Arc::new(Gate::new(
+            config.keypair.clone(),
+            Verifier::new(config.keypair.account(), config.verifier),
+            config.validators,
+            Limiter::new(
                 limits.rate_per_validator,
                 limits.burst_per_validator,
                 limits.concurrency_per_validator,
             ),
+            metrics.clone(),
+            limits.max_body_bytes,
+            limits.max_ping_bytes,
+            limits.request_timeout(),
+        ));
+        let state = Arc::new(AppState {
+            gate,
             queue,
             store: StateStore::new(limits.state_memory_cap_bytes, limits.state_ttl(), metrics.clone()),
             metrics: metrics.clone(),
@@ -185,21 +192,10 @@ impl MinerServer {
         });
 
         let addr = listener.local_addr()?;
-        let counted = metrics.clone();
-        let listener = listener.tap_io(move |tcp| {
-            counted.connections.inc();
-            // Latency matters more than throughput for small signed messages.
-            let _ = tcp.set_nodelay(true);
-        });
-        let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let serve_config = crate::connections::ServeConfig::new(&state.limits, metrics.clone());
+        let app = router(Arc::clone(&state));
+        let (tx, rx) = watch::channel(false);
+        let server = tokio::spawn(crate::connections::serve(listener, app, serve_config, rx));
         let store = state.store.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -212,7 +208,7 @@ impl MinerServer {
         Ok(Self {
             state,
             addr,
-            shutdown: Some(tx),
+            shutdown: tx,
             server,
             sweeper,
         })
@@ -225,12 +221,12 @@ impl MinerServer {
 
     /// The miner's hotkey.
     pub fn hotkey(&self) -> AccountId {
-        self.state.keypair.account()
+        self.state.gate.hotkey()
     }
 
     /// The validator set (replace it on each metagraph refresh).
     pub fn validators(&self) -> &ValidatorSet {
-        &self.state.validators
+        self.state.gate.validators()
     }
 
     /// The server's metrics.
@@ -258,9 +254,7 @@ impl MinerServer {
 
     /// Stops accepting, lets open requests finish (up to 5 s), and stops the device worker.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
         self.sweeper.abort();
         if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
             .await
@@ -273,13 +267,25 @@ impl MinerServer {
     }
 }
 
-/// The router: signed routes behind the auth layer, public routes beside them.
+/// The router: signed routes behind the layers of [`crate::auth`] (counting, body limit, signature and
+/// authorization, per-validator limits, request timeout; outermost first), public routes beside them.
 pub fn router(state: Arc<AppState>) -> Router {
+    let gate = &state.gate;
     let signed = Router::new()
         .route(CHALLENGE_PATH, post(challenge))
         .route(OPEN_PATH, post(open))
         .route(PING_PATH, post(ping))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
+        .route_layer(
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::count))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::read_body))
+                .layer(middleware::from_fn_with_state(
+                    Arc::clone(gate),
+                    auth::authenticate,
+                ))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::limit))
+                .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::deadline)),
+        );
     Router::new()
         .merge(signed)
         .route(HEALTH_PATH, get(health))
@@ -338,14 +344,6 @@ fn dropped() -> ApiError {
     )
 }
 
-fn timed_out() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "timeout",
-        "the job did not finish within this miner's request timeout; retry later or ask for less work",
-    )
-}
-
 fn garbage() -> Response {
     (
         StatusCode::OK,
@@ -385,10 +383,8 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
             (waited, tasks::compute(context, &challenge, &limits))
         })
         .map_err(queue_error)?;
-    let (waited, computed) = tokio::time::timeout(state.limits.request_timeout(), rx)
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|_| dropped())?;
+    // The request timeout is the `deadline` layer's.
+    let (waited, computed) = rx.await.map_err(|_| dropped())?;
     let computed = computed?;
     let class = admission.class.name();
     state.metrics.observe_task(class, "queue_wait", waited);
@@ -429,10 +425,7 @@ async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiE
         .queue
         .submit(OPEN_PRIORITY, move |_| tasks::open(&kept, &open))
         .map_err(queue_error)?;
-    let openings = tokio::time::timeout(state.limits.request_timeout(), rx)
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|_| dropped())??;
+    let openings = rx.await.map_err(|_| dropped())??;
     state
         .metrics
         .observe_task(task_name(&openings), "open", started.elapsed().as_secs_f64());

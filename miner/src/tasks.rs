@@ -6,9 +6,10 @@
 //! device's worker thread.
 //!
 //! Inference is one round: [`compute`] decodes on the device with a model derived once per [`ModelId`] and
-//! kept in the worker's [`InferenceModels`] cache, and no state is kept for an opening.
+//! kept in the worker's [`InferenceModels`] cache (bounded in bytes, [`Limits::model_cache_bytes`]), and
+//! no state is kept for an opening.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use bench_tasks::backend::BackendKind;
@@ -38,19 +39,22 @@ pub struct DeviceContext {
 }
 
 impl DeviceContext {
-    /// A context for `device` with an empty model cache.
-    pub fn new(device: Device, backend: BackendKind, behavior: Behavior) -> Self {
+    /// A context for `device` with an empty model cache of `model_budget_bytes`
+    /// ([`Limits::model_cache_bytes`]).
+    pub fn new(device: Device, backend: BackendKind, behavior: Behavior, model_budget_bytes: u64) -> Self {
         Self {
             device,
             backend,
             behavior,
-            models: InferenceModels::default(),
+            models: InferenceModels::new(model_budget_bytes),
         }
     }
 }
 
-/// Most inference models kept built on one device at once (the oldest is dropped first).
-pub const MAX_CACHED_MODELS: usize = 2;
+/// How long a built model must go unused before a request for another model may evict it. Below this,
+/// a request that would need its memory is refused (503 `models_busy`) instead: a validator cycling
+/// through seeds cannot make the device rebuild models back to back or push out the ones in use.
+pub const MODEL_MIN_IDLE: Duration = Duration::from_secs(30);
 
 /// One cached inference model and, for an adversarial miner, the cheap models it runs instead.
 #[derive(Debug)]
@@ -58,15 +62,44 @@ struct CachedModel {
     id: ModelId,
     model: Transformer,
     adversaries: Option<Adversaries>,
+    bytes: u64,
+    last_used: Instant,
 }
 
-/// The inference models a device worker has built, derived once per [`ModelId`] and reused.
-#[derive(Debug, Default)]
+/// Why a model could not be had.
+#[derive(Debug)]
+pub enum ModelError {
+    /// The challenge or the device failed ([`InferenceError`]).
+    Inference(InferenceError),
+    /// Building it would exceed the budget, and the models that hold it were used within
+    /// [`MODEL_MIN_IDLE`].
+    Busy {
+        /// Bytes the model needs.
+        needed: u64,
+        /// The cache's budget.
+        budget: u64,
+    },
+}
+
+/// The inference models a device worker has built, derived once per [`ModelId`] and reused, within a
+/// memory budget: the bytes of every model held (weights, and an adversarial miner's cheaper models)
+/// never exceed it. A model not yet built evicts the least recently used models idle for at least
+/// [`MODEL_MIN_IDLE`]; when that does not free enough, the request is refused and nothing is built.
+#[derive(Debug)]
 pub struct InferenceModels {
     cached: Vec<CachedModel>,
+    budget: u64,
 }
 
 impl InferenceModels {
+    /// An empty cache that holds at most `budget_bytes` of models.
+    pub const fn new(budget_bytes: u64) -> Self {
+        Self {
+            cached: Vec::new(),
+            budget: budget_bytes,
+        }
+    }
+
     /// Models currently built.
     pub fn len(&self) -> usize {
         self.cached.len()
@@ -77,38 +110,77 @@ impl InferenceModels {
         self.cached.is_empty()
     }
 
-    /// The cached model for `id`, building it (and its adversaries when `adversarial`) on `device` first.
+    /// Bytes of the models held.
+    pub fn held_bytes(&self) -> u64 {
+        self.cached.iter().map(|c| c.bytes).sum()
+    }
+
+    /// Builds (or finds) the model for `id` now; see [`Self::get`].
+    pub fn ensure(&mut self, id: &ModelId, device: &Device, adversarial: bool) -> Result<(), ModelError> {
+        self.get(id, device, adversarial, Instant::now()).map(drop)
+    }
+
+    /// The cached model for `id`, building it (and its adversaries when `adversarial`) on `device` first,
+    /// within the budget, at instant `now`.
     fn get(
         &mut self,
         id: &ModelId,
         device: &Device,
         adversarial: bool,
-    ) -> Result<&CachedModel, InferenceError> {
+        now: Instant,
+    ) -> Result<&CachedModel, ModelError> {
         if let Some(i) = self.cached.iter().position(|c| c.id == *id) {
+            self.cached[i].last_used = now;
             return Ok(&self.cached[i]);
         }
         let ModelId::Seeded { preset, seed } = id else {
-            return Err(InferenceError::BadChallenge {
+            return Err(ModelError::Inference(InferenceError::BadChallenge {
                 field: "model",
                 why: "names a safetensors model; this miner serves seeded models only".into(),
-            });
+            }));
         };
-        let model = Transformer::from_weights(&HostWeights::seeded(preset.config(), *seed), device)?;
+        let needed = model_bytes(*preset, adversarial);
+        // Evict idle models, least recently used first, until the new one fits; refuse if it cannot.
+        self.cached.sort_by_key(|c| c.last_used);
+        let evictable: u64 = self
+            .cached
+            .iter()
+            .filter(|c| now.saturating_duration_since(c.last_used) >= MODEL_MIN_IDLE)
+            .map(|c| c.bytes)
+            .sum();
+        let held = self.held_bytes();
+        if needed > self.budget || held.saturating_sub(evictable) + needed > self.budget {
+            return Err(ModelError::Busy {
+                needed,
+                budget: self.budget,
+            });
+        }
+        while self.held_bytes() + needed > self.budget {
+            // Sorted by last use and only idle ones count as evictable, so the front one is idle.
+            self.cached.remove(0);
+        }
+        let model = Transformer::from_weights(&HostWeights::seeded(preset.config(), *seed), device)
+            .map_err(ModelError::Inference)?;
         let adversaries = if adversarial {
-            Some(Adversaries::new(&model, *seed)?)
+            Some(Adversaries::new(&model, *seed).map_err(ModelError::Inference)?)
         } else {
             None
         };
-        if self.cached.len() >= MAX_CACHED_MODELS {
-            self.cached.remove(0);
-        }
         self.cached.push(CachedModel {
             id: id.clone(),
             model,
             adversaries,
+            bytes: needed,
+            last_used: now,
         });
         Ok(&self.cached[self.cached.len() - 1])
     }
+}
+
+/// Bytes a cached model of `preset` holds: its weights, and for an adversarial miner a second model of
+/// at most the same size.
+pub const fn model_bytes(preset: Preset, adversarial: bool) -> u64 {
+    weight_bytes(preset) * if adversarial { 2 } else { 1 }
 }
 
 /// Round-1 state kept for a task's opening round.
@@ -202,11 +274,12 @@ pub const fn weight_bytes(preset: Preset) -> u64 {
     preset.config().param_count() as u64 * 4
 }
 
-/// The presets whose weights fit in the inference memory cap, smallest first.
+/// The presets whose weights fit in the inference memory cap and the model cache budget, smallest
+/// first.
 pub fn served_presets(limits: &Limits) -> Vec<Preset> {
     Preset::ALL
         .into_iter()
-        .filter(|p| weight_bytes(*p) <= limits.inference_memory_cap_bytes)
+        .filter(|p| weight_bytes(*p) <= limits.inference_memory_cap_bytes.min(limits.model_cache_bytes))
         .collect()
 }
 
@@ -251,8 +324,8 @@ pub fn compute(
             let adversary = context.behavior.inference_adversary();
             let cached = context
                 .models
-                .get(&c.model, &context.device, adversary.is_some())
-                .map_err(inference_error)?;
+                .get(&c.model, &context.device, adversary.is_some(), Instant::now())
+                .map_err(model_error)?;
             let answer = match (adversary, &cached.adversaries) {
                 (Some(a), Some(adversaries)) => adversaries.answer(a, &cached.model, c, c.seed),
                 _ => generate(&cached.model, c, &limits.inference),
@@ -289,6 +362,23 @@ fn inference_refused(e: InferenceError) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason, e.to_string())
 }
 
+fn model_error(e: ModelError) -> ApiError {
+    match e {
+        ModelError::Inference(e) => inference_error(e),
+        ModelError::Busy { needed, budget } => ApiError {
+            retry_after: Some(MODEL_MIN_IDLE),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "models_busy",
+                format!(
+                    "this model ({needed} bytes) does not fit in the miner's model budget ({budget} bytes) beside \
+                     the models in use; ask for the model other validators use, or retry later"
+                ),
+            )
+        },
+    }
+}
+
 fn inference_error(e: InferenceError) -> ApiError {
     match e {
         e @ (InferenceError::BadChallenge { .. } | InferenceError::OutOfVocab { .. }) => inference_refused(e),
@@ -318,5 +408,60 @@ fn miner_error(e: MinerError) -> ApiError {
                 "the miner's device failed on this request; the operator should run `miner doctor`",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bench_tasks::backend::probe;
+
+    use super::*;
+
+    /// Requests for ever new seeds cannot grow the cache past its budget or push out a model in use:
+    /// they are refused until it has been idle for [`MODEL_MIN_IDLE`].
+    #[test]
+    fn the_model_cache_stays_within_its_budget() {
+        let device = probe(BackendKind::Flex, 0).unwrap();
+        let one = model_bytes(Preset::Tiny, false);
+        let mut models = InferenceModels::new(one + one / 2);
+        let seeded = |seed| ModelId::Seeded {
+            preset: Preset::Tiny,
+            seed,
+        };
+        let t0 = Instant::now();
+        assert!(models.get(&seeded(1), &device, false, t0).is_ok());
+        for seed in 2..6 {
+            let refused = models.get(&seeded(seed), &device, false, t0 + Duration::from_secs(seed));
+            assert!(
+                matches!(refused, Err(ModelError::Busy { .. })),
+                "seed {seed} was built"
+            );
+            assert_eq!(models.len(), 1);
+            assert!(models.held_bytes() <= one + one / 2);
+        }
+        // The model in use is found again at no cost, and keeps its place.
+        assert!(
+            models
+                .get(&seeded(1), &device, false, t0 + Duration::from_secs(10))
+                .is_ok()
+        );
+        // Once it has been idle long enough, another model replaces it.
+        let later = t0 + Duration::from_secs(10) + MODEL_MIN_IDLE;
+        assert!(models.get(&seeded(7), &device, false, later).is_ok());
+        assert_eq!(models.len(), 1);
+        // A preset larger than the whole budget is never built.
+        assert!(matches!(
+            models.get(
+                &ModelId::Seeded {
+                    preset: Preset::Medium,
+                    seed: 0
+                },
+                &device,
+                false,
+                later + MODEL_MIN_IDLE
+            ),
+            Err(ModelError::Busy { .. })
+        ));
+        assert_eq!(models.len(), 1);
     }
 }

@@ -29,6 +29,11 @@ fn key(uri: &str) -> Keypair {
 
 /// Alice: permitted validator with stake; Bob: no permit; Charlie: stake below the floor.
 async fn start(limits: Limits) -> Fixture {
+    start_with(limits, chain::auth::VerifierConfig::default()).await
+}
+
+/// [`start`] with request-verification settings.
+async fn start_with(limits: Limits, verifier: chain::auth::VerifierConfig) -> Fixture {
     let validators = ValidatorSet::metagraph(FLOOR_RAO);
     validators.replace([
         (
@@ -63,6 +68,7 @@ async fn start(limits: Limits) -> Fixture {
     let miner = key("//Miner");
     let mut config = MinerConfig::new(miner.clone(), validators);
     config.limits = limits;
+    config.verifier = verifier;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -229,6 +235,203 @@ async fn auth_matrix_answers_each_case_with_its_status() {
         .await
         .expect("text");
     assert!(metrics.contains("outcome=\"bad_signature\""), "{metrics}");
+    f.server.shutdown().await;
+}
+
+/// Validly signed requests from keys that are not validators are refused before the replay cache is
+/// written: however many there are, the permitted validator is not locked out with 503 `auth_busy`.
+#[tokio::test]
+async fn unknown_senders_cannot_fill_the_replay_cache() {
+    let f = start_with(
+        test_limits(),
+        chain::auth::VerifierConfig {
+            replay_capacity: 4,
+            ..chain::auth::VerifierConfig::default()
+        },
+    )
+    .await;
+    let me = f.miner.account();
+    let body = b"ping".to_vec();
+    for i in 0..12u64 {
+        let signer = if i % 2 == 0 { "//Dave" } else { "//Bob" };
+        let headers = f.signed(signer, PING_PATH, &body, unix_nanos() + i, Some(&me));
+        let (status, error, _) = f.send(PING_PATH, headers, body.clone()).await;
+        assert_eq!(status, 403, "{signer} request {i}: {}", reason(&error));
+    }
+    let alice = f.client("//Alice");
+    for i in 0..4 {
+        alice
+            .ping(body.clone())
+            .await
+            .unwrap_or_else(|e| panic!("validator ping {i} after the flood: {e}"));
+    }
+    f.server.shutdown().await;
+}
+
+/// A captured request with its nonce re-spelled with a leading zero is refused, not served again.
+#[tokio::test]
+async fn a_re_spelled_nonce_is_not_a_second_request() {
+    let f = start(test_limits()).await;
+    let body = b"ping".to_vec();
+    let nonce = unix_nanos();
+    let headers = f.signed("//Alice", PING_PATH, &body, nonce, Some(&f.miner.account()));
+    assert_eq!(f.send(PING_PATH, headers.clone(), body.clone()).await.0, 200);
+    let mut respelled = headers;
+    respelled.insert(
+        btauth::H_NONCE,
+        http::HeaderValue::from_str(&format!("0{nonce}")).unwrap(),
+    );
+    let (status, error, _) = f.send(PING_PATH, respelled, body).await;
+    assert_eq!((status, reason(&error)), (401, "malformed_auth"));
+    f.server.shutdown().await;
+}
+
+/// Whether the server closes `stream` within `within` (reading whatever it sends first, e.g. a 408).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// A raw TCP connection to `addr` from the loopback address `from`.
+async fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((std::net::Ipv4Addr::from(from), 0).into()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// `GET /health` over a raw connection: the status code.
+async fn raw_health(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: m\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.get(9..12)?.parse().ok()
+}
+
+/// Slow-header and idle connections are closed; without it anyone could hold the miner's descriptors.
+#[tokio::test]
+async fn slow_header_and_idle_connections_are_closed() {
+    let f = start(Limits {
+        header_read_timeout_secs: 1,
+        idle_timeout_secs: 1,
+        ..test_limits()
+    })
+    .await;
+    let addr = f.server.local_addr();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    {
+        use tokio::io::AsyncWriteExt as _;
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: m\r\n")
+            .await
+            .unwrap();
+    }
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut used = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(raw_health(&mut used).await, Some(200));
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(5)).await,
+        "slow headers kept open"
+    );
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "idle connection kept open"
+    );
+    assert!(
+        closed_within(&mut used, Duration::from_secs(5)).await,
+        "idle keep-alive kept open"
+    );
+    f.server.shutdown().await;
+}
+
+/// At the connection cap, new connections land on the health reserve (public routes only, signed
+/// routes 503 `connections_full`); beyond it they are closed at once; one address cannot take more
+/// than its share.
+#[tokio::test]
+async fn connection_caps_keep_health_reachable() {
+    let f = start(Limits {
+        max_connections: 4,
+        health_connections: 2,
+        max_connections_per_ip: 3,
+        ..test_limits()
+    })
+    .await;
+    let addr = f.server.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from([127, 0, 0, 1], addr).await);
+    }
+    // The fourth from the same address is over its per-IP share.
+    let mut extra = connect_from([127, 0, 0, 1], addr).await;
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(3)).await,
+        "per-IP cap not applied"
+    );
+    // Another address takes the last full slot, then the two reserve slots.
+    let mut full = connect_from([127, 0, 0, 2], addr).await;
+    assert_eq!(raw_health(&mut full).await, Some(200));
+    let mut reserve = connect_from([127, 0, 0, 2], addr).await;
+    assert_eq!(raw_health(&mut reserve).await, Some(200), "health on the reserve");
+    // A signed route on a reserve connection is refused.
+    let body = b"ping".to_vec();
+    let headers = f.signed(
+        "//Alice",
+        PING_PATH,
+        &body,
+        unix_nanos(),
+        Some(&f.miner.account()),
+    );
+    let mut request = format!(
+        "POST {PING_PATH} HTTP/1.1\r\nHost: m\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap()));
+    }
+    request.push_str("\r\n");
+    let mut signed = connect_from([127, 0, 0, 3], addr).await;
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        signed.write_all(request.as_bytes()).await.unwrap();
+        signed.write_all(&body).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), signed.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.starts_with("HTTP/1.1 503") && text.contains("connections_full"),
+            "{text}"
+        );
+    }
+    // Cap and reserve are full now (3 + 1 full, 2 reserve... the signed one was closed after its 503).
+    let _more = connect_from([127, 0, 0, 4], addr).await;
+    let mut over = connect_from([127, 0, 0, 5], addr).await;
+    assert!(
+        closed_within(&mut over, Duration::from_secs(3)).await,
+        "connection beyond cap and reserve kept"
+    );
+    // Closing connections frees their slots.
+    drop(held);
+    drop(full);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from([127, 0, 0, 1], addr).await;
+    assert_eq!(raw_health(&mut again).await, Some(200));
+    drop(reserve);
     f.server.shutdown().await;
 }
 

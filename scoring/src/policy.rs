@@ -161,8 +161,10 @@ pub struct Penalties {
     /// Extra penalty for an answer that failed verification, on top of earning nothing (default 1:
     /// one wrong answer cancels one good one). Range [0, 100].
     pub failed_verification: f64,
-    /// Penalty for a timeout, a refusal or a malformed answer (default 0: those just earn nothing).
-    /// Range [0, 100].
+    /// Penalty for a miner that was not available or did not answer usefully (default 0: those just
+    /// earn nothing): codes `timeout`, `unreachable` (connection refused or broken), `refused` (the
+    /// miner declined: busy, unauthorized) and `malformed` (an answer that is not what was asked), and
+    /// any other code not listed below. Range [0, 100].
     pub unavailable: f64,
     /// Reason codes that count as failed verification (default: the codes whose
     /// [`Reason::default_treatment`] is a failed verification: `wrong_sketch`, `wrong_row`,

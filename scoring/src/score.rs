@@ -10,7 +10,8 @@
 //!    measured RTT) with the round's reference throughput for the class, a work-weighted quantile
 //!    (`latency.reference_quantile`) of the passed answers' throughput ([`LatencyCurve`]).
 //! 3. A failed verification costs `penalties.failed_verification` credits at the mean work;
-//!    a timeout, refusal or malformed answer costs `penalties.unavailable` (0 by default); reasons
+//!    a timeout, an unreachable miner, a refusal or a malformed answer costs `penalties.unavailable`
+//!    (0 by default); reasons
 //!    in `penalties.ignored_codes` (the validator's own fault) are dropped.
 //! 4. A miner's round score is its net credit per challenge, each challenge weighted by its class's
 //!    task-mix weight (never below 0). Averaging per challenge, not per class, means a miner is not
@@ -256,6 +257,27 @@ mod tests {
         assert!(s[&1] > 0.0);
         assert!(s[&2] < s[&1]);
         assert!(!s.contains_key(&4), "validator-side failures are ignored");
+    }
+
+    /// `unreachable` is an availability fact: it costs `penalties.unavailable`, never the verification
+    /// penalty.
+    #[test]
+    fn unreachable_costs_the_unavailable_penalty_only() {
+        let mut p = Policy::default();
+        p.penalties.unavailable = 0.25;
+        let round = [
+            obs(1, "matmul", true, "passed", 1.0, 0.0, 1e9),
+            obs(1, "matmul", true, "passed", 1.0, 0.0, 1e9),
+            obs(2, "matmul", true, "passed", 1.0, 0.0, 1e9),
+            obs(2, "matmul", false, "unreachable", 1.0, 0.0, 1e9),
+            obs(3, "matmul", true, "passed", 1.0, 0.0, 1e9),
+            obs(3, "matmul", false, "timeout", 1.0, 0.0, 1e9),
+            obs(4, "matmul", true, "passed", 1.0, 0.0, 1e9),
+            obs(4, "matmul", false, "wrong_row", 1.0, 0.0, 1e9),
+        ];
+        let s = score_round(&round, &p);
+        assert!((s[&2] - s[&3]).abs() < 1e-12, "{s:?}");
+        assert!(s[&2] < s[&1] && s[&2] > s[&4], "{s:?}");
     }
 
     #[test]

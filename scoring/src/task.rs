@@ -112,7 +112,11 @@ pub enum Reason {
     BadChallenge,
     /// The miner did not answer within the deadline.
     Timeout,
-    /// The answer could not be parsed, or the transport failed.
+    /// The miner could not be reached or the connection broke before an answer arrived (connection
+    /// refused or reset, no route): an availability fact, not a judgement of an answer.
+    Unreachable,
+    /// The miner answered, and the answer could not be parsed or is not what was asked for (bad JSON,
+    /// bad receipt, over the size cap, an unexpected status).
     Malformed,
     /// The miner refused the work (busy, unauthorized, too large).
     Refused,
@@ -134,7 +138,7 @@ pub enum Treatment {
 
 impl Reason {
     /// Every reason code.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Passed,
         Self::WrongSketch,
         Self::WrongRow,
@@ -144,6 +148,7 @@ impl Reason {
         Self::OutOfVocab,
         Self::BadChallenge,
         Self::Timeout,
+        Self::Unreachable,
         Self::Malformed,
         Self::Refused,
     ];
@@ -160,6 +165,7 @@ impl Reason {
             Self::OutOfVocab => "out_of_vocab",
             Self::BadChallenge => "bad_challenge",
             Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
             Self::Malformed => "malformed",
             Self::Refused => "refused",
         }
@@ -178,7 +184,7 @@ impl Reason {
             | Self::WrongToken
             | Self::OutOfVocab => Treatment::FailedVerification,
             Self::BadChallenge => Treatment::Ignored,
-            Self::Timeout | Self::Malformed | Self::Refused => Treatment::Unavailable,
+            Self::Timeout | Self::Unreachable | Self::Malformed | Self::Refused => Treatment::Unavailable,
         }
     }
 }
@@ -214,8 +220,9 @@ mod tests {
             Reason::OutOfVocab => 6,
             Reason::BadChallenge => 7,
             Reason::Timeout => 8,
-            Reason::Malformed => 9,
-            Reason::Refused => 10,
+            Reason::Unreachable => 9,
+            Reason::Malformed => 10,
+            Reason::Refused => 11,
         }
     }
 

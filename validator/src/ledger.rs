@@ -237,6 +237,27 @@ impl Ledger {
 
     /// Records a weight submission (of `sub.round`'s weights) and logs it.
     pub fn record_submission(&mut self, sub: &WeightSubmission) -> Result<(), LedgerError> {
+        self.write_submission(None, sub).map(|_| ())
+    }
+
+    /// Records the attempt to submit `sub.round`'s weights before they are sent, with status
+    /// [`PENDING`], and logs it: a process killed while the submission is in flight leaves this record
+    /// (as the round counter is recorded before the round's work). [`Self::finish_submission`] records
+    /// the outcome.
+    pub fn begin_submission(&mut self, sub: &WeightSubmission) -> Result<SubmissionId, LedgerError> {
+        let pending = WeightSubmission {
+            status: PENDING.to_owned(),
+            ..sub.clone()
+        };
+        self.write_submission(None, &pending).map(SubmissionId)
+    }
+
+    /// Records the outcome of the attempt `id` ([`Self::begin_submission`]) and logs it.
+    pub fn finish_submission(&mut self, id: SubmissionId, sub: &WeightSubmission) -> Result<(), LedgerError> {
+        self.write_submission(Some(id.0), sub).map(|_| ())
+    }
+
+    fn write_submission(&mut self, id: Option<i64>, sub: &WeightSubmission) -> Result<i64, LedgerError> {
         let record = WeightsRecord {
             round: sub.round,
             block: sub.block,
@@ -248,11 +269,24 @@ impl Ledger {
             detail: sub.detail.clone(),
         };
         let entry = self.log.next_entry(KIND_WEIGHTS, &record)?;
-        self.store.record_submission(sub, &entry)?;
+        let id = match id {
+            None => self.store.record_submission(sub, &entry)?,
+            Some(id) => {
+                self.store.finish_submission(id, sub, &entry)?;
+                id
+            }
+        };
         self.log.append(&entry)?;
-        Ok(())
+        Ok(id)
     }
 }
+
+/// The status of a weight submission recorded before it is sent.
+pub const PENDING: &str = "pending";
+
+/// A weight submission recorded before sending ([`Ledger::begin_submission`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmissionId(i64);
 
 #[cfg(test)]
 mod tests {

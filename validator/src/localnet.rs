@@ -177,20 +177,90 @@ fn behaviors(config: &LocalnetConfig) -> anyhow::Result<Vec<Behavior>> {
     Ok(out)
 }
 
-fn temp_state_dir() -> std::io::Result<PathBuf> {
-    let mut b = [0u8; 8];
-    rand::fill(&mut b);
-    let dir = std::env::temp_dir().join(format!("validator-localnet-{}", hex::encode(b)));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// Prefix of the state folders `validator localnet` makes under the temporary directory.
+const STATE_DIR_PREFIX: &str = "validator-localnet-";
+/// The file in a state folder its owning process holds an exclusive lock on while it runs.
+const OWNER_LOCK: &str = ".owner";
+/// A folder without an owner lock (a run from before the lock, or one killed while creating it) is
+/// removed once it is this old; a live run creates its lock within microseconds.
+const UNLOCKED_GRACE: Duration = Duration::from_secs(600);
+
+/// A localnet's state folder, removed on drop; its owner lock is held while it exists.
+#[derive(Debug)]
+pub struct StateDir {
+    path: PathBuf,
+    _owner: std::fs::File,
+}
+
+impl StateDir {
+    /// Creates a fresh state folder under `base`, first removing the stale folders that runs killed
+    /// with `-9` left there ([`remove_stale_state_dirs`]).
+    pub fn create_in(base: &Path) -> std::io::Result<Self> {
+        let removed = remove_stale_state_dirs(base);
+        if removed > 0 {
+            tracing::info!(removed, "removed state folders of localnet runs that are gone");
+        }
+        let mut b = [0u8; 8];
+        rand::fill(&mut b);
+        let path = base.join(format!("{STATE_DIR_PREFIX}{}", hex::encode(b)));
+        std::fs::create_dir_all(&path)?;
+        let owner = std::fs::File::create(path.join(OWNER_LOCK))?;
+        owner.try_lock().map_err(std::io::Error::other)?;
+        Ok(Self { path, _owner: owner })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes the `validator-localnet-*` folders under `base` whose owning process is gone: their owner
+/// lock can be taken (the kernel drops a process's locks when it dies, `kill -9` included), or they have
+/// no lock file and are older than ten minutes. Folders of live runs are kept. Returns how many went.
+pub fn remove_stale_state_dirs(base: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_ours = name.to_str().is_some_and(|n| n.starts_with(STATE_DIR_PREFIX));
+        // `file_type` does not follow symlinks: a link with our prefix is never followed or removed.
+        if !is_ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = entry.path();
+        let stale = match std::fs::File::open(dir.join(OWNER_LOCK)) {
+            // Taking the lock succeeds only when no live process holds it; it is released on drop.
+            Ok(lock) => lock.try_lock().is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > UNLOCKED_GRACE),
+            Err(_) => false,
+        };
+        if stale && std::fs::remove_dir_all(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Runs a localnet (see the module docs) and returns its summary.
 pub async fn run(config: &LocalnetConfig) -> anyhow::Result<LocalnetReport> {
     let behaviors = behaviors(config)?;
-    let dir = temp_state_dir().context("creating the localnet state folder")?;
-    let result = tokio::time::timeout(config.deadline, run_in(config, &behaviors, &dir)).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = StateDir::create_in(&std::env::temp_dir()).context("creating the localnet state folder")?;
+    let result = tokio::time::timeout(config.deadline, run_in(config, &behaviors, dir.path())).await;
+    drop(dir);
     result.map_err(|_| {
         anyhow::anyhow!(
             "the localnet did not finish within {:?}; run with RUST_LOG=info to see where it stalled",
@@ -444,4 +514,40 @@ async fn tally_round(tally: &mut Tally, s: &RoundSummary, client: &ChainClient) 
         Some((SubmitStatus::Skipped, _)) | None => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed with `-9` leaves its folder behind with its owner lock released; the next start
+    /// removes it and keeps the folders of runs that are still going.
+    #[test]
+    fn stale_state_folders_go_and_live_ones_stay() {
+        let base = tempfile::tempdir().unwrap();
+        let live = StateDir::create_in(base.path()).unwrap();
+        // A killed run: the folder and lock file stay, the lock is gone with the process.
+        let killed = base.path().join(format!("{STATE_DIR_PREFIX}00000000deadbeef"));
+        std::fs::create_dir_all(&killed).unwrap();
+        std::fs::write(killed.join(OWNER_LOCK), b"").unwrap();
+        std::fs::write(killed.join("state.sqlite"), vec![0u8; 4096]).unwrap();
+        // Someone else's folder and a fresh folder without a lock file are left alone.
+        let other = base.path().join("validator-other");
+        std::fs::create_dir_all(&other).unwrap();
+        let unlocked = base.path().join(format!("{STATE_DIR_PREFIX}0000000000000001"));
+        std::fs::create_dir_all(&unlocked).unwrap();
+
+        let next = StateDir::create_in(base.path()).unwrap();
+        assert!(!killed.exists(), "the killed run's folder is still there");
+        assert!(live.path().exists() && next.path().exists() && other.exists() && unlocked.exists());
+        let next_path = next.path().to_owned();
+        drop(next);
+        assert!(!next_path.exists(), "a finished run removes its own folder");
+        assert_eq!(
+            remove_stale_state_dirs(base.path()),
+            0,
+            "the live run's folder is kept"
+        );
+        assert!(live.path().exists());
+    }
 }

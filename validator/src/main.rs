@@ -105,9 +105,6 @@ enum Cmd {
         /// The chain: `local`, `devnet` or a ws:// URL.
         #[arg(long, default_value = "local")]
         network: String,
-        /// Wallets folder (btcli layout).
-        #[arg(long)]
-        wallet_path: PathBuf,
         /// Miner wallets to create and register.
         #[arg(long, default_value_t = 2)]
         miners: usize,
@@ -247,10 +244,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::LocalnetSetup {
             network,
-            wallet_path,
             miners,
             netuid,
         } => {
+            // The wallets folder is the global `--wallet-path` (or `BT_WALLET_PATH`): a subcommand field
+            // of the same name would clash with it in clap.
+            let wallet_path = PathBuf::from(&cli.wallet.wallet_path);
             let report =
                 runtime()?.block_on(validator::setup::setup(&network, &wallet_path, miners, netuid))?;
             print_setup(&report);

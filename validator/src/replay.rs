@@ -26,7 +26,7 @@ pub struct ReplayReport {
     pub entries: u64,
     /// Rounds recomputed.
     pub rounds: u64,
-    /// Weight submissions checked.
+    /// Weight submission outcomes checked (the attempt logged before each is checked too, not counted).
     pub submissions: u64,
     /// Every disagreement found, one sentence each.
     pub mismatches: Vec<String>,
@@ -127,7 +127,10 @@ pub fn replay(path: &Path) -> Result<ReplayReport, LogError> {
             }
             KIND_WEIGHTS => {
                 let w: WeightsRecord = e.body_as().map_err(bad_body)?;
-                report.submissions += 1;
+                // An attempt is logged before sending and again with its outcome: count outcomes.
+                if w.status != crate::ledger::PENDING {
+                    report.submissions += 1;
+                }
                 match produced.get(&w.round) {
                     Some(p) if *p == w.weights => {}
                     Some(_) => report.mismatches.push(format!(

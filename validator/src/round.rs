@@ -630,6 +630,19 @@ impl<N: Network> Validator<N> {
         let Some(w) = record.weights.clone().filter(|w| !w.uids.is_empty()) else {
             return Ok(None);
         };
+        // The attempt is on record before anything is sent, as the round is before its work.
+        let attempt = WeightSubmission {
+            round: record.round,
+            block: view.block_number,
+            uids: w.uids.clone(),
+            weights: w.weights.clone(),
+            status: String::new(),
+            detail: String::new(),
+            attempts: 0,
+            latency_ms: 0.0,
+        };
+        let pending = attempt.clone();
+        let id = self.with_ledger(move |l| l.begin_submission(&pending)).await?;
         let outcome = self.network.submit_weights(&w).await;
         self.metrics
             .weight_submissions
@@ -638,16 +651,13 @@ impl<N: Network> Validator<N> {
             })
             .inc();
         let sub = WeightSubmission {
-            round: record.round,
-            block: view.block_number,
-            uids: w.uids.clone(),
-            weights: w.weights.clone(),
             status: outcome.status.code().to_owned(),
             detail: outcome.detail.clone(),
             attempts: outcome.attempts,
             latency_ms: outcome.latency.as_secs_f64() * 1e3,
+            ..attempt
         };
-        self.with_ledger(move |l| l.record_submission(&sub)).await?;
+        self.with_ledger(move |l| l.finish_submission(id, &sub)).await?;
         if outcome.status == SubmitStatus::Included {
             self.dashboard.weights_set(&w);
         }

@@ -129,7 +129,8 @@ pub struct WeightSubmission {
     pub uids: Vec<u16>,
     /// u16 weights, aligned with `uids`.
     pub weights: Vec<u16>,
-    /// `included`, `failed` or `skipped`.
+    /// `pending` (written before sending; a record left `pending` means the process stopped before the
+    /// outcome was known), then `included`, `failed` or `skipped`.
     pub status: String,
     /// The chain client's message (dispatch error, mode used).
     pub detail: String,
@@ -425,8 +426,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records a weight submission and its log entry atomically.
-    pub fn record_submission(&mut self, s: &WeightSubmission, entry: &LogEntry) -> Result<()> {
+    /// Records a weight submission and its log entry atomically; returns the submission's row id, which
+    /// [`Self::finish_submission`] updates with the outcome.
+    pub fn record_submission(&mut self, s: &WeightSubmission, entry: &LogEntry) -> Result<i64> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO weight_submissions(round, block, uids, weights, status, detail, attempts, latency_ms)
@@ -441,6 +443,21 @@ impl Store {
                 s.attempts,
                 s.latency_ms
             ],
+        )?;
+        let id = tx.last_insert_rowid();
+        Self::put_log_entry(&tx, entry)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Replaces the submission recorded as `id` (its attempt, written before sending) with its outcome,
+    /// and records the outcome's log entry, atomically.
+    pub fn finish_submission(&mut self, id: i64, s: &WeightSubmission, entry: &LogEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE weight_submissions SET block = ?2, status = ?3, detail = ?4, attempts = ?5, latency_ms = ?6
+             WHERE id = ?1",
+            params![id, s.block as i64, s.status, s.detail, s.attempts, s.latency_ms],
         )?;
         Self::put_log_entry(&tx, entry)?;
         tx.commit()?;

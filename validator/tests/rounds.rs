@@ -159,6 +159,137 @@ async fn hanging_and_flooding_miners_cost_only_their_own_slot() {
     assert!(f.verdict.detail.contains("cap"), "{}", f.verdict.detail);
 }
 
+/// A miner whose port refuses connections is `unreachable` (not `malformed`), one that never answers is
+/// `timeout`, one that answers junk is `malformed`: three facts, three codes, on the record and in
+/// `validator_verdicts_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_timed_out_and_malformed_miners_get_their_own_codes() {
+    let honest = start_miner("u0", Behavior::Honest).await;
+    let hang = start_hostile(1, "u1", Hostile::Hang).await;
+    let garbage = start_miner("u2", Behavior::Garbage).await;
+    // A port nothing listens on: bound, then closed.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gone = exchange::MinerEndpoint {
+        uid: 3,
+        hotkey: chain::keys::Keypair::from_uri("//u3").unwrap().account(),
+        addr: closed,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = validator_key();
+    let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
+    let client =
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
+            .unwrap();
+    let metrics = validator::metrics::Metrics::new();
+    let config = validator::round::RoundConfig {
+        challenge_timeout_secs: 2.0,
+        ..quick_config()
+    };
+    let v = validator::round::Validator::new(
+        std::sync::Arc::new(validator::network::StaticNetwork::new(
+            vec![endpoint(0, &honest), hang, endpoint(2, &garbage), gone],
+            std::time::Duration::from_millis(100),
+        )),
+        client,
+        ledger,
+        [3; 32],
+        config,
+        metrics.clone(),
+        validator::dashboard::Dashboard::new(),
+    );
+    let s = v.run_round().await.unwrap();
+    let reason = |uid: u16| {
+        let m = s.record.miners.iter().find(|m| m.uid == uid).unwrap();
+        (m.verdict.reason, m.verdict.detail.clone())
+    };
+    assert_eq!(reason(0).0, Reason::Passed, "{:?}", reason(0));
+    assert_eq!(reason(1).0, Reason::Timeout, "{:?}", reason(1));
+    assert_eq!(reason(2).0, Reason::Malformed, "{:?}", reason(2));
+    assert_eq!(reason(3).0, Reason::Unreachable, "{:?}", reason(3));
+    let text = metrics.render();
+    for code in ["timeout", "malformed", "unreachable"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("validator_verdicts_total")
+                    && l.contains(&format!("reason=\"{code}\""))),
+            "no {code} verdict in the metrics:\n{text}"
+        );
+    }
+}
+
+/// A chain whose weight submission never returns (the fault injected on purpose): the round stops while
+/// the submission is in flight, as under `kill -9`.
+struct StuckSubmission {
+    inner: validator::network::StaticNetwork,
+    entered: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl validator::network::Network for StuckSubmission {
+    async fn view(&self) -> Result<validator::network::ChainView, validator::network::NetworkError> {
+        self.inner.view().await
+    }
+
+    async fn submit_weights(
+        &self,
+        _weights: &scoring::weights::WeightVector,
+    ) -> validator::network::SubmitOutcome {
+        let _ = self.entered.send(());
+        std::future::pending().await
+    }
+}
+
+/// The attempt to submit a round's weights is on record before they are sent: a validator stopped
+/// between committing the round and learning the submission's outcome leaves a `pending` record (in
+/// the database and the round log), and the log still replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weight_submission_is_recorded_before_it_is_sent() {
+    let honest = start_miner("w0", Behavior::Honest).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = validator_key();
+    let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
+    let client =
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
+            .unwrap();
+    let (tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let network = StuckSubmission {
+        inner: validator::network::StaticNetwork::new(
+            vec![endpoint(0, &honest)],
+            std::time::Duration::from_millis(100),
+        ),
+        entered: tx,
+    };
+    let v = validator::round::Validator::new(
+        std::sync::Arc::new(network),
+        client,
+        ledger,
+        [5; 32],
+        quick_config(),
+        validator::metrics::Metrics::new(),
+        validator::dashboard::Dashboard::new(),
+    );
+    tokio::select! {
+        r = v.run_round() => panic!("the round ended though its submission never returns: {r:?}"),
+        _ = entered.recv() => {}
+    }
+    // The round future is dropped mid-submission; nothing after the send runs.
+    let log = v.ledger().lock().unwrap().log_path();
+    drop(v);
+    let store = validator::state::Store::open_dir(dir.path()).unwrap();
+    assert_eq!(store.last_round().unwrap(), 1);
+    let sub = store
+        .last_submission()
+        .unwrap()
+        .expect("the attempt is recorded before sending");
+    assert_eq!((sub.round, sub.status.as_str()), (1, "pending"));
+    assert_eq!(sub.uids, vec![0]);
+    let report = validator::replay::replay(&log).unwrap();
+    assert!(report.matches(), "{:?}", report.mismatches);
+    assert_eq!((report.rounds, report.submissions), (1, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_server_shows_scores_metrics_and_html() {
     let a = start_miner("s0", Behavior::Honest).await;

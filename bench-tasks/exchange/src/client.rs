@@ -87,19 +87,21 @@ pub struct Signed<T> {
     pub elapsed: Duration,
 }
 
-/// The verdict reason a failed call earns: a timeout is [`Reason::Timeout`], a refusal the miner
-/// chose (401, 403, 413, 429, 503) is [`Reason::Refused`], anything else [`Reason::Malformed`].
+/// The verdict reason a failed call earns: a timeout is [`Reason::Timeout`], a miner that could not be
+/// reached (connection refused or broken before the answer) [`Reason::Unreachable`], a refusal the
+/// miner chose (401, 403, 413, 429, 503) [`Reason::Refused`], and an answer that is not what was asked
+/// for [`Reason::Malformed`].
 pub fn verdict_reason(e: &CallError) -> Reason {
     match e {
         HttpError::Timeout { .. } => Reason::Timeout,
+        HttpError::Transport { .. } => Reason::Unreachable,
         HttpError::Refused {
             status: 401 | 403 | 413 | 429 | 503,
             ..
         } => Reason::Refused,
-        HttpError::Refused { .. }
-        | HttpError::Transport { .. }
-        | HttpError::TooLarge { .. }
-        | HttpError::Malformed { .. } => Reason::Malformed,
+        HttpError::Refused { .. } | HttpError::TooLarge { .. } | HttpError::Malformed { .. } => {
+            Reason::Malformed
+        }
     }
 }
 

@@ -16,6 +16,8 @@ pub mod pallet {
     extern crate alloc;
     use alloc::vec::Vec;
 
+    use super::{MAX_KEPT_PULSES, MAX_REMOVED_PULSES};
+
     /// A drand pulse: round, randomness and the BLS signature over the round.
     #[derive(Encode, Decode, DecodeWithMemTracking, TypeInfo, Clone, PartialEq, Eq, Debug)]
     pub struct Pulse {
@@ -71,6 +73,10 @@ pub mod pallet {
     #[pallet::storage]
     pub type LastStoredRound<T> = StorageValue<_, u64, ValueQuery>;
 
+    /// Lowest round still stored (older ones are pruned, as on finney).
+    #[pallet::storage]
+    pub type OldestStoredRound<T> = StorageValue<_, u64, ValueQuery>;
+
     /// The beacon followed (written by the node when its beacon is on; empty otherwise).
     #[pallet::storage]
     pub type BeaconConfig<T> = StorageValue<_, BeaconConfiguration, ValueQuery>;
@@ -108,9 +114,34 @@ pub mod pallet {
                 },
             );
             LastStoredRound::<T>::mutate(|r| *r = (*r).max(round));
+            if OldestStoredRound::<T>::get() == 0 {
+                OldestStoredRound::<T>::put(round);
+            }
+            Self::prune_old_pulses();
+        }
+
+        /// Removes the pulses more than [`MAX_KEPT_PULSES`] rounds behind the last stored one, at most
+        /// [`MAX_REMOVED_PULSES`] per call, advancing `OldestStoredRound` (finney's `pallet_drand` keeps
+        /// the same window the same way).
+        pub fn prune_old_pulses() {
+            let last = LastStoredRound::<T>::get();
+            let mut oldest = OldestStoredRound::<T>::get();
+            let mut removed = 0;
+            while last.saturating_sub(oldest) >= MAX_KEPT_PULSES && removed < MAX_REMOVED_PULSES {
+                Pulses::<T>::remove(oldest);
+                oldest += 1;
+                removed += 1;
+            }
+            OldestStoredRound::<T>::put(oldest);
         }
     }
 }
+
+/// Pulses kept on chain, as finney's `pallet_drand` (a week of quicknet's 3 s rounds; six hours of the
+/// devnet beacon's 100 ms rounds). Older ones are pruned as new ones are stored.
+pub const MAX_KEPT_PULSES: u64 = 216_000;
+/// Most pulses pruned per stored pulse, as finney's `pallet_drand`.
+pub const MAX_REMOVED_PULSES: u64 = 100;
 
 /// Most pulses the devnet's beacon writes in one block (the backlog after a pause is skipped).
 pub const MAX_PULSES_PER_BLOCK: u64 = 64;

@@ -1,8 +1,9 @@
 //! The node: chain state, block production and the transaction pool.
 //!
 //! The head state lives in a `TestExternalities`; every block is built by `Executive` in it, then
-//! its changes are committed and a snapshot of the whole key space is kept for the most recent
-//! blocks, so storage queries and runtime calls can name a recent block hash. Finality is
+//! its changes are committed to it and to a map of the whole key space, and the values they replaced
+//! are kept as the block's undo record for the most recent blocks, so storage queries and runtime calls
+//! can name a recent block hash (its state is rebuilt from the head's) while memory holds one state. Finality is
 //! instant: every block is final when produced.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -33,8 +34,15 @@ use super::runtime::{
 /// A storage snapshot: every top-trie key and value at one block.
 pub type Snapshot = Arc<BTreeMap<Vec<u8>, Vec<u8>>>;
 
-/// How long the node keeps per-block state snapshots (blocks).
+/// What one block changed, as the values its changed keys had before it (`None`: absent). Applied to
+/// the block's state, it gives its parent's.
+type Undo = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// How many recent blocks' states the node can serve (blocks), like a node pruning state at 256.
+/// Only the head's state is held whole; older ones are rebuilt from it with the blocks' undo records.
 pub const KEPT_STATES: usize = 256;
+/// Rebuilt states of older blocks kept for the next query.
+const REBUILT_STATES: usize = 4;
 /// Most transactions the pool holds.
 pub const MAX_POOL: usize = 8192;
 /// Most block bodies and headers kept (older ones are pruned; their hashes stay known).
@@ -239,8 +247,10 @@ pub struct Chain {
     head_number: BlockNumber,
     hashes: Vec<H256>,
     blocks: HashMap<H256, Block>,
-    states: HashMap<H256, Snapshot>,
-    state_order: VecDeque<H256>,
+    /// Undo records of the latest [`KEPT_STATES`] blocks, oldest first.
+    undo: VecDeque<(H256, Undo)>,
+    /// Recently rebuilt states of older blocks, newest first.
+    rebuilt: std::sync::Mutex<VecDeque<(H256, Snapshot)>>,
     pool: Vec<PoolTx>,
     last_timestamp: u64,
     heads: broadcast::Sender<Header>,
@@ -299,20 +309,21 @@ impl Chain {
         let (heads, _) = broadcast::channel(256);
         let mut chain = Self {
             ext,
-            head_state: snapshot.clone(),
+            head_state: snapshot,
             genesis_hash,
             head: genesis_hash,
             head_number: 0,
             hashes: vec![genesis_hash],
             blocks: HashMap::from([(genesis_hash, block)]),
-            states: HashMap::new(),
-            state_order: VecDeque::new(),
+            undo: VecDeque::new(),
+            rebuilt: std::sync::Mutex::new(VecDeque::new()),
             pool: Vec::new(),
             last_timestamp: 0,
             heads,
             beacon: None,
         };
-        chain.keep_state(genesis_hash, snapshot);
+        // The genesis state is served like any kept block's: rebuilt through the later blocks' undo.
+        chain.keep_undo(genesis_hash, Undo::new());
         let _ = chain.ext.commit_all();
         chain
     }
@@ -323,14 +334,56 @@ impl Chain {
         self.beacon = Some((beacon, config));
     }
 
-    fn keep_state(&mut self, hash: H256, snapshot: Snapshot) {
-        self.states.insert(hash, snapshot);
-        self.state_order.push_back(hash);
-        while self.state_order.len() > KEPT_STATES {
-            if let Some(old) = self.state_order.pop_front() {
-                self.states.remove(&old);
+    fn keep_undo(&mut self, hash: H256, undo: Undo) {
+        self.undo.push_back((hash, undo));
+        while self.undo.len() > KEPT_STATES {
+            self.undo.pop_front();
+        }
+    }
+
+    /// Bytes of state the node holds for older blocks: the undo records and the rebuilt states kept.
+    pub fn history_bytes(&self) -> usize {
+        let undo: usize = self
+            .undo
+            .iter()
+            .flat_map(|(_, u)| u.iter())
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let rebuilt: usize = self
+            .rebuilt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(_, s)| s.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+            .sum();
+        undo + rebuilt
+    }
+
+    /// The state at `hash`, an older kept block: the head's state with the undo records of every block
+    /// after it applied, newest first.
+    fn rebuild(&self, hash: H256) -> Option<Snapshot> {
+        // Only blocks still in the window are served, whatever the rebuilt cache holds.
+        let at = self.undo.iter().position(|(h, _)| *h == hash)?;
+        let mut rebuilt = self
+            .rebuilt
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, s)) = rebuilt.iter().find(|(h, _)| *h == hash) {
+            return Some(s.clone());
+        }
+        let mut state = self.head_state.as_ref().clone();
+        for (_, undo) in self.undo.iter().skip(at + 1).rev() {
+            for (k, v) in undo {
+                match v {
+                    Some(v) => state.insert(k.clone(), v.clone()),
+                    None => state.remove(k),
+                };
             }
         }
+        let snapshot: Snapshot = Arc::new(state);
+        rebuilt.push_front((hash, snapshot.clone()));
+        rebuilt.truncate(REBUILT_STATES);
+        Some(snapshot)
     }
 
     /// Subscribe to new heads (every block is final).
@@ -367,7 +420,8 @@ impl Chain {
     pub fn state(&self, hash: Option<H256>) -> Option<Snapshot> {
         match hash {
             None => Some(self.head_state.clone()),
-            Some(h) => self.states.get(&h).cloned(),
+            Some(h) if h == self.head => Some(self.head_state.clone()),
+            Some(h) => self.rebuild(h),
         }
     }
 
@@ -394,8 +448,7 @@ impl Chain {
         let out = match hash {
             Some(h) if h != self.head => {
                 let snap = self
-                    .states
-                    .get(&h)
+                    .rebuild(h)
                     .ok_or_else(|| format!("State already discarded for {h:?}"))?;
                 let mut ext = TestExternalities::new(Storage {
                     top: snap.as_ref().clone(),
@@ -583,8 +636,8 @@ impl Chain {
             extrinsics,
         };
 
-        // Snapshot the changes on top of the previous head state, then commit them.
-        let mut state = self.head_state.as_ref().clone();
+        // Apply the changes to the head state (in place unless a reader still holds it), keeping what
+        // they replaced as the block's undo record, then commit them.
         let changed: Vec<Vec<u8>> = self
             .ext
             .overlayed_changes()
@@ -597,13 +650,16 @@ impl Chain {
                 .map(|k| sp_io::storage::get(k).map(|b| b.to_vec()))
                 .collect()
         });
+        let state = Arc::make_mut(&mut self.head_state);
+        let mut undo: Undo = Vec::with_capacity(changed.len());
         for (k, v) in changed.into_iter().zip(values) {
-            match v {
-                Some(v) => state.insert(k, v),
+            let old = match v {
+                Some(v) => state.insert(k.clone(), v),
                 None => state.remove(&k),
             };
+            undo.push((k, old));
         }
-        let snapshot: Snapshot = Arc::new(state);
+        let snapshot = self.head_state.clone();
         if number.is_multiple_of(COMPACT_EVERY) {
             self.ext = TestExternalities::new(Storage {
                 top: snapshot.as_ref().clone(),
@@ -616,8 +672,8 @@ impl Chain {
                 children_default: Default::default(),
             });
         }
-        self.head_state = snapshot.clone();
-        self.keep_state(hash, snapshot);
+        drop(snapshot);
+        self.keep_undo(hash, undo);
         self.head = hash;
         self.head_number = number;
         self.hashes.push(hash);
@@ -683,4 +739,80 @@ pub fn decode_hex(s: &str, max: usize) -> Result<Vec<u8>, String> {
         ));
     }
     hex::decode(s).map_err(|e| format!("invalid hex: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> Chain {
+        let storage = genesis_storage(&GenesisParams {
+            tempo: 10,
+            dev_subnet: false,
+            dev_subnet_commit_reveal: false,
+        })
+        .unwrap();
+        let mut chain = Chain::new(storage);
+        chain.set_beacon(
+            chain::timelock::DevBeacon::devnet(),
+            chain::timelock::BeaconConfig::devnet(),
+        );
+        chain
+    }
+
+    /// Older blocks' states are rebuilt exactly from the head's and the undo records, while the node
+    /// holds one whole state plus records the size of what the blocks changed (not 256 copies).
+    #[test]
+    fn older_states_are_rebuilt_exactly_from_undo_records() {
+        let mut chain = chain();
+        let genesis = chain.state(None).unwrap();
+        let mut seen: Vec<(H256, Snapshot)> = vec![(chain.genesis_hash(), genesis)];
+        for _ in 0..40 {
+            let produced = chain.produce_block().unwrap();
+            let head = chain.state(None).unwrap();
+            seen.push((produced.hash, Arc::new(head.as_ref().clone())));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for (hash, expected) in &seen {
+            assert_eq!(chain.state(Some(*hash)).unwrap(), *expected, "state at {hash:?}");
+        }
+        let head_bytes: usize = chain
+            .state(None)
+            .unwrap()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        // Undo records of 40 blocks plus at most four rebuilt states hold less than a quarter of what a
+        // state copy per block would (even with genesis's small state; the ratio grows with the state).
+        assert!(
+            chain.history_bytes() < seen.len() * head_bytes / 4,
+            "history {} bytes, head state {head_bytes} bytes",
+            chain.history_bytes()
+        );
+        // Blocks past the window are forgotten.
+        for _ in 0..KEPT_STATES {
+            chain.produce_block().unwrap();
+        }
+        assert!(chain.state(Some(seen[1].0)).is_none());
+    }
+
+    /// Pulses older than `MAX_KEPT_PULSES` rounds behind the last are pruned as new ones land.
+    #[test]
+    fn old_beacon_pulses_are_pruned() {
+        use crate::drand::{
+            LastStoredRound, MAX_KEPT_PULSES, MAX_REMOVED_PULSES, OldestStoredRound, Pallet, Pulses,
+        };
+        let mut chain = chain();
+        chain.ext.execute_with(|| {
+            let extra = 2 * MAX_REMOVED_PULSES;
+            for round in 1..=MAX_KEPT_PULSES + extra {
+                Pallet::<Runtime>::store_pulse(round, vec![7; 48]);
+            }
+            assert_eq!(LastStoredRound::<Runtime>::get(), MAX_KEPT_PULSES + extra);
+            assert_eq!(OldestStoredRound::<Runtime>::get(), extra + 1);
+            assert!(!Pulses::<Runtime>::contains_key(extra));
+            assert!(Pulses::<Runtime>::contains_key(extra + 1));
+            assert_eq!(Pulses::<Runtime>::iter_keys().count() as u64, MAX_KEPT_PULSES);
+        });
+    }
 }

@@ -128,6 +128,13 @@ pub(crate) fn verify(
             "X-Bittensor-Nonce must be a decimal integer".into(),
         ));
     }
+    // The signature covers the canonical decimal form and the replay cache keys on it: any other spelling
+    // of the same value (`0N`, `00N`) would be a second, unseen key for one signed request.
+    if nonce_str.len() > 1 && nonce_str.starts_with('0') {
+        return Err(AuthError::Malformed(
+            "X-Bittensor-Nonce must be written without leading zeros".into(),
+        ));
+    }
     let nonce: u64 = nonce_str
         .parse()
         .map_err(|_| AuthError::Malformed("X-Bittensor-Nonce does not fit in 64 bits".into()))?;
@@ -174,7 +181,7 @@ pub(crate) fn verify(
     Ok(Verified {
         scheme: Scheme::BtAuth,
         hotkey,
-        request_id: nonce_str.to_owned(),
+        request_id: nonce.to_string(),
         receiver,
         timestamp_ns: nonce,
     })
@@ -249,6 +256,35 @@ mod tests {
             run(&v, &s.headers, b"body", NONCE + 2_000),
             Err(AuthError::Replayed(alice().account()))
         );
+    }
+
+    /// A captured request with its nonce re-spelled (`0N`) is the same signed request: refused, and it
+    /// never gets a second replay-cache entry.
+    #[test]
+    fn a_re_spelled_nonce_is_refused_not_replayed() {
+        let (v, s) = setup();
+        assert!(run(&v, &s.headers, b"body", NONCE + 1_000).is_ok());
+        for spelled in [format!("0{NONCE}"), format!("00{NONCE}")] {
+            let mut h = s.headers.clone();
+            h.insert(H_NONCE, HeaderValue::from_str(&spelled).unwrap());
+            let err = run(&v, &h, b"body", NONCE + 2_000).unwrap_err();
+            assert!(matches!(err, AuthError::Malformed(_)), "{spelled}: {err}");
+        }
+        // A fresh verifier refuses the re-spelled form too, so it cannot be the first one accepted.
+        let (fresh, _) = setup();
+        let mut h = s.headers.clone();
+        h.insert(H_NONCE, HeaderValue::from_str(&format!("0{NONCE}")).unwrap());
+        assert!(matches!(
+            run(&fresh, &h, b"body", NONCE),
+            Err(AuthError::Malformed(_))
+        ));
+        // "0" alone is canonical (and stale here).
+        let mut h = s.headers;
+        h.insert(H_NONCE, HeaderValue::from_static("0"));
+        assert!(matches!(
+            run(&fresh, &h, b"body", NONCE),
+            Err(AuthError::Stale { .. })
+        ));
     }
 
     #[test]

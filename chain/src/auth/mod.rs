@@ -201,7 +201,9 @@ impl Verifier {
         &self.config
     }
 
-    /// Verifies a request (btauth/1 if `X-Bittensor-Version` is present, else Epistula V2) now.
+    /// Verifies a request (btauth/1 if `X-Bittensor-Version` is present, else Epistula V2) now and
+    /// remembers its id. Every sender with a valid signature gets an entry in the replay cache: servers
+    /// that answer only some senders use [`Self::verify_authorized`], which asks first.
     ///
     /// `target` is the request target exactly as sent: path plus `?query` if any.
     pub fn verify(
@@ -224,17 +226,68 @@ impl Verifier {
         now_ns: u64,
         now: Instant,
     ) -> Result<Verified, AuthError> {
+        self.verify_authorized_at(method, target, headers, body, now_ns, now, |_| {
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map(|(verified, ())| verified)
+        .map_err(|refused| match refused {
+            Refused::Auth(e) => e,
+            Refused::Unauthorized { error, .. } => match error {},
+        })
+    }
+
+    /// Verifies a request, then asks `authorize` about the authenticated sender, and only for a sender
+    /// it accepts remembers the request id. A sender the server would refuse anyway (unregistered,
+    /// without a permit) therefore never takes a place in the shared replay cache, so a flood of validly
+    /// signed requests from throwaway keys cannot fill it and lock out the real validators.
+    ///
+    /// A refused sender's request is not remembered, so it may be sent again; it is refused again.
+    pub fn verify_authorized<T, E>(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        authorize: impl FnOnce(&Verified) -> Result<T, E>,
+    ) -> Result<(Verified, T), Refused<E>> {
+        self.verify_authorized_at(
+            method,
+            target,
+            headers,
+            body,
+            unix_nanos(),
+            Instant::now(),
+            authorize,
+        )
+    }
+
+    /// [`Self::verify_authorized`] with an explicit wall clock (unix ns) and monotonic instant.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_authorized_at<T, E>(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_ns: u64,
+        now: Instant,
+        authorize: impl FnOnce(&Verified) -> Result<T, E>,
+    ) -> Result<(Verified, T), Refused<E>> {
         let verified = if headers.contains_key(btauth::H_VERSION) {
             btauth::verify(method, target, headers, body, &self.own, &self.config, now_ns)?
         } else if headers.contains_key(epistula::H_VERSION) {
             if !self.config.accept_epistula {
-                return Err(AuthError::SchemeDisabled);
+                return Err(AuthError::SchemeDisabled.into());
             }
             epistula::verify(headers, body, &self.own, &self.config, now_ns)?
         } else {
-            return Err(AuthError::Malformed(
-                "no X-Bittensor-* (btauth/1) or Epistula-* headers".into(),
-            ));
+            return Err(
+                AuthError::Malformed("no X-Bittensor-* (btauth/1) or Epistula-* headers".into()).into(),
+            );
+        };
+        let granted = match authorize(&verified) {
+            Ok(granted) => granted,
+            Err(error) => return Err(Refused::Unauthorized { verified, error }),
         };
         let key = ReplayKey {
             scheme: verified.scheme.tag(),
@@ -242,10 +295,35 @@ impl Verifier {
             id: verified.request_id.clone(),
         };
         match self.replay.insert_at(key, now) {
-            InsertOutcome::Fresh => Ok(verified),
-            InsertOutcome::Replayed => Err(AuthError::Replayed(verified.hotkey)),
-            InsertOutcome::Full => Err(AuthError::Busy),
+            InsertOutcome::Fresh => Ok((verified, granted)),
+            InsertOutcome::Replayed => Err(AuthError::Replayed(verified.hotkey).into()),
+            InsertOutcome::Full => Err(AuthError::Busy.into()),
         }
+    }
+
+    /// Live entries in the replay cache.
+    pub fn remembered(&self) -> usize {
+        self.replay.len()
+    }
+}
+
+/// Why [`Verifier::verify_authorized`] refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused<E> {
+    /// It did not authenticate (or was a replay, or the replay cache is full).
+    Auth(AuthError),
+    /// It authenticated, and the server's authorization refused the sender; nothing was remembered.
+    Unauthorized {
+        /// The authenticated request (a server may still sign its refusal for the sender).
+        verified: Verified,
+        /// What the authorization said.
+        error: E,
+    },
+}
+
+impl<E> From<AuthError> for Refused<E> {
+    fn from(e: AuthError) -> Self {
+        Self::Auth(e)
     }
 }
 
@@ -402,6 +480,56 @@ mod tests {
         );
         assert_eq!(AuthError::WrongReceiver { expected: a, got: a }.status(), 403);
         assert_eq!(AuthError::Busy.status(), 503);
+    }
+
+    /// Senders the server refuses never enter the replay cache: a flood of validly signed requests from
+    /// unknown keys leaves it empty, and the known sender still gets in.
+    #[test]
+    fn refused_senders_take_no_place_in_the_replay_cache() {
+        let miner = Keypair::from_uri("//Miner").unwrap();
+        let validator = Keypair::from_uri("//Alice").unwrap();
+        let verifier = Verifier::new(
+            miner.account(),
+            VerifierConfig {
+                replay_capacity: 4,
+                ..VerifierConfig::default()
+            },
+        );
+        let known = |v: &Verified| {
+            if v.hotkey == validator.account() {
+                Ok(7u64)
+            } else {
+                Err("unknown_hotkey")
+            }
+        };
+        for i in 0..16 {
+            let throwaway = Keypair::from_uri(&format!("//Throwaway{i}")).unwrap();
+            let signed =
+                RequestSigner::new(throwaway.clone()).btauth("POST", "/p", b"x", Some(&miner.account()));
+            let refused = verifier
+                .verify_authorized("POST", "/p", &signed.headers, b"x", known)
+                .unwrap_err();
+            assert!(
+                matches!(&refused, Refused::Unauthorized { verified, error: "unknown_hotkey" } if verified.hotkey == throwaway.account()),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(verifier.remembered(), 0);
+        let signer = RequestSigner::new(validator.clone());
+        for _ in 0..4 {
+            let signed = signer.btauth("POST", "/p", b"x", Some(&miner.account()));
+            let (verified, stake) = verifier
+                .verify_authorized("POST", "/p", &signed.headers, b"x", known)
+                .unwrap();
+            assert_eq!((verified.hotkey, stake), (validator.account(), 7));
+        }
+        assert_eq!(verifier.remembered(), 4);
+        // Only the known sender's own traffic can fill the cache.
+        let signed = signer.btauth("POST", "/p", b"x", Some(&miner.account()));
+        assert!(matches!(
+            verifier.verify_authorized("POST", "/p", &signed.headers, b"x", known),
+            Err(Refused::Auth(AuthError::Busy))
+        ));
     }
 
     #[test]

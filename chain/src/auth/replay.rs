@@ -7,8 +7,9 @@
 //! **When full**: the cache first drops expired entries; if it is still full, [`ReplayCache::insert`]
 //! refuses the request ([`InsertOutcome::Full`], HTTP 503) instead of evicting a live entry. Evicting a
 //! live entry would let that request be replayed; refusing costs availability only under a flood of
-//! *authenticated* traffic (unauthenticated traffic never reaches the cache, because entries are written
-//! only after the signature verifies).
+//! *authorized* traffic: entries are written only after the signature verifies and, through
+//! [`super::Verifier::verify_authorized`], only for senders the server accepts (registered validators),
+//! so throwaway keys with valid signatures cannot fill it.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
