@@ -5,7 +5,8 @@
 #   scripts/gpu-bundle.sh DEST            (default DEST: ./gpu-bundle)
 #
 # Contents: bench-tasks.xz (the release binary with cuda + wgpu + vulkan, stripped and xz-compressed),
-# lib/libvulkan.so.1 (Debian's Vulkan loader, for machines whose driver ships only the ICD), gpu_check.py
+# lib/ (Debian's Vulkan loader libvulkan.so.1, for machines whose driver ships only the ICD, and the
+# libz/libzstd the binary links), gpu_check.py
 # and run.sh (= scripts/gpu-check.sh). Build the binary first:
 #   eval "$(scripts/cuda-toolchain.sh)"; cargo build --release -p bench-tasks --features cuda,wgpu,vulkan
 set -euo pipefail
@@ -23,6 +24,11 @@ if [ -n "$loader" ] && [ -f "$loader" ]; then
 else
   echo "gpu-bundle: no libvulkan.so.1 here (apt-get install libvulkan1); the bundle goes without it" >&2
 fi
+# The binary links libz and libzstd (LLVM's); carry them in case the GPU machine lacks them.
+for so in libz.so.1 libzstd.so.1; do
+  f="$(readlink -f "/usr/lib/x86_64-linux-gnu/$so" 2>/dev/null || readlink -f "/lib/x86_64-linux-gnu/$so" 2>/dev/null || true)"
+  [ -n "$f" ] && [ -f "$f" ] && cp "$f" "$dest/lib/$so"
+done
 cp "$root/scripts/gpu_check.py" "$dest/gpu_check.py"
 cp "$root/scripts/gpu-check.sh" "$dest/run.sh"
 chmod +x "$dest/run.sh"

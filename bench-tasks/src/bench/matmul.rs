@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::{median, timed};
 use crate::backend::{BackendError, BackendKind};
-use crate::matmul::miner::factors;
+use crate::matmul::miner::{exact_in, factors};
 use crate::matmul::{
     Adversary, ChallengeError, MatmulDtype, MatmulJob, MatmulLimits, MinerError, RoundParams, RoundSetup,
 };
@@ -67,8 +67,8 @@ pub struct MatmulBenchReport {
     pub miner_cold_seconds: f64,
     /// `2n³ / miner_seconds`, in TFLOP/s.
     pub tflops: f64,
-    /// Whether the device has the class's format (otherwise the miner multiplies in f32 and rounds on the
-    /// host, and `kernel_seconds` is the f32 product's).
+    /// Whether the device's kernel in the class's format qualified as exact ([`exact_in`]); otherwise
+    /// the miner multiplies in f32 and rounds, and `kernel_seconds` is the f32 product's.
     pub native_dtype: bool,
     /// Median time of the product alone, operands ready on the device.
     pub kernel_seconds: f64,
@@ -204,7 +204,7 @@ pub fn run(opts: &MatmulBenchOptions) -> Result<MatmulBenchReport, BenchError> {
         miner_seconds,
         miner_cold_seconds: cold,
         tflops: challenge.flops() / miner_seconds / 1e12,
-        native_dtype: device.supports_dtype(params.dtype.float_dtype()),
+        native_dtype: exact_in(&device, params.dtype),
         kernel_seconds,
         kernel_tflops: challenge.flops() / kernel_seconds / 1e12,
         h200_seconds,
@@ -233,7 +233,7 @@ fn kernel_time(
     let dtype = challenge.dtype.float_dtype();
     let sync = || device.sync().map_err(|e| MinerError::Device(format!("{e:?}")));
     let (a, b) = factors(challenge, device);
-    let (a, b) = if challenge.dtype == MatmulDtype::F32 || !device.supports_dtype(dtype) {
+    let (a, b) = if !exact_in(device, challenge.dtype) {
         (a, b)
     } else {
         (a.cast(dtype), b.cast(dtype))

@@ -62,17 +62,64 @@ impl MatmulJob {
             return Ok((answer, OpenState::stored(challenge, c, *limits)));
         }
         // The product in the class's format (f32 accumulation in the kernel), widened for the sketch;
-        // the exact rows are recomputed in f32 from `B` when opened. A device without the format
-        // computes the exact product in f32 and rounds it on the host: the same answer, slower.
+        // the exact rows are recomputed in f32 from `B` when opened. A device without a qualified kernel
+        // in the format ([`exact_in`]) computes the exact product in f32 and rounds it on the host: the
+        // same answer, slower.
         let dtype = challenge.dtype.float_dtype();
-        let c_rounded = if device.supports_dtype(dtype) {
+        let c_rounded = if exact_in(device, challenge.dtype) {
             product_in(a, b.clone(), dtype).cast(FloatDType::F32)
         } else {
-            round_on_host(a.matmul(b.clone()), challenge.dtype)?
+            // Exact in f32; `sketch_of` rounds it.
+            a.matmul(b.clone())
         };
         let answer = sketch_of(challenge, &c_rounded, device)?;
         Ok((answer, OpenState::exact_rows(challenge, b, *limits)))
     }
+}
+
+/// Side of the qualification product of [`exact_in`]: large enough that many entries and partial sums
+/// pass 2^11, where an f16 accumulator would start to round.
+pub const QUALIFY_N: u32 = 1024;
+
+/// Whether `device`'s matmul kernel in `dtype` computes exactly `round(A·B)` (f32 accumulation, one
+/// rounding at the end), found once per device and dtype by comparing a [`QUALIFY_N`]³ product of
+/// challenge-like matrices with the rounded exact f32 product, bit for bit, and cached for the
+/// process. A device without the format, or whose kernel rounds partial sums (burn-flex's f16 gemm
+/// does), is not qualified: its miner multiplies in f32 and rounds, the same answer.
+pub fn exact_in(device: &Device, dtype: MatmulDtype) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    if dtype == MatmulDtype::F32 {
+        return true;
+    }
+    if !device.supports_dtype(dtype.float_dtype()) {
+        return false;
+    }
+    static CACHE: OnceLock<Mutex<HashMap<(String, MatmulDtype), bool>>> = OnceLock::new();
+    let key = (format!("{device:?}"), dtype);
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(&known) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return known;
+    }
+    let qualified = qualify(device, dtype).unwrap_or(false);
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, qualified);
+    qualified
+}
+
+fn qualify(device: &Device, dtype: MatmulDtype) -> Result<bool, MinerError> {
+    let n = QUALIFY_N;
+    let a = MatrixGen::new(0x0a11_f1ed, MatrixId::A, n, n, ENTRY_BOUND).to_device(device);
+    let b = MatrixGen::new(0x0a11_f1ed, MatrixId::B, n, n, ENTRY_BOUND).to_device(device);
+    let exact = read_f32(a.clone().matmul(b.clone()))?;
+    let got = read_f32(product_in(a, b, dtype.float_dtype()).cast(FloatDType::F32))?;
+    Ok(got.len() == exact.len()
+        && got
+            .iter()
+            .zip(&exact)
+            .all(|(g, &e)| g.to_bits() == dtype.round(e).to_bits()))
 }
 
 /// `c` rounded to `dtype`'s format on the host and uploaded again (devices without that format).
@@ -127,7 +174,8 @@ pub(crate) fn sketch_of(
     let dtype = challenge.dtype.float_dtype();
     let c = if challenge.dtype == MatmulDtype::F32 {
         c.clone()
-    } else if !device.supports_dtype(dtype) {
+    } else if !exact_in(device, challenge.dtype) {
+        // No qualified kernel in this format (the f32 fallback of `run`): round on the host.
         round_on_host(c.clone(), challenge.dtype)?
     } else {
         c.clone().cast(dtype).cast(FloatDType::F32)
