@@ -61,7 +61,7 @@ fn kernels_qualify_exactly_when_they_round_the_exact_product_once() {
             let rounded = exact.iter().filter(|&&e| dtype.round(e) != e).count();
             // The comparison is not vacuous: many entries needed rounding.
             assert!(
-                rounded > 1000,
+                rounded > 100,
                 "{kind} {dtype}: only {rounded} entries were rounded"
             );
             eprintln!(
