@@ -26,6 +26,6 @@ python3 docker/check_dashboard.py
 
 if [ "${CHECK_DOCKER_BUILD:-0}" = 1 ]; then
   out="$(mktemp -d)"
-  for t in miner-cpu miner-cuda validator; do docker/build.sh "$t" "$out"; done
+  for t in miner-cpu miner-cuda validator devnet; do docker/build.sh "$t" "$out"; done
 fi
 echo "docker/check: ok"

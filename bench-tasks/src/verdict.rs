@@ -2,60 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why an answer passed or failed. Serialized as a stable `snake_case` code that the validator stores,
-/// exports as a metrics label and shows to miners, so variants may be added but never renamed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Reason {
-    /// Every check passed.
-    Passed,
-    /// The round-1 sketch (or commitment) does not match an opened row.
-    WrongSketch,
-    /// An opened row of the product fails the Freivalds check against `A·(B·r)`.
-    WrongRow,
-    /// A vector or matrix has the wrong dimensions, or openings are missing or for rows not asked.
-    BadShape,
-    /// A value is NaN, infinite, non-integral or otherwise outside what an honest miner can produce.
-    BadValue,
-    /// A generated token is not the model's argmax within the allowed logit margin.
-    WrongToken,
-    /// A token id is outside the model's vocabulary.
-    OutOfVocab,
-    /// The challenge parameters themselves are invalid (refused before any work).
-    BadChallenge,
-    /// The miner did not answer within the deadline.
-    Timeout,
-    /// The answer could not be parsed, or the transport failed.
-    Malformed,
-    /// The miner refused the work (busy, unauthorized, too large).
-    Refused,
-}
-
-impl Reason {
-    /// The stable code, as serialized (`"wrong_row"`, …).
-    pub const fn code(self) -> &'static str {
-        match self {
-            Self::Passed => "passed",
-            Self::WrongSketch => "wrong_sketch",
-            Self::WrongRow => "wrong_row",
-            Self::BadShape => "bad_shape",
-            Self::BadValue => "bad_value",
-            Self::WrongToken => "wrong_token",
-            Self::OutOfVocab => "out_of_vocab",
-            Self::BadChallenge => "bad_challenge",
-            Self::Timeout => "timeout",
-            Self::Malformed => "malformed",
-            Self::Refused => "refused",
-        }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.code())
-    }
-}
+/// Why an answer passed or failed: defined in `scoring` ([`scoring::task::Reason`]), which must know
+/// how to count every code, and re-exported here for the verifiers.
+pub use scoring::task::Reason;
 
 /// The outcome of verifying one answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,20 +50,6 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reason_codes_match_serde() {
-        for r in [
-            Reason::Passed,
-            Reason::WrongSketch,
-            Reason::WrongRow,
-            Reason::BadShape,
-            Reason::Timeout,
-        ] {
-            let json = serde_json::to_string(&r).unwrap();
-            assert_eq!(json, format!("\"{}\"", r.code()));
-        }
-    }
 
     #[test]
     fn pass_and_fail_set_the_flag() {

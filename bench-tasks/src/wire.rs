@@ -49,31 +49,10 @@ pub const METRICS_PATH: &str = "/metrics";
 /// Longest challenge id accepted, in bytes.
 pub const MAX_CHALLENGE_ID_LEN: usize = 64;
 
-/// A task class: what kind of work a challenge asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskClass {
-    /// The verifiable matrix product ([`crate::matmul`]).
-    Matmul,
-    /// Verifiable greedy decoding of a seeded transformer ([`crate::inference`]).
-    Inference,
-}
-
-impl TaskClass {
-    /// The stable name, as serialized (`"matmul"`, `"inference"`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Matmul => "matmul",
-            Self::Inference => "inference",
-        }
-    }
-}
-
-impl std::fmt::Display for TaskClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// A task class: what kind of work a challenge asks for. Defined in `scoring`
+/// ([`scoring::task::TaskClass`]), which weighs classes in the owner's task mix, and re-exported here
+/// with the rest of the wire format.
+pub use scoring::task::TaskClass;
 
 /// A task's round-1 challenge, tagged by class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -238,147 +238,208 @@ pub async fn bootstrap(
     miners: &[Account],
 ) -> Result<BootstrapReport, BootstrapError> {
     let started = Instant::now();
-    let mut submitted = 0usize;
-    let mut warnings = Vec::new();
-    let submit = |call: SetupCall, signer: &Keypair| {
-        let call = Call::Setup(call);
-        let signer = signer.clone();
-        async move { client.submit(&call, &signer).await }
+    let mut s = Steps {
+        client,
+        sudo,
+        submitted: 0,
+        warnings: Vec::new(),
     };
-
-    // 1. The subnet.
-    let (netuid, created) = match plan.subnet {
-        SubnetChoice::Existing(netuid) => {
-            client.hyperparams(netuid).await?;
-            (netuid, false)
-        }
-        SubnetChoice::Create => {
-            let before = existing_netuids(client).await?;
-            let report = submit(
-                SetupCall::RegisterNetwork {
-                    hotkey: sudo.account(),
-                },
-                sudo,
-            )
-            .await;
-            check("register_network", report)?;
-            submitted += 1;
-            let after = existing_netuids(client).await?;
-            let netuid = after
-                .into_iter()
-                .find(|n| !before.contains(n))
-                .ok_or(BootstrapError::SubnetNotFound)?;
-            tracing::info!(netuid, "subnet created");
-            // subtensor needs `start_call` before staking and emissions; the devnet has no such call.
-            let report = submit(SetupCall::StartCall { netuid }, sudo).await;
-            match report.outcome {
-                Outcome::Included { .. } => submitted += 1,
-                Outcome::Failed { message, .. } => warnings.push(format!("start_call: {message}")),
-            }
-            (netuid, true)
-        }
-    };
-
-    // 2. Hyperparameters, then read back.
-    for &param in &plan.hyperparameters {
-        let report = submit(SetupCall::SudoSet { netuid, param }, sudo).await;
-        check(format!("{} on subnet {netuid}", param.setter()), report)?;
-        submitted += 1;
-    }
-    let hyperparams = client.hyperparams(netuid).await?;
-    for &param in &plan.hyperparameters {
-        if let Some((wanted, actual)) = applied(&hyperparams, param) {
-            return Err(BootstrapError::NotApplied {
-                netuid,
-                param: param.setter(),
-                wanted,
-                actual,
-            });
-        }
-    }
-
-    // 3. Funding, one transfer per distinct account that is not the sudo account.
-    let mut transfers: Vec<(AccountId, u64)> = Vec::new();
-    let mut add = |account: AccountId, amount: u64| {
-        if account == sudo.account() || amount == 0 {
-            return;
-        }
-        match transfers.iter_mut().find(|(a, _)| *a == account) {
-            Some((_, total)) => *total = total.saturating_add(amount),
-            None => transfers.push((account, amount)),
-        }
-    };
-    add(
-        validator.coldkey.account(),
-        plan.coldkey_funding.saturating_add(plan.validator_stake),
-    );
-    add(validator.hotkey.account(), plan.hotkey_funding);
-    for m in miners {
-        add(m.coldkey.account(), plan.coldkey_funding);
-        add(m.hotkey.account(), plan.hotkey_funding);
-    }
-    for (dest, amount) in transfers {
-        let report = submit(SetupCall::Transfer { dest, amount }, sudo).await;
-        check(format!("funding {dest}"), report)?;
-        submitted += 1;
-    }
-
-    // 4. Registration.
-    let mut uids = Vec::with_capacity(miners.len() + 1);
-    for account in std::iter::once(validator).chain(miners) {
-        let hotkey = account.hotkey.account();
-        if let Some(uid) = client.uid_of(netuid, &hotkey).await? {
-            uids.push(uid);
-            continue;
-        }
-        let report = client.burned_register(&account.coldkey, netuid, &hotkey).await;
-        check(format!("registering {hotkey}"), report)?;
-        submitted += 1;
-        let uid = client
-            .uid_of(netuid, &hotkey)
-            .await?
-            .ok_or(ChainError::NotRegistered { hotkey, netuid })?;
-        uids.push(uid);
-    }
-
-    // 5. Axons.
-    for m in miners {
-        if let Some(axon) = m.axon {
-            let report = client.serve_axon(&m.hotkey, netuid, axon).await?;
-            check(
-                format!("serving {}:{} for {}", axon.ip, axon.port, m.hotkey.account()),
-                report,
-            )?;
-            submitted += 1;
-        }
-    }
-
-    // 6. Stake.
-    if plan.validator_stake > 0 {
-        let report = submit(
-            SetupCall::AddStake {
-                hotkey: validator.hotkey.account(),
-                netuid,
-                amount: plan.validator_stake,
-            },
-            &validator.coldkey,
-        )
-        .await;
-        check("staking on the validator", report)?;
-        submitted += 1;
-    }
-
-    let validator_uid = uids[0];
+    let (netuid, created) = s.subnet(plan.subnet).await?;
+    let hyperparams = s.hyperparameters(netuid, &plan.hyperparameters).await?;
+    s.fund(plan, validator, miners).await?;
+    let uids = s.register(netuid, validator, miners).await?;
+    s.serve_axons(netuid, miners).await?;
+    s.stake(netuid, validator, plan.validator_stake).await?;
     Ok(BootstrapReport {
         netuid,
         created,
-        validator_uid,
+        validator_uid: uids[0],
         miner_uids: uids[1..].to_vec(),
         hyperparams,
-        submitted,
-        warnings,
+        submitted: s.submitted,
+        warnings: s.warnings,
         elapsed: started.elapsed(),
     })
+}
+
+/// The bootstrap's steps, counting the transactions they submit.
+struct Steps<'a> {
+    client: &'a ChainClient,
+    sudo: &'a Keypair,
+    submitted: usize,
+    warnings: Vec<String>,
+}
+
+impl Steps<'_> {
+    async fn submit(&self, call: SetupCall, signer: &Keypair) -> SubmitReport {
+        self.client.submit(&Call::Setup(call), signer).await
+    }
+
+    /// Submits `call` signed by `signer` and counts it; a failure is the error `what` names.
+    async fn must(
+        &mut self,
+        what: impl Into<String>,
+        call: SetupCall,
+        signer: &Keypair,
+    ) -> Result<(), BootstrapError> {
+        let report = self.submit(call, signer).await;
+        check(what, report)?;
+        self.submitted += 1;
+        Ok(())
+    }
+
+    /// 1. The subnet: the existing one, or a new one (then `start_call`, where the chain has it).
+    async fn subnet(&mut self, choice: SubnetChoice) -> Result<(u16, bool), BootstrapError> {
+        let client = self.client;
+        let netuid = match choice {
+            SubnetChoice::Existing(netuid) => {
+                client.hyperparams(netuid).await?;
+                return Ok((netuid, false));
+            }
+            SubnetChoice::Create => {
+                let before = existing_netuids(client).await?;
+                let hotkey = self.sudo.account();
+                self.must(
+                    "register_network",
+                    SetupCall::RegisterNetwork { hotkey },
+                    self.sudo,
+                )
+                .await?;
+                let after = existing_netuids(client).await?;
+                after
+                    .into_iter()
+                    .find(|n| !before.contains(n))
+                    .ok_or(BootstrapError::SubnetNotFound)?
+            }
+        };
+        tracing::info!(netuid, "subnet created");
+        // subtensor needs `start_call` before staking and emissions; the devnet has no such call.
+        let report = self.submit(SetupCall::StartCall { netuid }, self.sudo).await;
+        match report.outcome {
+            Outcome::Included { .. } => self.submitted += 1,
+            Outcome::Failed { message, .. } => self.warnings.push(format!("start_call: {message}")),
+        }
+        Ok((netuid, true))
+    }
+
+    /// 2. Hyperparameters, then read back: each must hold the value set.
+    async fn hyperparameters(
+        &mut self,
+        netuid: u16,
+        params: &[Hyperparameter],
+    ) -> Result<Hyperparams, BootstrapError> {
+        for &param in params {
+            let what = format!("{} on subnet {netuid}", param.setter());
+            self.must(what, SetupCall::SudoSet { netuid, param }, self.sudo)
+                .await?;
+        }
+        let hyperparams = self.client.hyperparams(netuid).await?;
+        for &param in params {
+            if let Some((wanted, actual)) = applied(&hyperparams, param) {
+                return Err(BootstrapError::NotApplied {
+                    netuid,
+                    param: param.setter(),
+                    wanted,
+                    actual,
+                });
+            }
+        }
+        Ok(hyperparams)
+    }
+
+    /// 3. Funding, one transfer per distinct account that is not the sudo account.
+    async fn fund(
+        &mut self,
+        plan: &SubnetPlan,
+        validator: &Account,
+        miners: &[Account],
+    ) -> Result<(), BootstrapError> {
+        let mut transfers: Vec<(AccountId, u64)> = Vec::new();
+        let sudo = self.sudo.account();
+        let mut add = |account: AccountId, amount: u64| {
+            if account == sudo || amount == 0 {
+                return;
+            }
+            match transfers.iter_mut().find(|(a, _)| *a == account) {
+                Some((_, total)) => *total = total.saturating_add(amount),
+                None => transfers.push((account, amount)),
+            }
+        };
+        add(
+            validator.coldkey.account(),
+            plan.coldkey_funding.saturating_add(plan.validator_stake),
+        );
+        add(validator.hotkey.account(), plan.hotkey_funding);
+        for m in miners {
+            add(m.coldkey.account(), plan.coldkey_funding);
+            add(m.hotkey.account(), plan.hotkey_funding);
+        }
+        for (dest, amount) in transfers {
+            self.must(
+                format!("funding {dest}"),
+                SetupCall::Transfer { dest, amount },
+                self.sudo,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// 4. Registration of the validator, then the miners: their uids, in that order.
+    async fn register(
+        &mut self,
+        netuid: u16,
+        validator: &Account,
+        miners: &[Account],
+    ) -> Result<Vec<u16>, BootstrapError> {
+        let client = self.client;
+        let mut uids = Vec::with_capacity(miners.len() + 1);
+        for account in std::iter::once(validator).chain(miners) {
+            let hotkey = account.hotkey.account();
+            if let Some(uid) = client.uid_of(netuid, &hotkey).await? {
+                uids.push(uid);
+                continue;
+            }
+            let report = client.burned_register(&account.coldkey, netuid, &hotkey).await;
+            check(format!("registering {hotkey}"), report)?;
+            self.submitted += 1;
+            let uid = client
+                .uid_of(netuid, &hotkey)
+                .await?
+                .ok_or(ChainError::NotRegistered { hotkey, netuid })?;
+            uids.push(uid);
+        }
+        Ok(uids)
+    }
+
+    /// 5. Axons of the miners that have one.
+    async fn serve_axons(&mut self, netuid: u16, miners: &[Account]) -> Result<(), BootstrapError> {
+        for m in miners {
+            if let Some(axon) = m.axon {
+                let report = self.client.serve_axon(&m.hotkey, netuid, axon).await?;
+                check(
+                    format!("serving {}:{} for {}", axon.ip, axon.port, m.hotkey.account()),
+                    report,
+                )?;
+                self.submitted += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// 6. The validator's stake.
+    async fn stake(&mut self, netuid: u16, validator: &Account, amount: u64) -> Result<(), BootstrapError> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let call = SetupCall::AddStake {
+            hotkey: validator.hotkey.account(),
+            netuid,
+            amount,
+        };
+        self.must("staking on the validator", call, &validator.coldkey)
+            .await
+    }
 }
 
 /// Waits until `hotkey` holds a validator permit on `netuid` (an epoch after it was staked), polling

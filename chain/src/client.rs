@@ -910,7 +910,7 @@ impl ChainClient {
             .uid_at(&at, netuid, &me)
             .await?
             .ok_or(ChainError::NotRegistered { hotkey: me, netuid })?;
-        let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_rules())?;
+        let (uids, values) = weights::prepare(uids, values, Some(uid), &hp.weight_limits())?;
         let version_key = match version_key {
             0 => hp.weights_version_key,
             ours if ours < hp.weights_version_key => {
@@ -933,110 +933,136 @@ impl ChainClient {
                 next_allowed_block: next_allowed,
             });
         }
+        let vector = ReadyWeights {
+            netuid,
+            uids,
+            values,
+            version_key,
+            now,
+        };
         match weights::choose_path(hp.commit_reveal_enabled, hp.commit_reveal_version) {
             WeightsPath::Direct => {
-                let report = self
-                    .submit(
-                        &Call::SetWeights {
-                            netuid,
-                            uids,
-                            values,
-                            version_key,
-                        },
-                        hotkey,
-                    )
-                    .await;
+                let call = Call::SetWeights {
+                    netuid,
+                    uids: vector.uids,
+                    values: vector.values,
+                    version_key,
+                };
+                let report = self.submit(&call, hotkey).await;
                 let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
                 Ok(WeightsResult::Set {
                     report,
                     next_allowed_block,
                 })
             }
-            WeightsPath::CommitReveal => {
-                let salt = weights::random_salt(8);
-                let hash = weights::commit_hash(
-                    &me,
-                    weights::storage_index(netuid, 0),
-                    &uids,
-                    &values,
-                    &salt,
-                    version_key,
-                );
-                let report = self.submit(&Call::CommitWeights { netuid, hash }, hotkey).await;
-                let pending = PendingReveal {
-                    netuid,
-                    uids,
-                    values,
-                    salt,
-                    version_key,
-                    commit_hash: hash,
-                };
-                let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
-                Ok(WeightsResult::Committed {
-                    report,
-                    pending,
-                    next_allowed_block,
-                })
-            }
-            WeightsPath::Timelocked(commit_reveal_version) => {
-                // The commit lands in the next block, is counted in that block's epoch (with
-                // lookahead) and is opened in the first block of epoch + RevealPeriodEpochs.
-                let clock = self.epoch_clock_at(&at, netuid).await?;
-                let commit_epoch = clock.epoch_at(now + 1);
-                let reveal_block = clock.epoch_start_block(commit_epoch + hp.reveal_period_epochs);
-                let beacon = self.chain_beacon(&at).await?;
-                let block_time_ms = match beacon.block_time_ms {
-                    Some(ms) => ms,
-                    None => self.measured_block_time_ms(&at).await?,
-                };
-                // A round the chain already holds when the commit lands is refused
-                // (InvalidRevealRound, nothing included): aim again from the new time, two blocks
-                // later per try, at most TIMELOCK_COMMIT_TRIES times.
-                let mut attempt = 0;
-                let (report, reveal_round) = loop {
-                    attempt += 1;
-                    let slack_ms = u64::from(attempt - 1) * 2 * block_time_ms;
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64);
-                    let reveal_round =
-                        beacon.round_for(now_ms + slack_ms, reveal_block.saturating_sub(now), block_time_ms);
-                    let commit = crate::timelock::encrypt_weights_commit(
-                        &me.0,
-                        &uids,
-                        &values,
-                        version_key,
-                        reveal_round,
-                        &beacon.public_key,
-                    )?;
-                    let call = Call::CommitTimelockedWeights {
-                        netuid,
-                        commit,
-                        reveal_round,
-                        commit_reveal_version,
-                    };
-                    let report = self.submit(&call, hotkey).await;
-                    if attempt < TIMELOCK_COMMIT_TRIES
-                        && report.failure() == Some(crate::submit::FailureKind::RevealRejected)
-                    {
-                        tracing::warn!(
-                            netuid,
-                            reveal_round,
-                            "the chain already holds the pulse; committing again"
-                        );
-                        continue;
-                    }
-                    break (report, reveal_round);
-                };
-                let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
-                Ok(WeightsResult::TimelockCommitted {
-                    report,
-                    reveal_round,
-                    reveal_block,
-                    next_allowed_block,
-                })
+            WeightsPath::CommitReveal => Ok(self.commit_hashed(hotkey, &hp, vector).await),
+            WeightsPath::Timelocked(version) => {
+                self.commit_timelocked(&at, hotkey, &hp, vector, version).await
             }
         }
+    }
+
+    /// The CR-v2 path: commits the hash of the vector and a fresh salt; the caller reveals later.
+    async fn commit_hashed(&self, hotkey: &Keypair, hp: &Hyperparams, v: ReadyWeights) -> WeightsResult {
+        let salt = weights::random_salt(8);
+        let hash = weights::commit_hash(
+            &hotkey.account(),
+            weights::storage_index(v.netuid, 0),
+            &v.uids,
+            &v.values,
+            &salt,
+            v.version_key,
+        );
+        let report = self
+            .submit(
+                &Call::CommitWeights {
+                    netuid: v.netuid,
+                    hash,
+                },
+                hotkey,
+            )
+            .await;
+        let next_allowed_block = next_after(&report, v.now, hp.weights_rate_limit);
+        WeightsResult::Committed {
+            report,
+            pending: PendingReveal {
+                netuid: v.netuid,
+                uids: v.uids,
+                values: v.values,
+                salt,
+                version_key: v.version_key,
+                commit_hash: hash,
+            },
+            next_allowed_block,
+        }
+    }
+
+    /// The CR-v4 path: a drand-timelocked commit the chain opens itself in the reveal epoch.
+    async fn commit_timelocked(
+        &self,
+        at: &AtBlock,
+        hotkey: &Keypair,
+        hp: &Hyperparams,
+        v: ReadyWeights,
+        commit_reveal_version: u16,
+    ) -> Result<WeightsResult, ChainError> {
+        // The commit lands in the next block, is counted in that block's epoch (with lookahead) and
+        // is opened in the first block of epoch + RevealPeriodEpochs.
+        let now = v.now;
+        let clock = self.epoch_clock_at(at, v.netuid).await?;
+        let commit_epoch = clock.epoch_at(now + 1);
+        let reveal_block = clock.epoch_start_block(commit_epoch + hp.reveal_period_epochs);
+        let beacon = self.chain_beacon(at).await?;
+        let block_time_ms = match beacon.block_time_ms {
+            Some(ms) => ms,
+            None => self.measured_block_time_ms(at).await?,
+        };
+        // A round the chain already holds when the commit lands is refused (InvalidRevealRound,
+        // nothing included): aim again from the new time, two blocks later per try, at most
+        // TIMELOCK_COMMIT_TRIES times.
+        let mut attempt = 0;
+        let (report, reveal_round) = loop {
+            attempt += 1;
+            let slack_ms = u64::from(attempt - 1) * 2 * block_time_ms;
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let reveal_round =
+                beacon.round_for(now_ms + slack_ms, reveal_block.saturating_sub(now), block_time_ms);
+            let commit = crate::timelock::encrypt_weights_commit(
+                &hotkey.account().0,
+                &v.uids,
+                &v.values,
+                v.version_key,
+                reveal_round,
+                &beacon.public_key,
+            )?;
+            let call = Call::CommitTimelockedWeights {
+                netuid: v.netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version,
+            };
+            let report = self.submit(&call, hotkey).await;
+            if attempt < TIMELOCK_COMMIT_TRIES
+                && report.failure() == Some(crate::submit::FailureKind::RevealRejected)
+            {
+                tracing::warn!(
+                    netuid = v.netuid,
+                    reveal_round,
+                    "the chain already holds the pulse; committing again"
+                );
+                continue;
+            }
+            break (report, reveal_round);
+        };
+        let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
+        Ok(WeightsResult::TimelockCommitted {
+            report,
+            reveal_round,
+            reveal_block,
+            next_allowed_block,
+        })
     }
 
     /// The subnet's epoch clock at `at`: the stateful one (`SubnetEpochIndex`, `LastEpochBlock`,
@@ -1139,6 +1165,16 @@ struct ChainBeaconMetadata {
 /// Timelocked commits tried before giving up on `InvalidRevealRound` (the chain already held the
 /// round's pulse when the commit landed).
 const TIMELOCK_COMMIT_TRIES: u32 = 3;
+
+/// A weight vector checked against the subnet's rules, ready to submit at block `now`.
+#[derive(Debug)]
+struct ReadyWeights {
+    netuid: u16,
+    uids: Vec<u16>,
+    values: Vec<u16>,
+    version_key: u64,
+    now: u64,
+}
 
 /// Whether the runtime at `at` has the `SubtensorModule` storage entry `entry`.
 fn has_storage(at: &AtBlock, entry: &str) -> bool {

@@ -1,5 +1,6 @@
 //! Chain access for the tensorproof subnet: keys and btcli wallets, hotkey-signed HTTP requests, and a
-//! subxt client for subtensor (the embedded devnet, a localnet, testnet or finney).
+//! subxt client for subtensor (the embedded devnet, a localnet, testnet or finney). The embedded devnet
+//! itself is the `devnet` crate (chain/devnet/), which imports only [`timelock`] from here.
 //!
 //! * [`keys`]: sr25519 keypairs and SS58 addresses (prefix 42).
 //! * [`wallet`]: btcli's wallet layout and keyfiles (`$NACL` encryption), and the `wallet new|show`
@@ -13,7 +14,6 @@
 //!   against the connected runtime's metadata (and, in tests, finney's).
 //! * [`weights`]: the CR-v2 commit hash, pre-submission checks and rate-limit arithmetic.
 //! * [`timelock`]: CR-v4 drand-timelocked weight commits (encrypt, decrypt, reveal-round clock).
-//! * `devnet` (feature `devnet`, on by default): the embedded Substrate devnet.
 //!
 //! A validator signs a request; a miner verifies it and answers with a receipt:
 //!
@@ -44,7 +44,3 @@ pub mod submit;
 pub mod timelock;
 pub mod wallet;
 pub mod weights;
-
-/// The embedded Substrate devnet (feature `devnet`): a native FRAME runtime that speaks subtensor.
-#[cfg(feature = "devnet")]
-pub mod devnet;

@@ -95,12 +95,13 @@ pub struct Hyperparams {
 }
 
 impl Hyperparams {
-    /// The weight rules for [`crate::weights::prepare`].
-    pub const fn weight_rules(&self) -> crate::weights::WeightRules {
-        crate::weights::WeightRules {
+    /// The subnet's limits on a weight vector: what [`crate::weights::prepare`] checks and what
+    /// `scoring::weights::weights_from_scores` shapes weights to (one type for both).
+    pub const fn weight_limits(&self) -> scoring::weights::ChainLimits {
+        scoring::weights::ChainLimits {
             n: self.n,
             min_allowed_weights: self.min_allowed_weights,
-            max_weights_limit: self.max_weights_limit,
+            max_weight_limit: self.max_weights_limit,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! ```
 
 use parity_scale_codec::Encode;
+use scoring::weights::ChainLimits;
 
 use crate::keys::AccountId;
 
@@ -44,17 +45,6 @@ pub fn commit_hash(
 /// A fresh random salt of `len` u16 values (the SDK uses 8).
 pub fn random_salt(len: usize) -> Vec<u16> {
     (0..len).map(|_| rand::random::<u16>()).collect()
-}
-
-/// The subnet rules a weight vector must satisfy (read from chain).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WeightRules {
-    /// `SubnetworkN`: uids are `0..n`.
-    pub n: u16,
-    /// `MinAllowedWeights`: at least `min(this, n)` entries unless it is a self-weight.
-    pub min_allowed_weights: u16,
-    /// `MaxWeightsLimit`: the largest normalized weight ×65535 (`u16::MAX` = no limit).
-    pub max_weights_limit: u16,
 }
 
 /// A weight vector the chain would refuse; each message names the fix.
@@ -114,7 +104,7 @@ pub fn prepare(
     uids: &[u16],
     values: &[u16],
     own_uid: Option<u16>,
-    rules: &WeightRules,
+    rules: &ChainLimits,
 ) -> Result<(Vec<u16>, Vec<u16>), WeightsError> {
     if uids.len() != values.len() {
         return Err(WeightsError::LengthMismatch {
@@ -148,15 +138,15 @@ pub fn prepare(
             need,
         });
     }
-    if !self_weight && rules.max_weights_limit != u16::MAX {
+    if !self_weight && rules.max_weight_limit != u16::MAX {
         let sum: u64 = values.iter().map(|&v| u64::from(v)).sum();
         if let Some((i, &max)) = values.iter().enumerate().max_by_key(|(_, v)| **v) {
             // max / sum <= limit / 65535, compared exactly in integers.
-            if u64::from(max) * 65_535 > u64::from(rules.max_weights_limit) * sum {
+            if u64::from(max) * 65_535 > u64::from(rules.max_weight_limit) * sum {
                 return Err(WeightsError::MaxWeightExceeded {
                     uid: uids[i],
                     share: f64::from(max) / sum as f64,
-                    limit: f64::from(rules.max_weights_limit) / 65_535.0,
+                    limit: f64::from(rules.max_weight_limit) / 65_535.0,
                 });
             }
         }
@@ -371,10 +361,10 @@ mod tests {
         assert_eq!(storage_index(5, 1), 4101);
     }
 
-    const RULES: WeightRules = WeightRules {
+    const RULES: ChainLimits = ChainLimits {
         n: 10,
         min_allowed_weights: 3,
-        max_weights_limit: u16::MAX,
+        max_weight_limit: u16::MAX,
     };
 
     #[test]
@@ -403,21 +393,21 @@ mod tests {
         // A self-weight is exempt from the minimum.
         assert!(prepare(&[4], &[1], Some(4), &RULES).is_ok());
         // min(MinAllowedWeights, n): a 2-uid subnet needs only 2.
-        let small = WeightRules { n: 2, ..RULES };
+        let small = ChainLimits { n: 2, ..RULES };
         assert!(prepare(&[0, 1], &[1, 1], None, &small).is_ok());
     }
 
     #[test]
     fn max_weight_limit_is_exact_at_the_boundary() {
         // limit 0.5 ×65535 = 32767.5 → 32767 means strictly below one half.
-        let rules = WeightRules {
+        let rules = ChainLimits {
             n: 10,
             min_allowed_weights: 1,
-            max_weights_limit: 32_768,
+            max_weight_limit: 32_768,
         };
         assert!(prepare(&[0, 1], &[1, 1], None, &rules).is_ok());
-        let strict = WeightRules {
-            max_weights_limit: 32_767,
+        let strict = ChainLimits {
+            max_weight_limit: 32_767,
             ..rules
         };
         let err = prepare(&[0, 1], &[1, 1], None, &strict);
@@ -437,7 +427,7 @@ mod tests {
                 &[0],
                 &[9],
                 None,
-                &WeightRules {
+                &ChainLimits {
                     min_allowed_weights: 1,
                     ..RULES
                 }

@@ -15,10 +15,10 @@ use chain::keys::Keypair;
 use clap::Args;
 use serde::Serialize;
 
-use crate::client::MinerClient;
 use crate::config::Limits;
 use crate::server::{MinerConfig, MinerServer};
 use crate::validators::ValidatorSet;
+use exchange::MinerClient;
 
 /// `miner bench-transport` flags.
 #[derive(Debug, Clone, Args)]

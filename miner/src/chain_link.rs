@@ -4,6 +4,7 @@
 //! Everything else in the miner works without a chain (`miner run --dev`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +16,32 @@ use chain::metagraph::Metagraph;
 use chain::wallet::Wallet;
 use tokio::task::JoinHandle;
 
-use crate::cli::RunArgs;
 use crate::validators::{ValidatorEntry, ValidatorSet};
 
 /// Default seconds between metagraph refreshes.
 pub const DEFAULT_REFRESH_SECS: u64 = 120;
 
+/// What the chain link needs of `miner run`'s flags (`crate::cli::RunArgs::chain_args`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainArgs {
+    /// `--wallet-path`.
+    pub wallet_path: Option<PathBuf>,
+    /// `--wallet`.
+    pub wallet: Option<String>,
+    /// `--hotkey`.
+    pub hotkey: Option<String>,
+    /// `--network`.
+    pub network: Option<String>,
+    /// `--netuid`.
+    pub netuid: Option<u16>,
+    /// `--external-ip`.
+    pub external_ip: Option<IpAddr>,
+    /// `--metagraph-refresh-secs`.
+    pub metagraph_refresh_secs: Option<u64>,
+}
+
 /// Loads the miner's hotkey from its btcli wallet (`--wallet-path`, `--wallet`, `--hotkey`).
-pub fn load_hotkey(args: &RunArgs) -> anyhow::Result<Keypair> {
+pub fn load_hotkey(args: &ChainArgs) -> anyhow::Result<Keypair> {
     let path = args.wallet_path.as_deref().map_or_else(
         || chain::wallet::DEFAULT_WALLET_PATH.to_owned(),
         |p| p.to_string_lossy().into_owned(),
@@ -136,7 +155,7 @@ pub fn axon_mismatch(on_chain: Option<SocketAddr>, external_ip: Option<IpAddr>, 
 /// names the command that registers it if not), loads the validator set, and calls `serve_axon` when
 /// `--external-ip` and `port` (the port the server is bound to) differ from what the chain advertises.
 pub async fn connect(
-    args: &RunArgs,
+    args: &ChainArgs,
     keypair: &Keypair,
     validators: &ValidatorSet,
     port: u16,

@@ -24,7 +24,7 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use bench_tasks::backend::BackendKind;
@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::behavior::Behavior;
 use crate::config::Limits;
+use crate::doctor_key::{default_state_dir, doctor_key_path, write_doctor_key};
 use crate::server::{MinerConfig, MinerServer};
 use crate::validators::ValidatorSet;
 
@@ -449,71 +450,19 @@ impl RunArgs {
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(default_state_dir)
     }
-}
 
-/// `~/.tensorproof/miner` (or `./.tensorproof/miner` without a home folder).
-pub fn default_state_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from("."), PathBuf::from)
-        .join(".tensorproof")
-        .join("miner")
-}
-
-/// Where `miner run` writes the self-test key that `miner doctor` reads.
-pub fn doctor_key_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("doctor-key")
-}
-
-/// Creates a fresh self-test key and writes its seed to `path` (mode 0600).
-pub fn write_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
-    let (key, _phrase, seed) = Keypair::generate();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!(
-                "cannot create {}; pass --state-dir with a writable folder",
-                dir.display()
-            )
-        })?;
+    /// What the chain link needs of these flags.
+    pub fn chain_args(&self) -> crate::chain_link::ChainArgs {
+        crate::chain_link::ChainArgs {
+            wallet_path: self.wallet_path.clone(),
+            wallet: self.wallet.clone(),
+            hotkey: self.hotkey.clone(),
+            network: self.network.clone(),
+            netuid: self.netuid,
+            external_ip: self.external_ip,
+            metagraph_refresh_secs: self.metagraph_refresh_secs,
+        }
     }
-    let text = format!("0x{}\n", hex::encode(seed));
-    #[cfg(unix)]
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| {
-                format!(
-                    "cannot write {}; pass --state-dir with a writable folder",
-                    path.display()
-                )
-            })?;
-        file.write_all(text.as_bytes())?;
-    }
-    #[cfg(not(unix))]
-    std::fs::write(path, text)?;
-    Ok(key)
-}
-
-/// Reads the self-test key written by [`write_doctor_key`].
-pub fn read_doctor_key(path: &Path) -> anyhow::Result<Keypair> {
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "no self-test key at {}; start `miner run` first or pass --state-dir",
-            path.display()
-        )
-    })?;
-    let seed = hex::decode(text.trim().trim_start_matches("0x")).with_context(|| {
-        format!(
-            "{} is not a hex seed; restart `miner run` to rewrite it",
-            path.display()
-        )
-    })?;
-    Keypair::from_seed_slice(&seed).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Parses the `--allow-validator` list.
@@ -556,7 +505,7 @@ fn load_hotkey(args: &RunArgs) -> anyhow::Result<Keypair> {
         tracing::warn!(hotkey = %key.ss58(), "--dev without --wallet/--hotkey: using a throwaway hotkey for this run");
         return Ok(key);
     }
-    crate::chain_link::load_hotkey(args)
+    crate::chain_link::load_hotkey(&args.chain_args())
 }
 
 /// A started `miner run`: the HTTP server and, on a chain, what was found there and the metagraph
@@ -634,7 +583,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<RunningMiner> {
     let link = if args.dev {
         None
     } else {
-        Some(crate::chain_link::connect(&args, &keypair, &validators, bound_port).await?)
+        Some(crate::chain_link::connect(&args.chain_args(), &keypair, &validators, bound_port).await?)
     };
 
     let mut config = MinerConfig::new(keypair, validators);
@@ -803,16 +752,5 @@ mod tests {
         }
         let limits = limits_from_file("[limits.matmul]\nmax_n = 512\nmax-k = 9\n").expect("parses");
         assert_eq!((limits.matmul.max_n, limits.matmul.max_k), (512, 9));
-    }
-
-    #[test]
-    fn doctor_key_round_trips_through_its_file() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = doctor_key_path(dir.path());
-        let written = write_doctor_key(&path).expect("writes");
-        assert_eq!(
-            read_doctor_key(&path).expect("reads").account(),
-            written.account()
-        );
     }
 }

@@ -2,26 +2,23 @@
 //!
 //! It signs with the self-test key that `miner run` writes to its state folder (accepted only from a
 //! loopback peer), or with `--key` (a validator key allow-listed with `--dev`). Each task class runs end
-//! to end: the challenge, the openings chosen afterwards, and the real verifier from `bench-tasks`.
+//! to end through the validator's own exchange ([`exchange`]): the challenge, the openings chosen
+//! afterwards, the echoed ids, and the real verifier from `bench-tasks`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bench_tasks::inference::{
-    HostWeights, InferenceChallenge, ModelId, Preset, Transformer, Verifier, pick_sequences,
-};
+use bench_tasks::inference::{HostWeights, InferenceChallenge, ModelId, Preset, Transformer, Verifier};
 use bench_tasks::matmul::{MatmulLimits, RoundParams, RoundSetup};
-use bench_tasks::wire::{
-    ChallengeRequest, HEALTH_PATH, InferenceServed, MinerInfo, OpenRequest, TaskAnswer, TaskChallenge,
-    TaskClass, TaskOpenRequest, TaskOpenings,
-};
+use bench_tasks::wire::{HEALTH_PATH, InferenceServed, MinerInfo, TaskClass};
 use chain::client::{ChainClient, ClientConfig, Network};
 use chain::keys::{AccountId, Keypair};
 use clap::Args;
+use exchange::inference::Picks;
+use exchange::{Bounds, Call, Exchanged, MinerClient};
 use serde::Serialize;
-
-use crate::client::MinerClient;
 
 /// `miner doctor` flags.
 #[derive(Debug, Clone, Args)]
@@ -106,131 +103,20 @@ impl Check {
 /// miner's hotkey is registered there and that its axon is the address it serves on (`axon on chain`).
 pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTarget>) -> Vec<Check> {
     let mut checks = Vec::new();
-
-    // Reachability and /info need no miner hotkey; the client is bound to it once /info names it.
-    let probe = match MinerClient::new(url, key.account(), key, false) {
-        Ok(c) => c,
-        Err(e) => {
-            checks.push(Check::new(
-                "reachable",
-                Status::Fail,
-                Instant::now(),
-                e.to_string(),
-            ));
-            return checks;
-        }
-    };
-    let started = Instant::now();
-    match probe.get(HEALTH_PATH).await {
-        Ok((200, _)) => checks.push(Check::new(
-            "reachable",
-            Status::Pass,
-            started,
-            format!("GET {HEALTH_PATH} answered"),
-        )),
-        Ok((status, _)) => {
-            checks.push(Check::new(
-                "reachable",
-                Status::Fail,
-                started,
-                format!("GET {HEALTH_PATH} answered {status}"),
-            ));
-            return checks;
-        }
-        Err(e) => {
-            checks.push(Check::new(
-                "reachable",
-                Status::Fail,
-                started,
-                format!("{e}; is the port open and the miner running?"),
-            ));
-            return checks;
-        }
-    }
-
-    let started = Instant::now();
-    let info: MinerInfo = match probe.info().await {
-        Ok(info) => info,
-        Err(e) => {
-            checks.push(Check::new("info", Status::Fail, started, e.to_string()));
-            return checks;
-        }
-    };
-    checks.push(Check::new(
-        "info",
-        Status::Pass,
-        started,
-        format!(
-            "version {}, hotkey {}, {} on {}",
-            info.version, info.hotkey, info.backend, info.device
-        ),
-    ));
-    let backend_status = if info.backend == "flex" {
-        Status::Warn
-    } else {
-        Status::Pass
-    };
-    let backend_detail = if info.backend == "flex" {
-        "the miner computes on the CPU (flex); start it with --backend cuda or wgpu to use the GPU".to_owned()
-    } else {
-        format!("{} backend", info.backend)
-    };
-    checks.push(Check::new(
-        "gpu backend",
-        backend_status,
-        Instant::now(),
-        backend_detail,
-    ));
-
-    let miner: AccountId = match info.hotkey.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            checks.push(Check::new(
-                "miner hotkey",
-                Status::Fail,
-                Instant::now(),
-                e.to_string(),
-            ));
-            return checks;
-        }
+    // Each step adds its checks and says whether the next can run.
+    let Some((probe, info, miner)) = reach_and_identify(url, key, &mut checks).await else {
+        return checks;
     };
     if let Some(target) = chain {
         checks.push(axon_check(target, &miner, url).await);
     }
     let client = probe.for_miner(miner);
-
-    let started = Instant::now();
-    let payload: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
-    match client.ping(payload.clone()).await {
-        Ok(echo) if echo.body == payload => checks.push(Check::new(
-            "signed ping",
-            Status::Pass,
-            started,
-            "1 KiB echoed; signature accepted and receipt verified",
-        )),
-        Ok(_) => checks.push(Check::new(
-            "signed ping",
-            Status::Fail,
-            started,
-            "the echo differs from what was sent",
-        )),
-        Err(e) => {
-            let hint = match e.reason() {
-                Some("unknown_hotkey") => {
-                    "; run doctor on the miner's machine (the self-test key is loopback-only) or allow-list --key"
-                }
-                _ => "",
-            };
-            checks.push(Check::new(
-                "signed ping",
-                Status::Fail,
-                started,
-                format!("{e}{hint}"),
-            ));
-            return checks;
-        }
+    let ping = signed_ping(&client).await;
+    let pinged = ping.status == Status::Pass;
+    checks.push(ping);
+    if !pinged {
+        return checks;
     }
-
     for task in &info.tasks {
         match task.task {
             TaskClass::Matmul => {
@@ -247,6 +133,131 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTar
         }
     }
     checks
+}
+
+/// `reachable`, `info`, `gpu backend` and the miner's hotkey from `/info` (which need no miner
+/// hotkey). `None` when the next checks cannot run.
+async fn reach_and_identify(
+    url: &str,
+    key: Keypair,
+    checks: &mut Vec<Check>,
+) -> Option<(MinerClient, MinerInfo, AccountId)> {
+    // The client is bound to the miner's hotkey once /info names it.
+    let probe = match MinerClient::new(url, key.account(), key, false) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(Check::new(
+                "reachable",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
+            return None;
+        }
+    };
+    let reachable = reachable(&probe).await;
+    let ok = reachable.status == Status::Pass;
+    checks.push(reachable);
+    if !ok {
+        return None;
+    }
+    let started = Instant::now();
+    let info: MinerInfo = match probe.info().await {
+        Ok(info) => info,
+        Err(e) => {
+            checks.push(Check::new("info", Status::Fail, started, e.to_string()));
+            return None;
+        }
+    };
+    checks.push(Check::new(
+        "info",
+        Status::Pass,
+        started,
+        format!(
+            "version {}, hotkey {}, {} on {}",
+            info.version, info.hotkey, info.backend, info.device
+        ),
+    ));
+    checks.push(backend_check(&info));
+    match info.hotkey.parse::<AccountId>() {
+        Ok(miner) => Some((probe, info, miner)),
+        Err(e) => {
+            checks.push(Check::new(
+                "miner hotkey",
+                Status::Fail,
+                Instant::now(),
+                e.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// `reachable`: `GET /health` answers 200.
+async fn reachable(probe: &MinerClient) -> Check {
+    let started = Instant::now();
+    match probe.get(HEALTH_PATH).await {
+        Ok((200, _)) => Check::new(
+            "reachable",
+            Status::Pass,
+            started,
+            format!("GET {HEALTH_PATH} answered"),
+        ),
+        Ok((status, _)) => Check::new(
+            "reachable",
+            Status::Fail,
+            started,
+            format!("GET {HEALTH_PATH} answered {status}"),
+        ),
+        Err(e) => Check::new(
+            "reachable",
+            Status::Fail,
+            started,
+            format!("{e}; is the port open and the miner running?"),
+        ),
+    }
+}
+
+/// `gpu backend`: a warning when the miner computes on the CPU.
+fn backend_check(info: &MinerInfo) -> Check {
+    if info.backend == "flex" {
+        Check::new(
+            "gpu backend",
+            Status::Warn,
+            Instant::now(),
+            "the miner computes on the CPU (flex); start it with --backend cuda or wgpu to use the GPU",
+        )
+    } else {
+        Check::new(
+            "gpu backend",
+            Status::Pass,
+            Instant::now(),
+            format!("{} backend", info.backend),
+        )
+    }
+}
+
+/// `signed ping`: 1 KiB echoed under a signature the miner accepts, with its receipt verified.
+async fn signed_ping(client: &MinerClient) -> Check {
+    let started = Instant::now();
+    let payload: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
+    match client.ping(payload).await {
+        Ok(_) => Check::new(
+            "signed ping",
+            Status::Pass,
+            started,
+            "1 KiB echoed; signature accepted and receipt verified",
+        ),
+        Err(e) => {
+            let hint = match e.reason() {
+                Some("unknown_hotkey") => {
+                    "; run doctor on the miner's machine (the self-test key is loopback-only) or allow-list --key"
+                }
+                _ => "",
+            };
+            Check::new("signed ping", Status::Fail, started, format!("{e}{hint}"))
+        }
+    }
 }
 
 /// `axon on chain`: the miner's hotkey is registered on the target subnet and the chain advertises the
@@ -317,7 +328,68 @@ pub async fn axon_check(target: &ChainTarget, miner: &AccountId, url: &str) -> C
     }
 }
 
-/// One honest-validator matmul round against the miner, verified with bench-tasks' verifier.
+/// The bounds of the doctor's exchanges: generous, it is a diagnostic.
+const DOCTOR_BOUNDS: Bounds = Bounds {
+    challenge_timeout: exchange::client::CALL_TIMEOUT,
+    open_timeout: exchange::client::CALL_TIMEOUT,
+    max_answer_bytes: exchange::client::MAX_ANSWER_BYTES,
+};
+
+/// A fresh challenge id.
+fn doctor_id() -> String {
+    format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// One exchange with the miner `client` is bound to, under `id`, with the doctor's bounds.
+fn doctor_call<'a>(client: &'a MinerClient, id: &'a str) -> Call<'a> {
+    Call {
+        client: client.client(),
+        to: client.target(),
+        id,
+        bounds: &DOCTOR_BOUNDS,
+        observe: &ignore_latency,
+    }
+}
+
+/// The doctor reports each check's own time; step latencies are not collected.
+const fn ignore_latency(_step: &'static str, _elapsed: Duration) {}
+
+/// The check a finished exchange earns: its round-1 time, the miner's self-reported times and the
+/// verdict (verification runs on a blocking thread).
+async fn exchange_check(name: String, started: Instant, exchanged: Exchanged) -> Check {
+    let answer_ms = exchanged.answer_elapsed.map(|d| d.as_secs_f64() * 1e3);
+    let reported = exchanged.reported;
+    let verdict = match tokio::task::spawn_blocking(move || exchanged.verdict_here()).await {
+        Ok(v) => v,
+        Err(e) => return Check::new(name, Status::Fail, started, format!("verifier thread: {e}")),
+    };
+    let timing = match (answer_ms, reported) {
+        (Some(ms), Some((queue, compute))) => format!(
+            "round 1 {ms:.1} ms (miner compute {:.1} ms, queued {:.1} ms); ",
+            compute * 1e3,
+            queue * 1e3
+        ),
+        _ => String::new(),
+    };
+    let detail = format!(
+        "{timing}verdict {}{}",
+        verdict.reason,
+        if verdict.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", verdict.detail)
+        }
+    );
+    let status = if verdict.passed {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    Check::new(name, status, started, detail)
+}
+
+/// One honest-validator matmul round against the miner, through the validator's own exchange
+/// ([`exchange::matmul`]): the challenge, the openings chosen afterwards, echoed ids, and the verifier.
 async fn matmul_round(client: &MinerClient, n: u32) -> Check {
     let name = format!("matmul n={n}");
     let started = Instant::now();
@@ -327,59 +399,18 @@ async fn matmul_round(client: &MinerClient, n: u32) -> Check {
         ..MatmulLimits::default()
     };
     let setup = match RoundSetup::new(RoundParams::new(n, rand::random()), secret, &limits) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         Err(e) => return Check::new(name, Status::Fail, started, e.to_string()),
     };
-    let challenge = setup.challenge(rand::random());
-    let id = format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>()));
-    let request = ChallengeRequest {
-        id: id.clone(),
-        challenge: TaskChallenge::Matmul(challenge),
-    };
-    let answer = match client.challenge(&request).await {
-        Ok(a) => a.body,
-        Err(e) => return Check::new(name, Status::Fail, started, format!("round 1: {e}")),
-    };
-    let round1_ms = started.elapsed().as_secs_f64() * 1e3;
-    let TaskAnswer::Matmul(sketch) = answer.answer else {
-        return Check::new(name, Status::Fail, started, "round 1 answered another task class");
-    };
-    let openings_request = setup.choose_openings(challenge.miner_seed);
-    let open = OpenRequest {
-        id,
-        open: TaskOpenRequest::Matmul(openings_request.clone()),
-    };
-    let openings = match client.open(&open).await {
-        Ok(o) => o.body,
-        Err(e) => return Check::new(name, Status::Fail, started, format!("round 2: {e}")),
-    };
-    let TaskOpenings::Matmul(openings) = openings.openings;
-    let verdict = setup.verify(&challenge, &sketch, &openings_request, &openings);
-    let detail = format!(
-        "round 1 {round1_ms:.1} ms (miner compute {:.1} ms, queued {:.1} ms); verdict {}{}",
-        answer.compute_seconds * 1e3,
-        answer.queue_seconds * 1e3,
-        verdict.reason,
-        if verdict.detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", verdict.detail)
-        }
-    );
-    Check::new(
-        name,
-        if verdict.passed {
-            Status::Pass
-        } else {
-            Status::Fail
-        },
-        started,
-        detail,
-    )
+    let id = doctor_id();
+    let call = doctor_call(client, &id);
+    let exchanged = exchange::matmul::exchange(call, &setup, rand::random()).await;
+    exchange_check(name, started, exchanged).await
 }
 
 /// One honest-validator inference challenge (the smallest preset served, a few prompts and tokens),
-/// verified with bench-tasks' teacher-forced verifier on this machine's CPU.
+/// through the validator's own exchange ([`exchange::inference`]), verified with bench-tasks'
+/// teacher-forced verifier on this machine's CPU.
 async fn inference_round(client: &MinerClient, preset: Preset, served: &InferenceServed) -> Check {
     let challenge = InferenceChallenge {
         model: ModelId::Seeded {
@@ -396,60 +427,30 @@ async fn inference_round(client: &MinerClient, preset: Preset, served: &Inferenc
         challenge.batch, challenge.new_tokens
     );
     let started = Instant::now();
-    let request = ChallengeRequest {
-        id: format!("doctor-{}", hex::encode(rand::random::<[u8; 8]>())),
-        challenge: TaskChallenge::Inference(challenge.clone()),
-    };
-    let answer = match client.challenge(&request).await {
-        Ok(a) => a.body,
-        Err(e) => return Check::new(name, Status::Fail, started, format!("challenge: {e}")),
-    };
-    let round_ms = started.elapsed().as_secs_f64() * 1e3;
-    let TaskAnswer::Inference(tokens) = answer.answer else {
-        return Check::new(
-            name,
-            Status::Fail,
-            started,
-            "the answer is not an inference answer",
-        );
-    };
-    let limits = served.limits;
-    let checked = tokio::task::spawn_blocking(move || {
-        let ModelId::Seeded { preset, seed } = challenge.model else {
+    let (model, limits) = (challenge.model.clone(), served.limits);
+    let built = tokio::task::spawn_blocking(move || {
+        let ModelId::Seeded { preset, seed } = model else {
             return Err("only seeded models are checked".to_owned());
         };
-        let model = Transformer::from_weights(
-            &HostWeights::seeded(preset.config(), seed),
-            &burn::tensor::Device::flex(),
-        )
-        .map_err(|e| e.to_string())?;
-        let verifier = Verifier::new(challenge.model.clone(), model, limits);
-        let picks = pick_sequences(challenge.batch, 2, rand::random());
-        Ok(verifier.verify(&challenge, &tokens, &picks))
+        let weights = HostWeights::seeded(preset.config(), seed);
+        let transformer =
+            Transformer::from_weights(&weights, &burn::tensor::Device::flex()).map_err(|e| e.to_string())?;
+        Ok(Verifier::new(model, transformer, limits))
     })
     .await;
-    let verdict = match checked {
-        Ok(Ok(v)) => v,
+    let verifier = match built {
+        Ok(Ok(v)) => Arc::new(Mutex::new(v)),
         Ok(Err(e)) => return Check::new(name, Status::Fail, started, e),
         Err(e) => return Check::new(name, Status::Fail, started, format!("verifier thread: {e}")),
     };
-    let detail = format!(
-        "{round_ms:.1} ms (miner compute {:.1} ms, queued {:.1} ms); verdict {}{}",
-        answer.compute_seconds * 1e3,
-        answer.queue_seconds * 1e3,
-        verdict.reason,
-        if verdict.detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", verdict.detail)
-        }
-    );
-    let status = if verdict.passed {
-        Status::Pass
-    } else {
-        Status::Fail
+    let id = doctor_id();
+    let call = doctor_call(client, &id);
+    let picks = Picks {
+        key: rand::random(),
+        sequences: 2,
     };
-    Check::new(name, status, started, detail)
+    let exchanged = exchange::inference::exchange(call, challenge, verifier, picks).await;
+    exchange_check(name, started, exchanged).await
 }
 
 /// Formats the checks as a table.
@@ -478,8 +479,8 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<()> {
             let dir = args
                 .state_dir
                 .clone()
-                .unwrap_or_else(crate::cli::default_state_dir);
-            crate::cli::read_doctor_key(&crate::cli::doctor_key_path(&dir))?
+                .unwrap_or_else(crate::doctor_key::default_state_dir);
+            crate::doctor_key::read_doctor_key(&crate::doctor_key::doctor_key_path(&dir))?
         }
     };
     let chain = match (&args.network, args.netuid) {

@@ -9,11 +9,13 @@
 //! [`bench_tasks::wire`]; every refusal is an [`error::ApiError`] with a stable reason code.
 //!
 //! * [`server`]: [`MinerServer`], the HTTP server (HTTP/1.1 and h2c), startable in-process.
-//! * [`client`]: [`MinerClient`], a signed client (used by `miner doctor`, `bench-transport`, tests).
+//! * [`MinerClient`]: the validator's signed client ([`exchange::MinerClient`]) bound to one miner
+//!   (used by `miner doctor`, `bench-transport`, tests).
 //! * [`cli`]: the `miner` command line (`run`, `wallet`, `doctor`, `bench-transport`); [`chain_link`]
 //!   connects `run` to the chain (hotkey, registration, `serve_axon`, metagraph refresh).
 //! * [`device_memory`]: the device memory `/info` reports.
-//! * [`doctor`]: the end-to-end self-test; [`bench`]: the transport benchmark.
+//! * [`doctor`]: the end-to-end self-test, signing with the [`doctor_key`]; [`bench`]: the transport
+//!   benchmark.
 //! * [`behavior`]: honest, or bench-tasks' adversaries behind the `adversary` cargo feature.
 //!
 //! # Example: a dev miner on loopback, pinged by an allow-listed validator
@@ -42,10 +44,10 @@ pub mod behavior;
 pub mod bench;
 pub mod chain_link;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod device_memory;
 pub mod doctor;
+pub mod doctor_key;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -55,6 +57,6 @@ pub mod store;
 pub mod tasks;
 pub mod validators;
 
-pub use client::MinerClient;
 pub use config::Limits;
+pub use exchange::MinerClient;
 pub use server::{MinerConfig, MinerServer};

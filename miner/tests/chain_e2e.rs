@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use chain::bootstrap::{Account, SubnetChoice, SubnetPlan, TAO, bootstrap, wait_for_permit};
 use chain::calls::{Call, SetupCall};
 use chain::client::{ChainClient, ClientConfig, Network};
-use chain::devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::metagraph::Axon;
 use chain::wallet::Wallet;
 use clap::Parser;
+use devnet::{Devnet, DevnetConfig};
 use miner::MinerClient;
 use miner::chain_link::AxonAction;
 use miner::cli::{Cli, Command, RunArgs, RunningMiner};
@@ -282,8 +282,8 @@ async fn miner_run_on_the_devnet_registers_serves_its_axon_once_and_authorizes_f
 
     // `miner doctor` with the chain: the axon matches the configured address.
     let state_dir = dir.path().join("state");
-    let doctor_key =
-        miner::cli::read_doctor_key(&miner::cli::doctor_key_path(&state_dir)).expect("doctor key");
+    let doctor_key = miner::doctor_key::read_doctor_key(&miner::doctor_key::doctor_key_path(&state_dir))
+        .expect("doctor key");
     let target = ChainTarget {
         network: Network::Url(devnet.ws_url()),
         netuid: NETUID,
@@ -388,8 +388,9 @@ async fn doctor_reports_an_unregistered_miner_hotkey_with_the_register_command()
     let miner = miner::cli::start(args).await.expect("dev miner starts");
     assert!(miner.chain().is_none());
     let url = format!("http://{}", miner.server().local_addr());
-    let doctor_key = miner::cli::read_doctor_key(&miner::cli::doctor_key_path(&dir.path().join("state")))
-        .expect("doctor key");
+    let doctor_key =
+        miner::doctor_key::read_doctor_key(&miner::doctor_key::doctor_key_path(&dir.path().join("state")))
+            .expect("doctor key");
     let target = ChainTarget {
         network: Network::Url(devnet.ws_url()),
         netuid: NETUID,

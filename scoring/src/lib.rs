@@ -3,8 +3,10 @@
 //! The validator turns each round's verdicts into per-miner scores, smooths them across rounds and
 //! sets weights on chain; the chain turns everyone's weights into emission with Yuma consensus. This
 //! crate holds both halves, so an owner can see who earns what before deploying a policy. It knows
-//! nothing of HTTP, chains or task code: inputs are plain numbers and strings.
+//! nothing of HTTP, chains or task code: inputs are plain numbers and the typed task classes and
+//! reason codes of [`task`], which the verifiers in `bench-tasks` re-export.
 //!
+//! - [`task`]: [`task::TaskClass`] and [`task::Reason`], and how the default policy treats each reason.
 //! - [`policy`]: the owner policy file (TOML) with documented defaults and validation.
 //! - [`score`]: verdicts to per-miner round scores ([`score::score_round`]) and the EMA across rounds
 //!   ([`score::ScoreBook`]).
@@ -18,14 +20,15 @@
 //! ```
 //! use scoring::policy::Policy;
 //! use scoring::score::{score_round, Observation, ScoreBook};
+//! use scoring::task::{Reason, TaskClass};
 //! use scoring::weights::{weights_from_scores, ChainLimits};
 //!
 //! let policy = Policy::from_toml_str("[burn]\nshare = 0.1\nuid = 0").unwrap();
 //! let verdict = |uid, elapsed: f64, passed| Observation {
 //!     uid,
-//!     task_class: "matmul/8192".into(),
+//!     task_class: TaskClass::Matmul,
 //!     passed,
-//!     reason: if passed { "passed" } else { "wrong_row" }.into(),
+//!     reason: if passed { Reason::Passed } else { Reason::WrongRow },
 //!     elapsed_seconds: elapsed,
 //!     rtt_seconds: 0.03,
 //!     work_units: 5.5e11,
@@ -45,5 +48,6 @@
 pub mod policy;
 pub mod score;
 pub mod sim;
+pub mod task;
 pub mod weights;
 pub mod yuma;

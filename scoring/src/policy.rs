@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::task::{Reason, TaskClass, Treatment};
+
 /// A complete owner policy. See each section for its defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -48,18 +50,19 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskMix {
-    /// Relative weight per task class (default `matmul = 1`, `inference = 1`). A key matches a class
-    /// equal to it or starting with it followed by `:`, `/`, `-` or `.` (so `matmul` covers
-    /// `matmul/4096`). Weights are relative; they need not sum to 1. Allowed range per entry: [0, 1000].
-    pub mix: BTreeMap<String, f64>,
-    /// Weight of a class that matches no key (default 0: unknown classes do not count). Range [0, 1000].
+    /// Relative weight per task class (default `matmul = 1`, `inference = 1`). Keys are class names
+    /// ([`TaskClass`]); a name that is no class is an error. Weights are relative; they need not sum to
+    /// 1. Allowed range per entry: [0, 1000].
+    pub mix: BTreeMap<TaskClass, f64>,
+    /// Weight of a class the mix does not list (default 0: unlisted classes do not count). Range
+    /// [0, 1000].
     pub unlisted: f64,
 }
 
 impl Default for TaskMix {
     fn default() -> Self {
         Self {
-            mix: BTreeMap::from([("matmul".into(), 1.0), ("inference".into(), 1.0)]),
+            mix: BTreeMap::from([(TaskClass::Matmul, 1.0), (TaskClass::Inference, 1.0)]),
             unlisted: 0.0,
         }
     }
@@ -67,19 +70,8 @@ impl Default for TaskMix {
 
 impl TaskMix {
     /// The weight of a task class under this mix.
-    pub fn weight_of(&self, class: &str) -> f64 {
-        if let Some(w) = self.mix.get(class) {
-            return *w;
-        }
-        self.mix
-            .iter()
-            .filter(|(k, _)| {
-                class
-                    .strip_prefix(k.as_str())
-                    .is_some_and(|rest| rest.starts_with([':', '/', '-', '.']))
-            })
-            .max_by_key(|(k, _)| k.len())
-            .map_or(self.unlisted, |(_, w)| *w)
+    pub fn weight_of(&self, class: TaskClass) -> f64 {
+        self.mix.get(&class).copied().unwrap_or(self.unlisted)
     }
 }
 
@@ -172,12 +164,39 @@ pub struct Penalties {
     /// Penalty for a timeout, a refusal or a malformed answer (default 0: those just earn nothing).
     /// Range [0, 100].
     pub unavailable: f64,
-    /// Reason codes that count as failed verification (default: the verifier's codes
-    /// `wrong_sketch`, `wrong_row`, `bad_shape`, `bad_value`, `wrong_token`, `out_of_vocab`).
-    pub verification_failure_codes: Vec<String>,
-    /// Reason codes that are the validator's own fault and are ignored entirely (default
-    /// `bad_challenge`).
-    pub ignored_codes: Vec<String>,
+    /// Reason codes that count as failed verification (default: the codes whose
+    /// [`Reason::default_treatment`] is a failed verification: `wrong_sketch`, `wrong_row`,
+    /// `bad_shape`, `bad_value`, `wrong_token`, `out_of_vocab`). A name that is no reason code is an
+    /// error.
+    pub verification_failure_codes: Vec<Reason>,
+    /// Reason codes that are the validator's own fault and are ignored entirely (default: those whose
+    /// default treatment is to be ignored, `bad_challenge`).
+    pub ignored_codes: Vec<Reason>,
+}
+
+impl Penalties {
+    /// How this policy counts an answer with `reason`: `passed` earns credit; a code in
+    /// `ignored_codes` is dropped, one in `verification_failure_codes` is a failed verification, and
+    /// any other (timeout, refusal, malformed answer) is unavailable.
+    pub fn treatment(&self, reason: Reason) -> Treatment {
+        if reason == Reason::Passed {
+            Treatment::Credit
+        } else if self.ignored_codes.contains(&reason) {
+            Treatment::Ignored
+        } else if self.verification_failure_codes.contains(&reason) {
+            Treatment::FailedVerification
+        } else {
+            Treatment::Unavailable
+        }
+    }
+}
+
+/// The reasons whose default treatment is `t`, in [`Reason::ALL`] order.
+fn reasons_treated(t: Treatment) -> Vec<Reason> {
+    Reason::ALL
+        .into_iter()
+        .filter(|r| r.default_treatment() == t)
+        .collect()
 }
 
 impl Default for Penalties {
@@ -185,17 +204,8 @@ impl Default for Penalties {
         Self {
             failed_verification: 1.0,
             unavailable: 0.0,
-            verification_failure_codes: [
-                "wrong_sketch",
-                "wrong_row",
-                "bad_shape",
-                "bad_value",
-                "wrong_token",
-                "out_of_vocab",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ignored_codes: vec!["bad_challenge".into()],
+            verification_failure_codes: reasons_treated(Treatment::FailedVerification),
+            ignored_codes: reasons_treated(Treatment::Ignored),
         }
     }
 }
@@ -357,12 +367,15 @@ mod tests {
     }
 
     #[test]
-    fn mix_matches_class_families() {
+    fn mix_is_keyed_by_class() {
         let mix = TaskMix::default();
-        assert_eq!(mix.weight_of("matmul"), 1.0);
-        assert_eq!(mix.weight_of("matmul/4096"), 1.0);
-        assert_eq!(mix.weight_of("matmulx"), 0.0);
-        assert_eq!(mix.weight_of("video"), 0.0);
+        assert_eq!(mix.weight_of(TaskClass::Matmul), 1.0);
+        assert_eq!(mix.weight_of(TaskClass::Inference), 1.0);
+        let only = Policy::from_toml_str("[tasks]\nmix = { matmul = 2.0 }\nunlisted = 0.5").unwrap();
+        assert_eq!(only.tasks.weight_of(TaskClass::Matmul), 2.0);
+        assert_eq!(only.tasks.weight_of(TaskClass::Inference), 0.5);
+        let err = Policy::from_toml_str("[tasks]\nmix = { video = 1.0 }").unwrap_err();
+        assert!(err.to_string().contains("video"), "{err}");
     }
 
     #[test]

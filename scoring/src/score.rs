@@ -19,10 +19,11 @@
 //! ```
 //! use scoring::policy::Policy;
 //! use scoring::score::{score_round, Observation};
+//! use scoring::task::{Reason, TaskClass};
 //!
 //! let obs = |uid, passed, elapsed| Observation {
-//!     uid, task_class: "matmul".into(), passed,
-//!     reason: if passed { "passed".into() } else { "wrong_row".into() },
+//!     uid, task_class: TaskClass::Matmul, passed,
+//!     reason: if passed { Reason::Passed } else { Reason::WrongRow },
 //!     elapsed_seconds: elapsed, rtt_seconds: 0.05, work_units: 8.0e9,
 //! };
 //! let scores = score_round(&[obs(1, true, 1.0), obs(2, true, 2.0), obs(3, false, 0.5)], &Policy::default());
@@ -37,6 +38,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
+use crate::task::{Reason, TaskClass, Treatment};
 
 /// One verified (or failed) challenge, in plain types so this crate stays independent of the task
 /// and transport crates.
@@ -44,12 +46,12 @@ use crate::policy::Policy;
 pub struct Observation {
     /// The miner's uid.
     pub uid: u16,
-    /// The task class (e.g. `matmul/4096`); answers are compared only within a class.
-    pub task_class: String,
+    /// The task class; answers are compared only within a class.
+    pub task_class: TaskClass,
     /// Whether the answer passed verification.
     pub passed: bool,
     /// The verifier's reason code (`passed`, `wrong_row`, `timeout`, …).
-    pub reason: String,
+    pub reason: Reason,
     /// Seconds from sending the challenge to receiving the answer, as the validator measured them.
     pub elapsed_seconds: f64,
     /// Round-trip time measured on the same connection just before, in seconds.
@@ -90,33 +92,33 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
     let min_c = policy.latency.min_compute_seconds;
     let pen = &policy.penalties;
     let usable = |o: &&Observation| {
-        !pen.ignored_codes.contains(&o.reason) && o.work_units.is_finite() && o.work_units > 0.0
+        pen.treatment(o.reason) != Treatment::Ignored && o.work_units.is_finite() && o.work_units > 0.0
     };
     // Per class: the mean work of every challenge sent (the validator chooses the sizes, so miners
     // cannot move it), and the reference throughput: a work-weighted quantile of the passed answers'
     // throughput (every unit of work gets one vote, so large challenges, whose timing network jitter
     // barely touches, set it).
-    let mut work: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-    let mut speeds: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut work: BTreeMap<TaskClass, (f64, f64)> = BTreeMap::new();
+    let mut speeds: BTreeMap<TaskClass, Vec<(f64, f64)>> = BTreeMap::new();
     for o in observations.iter().filter(usable) {
-        let w = work.entry(o.task_class.as_str()).or_default();
+        let w = work.entry(o.task_class).or_default();
         w.0 += o.work_units;
         w.1 += 1.0;
         if o.passed {
             let speed = o.work_units / o.compute_seconds(min_c);
             speeds
-                .entry(o.task_class.as_str())
+                .entry(o.task_class)
                 .or_default()
                 .push((speed, o.work_units));
         }
     }
-    let reference: BTreeMap<&str, (f64, f64)> = speeds
+    let reference: BTreeMap<TaskClass, (f64, f64)> = speeds
         .into_iter()
         .filter_map(|(k, mut s)| {
             Some((
                 k,
                 (
-                    work[k].0 / work[k].1,
+                    work[&k].0 / work[&k].1,
                     weighted_quantile(&mut s, policy.latency.reference_quantile)?,
                 ),
             ))
@@ -126,10 +128,10 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
     // Per uid: mix-weighted net credit and mix-weighted challenge count.
     let mut net: BTreeMap<u16, (f64, f64)> = BTreeMap::new();
     for o in observations.iter().filter(usable) {
-        let mix = policy.tasks.weight_of(&o.task_class);
+        let mix = policy.tasks.weight_of(o.task_class);
         let e = net.entry(o.uid).or_default();
         e.1 += mix;
-        let Some(&(mean_work, med_speed)) = reference.get(o.task_class.as_str()) else {
+        let Some(&(mean_work, med_speed)) = reference.get(&o.task_class) else {
             // Nobody passed this class in the round: nothing to compare with, and no credit to lose.
             continue;
         };
@@ -137,7 +139,7 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
         let credit = if o.passed {
             let speed = o.work_units / o.compute_seconds(min_c);
             size * policy.latency.factor(speed / med_speed)
-        } else if pen.verification_failure_codes.contains(&o.reason) {
+        } else if pen.treatment(o.reason) == Treatment::FailedVerification {
             -size * pen.failed_verification
         } else {
             -size * pen.unavailable
@@ -206,9 +208,9 @@ mod tests {
     ) -> Observation {
         Observation {
             uid,
-            task_class: class.into(),
+            task_class: class.parse().unwrap(),
             passed,
-            reason: reason.into(),
+            reason: reason.parse().unwrap(),
             elapsed_seconds: elapsed,
             rtt_seconds: rtt,
             work_units: work,

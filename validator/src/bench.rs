@@ -14,12 +14,12 @@ use chain::auth::RequestSigner;
 use chain::keys::{AccountId, Keypair};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{MinerClient, MinerEndpoint};
 use crate::dashboard::Dashboard;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::StaticNetwork;
 use crate::round::{RoundConfig, Validator};
+use exchange::{Client, MinerEndpoint};
 
 /// One miner as the host process announces it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) 
         .collect::<anyhow::Result<Vec<_>>>()?;
     let dir = tempfile_dir()?;
     let ledger = Ledger::open(&dir, scoring::policy::Policy::default(), &key.ss58(), 1)?;
-    let client = MinerClient::new(Arc::new(RequestSigner::new(key)), 2)?;
+    let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2)?;
     let config = RoundConfig {
         matmul_sizes: vec![n],
         concurrency,

@@ -14,10 +14,10 @@ use std::time::Instant;
 use chain::client::{ChainClient, PendingReveal, WeightsResult};
 use chain::keys::Keypair;
 use chain::submit::Outcome;
-use scoring::weights::{ChainLimits, WeightVector};
+use scoring::weights::WeightVector;
 
-use crate::client::MinerEndpoint;
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
+use exchange::MinerEndpoint;
 
 /// Reveal attempts before a pending commit is given up.
 const MAX_REVEAL_TRIES: u32 = 64;
@@ -109,11 +109,7 @@ impl Network for ChainNetwork {
             block_number: graph.block,
             block_hash: graph.block_hash,
             miners,
-            limits: ChainLimits {
-                n: hp.n,
-                min_allowed_weights: hp.min_allowed_weights,
-                max_weight_limit: hp.max_weights_limit,
-            },
+            limits: hp.weight_limits(),
             weights_due,
         })
     }

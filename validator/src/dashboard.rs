@@ -20,11 +20,11 @@ pub struct RecentVerdict {
     /// Round number.
     pub round: u64,
     /// Task class.
-    pub task: String,
+    pub task: bench_tasks::wire::TaskClass,
     /// Passed or not.
     pub passed: bool,
     /// Reason code.
-    pub reason: String,
+    pub reason: bench_tasks::Reason,
     /// Explanation.
     pub detail: String,
     /// RTT in ms.
@@ -111,7 +111,7 @@ impl Dashboard {
                     round,
                     task: o.task,
                     passed: o.verdict.passed,
-                    reason: o.verdict.reason.code().to_owned(),
+                    reason: o.verdict.reason,
                     detail: o.verdict.detail,
                     rtt_ms: o.rtt_ms,
                     compute_ms: o.compute_ms,
@@ -178,9 +178,9 @@ impl Dashboard {
             }
             entry.1.push_front(RecentVerdict {
                 round: r.round,
-                task: o.task.clone(),
+                task: o.task,
                 passed: o.verdict.passed,
-                reason: o.verdict.reason.code().to_owned(),
+                reason: o.verdict.reason,
                 detail: o.verdict.detail.clone(),
                 rtt_ms: o.rtt_ms,
                 compute_ms: o.compute_ms,

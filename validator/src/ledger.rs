@@ -14,8 +14,8 @@ use scoring::score::ScoreBook;
 use scoring::weights::{ChainLimits, WeightVector};
 
 use crate::record::{
-    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, MatmulRecord, RoundRecord, StartRecord,
-    WeightsRecord, observations, policy_hash, score_step,
+    InferenceRecord, KIND_ROUND, KIND_START, KIND_WEIGHTS, RoundRecord, StartRecord, WeightsRecord,
+    observations, policy_hash, score_step,
 };
 use crate::roundlog::{LogError, RoundLog};
 use crate::state::{MinerOutcome, RoundCommit, ScoreRow, StateError, Store, WeightSubmission};
@@ -48,7 +48,7 @@ pub struct RoundInputs {
     /// Unix ms at end.
     pub finished_ms: u64,
     /// Matmul parameters.
-    pub matmul: MatmulRecord,
+    pub matmul: bench_tasks::matmul::RoundParams,
     /// Per-miner outcomes.
     pub outcomes: Vec<MinerOutcome>,
     /// The chain limits for the weight vector.
@@ -257,7 +257,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::MatmulRecord;
+    use bench_tasks::matmul::RoundParams;
 
     fn inputs(round: u64) -> RoundInputs {
         RoundInputs {
@@ -266,7 +266,7 @@ mod tests {
             block_hash: "ab".into(),
             started_ms: round,
             finished_ms: round + 1,
-            matmul: MatmulRecord {
+            matmul: RoundParams {
                 n: 8,
                 m: 2,
                 p: 65521,
@@ -276,7 +276,7 @@ mod tests {
             outcomes: vec![MinerOutcome {
                 uid: 1,
                 hotkey: "hk".into(),
-                task: "matmul/8".into(),
+                task: bench_tasks::wire::TaskClass::Matmul,
                 verdict: bench_tasks::Verdict::pass(64.0),
                 rtt_ms: Some(1.0),
                 total_ms: Some(2.0),

@@ -2,22 +2,23 @@
 //!
 //! - [`round`]: the round loop ([`round::Validator`]): challenges every serving miner with bounded
 //!   concurrency, verifies on a bounded blocking pool, scores, commits, and submits weights.
-//! - [`client`]: the signed, pooled HTTP client with per-step timeouts and body caps.
+//! - The miners are reached through `exchange` (the one signed, pooled client and each task's
+//!   exchange, shared with `miner doctor` and the benchmarks).
 //! - [`network`]: the seam to the chain ([`network::Network`]) and [`network::StaticNetwork`] for runs
 //!   without one; [`chain_net`]: the real chain through the `chain` client.
 //! - [`ledger`], [`state`], [`roundlog`], [`record`]: SQLite state, the hash-chained round log, and what
 //!   they record, kept consistent by one commit protocol.
 //! - [`replay`]: recompute scores and weights from the log alone.
 //! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
-//! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator), and
-//!   the subnet set-up for docker compose.
+//! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator).
+//! - [`setup`]: the subnet set-up for docker compose (`localnet-setup`; in the production build).
 //! - `bench` (feature `localnet`): round wall time, CPU time and peak memory for many in-process miners.
 //!
 //! # Example: state, log and replay without any network
 //!
 //! ```
 //! use validator::ledger::{Ledger, RoundInputs};
-//! use validator::record::MatmulRecord;
+//! use bench_tasks::matmul::RoundParams;
 //! use validator::state::MinerOutcome;
 //! use scoring::{policy::Policy, weights::ChainLimits};
 //!
@@ -27,7 +28,7 @@
 //! let outcome = |uid: u16, passed: bool| MinerOutcome {
 //!     uid,
 //!     hotkey: format!("miner{uid}"),
-//!     task: "matmul".into(),
+//!     task: bench_tasks::wire::TaskClass::Matmul,
 //!     verdict: if passed {
 //!         bench_tasks::Verdict::pass(1e6)
 //!     } else {
@@ -46,7 +47,7 @@
 //!         block_hash: "ab".into(),
 //!         started_ms: 0,
 //!         finished_ms: 1,
-//!         matmul: MatmulRecord { n: 64, m: 8, p: 251, k: 16, round_seed: 1 },
+//!         matmul: RoundParams { n: 64, m: 8, p: 251, k: 16, round_seed: 1 },
 //!         outcomes: vec![outcome(0, true), outcome(1, false)],
 //!         limits: ChainLimits { n: 2, min_allowed_weights: 1, max_weight_limit: u16::MAX },
 //!     })
@@ -59,7 +60,6 @@
 #[cfg(feature = "localnet")]
 pub mod bench;
 pub mod chain_net;
-pub mod client;
 pub mod dashboard;
 pub mod http;
 pub mod ledger;
@@ -71,4 +71,5 @@ pub mod record;
 pub mod replay;
 pub mod round;
 pub mod roundlog;
+pub mod setup;
 pub mod state;

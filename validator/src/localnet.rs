@@ -10,9 +10,8 @@
 //! [`LocalnetReport`] holds, per miner, its verdict counts, EMA score and last weight from the validator
 //! and its incentive read back from the chain.
 //!
-//! [`setup`] is the same bootstrap against an external chain (subtensor's localnet image): it writes
-//! btcli wallets (`validator`, `miner-1`, …, hotkey `default`, no password) and registers them, with
-//! //Alice as sudo.
+//! [`crate::setup`] is the same bootstrap against an external chain (subtensor's localnet image); it
+//! needs only [`chain::bootstrap`], so it is in the production build.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -30,26 +29,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chain::auth::RequestSigner;
-use chain::bootstrap::{self, Account, SubnetChoice, SubnetPlan};
+use chain::bootstrap::{self, Account, SubnetPlan};
 use chain::calls::{AxonSpec, Hyperparameter};
-use chain::client::{ChainClient, ClientConfig, Network as ChainNet};
-use chain::devnet::{Devnet, DevnetConfig};
+use chain::client::{ChainClient, Network as ChainNet};
 use chain::keys::Keypair;
-use chain::wallet::Wallet;
-use chain::wallet::keyfile::KdfCost;
+use devnet::{Devnet, DevnetConfig};
 use miner::behavior::Behavior;
 use serde::Serialize;
 
 use crate::chain_net::ChainNetwork;
-use crate::client::MinerClient;
 use crate::dashboard::Dashboard;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::SubmitStatus;
-use crate::round::{RoundConfig, Validator};
-
-/// Most miners a localnet starts (one loopback address each, 127.0.0.2 upwards).
-pub const MAX_MINERS: usize = 250;
+use crate::round::{RoundConfig, RoundSummary, Validator};
+pub use crate::setup::MAX_MINERS;
+use crate::setup::client_config;
 
 /// How a localnet runs.
 #[derive(Debug, Clone)]
@@ -159,14 +154,6 @@ impl LocalnetReport {
     }
 }
 
-fn client_config() -> ClientConfig {
-    ClientConfig {
-        request_timeout: Duration::from_secs(20),
-        inclusion_timeout: Duration::from_secs(30),
-        ..ClientConfig::default()
-    }
-}
-
 fn dev_key(name: &str) -> anyhow::Result<Keypair> {
     Keypair::from_uri(&format!("//tensorproof-localnet-{name}")).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -233,33 +220,8 @@ async fn run_in(
     // The client finds the devnet's beacon in Drand::BeaconConfig, as it finds quicknet on finney.
     let client = Arc::new(ChainClient::connect(&ChainNet::Url(devnet.ws_url()), client_config()).await?);
 
-    // Keys and miner servers (each on its own loopback address).
-    let v_cold = dev_key("validator-cold")?;
     let v_hot = dev_key("validator")?;
-    let mut servers = Vec::with_capacity(behaviors.len());
-    let mut accounts = Vec::with_capacity(behaviors.len());
-    for (i, behavior) in behaviors.iter().enumerate() {
-        let hotkey = dev_key(&format!("miner-{}", i + 1))?;
-        let ip = Ipv4Addr::new(127, 0, (i / 250) as u8, (i % 250) as u8 + 2);
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))
-            .await
-            .with_context(|| format!("binding a miner to {ip}"))?;
-        let miner_config = miner::MinerConfig {
-            behavior: *behavior,
-            ..miner::MinerConfig::new(
-                hotkey.clone(),
-                miner::validators::ValidatorSet::allow_list([v_hot.account()]),
-            )
-        };
-        let server = miner::MinerServer::start(miner_config, listener).await?;
-        let axon = AxonSpec {
-            ip: IpAddr::V4(ip),
-            port: server.local_addr().port(),
-            version: 1,
-        };
-        accounts.push(Account::new(dev_key(&format!("miner-{}-cold", i + 1))?, hotkey).serving(axon));
-        servers.push(server);
-    }
+    let (servers, accounts) = start_miners(behaviors, &v_hot).await?;
     say(format!(
         "{} miners on {}",
         servers.len(),
@@ -269,28 +231,8 @@ async fn run_in(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-
-    // Subnet, funding, registration, axons, stake; then the permit.
-    let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let validator = Account::new(v_cold, v_hot.clone());
-    let mut plan = SubnetPlan::localnet(config.tempo);
-    for hp in &mut plan.hyperparameters {
-        if let Hyperparameter::CommitRevealWeightsEnabled(on) = hp {
-            *on = config.commit_reveal;
-        }
-    }
-    let boot = bootstrap::bootstrap(&client, &sudo, &plan, &validator, &accounts).await?;
+    let boot = set_up_subnet(config, &client, &v_hot, &accounts, &say).await?;
     let netuid = boot.netuid;
-    say(format!(
-        "subnet {netuid} ready in {:.1} s ({} transactions); validator uid {}, miners {:?}",
-        boot.elapsed.as_secs_f64(),
-        boot.submitted,
-        boot.validator_uid,
-        boot.miner_uids
-    ));
-    let permit_timeout = config.block_time * (u32::from(config.tempo) + 2) * 3 + Duration::from_secs(10);
-    let block = bootstrap::wait_for_permit(&client, netuid, &v_hot.account(), permit_timeout).await?;
-    say(format!("validator permit at block {block}"));
 
     // The validator's real round loop over the chain.
     let network = Arc::new(ChainNetwork::new(client.clone(), v_hot.clone(), netuid, true));
@@ -306,73 +248,14 @@ async fn run_in(
     };
     let v = Validator::new(
         network,
-        MinerClient::new(Arc::new(RequestSigner::new(v_hot.clone())), 2)?,
+        exchange::Client::pooled(Arc::new(RequestSigner::new(v_hot.clone())), 2)?,
         ledger,
         secret,
         round_config,
         Metrics::new(),
         dashboard.clone(),
     );
-    // Epochs are counted on the chain's own clock: an epoch counts once its block is past the block
-    // in which the first weights were included (an epoch firing in that block's `on_initialize`
-    // ran before them and did not see them).
-    // With commit-reveal, the epochs up to the reveal epoch run before the weights are open.
-    let reveal_epochs = if config.commit_reveal {
-        client.hyperparams(netuid).await?.reveal_period_epochs
-    } else {
-        0
-    };
-    let (mut weights_set, mut weights_failed) = (0u64, 0u64);
-    let mut first_included: Option<u64> = None;
-    let mut weights_call = None;
-    let mut epochs_seen = std::collections::BTreeSet::new();
-    loop {
-        let round_started = Instant::now();
-        match v.run_round().await {
-            Ok(s) => {
-                let b = s.record.block_number;
-                match s.submission.as_ref().map(|o| (&o.status, o.block)) {
-                    Some((SubmitStatus::Included, included_in)) => {
-                        weights_set += 1;
-                        weights_call = s.submission.as_ref().and_then(|o| o.call).map(str::to_owned);
-                        if first_included.is_none() {
-                            // Inclusion confirmed without a block number: the current block bounds it.
-                            let block = match included_in {
-                                Some(block) => block,
-                                None => client.block_number().await?,
-                            };
-                            first_included = Some(block);
-                        }
-                    }
-                    Some((SubmitStatus::Failed, _)) => weights_failed += 1,
-                    Some((SubmitStatus::Skipped, _)) | None => {}
-                }
-                let passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
-                say(format!(
-                    "round {:>3}  block {:>5}  epoch {}/{}  passed {}/{}  weights {}  {:.0} ms",
-                    s.record.round,
-                    b,
-                    (epochs_seen.len() as u64).saturating_sub(reveal_epochs),
-                    config.epochs,
-                    passed,
-                    s.record.miners.len(),
-                    s.submission.as_ref().map_or("-", |o| o.status.code()),
-                    s.wall.as_secs_f64() * 1e3
-                ));
-            }
-            Err(e) => say(format!("round failed: {e}")),
-        }
-        if let Some(first) = first_included {
-            let (now, clock) = client.epoch_clock(netuid).await?;
-            if let Some(epoch_block) = clock.last_epoch_block(now).filter(|&e| e > first) {
-                epochs_seen.insert(epoch_block);
-            }
-            if epochs_seen.len() as u64 >= config.epochs + reveal_epochs {
-                break;
-            }
-        }
-        tokio::time::sleep(config.round_interval.saturating_sub(round_started.elapsed())).await;
-    }
+    let tally = drive_rounds(config, &client, netuid, &v, &say).await?;
 
     // The summary: the validator's view plus incentive read back from the chain.
     let graph = client.metagraph(netuid).await?;
@@ -398,85 +281,167 @@ async fn run_in(
             }
         })
         .collect();
-    let epochs = (epochs_seen.len() as u64).saturating_sub(reveal_epochs);
     say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
     for s in servers {
         s.shutdown().await;
     }
     devnet.shutdown().await;
     Ok(LocalnetReport {
-        epochs,
+        epochs: tally.epochs,
         blocks: graph.block,
         miners,
-        weights_set,
-        weights_failed,
-        weights_call,
+        weights_set: tally.weights_set,
+        weights_failed: tally.weights_failed,
+        weights_call: tally.weights_call,
     })
 }
 
-/// What [`setup`] did.
-#[derive(Debug, Clone, Serialize)]
-pub struct SetupReport {
-    /// The wallets folder.
-    pub wallet_path: PathBuf,
-    /// Wallet names created (existing ones are reused).
-    pub created: Vec<String>,
-    /// The bootstrap.
-    pub bootstrap: bootstrap::BootstrapReport,
-}
-
-fn open_or_create(path: &Path, name: &str, created: &mut Vec<String>) -> anyhow::Result<Account> {
-    let wallet = Wallet::new(path.to_string_lossy(), name, "default")?;
-    let password = chain::wallet::Password::Given(String::new());
-    let coldkey = if wallet.coldkey_path().exists() {
-        wallet
-            .coldkey(&password)
-            .with_context(|| format!("wallet {name}: the coldkey must be unencrypted"))?
-    } else {
-        created.push(name.to_owned());
-        wallet.create_coldkey(None, KdfCost::SENSITIVE)?.0
-    };
-    let hotkey = if wallet.hotkey_path().exists() {
-        wallet.hotkey()?
-    } else {
-        wallet.create_hotkey()?.0
-    };
-    Ok(Account::new(coldkey, hotkey))
-}
-
-/// Creates (or reuses) btcli wallets `validator` and `miner-1..=miners` under `wallet_path` and
-/// bootstraps them on `network` with //Alice as sudo: a new subnet unless `netuid` is given. Miners are
-/// registered but not served: each miner serves its own axon when it starts.
-pub async fn setup(
-    network: &str,
-    wallet_path: &Path,
-    miners: usize,
-    netuid: Option<u16>,
-) -> anyhow::Result<SetupReport> {
-    if miners > MAX_MINERS {
-        anyhow::bail!("--miners must be at most {MAX_MINERS}");
+/// Starts one real miner server per behavior, each on its own loopback address (127.0.0.2 upwards),
+/// allow-listing the validator hotkey `v_hot`; returns the servers and their chain accounts.
+async fn start_miners(
+    behaviors: &[Behavior],
+    v_hot: &Keypair,
+) -> anyhow::Result<(Vec<miner::MinerServer>, Vec<Account>)> {
+    let mut servers = Vec::with_capacity(behaviors.len());
+    let mut accounts = Vec::with_capacity(behaviors.len());
+    for (i, behavior) in behaviors.iter().enumerate() {
+        let hotkey = dev_key(&format!("miner-{}", i + 1))?;
+        let ip = Ipv4Addr::new(127, 0, (i / 250) as u8, (i % 250) as u8 + 2);
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(ip), 0))
+            .await
+            .with_context(|| format!("binding a miner to {ip}"))?;
+        let miner_config = miner::MinerConfig {
+            behavior: *behavior,
+            ..miner::MinerConfig::new(
+                hotkey.clone(),
+                miner::validators::ValidatorSet::allow_list([v_hot.account()]),
+            )
+        };
+        let server = miner::MinerServer::start(miner_config, listener).await?;
+        let axon = AxonSpec {
+            ip: IpAddr::V4(ip),
+            port: server.local_addr().port(),
+            version: 1,
+        };
+        accounts.push(Account::new(dev_key(&format!("miner-{}-cold", i + 1))?, hotkey).serving(axon));
+        servers.push(server);
     }
-    let mut created = Vec::new();
-    let validator = open_or_create(wallet_path, "validator", &mut created)?;
-    let accounts = (1..=miners)
-        .map(|i| open_or_create(wallet_path, &format!("miner-{i}"), &mut created))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let network: ChainNet = network
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--network {network}: {e}"))?;
-    let client = ChainClient::connect(&network, client_config()).await?;
+    Ok((servers, accounts))
+}
+
+/// Subnet, funding, registration, axons and stake (//Alice as sudo), then the validator's permit.
+async fn set_up_subnet(
+    config: &LocalnetConfig,
+    client: &ChainClient,
+    v_hot: &Keypair,
+    accounts: &[Account],
+    say: &impl Fn(String),
+) -> anyhow::Result<bootstrap::BootstrapReport> {
     let sudo = Keypair::from_uri("//Alice").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut plan = SubnetPlan::localnet(10);
-    if let Some(n) = netuid {
-        plan.subnet = SubnetChoice::Existing(n);
-        // Keep the subnet's tempo.
-        plan.hyperparameters
-            .retain(|p| !matches!(p, chain::calls::Hyperparameter::Tempo(_)));
+    let validator = Account::new(dev_key("validator-cold")?, v_hot.clone());
+    let mut plan = SubnetPlan::localnet(config.tempo);
+    for hp in &mut plan.hyperparameters {
+        if let Hyperparameter::CommitRevealWeightsEnabled(on) = hp {
+            *on = config.commit_reveal;
+        }
     }
-    let bootstrap = bootstrap::bootstrap(&client, &sudo, &plan, &validator, &accounts).await?;
-    Ok(SetupReport {
-        wallet_path: wallet_path.to_owned(),
-        created,
-        bootstrap,
-    })
+    let boot = bootstrap::bootstrap(client, &sudo, &plan, &validator, accounts).await?;
+    say(format!(
+        "subnet {} ready in {:.1} s ({} transactions); validator uid {}, miners {:?}",
+        boot.netuid,
+        boot.elapsed.as_secs_f64(),
+        boot.submitted,
+        boot.validator_uid,
+        boot.miner_uids
+    ));
+    let permit_timeout = config.block_time * (u32::from(config.tempo) + 2) * 3 + Duration::from_secs(10);
+    let block = bootstrap::wait_for_permit(client, boot.netuid, &v_hot.account(), permit_timeout).await?;
+    say(format!("validator permit at block {block}"));
+    Ok(boot)
+}
+
+/// What the round loop saw of weights and epochs.
+#[derive(Debug, Default)]
+struct Tally {
+    weights_set: u64,
+    weights_failed: u64,
+    weights_call: Option<String>,
+    /// Block of the first included weights.
+    first_included: Option<u64>,
+    /// Epochs (by block) after the first included weights.
+    epochs_seen: std::collections::BTreeSet<u64>,
+    /// Epochs counted: those seen less the reveal epochs.
+    epochs: u64,
+}
+
+/// Runs the validator's rounds until the chain has run `config.epochs` epochs after the block that
+/// included the first weights (plus the reveal epochs with commit-reveal), counted on the chain's own
+/// epoch clock: an epoch firing in that block's `on_initialize` ran before them and does not count.
+async fn drive_rounds(
+    config: &LocalnetConfig,
+    client: &ChainClient,
+    netuid: u16,
+    v: &Validator<ChainNetwork>,
+    say: &impl Fn(String),
+) -> anyhow::Result<Tally> {
+    let reveal_epochs = if config.commit_reveal {
+        client.hyperparams(netuid).await?.reveal_period_epochs
+    } else {
+        0
+    };
+    let mut tally = Tally::default();
+    loop {
+        let round_started = Instant::now();
+        match v.run_round().await {
+            Ok(s) => {
+                tally_round(&mut tally, &s, client).await?;
+                let passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
+                say(format!(
+                    "round {:>3}  block {:>5}  epoch {}/{}  passed {}/{}  weights {}  {:.0} ms",
+                    s.record.round,
+                    s.record.block_number,
+                    (tally.epochs_seen.len() as u64).saturating_sub(reveal_epochs),
+                    config.epochs,
+                    passed,
+                    s.record.miners.len(),
+                    s.submission.as_ref().map_or("-", |o| o.status.code()),
+                    s.wall.as_secs_f64() * 1e3
+                ));
+            }
+            Err(e) => say(format!("round failed: {e}")),
+        }
+        if let Some(first) = tally.first_included {
+            let (now, clock) = client.epoch_clock(netuid).await?;
+            if let Some(epoch_block) = clock.last_epoch_block(now).filter(|&e| e > first) {
+                tally.epochs_seen.insert(epoch_block);
+            }
+            if tally.epochs_seen.len() as u64 >= config.epochs + reveal_epochs {
+                break;
+            }
+        }
+        tokio::time::sleep(config.round_interval.saturating_sub(round_started.elapsed())).await;
+    }
+    tally.epochs = (tally.epochs_seen.len() as u64).saturating_sub(reveal_epochs);
+    Ok(tally)
+}
+
+/// Counts one round's weight submission.
+async fn tally_round(tally: &mut Tally, s: &RoundSummary, client: &ChainClient) -> anyhow::Result<()> {
+    match s.submission.as_ref().map(|o| (&o.status, o.block)) {
+        Some((SubmitStatus::Included, included_in)) => {
+            tally.weights_set += 1;
+            tally.weights_call = s.submission.as_ref().and_then(|o| o.call).map(str::to_owned);
+            if tally.first_included.is_none() {
+                // Inclusion confirmed without a block number: the current block bounds it.
+                let block = match included_in {
+                    Some(block) => block,
+                    None => client.block_number().await?,
+                };
+                tally.first_included = Some(block);
+            }
+        }
+        Some((SubmitStatus::Failed, _)) => tally.weights_failed += 1,
+        Some((SubmitStatus::Skipped, _)) | None => {}
+    }
+    Ok(())
 }

@@ -12,10 +12,10 @@ use chain::auth::RequestSigner;
 use chain::keys::AccountId;
 use chain::wallet::{WalletArgs, WalletCommand};
 use clap::{Parser, Subcommand};
+use exchange::{Client, MinerEndpoint};
 use scoring::policy::Policy;
 use serde::Deserialize;
 use validator::chain_net::ChainNetwork;
-use validator::client::{MinerClient, MinerEndpoint};
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
 use validator::metrics::Metrics;
@@ -101,7 +101,6 @@ enum Cmd {
     },
     /// Create btcli wallets (validator, miner-1, …) and set up a subnet for them on an external chain
     /// (subtensor's localnet image), with //Alice as sudo.
-    #[cfg(feature = "localnet")]
     LocalnetSetup {
         /// The chain: `local`, `devnet` or a ws:// URL.
         #[arg(long, default_value = "local")]
@@ -203,40 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cmd.run(&cli.wallet, &mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Replay { log, json } => {
-            let report = validator::replay::replay(&log)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!(
-                    "{} entries, {} rounds recomputed, {} submissions checked{}",
-                    report.entries,
-                    report.rounds,
-                    report.submissions,
-                    if report.torn_tail {
-                        " (a torn final line was ignored)"
-                    } else {
-                        ""
-                    }
-                );
-                for m in &report.mismatches {
-                    println!("MISMATCH: {m}");
-                }
-                println!(
-                    "{}",
-                    if report.matches() {
-                        "replay matches: every score and weight recomputed from the log equals what was recorded"
-                    } else {
-                        "replay DOES NOT match"
-                    }
-                );
-            }
-            Ok(if report.matches() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Cmd::Replay { log, json } => replay(&log, json),
         #[cfg(feature = "localnet")]
         Cmd::BenchRound {
             miners,
@@ -244,36 +210,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rounds,
             concurrency,
             json,
-        } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let mut rows = Vec::new();
-            for count in miners {
-                let row = rt.block_on(validator::bench::bench_round(count, n, rounds, concurrency))?;
-                if !json {
-                    println!(
-                        "miners {:>4}  n {:>4}  round wall {:>8.3} s  validator CPU {:>8.3} s/round ({:.2} ms/miner)  passed {}  peak RSS {:.0} MiB",
-                        row.miners,
-                        row.n,
-                        row.round_wall_seconds,
-                        row.validator_cpu_seconds_per_round,
-                        row.validator_cpu_ms_per_miner,
-                        row.passed,
-                        row.peak_rss_mib
-                    );
-                }
-                rows.push(row);
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => bench_round(miners, n, rounds, concurrency, json),
         #[cfg(feature = "localnet")]
         Cmd::BenchMiners { count, validator } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let account =
                 AccountId::from_ss58(&validator).map_err(|e| anyhow::anyhow!("--validator: {e}"))?;
-            rt.block_on(validator::bench::host_miners(count, account))?;
+            runtime()?.block_on(validator::bench::host_miners(count, account))?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "localnet")]
@@ -295,8 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 block_time: Duration::from_millis(block_ms.max(1)),
                 ..validator::localnet::LocalnetConfig::default()
             };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let report = rt.block_on(validator::localnet::run(&config))?;
+            let report = runtime()?.block_on(validator::localnet::run(&config))?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -304,47 +245,124 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        #[cfg(feature = "localnet")]
         Cmd::LocalnetSetup {
             network,
             wallet_path,
             miners,
             netuid,
         } => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let report = rt.block_on(validator::localnet::setup(&network, &wallet_path, miners, netuid))?;
-            let b = &report.bootstrap;
-            println!(
-                "wallets in {} (created: {})",
-                report.wallet_path.display(),
-                if report.created.is_empty() {
-                    "none".to_owned()
-                } else {
-                    report.created.join(", ")
-                }
-            );
-            println!(
-                "subnet {} {}; {} transactions; validator uid {}; miner uids {:?}",
-                b.netuid,
-                if b.created { "created" } else { "reused" },
-                b.submitted,
-                b.validator_uid,
-                b.miner_uids
-            );
-            println!(
-                "tempo {}, weights rate limit {}, commit-reveal {}",
-                b.hyperparams.tempo, b.hyperparams.weights_rate_limit, b.hyperparams.commit_reveal_enabled
-            );
-            for w in &b.warnings {
-                println!("warning: {w}");
-            }
+            let report =
+                runtime()?.block_on(validator::setup::setup(&network, &wallet_path, miners, netuid))?;
+            print_setup(&report);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(run_validator(&cli.wallet, args))?;
+            runtime()?.block_on(run_validator(&cli.wallet, args))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The multi-threaded runtime every async command runs on.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// `validator replay`: recompute the log and say whether it matches (exit 1 when not).
+fn replay(log: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let report = validator::replay::replay(log)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} entries, {} rounds recomputed, {} submissions checked{}",
+            report.entries,
+            report.rounds,
+            report.submissions,
+            if report.torn_tail {
+                " (a torn final line was ignored)"
+            } else {
+                ""
+            }
+        );
+        for m in &report.mismatches {
+            println!("MISMATCH: {m}");
+        }
+        println!(
+            "{}",
+            if report.matches() {
+                "replay matches: every score and weight recomputed from the log equals what was recorded"
+            } else {
+                "replay DOES NOT match"
+            }
+        );
+    }
+    Ok(if report.matches() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `validator bench-round`: one row per miner count.
+#[cfg(feature = "localnet")]
+fn bench_round(
+    miners: Vec<usize>,
+    n: u32,
+    rounds: u32,
+    concurrency: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    let mut rows = Vec::new();
+    for count in miners {
+        let row = rt.block_on(validator::bench::bench_round(count, n, rounds, concurrency))?;
+        if !json {
+            println!(
+                "miners {:>4}  n {:>4}  round wall {:>8.3} s  validator CPU {:>8.3} s/round ({:.2} ms/miner)  passed {}  peak RSS {:.0} MiB",
+                row.miners,
+                row.n,
+                row.round_wall_seconds,
+                row.validator_cpu_seconds_per_round,
+                row.validator_cpu_ms_per_miner,
+                row.passed,
+                row.peak_rss_mib
+            );
+        }
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `validator localnet-setup` did, in a few lines.
+fn print_setup(report: &validator::setup::SetupReport) {
+    let b = &report.bootstrap;
+    println!(
+        "wallets in {} (created: {})",
+        report.wallet_path.display(),
+        if report.created.is_empty() {
+            "none".to_owned()
+        } else {
+            report.created.join(", ")
+        }
+    );
+    println!(
+        "subnet {} {}; {} transactions; validator uid {}; miner uids {:?}",
+        b.netuid,
+        if b.created { "created" } else { "reused" },
+        b.submitted,
+        b.validator_uid,
+        b.miner_uids
+    );
+    println!(
+        "tempo {}, weights rate limit {}, commit-reveal {}",
+        b.hyperparams.tempo, b.hyperparams.weights_rate_limit, b.hyperparams.commit_reveal_enabled
+    );
+    for w in &b.warnings {
+        println!("warning: {w}");
     }
 }
 
@@ -437,7 +455,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
             .or(file.retain_rounds)
             .unwrap_or(DEFAULT_RETAIN_ROUNDS),
     ));
-    let client = MinerClient::new(Arc::new(RequestSigner::new(hotkey)), 2)?;
+    let client = Client::pooled(Arc::new(RequestSigner::new(hotkey)), 2)?;
     let metrics = Metrics::new();
     let dashboard = Dashboard::new();
     let (bound, _server) = validator::http::serve(listen, metrics.clone(), dashboard.clone())

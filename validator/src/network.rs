@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use scoring::weights::{ChainLimits, WeightVector};
 
-use crate::client::MinerEndpoint;
+use exchange::MinerEndpoint;
 
 /// The chain as a round sees it at one block.
 #[derive(Debug, Clone)]

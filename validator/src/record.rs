@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use bench_tasks::matmul::RoundParams;
 use scoring::policy::Policy;
 use scoring::score::{Observation, ScoreBook, score_round};
 use scoring::weights::{ChainLimits, WeightVector, weights_from_scores};
@@ -40,21 +41,6 @@ pub struct StartRecord {
     pub policy_hash: String,
     /// The EMA book at this point (restored from the state database).
     pub book: ScoreBook,
-}
-
-/// The matmul parameters of a round (everything but the validator's secret).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MatmulRecord {
-    /// Matrix side.
-    pub n: u32,
-    /// Sketch width.
-    pub m: u32,
-    /// Sketch modulus.
-    pub p: u32,
-    /// Rows opened per miner.
-    pub k: u32,
-    /// Seed of `B` and `R`.
-    pub round_seed: u64,
 }
 
 /// The inference parameters of a round (the per-miner prompt seed is each miner's `seed`).
@@ -90,7 +76,7 @@ pub struct RoundRecord {
     /// blake3 of the policy JSON in force (the last `start` entry's `policy_hash`).
     pub policy_hash: String,
     /// Matmul parameters.
-    pub matmul: MatmulRecord,
+    pub matmul: RoundParams,
     /// Inference parameters, when the round could send inference challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference: Option<InferenceRecord>,
@@ -143,9 +129,9 @@ pub fn observations(outcomes: &[MinerOutcome]) -> Vec<Observation> {
         .iter()
         .map(|o| Observation {
             uid: o.uid,
-            task_class: o.task.clone(),
+            task_class: o.task,
             passed: o.verdict.passed,
-            reason: o.verdict.reason.code().to_owned(),
+            reason: o.verdict.reason,
             elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
             rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
             work_units: o.verdict.work_units,

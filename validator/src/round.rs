@@ -24,24 +24,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bench_tasks::BackendKind;
 use bench_tasks::inference::{
     HostWeights, InferenceChallenge, Limits as InferenceLimits, ModelId, Preset, Transformer, Verifier,
-    pick_sequences,
 };
-use bench_tasks::matmul::{MatmulLimits, OpeningRequest, RoundParams, RoundSetup};
-use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, OPEN_PATH, OpenRequest, OpenResponse, TaskAnswer,
-    TaskChallenge, TaskClass, TaskOpenRequest, TaskOpenings,
-};
+use bench_tasks::matmul::{MatmulLimits, RoundParams, RoundSetup};
+use bench_tasks::wire::TaskClass;
 use bench_tasks::{Reason, Verdict};
+use exchange::inference::Picks;
+use exchange::{Bounds, Call, Client, MinerEndpoint, verdict_reason};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::client::{MinerClient, MinerEndpoint, Reply, verdict_reason};
 use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
-use crate::record::{InferenceRecord, MatmulRecord, RoundRecord};
+use crate::record::{InferenceRecord, RoundRecord};
 use crate::state::{MinerOutcome, WeightSubmission};
 
 /// Round settings (the `[round]` table of `validator.toml`).
@@ -192,6 +189,15 @@ impl RoundConfig {
     fn secs(s: f64) -> Duration {
         Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(1))
     }
+
+    /// The bounds of each miner's exchange.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            challenge_timeout: Self::secs(self.challenge_timeout_secs),
+            open_timeout: Self::secs(self.open_timeout_secs),
+            max_answer_bytes: self.max_answer_bytes,
+        }
+    }
 }
 
 /// An error that ends a round without committing it.
@@ -274,13 +280,13 @@ fn unix_ms() -> u64 {
 
 /// Everything a miner task needs, shared.
 struct RoundShared {
-    client: MinerClient,
+    client: Client,
     setup: Arc<RoundSetup>,
     config: RoundConfig,
+    bounds: Bounds,
     pool: VerifyPool,
     metrics: Metrics,
     attempt: u64,
-    task: String,
     inference: Option<InferenceShared>,
     /// Weights of matmul and inference in the policy's task mix.
     mix: (f64, f64),
@@ -297,11 +303,58 @@ struct InferenceShared {
 /// The inference verifier, built once and shared by the verification pool.
 type SharedVerifier = Arc<Mutex<Verifier>>;
 
+/// A round's plan: everything derived from the validator's secret, the chain view and the attempt
+/// alone, before any I/O (pure, so a replay or a test derives the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundPlan {
+    /// The attempt this round commits under.
+    pub attempt: u64,
+    /// The matmul parameters (size, sketch, openings, round seed).
+    pub params: RoundParams,
+    /// The verifier's secret for this round (`B·r`), never sent.
+    pub setup_secret: [u8; 32],
+    /// Key of the hash that picks the inference sequences to check.
+    pub picks_key: [u8; 32],
+    /// Every miner of the view with its seed `H(secret ‖ block hash ‖ hotkey ‖ attempt)`.
+    pub miners: Vec<(MinerEndpoint, u64)>,
+}
+
+impl RoundPlan {
+    /// The plan for `attempt` at `view`, with matmul size `n` and `openings` rows opened (default
+    /// `min(40, n)`).
+    pub fn new(secret: &[u8; 32], view: &ChainView, attempt: u64, n: u32, openings: Option<u32>) -> Self {
+        let derive = |domain: &str| derive_bytes(domain, secret, &view.block_hash, b"", attempt);
+        let seed = derive("tensorproof validator round seed v1");
+        let round_seed = u64::from_le_bytes([
+            seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7],
+        ]);
+        let mut params = RoundParams::new(n, round_seed);
+        if let Some(k) = openings {
+            params.k = k.min(n);
+        }
+        let miners = view
+            .miners
+            .iter()
+            .map(|m| {
+                let seed = derive_seed(secret, &view.block_hash, m.hotkey.as_bytes(), attempt);
+                (m.clone(), seed)
+            })
+            .collect();
+        Self {
+            attempt,
+            params,
+            setup_secret: derive("tensorproof validator round secret v1"),
+            picks_key: derive("tensorproof validator inference picks v1"),
+            miners,
+        }
+    }
+}
+
 /// The validator: its secret, client, ledger and the network it reads.
 #[derive(Debug)]
 pub struct Validator<N> {
     network: Arc<N>,
-    client: MinerClient,
+    client: Client,
     ledger: Arc<Mutex<Ledger>>,
     secret: [u8; 32],
     config: RoundConfig,
@@ -326,7 +379,7 @@ impl<N: Network> Validator<N> {
     /// A validator over `network`, signing with `client`'s hotkey, with `secret` for its seeds.
     pub fn new(
         network: Arc<N>,
-        client: MinerClient,
+        client: Client,
         ledger: Ledger,
         secret: [u8; 32],
         config: RoundConfig,
@@ -437,52 +490,78 @@ impl<N: Network> Validator<N> {
         }
     }
 
-    /// Runs one round: challenges, verification, commit, and a weight submission when due.
+    /// Runs one round: read the chain, plan, challenge every miner, commit, and submit weights when
+    /// due.
     pub async fn run_round(&self) -> Result<RoundSummary, RoundError> {
-        let view: ChainView = tokio::time::timeout(
+        let view = self.read_view().await?;
+        let started = Instant::now();
+        let started_ms = unix_ms();
+        let attempt = self.with_ledger(|l| l.begin_attempt()).await?;
+        let plan = RoundPlan::new(
+            &self.secret,
+            &view,
+            attempt,
+            self.pick_size()?,
+            self.config.openings,
+        );
+        let shared = Arc::new(self.prepare(&plan).await?);
+        let outcomes = challenge_all(&shared, &plan.miners).await?;
+        self.count_verdicts(&outcomes);
+        let inputs = RoundInputs {
+            attempt,
+            block_number: view.block_number,
+            block_hash: hex::encode(view.block_hash),
+            started_ms,
+            finished_ms: unix_ms(),
+            matmul: plan.params,
+            outcomes,
+            limits: view.limits,
+        };
+        let inference_record = shared.inference.as_ref().map(|i| i.config.record());
+        let record = self
+            .with_ledger(move |l| l.commit_round_with(inputs, inference_record))
+            .await?;
+        let wall = started.elapsed();
+        self.round_committed(&record, &view, wall);
+        let submission = self.submit_if_due(&view, &record).await?;
+        Ok(RoundSummary {
+            record,
+            submission,
+            wall,
+        })
+    }
+
+    /// The chain view, within `chain_timeout_secs`.
+    async fn read_view(&self) -> Result<ChainView, RoundError> {
+        let view = tokio::time::timeout(
             RoundConfig::secs(self.config.chain_timeout_secs),
             self.network.view(),
         )
         .await
         .map_err(|_| NetworkError("timed out reading the chain view".into()))??;
-        let started = Instant::now();
-        let started_ms = unix_ms();
-        let attempt = self.with_ledger(|l| l.begin_attempt()).await?;
-        let n = {
-            let sizes = &self.config.matmul_sizes;
-            if sizes.is_empty() {
-                return Err(RoundError::Config("matmul_sizes is empty".into()));
-            }
-            sizes[rand::random_range(0..sizes.len())]
-        };
-        let round_seed = {
-            let b = derive_bytes(
-                "tensorproof validator round seed v1",
-                &self.secret,
-                &view.block_hash,
-                b"",
-                attempt,
-            );
-            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-        };
-        let setup_secret = derive_bytes(
-            "tensorproof validator round secret v1",
-            &self.secret,
-            &view.block_hash,
-            b"",
-            attempt,
-        );
-        let mut params = RoundParams::new(n, round_seed);
-        if let Some(k) = self.config.openings {
-            params.k = k.min(n);
+        Ok(view)
+    }
+
+    /// This round's matmul size, drawn from `matmul_sizes`.
+    fn pick_size(&self) -> Result<u32, RoundError> {
+        let sizes = &self.config.matmul_sizes;
+        if sizes.is_empty() {
+            return Err(RoundError::Config("matmul_sizes is empty".into()));
         }
+        Ok(sizes[rand::random_range(0..sizes.len())])
+    }
+
+    /// What every miner task shares: the verifier's setup (built on the verification pool), the
+    /// policy's task mix and, when inference is on, its verifier.
+    async fn prepare(&self, plan: &RoundPlan) -> Result<RoundShared, RoundError> {
+        let (params, secret) = (plan.params, plan.setup_secret);
         let limits = MatmulLimits {
-            max_n: n.max(MatmulLimits::default().max_n),
+            max_n: params.n.max(MatmulLimits::default().max_n),
             ..MatmulLimits::default()
         };
         let setup = self
             .pool
-            .run(move || RoundSetup::new(params, setup_secret, &limits))
+            .run(move || RoundSetup::new(params, secret, &limits))
             .await
             .map_err(RoundError::Join)?
             .map_err(|e| RoundError::Config(e.to_string()))?;
@@ -492,7 +571,10 @@ impl<N: Network> Validator<N> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let tasks = &ledger.policy().tasks;
-            (tasks.weight_of("matmul"), tasks.weight_of("inference"))
+            (
+                tasks.weight_of(TaskClass::Matmul),
+                tasks.weight_of(TaskClass::Inference),
+            )
         };
         let inference = if self.config.inference.enabled && mix.1 > 0.0 {
             Some(InferenceShared {
@@ -502,128 +584,118 @@ impl<N: Network> Validator<N> {
         } else {
             None
         };
-        let inference_record = inference.as_ref().map(|i| i.config.record());
-        let shared = Arc::new(RoundShared {
+        Ok(RoundShared {
             client: self.client.clone(),
             setup: Arc::new(setup),
             config: self.config.clone(),
+            bounds: self.config.bounds(),
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
-            attempt,
-            task: "matmul".to_owned(),
+            attempt: plan.attempt,
             inference,
             mix,
-            picks_key: derive_bytes(
-                "tensorproof validator inference picks v1",
-                &self.secret,
-                &view.block_hash,
-                b"",
-                attempt,
-            ),
-        });
+            picks_key: plan.picks_key,
+        })
+    }
 
-        let mut miners = view.miners.clone();
-        miners.shuffle(&mut rand::rng());
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for miner in miners {
-            let seed = derive_seed(&self.secret, &view.block_hash, miner.hotkey.as_bytes(), attempt);
-            let (shared, slots) = (shared.clone(), slots.clone());
-            tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                probe_miner(&shared, &miner, seed).await
-            });
-        }
-        let mut outcomes = Vec::with_capacity(tasks.len());
-        while let Some(res) = tasks.join_next().await {
-            outcomes.push(res.map_err(|e| RoundError::Join(e.to_string()))?);
-        }
-        for o in &outcomes {
+    fn count_verdicts(&self, outcomes: &[MinerOutcome]) {
+        for o in outcomes {
             self.metrics
                 .verdicts
                 .get_or_create(&VerdictLabels {
-                    task: o.task.clone(),
+                    task: o.task.name().to_owned(),
                     reason: o.verdict.reason.code().to_owned(),
                 })
                 .inc();
         }
-        let inputs = RoundInputs {
-            attempt,
-            block_number: view.block_number,
-            block_hash: hex::encode(view.block_hash),
-            started_ms,
-            finished_ms: unix_ms(),
-            matmul: MatmulRecord {
-                n: params.n,
-                m: params.m,
-                p: params.p,
-                k: params.k,
-                round_seed,
-            },
-            outcomes,
-            limits: view.limits,
-        };
-        let record = self
-            .with_ledger(move |l| l.commit_round_with(inputs, inference_record))
-            .await?;
-        let wall = started.elapsed();
+    }
+
+    fn round_committed(&self, record: &RoundRecord, view: &ChainView, wall: Duration) {
         self.metrics.rounds.inc();
         self.metrics.round_seconds.observe(wall.as_secs_f64());
         self.metrics.miners.set(record.miners.len() as i64);
         self.metrics.block.set(view.block_number as i64);
-        self.dashboard.round_committed(&record);
+        self.dashboard.round_committed(record);
+    }
 
-        let mut submission = None;
-        if view.weights_due
-            && let Some(w) = record.weights.clone().filter(|w| !w.uids.is_empty())
-        {
-            let outcome = self.network.submit_weights(&w).await;
-            self.metrics
-                .weight_submissions
-                .get_or_create(&OutcomeLabels {
-                    outcome: outcome.status.code().to_owned(),
-                })
-                .inc();
-            let sub = WeightSubmission {
-                round: record.round,
-                block: view.block_number,
-                uids: w.uids.clone(),
-                weights: w.weights.clone(),
-                status: outcome.status.code().to_owned(),
-                detail: outcome.detail.clone(),
-                attempts: outcome.attempts,
-                latency_ms: outcome.latency.as_secs_f64() * 1e3,
-            };
-            self.with_ledger(move |l| l.record_submission(&sub)).await?;
-            if outcome.status == SubmitStatus::Included {
-                self.dashboard.weights_set(&w);
-            }
-            if outcome.status == SubmitStatus::Failed {
-                tracing::warn!(detail = %outcome.detail, "weight submission failed");
-            }
-            submission = Some(outcome);
+    /// Submits the round's weights when the chain accepts weights now, and records the outcome.
+    async fn submit_if_due(
+        &self,
+        view: &ChainView,
+        record: &RoundRecord,
+    ) -> Result<Option<SubmitOutcome>, RoundError> {
+        if !view.weights_due {
+            return Ok(None);
         }
-        Ok(RoundSummary {
-            record,
-            submission,
-            wall,
-        })
+        let Some(w) = record.weights.clone().filter(|w| !w.uids.is_empty()) else {
+            return Ok(None);
+        };
+        let outcome = self.network.submit_weights(&w).await;
+        self.metrics
+            .weight_submissions
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.status.code().to_owned(),
+            })
+            .inc();
+        let sub = WeightSubmission {
+            round: record.round,
+            block: view.block_number,
+            uids: w.uids.clone(),
+            weights: w.weights.clone(),
+            status: outcome.status.code().to_owned(),
+            detail: outcome.detail.clone(),
+            attempts: outcome.attempts,
+            latency_ms: outcome.latency.as_secs_f64() * 1e3,
+        };
+        self.with_ledger(move |l| l.record_submission(&sub)).await?;
+        if outcome.status == SubmitStatus::Included {
+            self.dashboard.weights_set(&w);
+        }
+        if outcome.status == SubmitStatus::Failed {
+            tracing::warn!(detail = %outcome.detail, "weight submission failed");
+        }
+        Ok(Some(outcome))
     }
 }
 
-/// Challenges one miner end to end; every failure becomes a failed verdict with its reason.
-async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> MinerOutcome {
-    if let Some(inference) = &shared.inference
-        && pick_task(seed, shared.mix.0, shared.mix.1) == TaskClass::Inference
-    {
-        return probe_inference(shared, inference, miner, seed).await;
+/// Challenges every miner, in random order, at most `concurrency` at a time.
+async fn challenge_all(
+    shared: &Arc<RoundShared>,
+    miners: &[(MinerEndpoint, u64)],
+) -> Result<Vec<MinerOutcome>, RoundError> {
+    let mut order = miners.to_vec();
+    order.shuffle(&mut rand::rng());
+    let slots = Arc::new(Semaphore::new(shared.config.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (miner, seed) in order {
+        let (shared, slots) = (shared.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            probe_miner(&shared, &miner, seed).await
+        });
     }
-    let challenge = shared.setup.challenge(seed);
-    let work = challenge.work_units();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    while let Some(res) = tasks.join_next().await {
+        outcomes.push(res.map_err(|e| RoundError::Join(e.to_string()))?);
+    }
+    Ok(outcomes)
+}
+
+/// Challenges one miner end to end with the task its seed draws; every failure becomes a failed
+/// verdict with its reason.
+async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> MinerOutcome {
+    let inference = shared
+        .inference
+        .as_ref()
+        .filter(|_| pick_task(seed, shared.mix.0, shared.mix.1) == TaskClass::Inference);
+    let (task, work) = match inference {
+        Some(i) => (TaskClass::Inference, i.config.challenge(seed).work_units() as f64),
+        None => (TaskClass::Matmul, shared.setup.challenge(seed).work_units()),
+    };
     let mut out = MinerOutcome {
         uid: miner.uid,
         hotkey: miner.hotkey.to_ss58(),
-        task: shared.task.clone(),
+        task,
         verdict: Verdict::fail(Reason::Malformed, "not run", work),
         rtt_ms: None,
         total_ms: None,
@@ -631,102 +703,63 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         seed: format!("{seed:016x}"),
         answer_hash: None,
     };
-    let cfg = &shared.config;
+    let to = miner.target();
 
     // 1. RTT on the pooled connection.
-    if !measure_rtt(shared, miner, &mut out).await {
-        return out;
-    }
-
-    // 2. The timed challenge.
-    let id = format!("{}-{}", shared.attempt, miner.uid);
-    let request = ChallengeRequest {
-        id: id.clone(),
-        challenge: TaskChallenge::Matmul(challenge),
-    };
-    let body = serde_json::to_vec(&request).unwrap_or_default();
-    let (n, m, k) = (
-        challenge.n as usize,
-        challenge.m as usize,
-        shared.setup.params().k as usize,
-    );
-    // JSON of an integer-valued f32 is at most ~13 bytes; allow 24 per value plus the envelope.
-    let cap1 = (n * m * 24 + 64 * 1024).min(cfg.max_answer_bytes);
-    let step = Step {
-        name: "challenge",
-        metric: "challenge",
-        path: CHALLENGE_PATH,
-        timeout: RoundConfig::secs(cfg.challenge_timeout_secs),
-        cap: cap1,
-    };
-    let Some(reply1) = post_step(shared, miner, &mut out, step, body).await else {
-        return out;
-    };
-    record_answer_time(&mut out, reply1.elapsed);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&reply1.body);
-    out.answer_hash = Some(hasher.finalize().to_hex().to_string());
-    let answer = match serde_json::from_slice::<ChallengeResponse>(&reply1.body) {
-        Ok(r) if r.id == id => match r.answer {
-            TaskAnswer::Matmul(a) => a,
-            other => {
-                let detail = format!("a matmul challenge got a {} answer", other.class());
-                out.verdict = Verdict::fail(Reason::Malformed, detail, work);
-                return out;
-            }
-        },
-        Ok(r) => {
-            out.verdict = Verdict::fail(
-                Reason::Malformed,
-                format!("answer names challenge {:?}", r.id),
-                work,
-            );
-            return out;
+    let cfg = &shared.config;
+    match shared
+        .client
+        .rtt(&to, cfg.pings, RoundConfig::secs(cfg.ping_timeout_secs))
+        .await
+    {
+        Ok(rtt) => {
+            shared.metrics.observe("rtt", rtt.as_secs_f64());
+            out.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
         }
         Err(e) => {
-            out.verdict = Verdict::fail(Reason::Malformed, format!("challenge answer: {e}"), work);
+            out.verdict = Verdict::fail(verdict_reason(&e), e.to_string(), work);
             return out;
         }
-    };
+    }
 
-    // 3. Openings chosen only now.
-    let rows: OpeningRequest = shared.setup.choose_openings(seed);
-    let open = OpenRequest {
-        id: id.clone(),
-        open: TaskOpenRequest::Matmul(rows.clone()),
+    // 2. The task's exchange (the challenge, and openings chosen only after its answer).
+    let id = format!("{}-{}", shared.attempt, miner.uid);
+    let metrics = shared.metrics.clone();
+    let observe = move |step: &'static str, elapsed: Duration| metrics.observe(step, elapsed.as_secs_f64());
+    let call = Call {
+        client: &shared.client,
+        to: &to,
+        id: &id,
+        bounds: &shared.bounds,
+        observe: &observe,
     };
-    let body = serde_json::to_vec(&open).unwrap_or_default();
-    let cap2 = (k * n * 24 + 64 * 1024).min(cfg.max_answer_bytes);
-    let step = Step {
-        name: "open",
-        metric: "open",
-        path: OPEN_PATH,
-        timeout: RoundConfig::secs(cfg.open_timeout_secs),
-        cap: cap2,
-    };
-    let Some(reply2) = post_step(shared, miner, &mut out, step, body).await else {
-        return out;
-    };
-    hasher.update(&reply2.body);
-    out.answer_hash = Some(hasher.finalize().to_hex().to_string());
-
-    // 4. Parse and verify on the verification pool.
-    let setup = shared.setup.clone();
-    let body2 = reply2.body;
-    out.verdict = verify_on_pool(shared, "verify", work, move || {
-        match serde_json::from_slice::<OpenResponse>(&body2) {
-            Ok(r) if r.id == id => match r.openings {
-                TaskOpenings::Matmul(o) => setup.verify(&challenge, &answer, &rows, &o),
-            },
-            Ok(r) => Verdict::fail(
-                Reason::Malformed,
-                format!("openings name challenge {:?}", r.id),
-                work,
-            ),
-            Err(e) => Verdict::fail(Reason::Malformed, format!("openings: {e}"), work),
+    let (exchanged, verify_metric) = match inference {
+        Some(i) => {
+            let picks = Picks {
+                key: shared.picks_key,
+                sequences: i.config.sequences,
+            };
+            let challenge = i.config.challenge(seed);
+            let ex = exchange::inference::exchange(call, challenge, i.verifier.clone(), picks).await;
+            (ex, "inference_verify")
         }
-    })
-    .await;
+        None => (
+            exchange::matmul::exchange(call, &shared.setup, seed).await,
+            "verify",
+        ),
+    };
+    if let Some(elapsed) = exchanged.answer_elapsed {
+        let total_ms = elapsed.as_secs_f64() * 1e3;
+        out.total_ms = Some(total_ms);
+        out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
+    }
+    out.answer_hash = exchanged.answer_hash;
+
+    // 3. Verification on the verification pool.
+    out.verdict = match exchanged.result {
+        Ok(verify) => verify_on_pool(shared, verify_metric, work, verify).await,
+        Err(verdict) => verdict,
+    };
     out
 }
 
@@ -742,148 +775,6 @@ async fn verify_on_pool(
     let verdict = shared.pool.run(verify).await;
     shared.metrics.observe(metric, started.elapsed().as_secs_f64());
     verdict.unwrap_or_else(|e| Verdict::fail(Reason::Malformed, format!("verification task: {e}"), work))
-}
-
-/// One signed POST of a round: where, how long to wait, how many bytes to accept.
-struct Step {
-    /// The step's name in errors (`challenge`, `open`).
-    name: &'static str,
-    /// Its latency histogram (`challenge`, `open`, `inference_challenge`).
-    metric: &'static str,
-    path: &'static str,
-    timeout: Duration,
-    cap: usize,
-}
-
-/// Sends `body` for `step` to `miner` and times the reply into the step's histogram. A failure
-/// becomes the miner's verdict (with its reason) and `None`.
-async fn post_step(
-    shared: &RoundShared,
-    miner: &MinerEndpoint,
-    out: &mut MinerOutcome,
-    step: Step,
-    body: Vec<u8>,
-) -> Option<Reply> {
-    match shared
-        .client
-        .post(step.name, miner, step.path, body, step.timeout, step.cap)
-        .await
-    {
-        Ok(reply) => {
-            shared.metrics.observe(step.metric, reply.elapsed.as_secs_f64());
-            Some(reply)
-        }
-        Err(e) => {
-            out.verdict = Verdict::fail(verdict_reason(&e), e.to_string(), out.verdict.work_units);
-            None
-        }
-    }
-}
-
-/// The answer's wall time, and the miner's compute time as the validator sees it (less the RTT).
-fn record_answer_time(out: &mut MinerOutcome, elapsed: Duration) {
-    let total_ms = elapsed.as_secs_f64() * 1e3;
-    out.total_ms = Some(total_ms);
-    out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
-}
-
-/// Signed pings for the round-trip time; on failure, records the failed verdict and returns false.
-async fn measure_rtt(shared: &RoundShared, miner: &MinerEndpoint, out: &mut MinerOutcome) -> bool {
-    let cfg = &shared.config;
-    match shared
-        .client
-        .ping(miner, cfg.pings, RoundConfig::secs(cfg.ping_timeout_secs))
-        .await
-    {
-        Ok(rtt) => {
-            shared.metrics.observe("rtt", rtt.as_secs_f64());
-            out.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
-            true
-        }
-        Err(e) => {
-            out.verdict = Verdict::fail(verdict_reason(&e), e.to_string(), out.verdict.work_units);
-            false
-        }
-    }
-}
-
-/// One inference challenge: pings, the timed challenge, then the teacher-forced check of sequences drawn
-/// from a keyed hash of the answer, on the verification pool.
-async fn probe_inference(
-    shared: &RoundShared,
-    inference: &InferenceShared,
-    miner: &MinerEndpoint,
-    seed: u64,
-) -> MinerOutcome {
-    let challenge = inference.config.challenge(seed);
-    let work = challenge.work_units() as f64;
-    let mut out = MinerOutcome {
-        uid: miner.uid,
-        hotkey: miner.hotkey.to_ss58(),
-        task: TaskClass::Inference.name().to_owned(),
-        verdict: Verdict::fail(Reason::Malformed, "not run", work),
-        rtt_ms: None,
-        total_ms: None,
-        compute_ms: None,
-        seed: format!("{seed:016x}"),
-        answer_hash: None,
-    };
-    if !measure_rtt(shared, miner, &mut out).await {
-        return out;
-    }
-    let cfg = &shared.config;
-    let id = format!("{}-{}", shared.attempt, miner.uid);
-    let request = ChallengeRequest {
-        id: id.clone(),
-        challenge: TaskChallenge::Inference(challenge.clone()),
-    };
-    let body = serde_json::to_vec(&request).unwrap_or_default();
-    // A token id is at most 8 digits and a comma; allow 12 bytes per token plus the envelope.
-    let cap = (challenge.work_units() * 12 + 64 * 1024).min(cfg.max_answer_bytes);
-    let step = Step {
-        name: "challenge",
-        metric: "inference_challenge",
-        path: CHALLENGE_PATH,
-        timeout: RoundConfig::secs(cfg.challenge_timeout_secs),
-        cap,
-    };
-    let Some(reply) = post_step(shared, miner, &mut out, step, body).await else {
-        return out;
-    };
-    record_answer_time(&mut out, reply.elapsed);
-    out.answer_hash = Some(blake3::hash(&reply.body).to_hex().to_string());
-    // The sequences to check depend on the answer's bytes and a key the miner never sees.
-    let keyed = blake3::keyed_hash(&shared.picks_key, &reply.body);
-    let entropy = u64::from_le_bytes(keyed.as_bytes()[..8].try_into().unwrap_or([0; 8]));
-    let picks = pick_sequences(challenge.batch, inference.config.sequences.max(1), entropy);
-    let verifier = inference.verifier.clone();
-    let body = reply.body;
-    out.verdict = verify_on_pool(
-        shared,
-        "inference_verify",
-        work,
-        move || match serde_json::from_slice::<ChallengeResponse>(&body) {
-            Ok(r) if r.id == id => match r.answer {
-                TaskAnswer::Inference(answer) => verifier
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .verify(&challenge, &answer, &picks),
-                other => Verdict::fail(
-                    Reason::Malformed,
-                    format!("an inference challenge got a {} answer", other.class()),
-                    work,
-                ),
-            },
-            Ok(r) => Verdict::fail(
-                Reason::Malformed,
-                format!("answer names challenge {:?}", r.id),
-                work,
-            ),
-            Err(e) => Verdict::fail(Reason::Malformed, format!("challenge answer: {e}"), work),
-        },
-    )
-    .await;
-    out
 }
 
 #[cfg(test)]

@@ -68,8 +68,8 @@ pub struct MinerOutcome {
     pub uid: u16,
     /// The miner's hotkey (ss58).
     pub hotkey: String,
-    /// Task class, e.g. `matmul/256`.
-    pub task: String,
+    /// The task class.
+    pub task: bench_tasks::wire::TaskClass,
     /// The verdict.
     pub verdict: bench_tasks::Verdict,
     /// Round-trip time of the signed ping, in milliseconds (absent when the ping failed).
@@ -397,7 +397,7 @@ impl Store {
                     c.round as i64,
                     o.uid,
                     o.hotkey,
-                    o.task,
+                    o.task.name(),
                     o.verdict.passed,
                     o.verdict.reason.code(),
                     o.verdict.detail,
@@ -469,20 +469,12 @@ impl Store {
              answer_hash FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![uid, limit as i64], |r| {
-            let reason: String = r.get(5)?;
-            Ok((r.get::<_, i64>(0)? as u64, reason, OutcomeRow::from_row(r)?))
+            Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (round, reason, row) = row?;
-            let reason: bench_tasks::Reason =
-                serde_json::from_value(serde_json::Value::String(reason.clone())).map_err(|_| {
-                    StateError::Corrupt {
-                        what: "verdict reason",
-                        detail: reason,
-                    }
-                })?;
-            out.push((round, row.into_outcome(reason)));
+            let (round, row) = row?;
+            out.push((round, row.into_outcome()?));
         }
         Ok(out)
     }
@@ -493,20 +485,10 @@ impl Store {
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
              answer_hash FROM verdicts WHERE round = ?1 ORDER BY uid",
         )?;
-        let rows = st.query_map(params![round as i64], |r| {
-            Ok((r.get::<_, String>(5)?, OutcomeRow::from_row(r)?))
-        })?;
+        let rows = st.query_map(params![round as i64], OutcomeRow::from_row)?;
         let mut out = Vec::new();
         for row in rows {
-            let (reason, row) = row?;
-            let reason: bench_tasks::Reason =
-                serde_json::from_value(serde_json::Value::String(reason.clone())).map_err(|_| {
-                    StateError::Corrupt {
-                        what: "verdict reason",
-                        detail: reason,
-                    }
-                })?;
-            out.push(row.into_outcome(reason));
+            out.push(row?.into_outcome()?);
         }
         Ok(out)
     }
@@ -584,6 +566,7 @@ struct OutcomeRow {
     hotkey: String,
     task: String,
     passed: bool,
+    reason: String,
     detail: String,
     work_units: f64,
     rtt_ms: Option<f64>,
@@ -600,6 +583,7 @@ impl OutcomeRow {
             hotkey: r.get(2)?,
             task: r.get(3)?,
             passed: r.get(4)?,
+            reason: r.get(5)?,
             detail: r.get(6)?,
             work_units: r.get(7)?,
             rtt_ms: r.get(8)?,
@@ -610,11 +594,21 @@ impl OutcomeRow {
         })
     }
 
-    fn into_outcome(self, reason: bench_tasks::Reason) -> MinerOutcome {
-        MinerOutcome {
+    /// The stored outcome, with its task class and reason code parsed (a name no build knows is a
+    /// corrupt row).
+    fn into_outcome(self) -> Result<MinerOutcome> {
+        let task = self.task.parse().map_err(|_| StateError::Corrupt {
+            what: "verdict task class",
+            detail: self.task.clone(),
+        })?;
+        let reason = self.reason.parse().map_err(|_| StateError::Corrupt {
+            what: "verdict reason",
+            detail: self.reason.clone(),
+        })?;
+        Ok(MinerOutcome {
             uid: self.uid,
             hotkey: self.hotkey,
-            task: self.task,
+            task,
             verdict: bench_tasks::Verdict {
                 passed: self.passed,
                 reason,
@@ -626,7 +620,7 @@ impl OutcomeRow {
             compute_ms: self.compute_ms,
             seed: self.seed,
             answer_hash: self.answer_hash,
-        }
+        })
     }
 }
 
@@ -646,7 +640,7 @@ mod tests {
             outcomes: vec![MinerOutcome {
                 uid: 3,
                 hotkey: "hk".into(),
-                task: "matmul".into(),
+                task: bench_tasks::wire::TaskClass::Matmul,
                 verdict: bench_tasks::Verdict::fail(bench_tasks::Reason::WrongRow, "row 1", 8.0),
                 rtt_ms: Some(1.5),
                 total_ms: None,

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bench_tasks::Reason;
 use bench_tasks::matmul::Adversary;
+use bench_tasks::wire::TaskClass;
 use chain::auth::RequestSigner;
 use common::*;
+use exchange::{Client, MinerEndpoint};
 use miner::behavior::Behavior;
 use scoring::policy::Policy;
-use validator::client::{MinerClient, MinerEndpoint};
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
 use validator::metrics::Metrics;
@@ -45,10 +46,10 @@ fn validator_with_mix(
     metrics: Metrics,
 ) -> Validator<StaticNetwork> {
     let mut policy = Policy::default();
-    policy.tasks.mix = BTreeMap::from([("matmul".into(), matmul), ("inference".into(), inference)]);
+    policy.tasks.mix = BTreeMap::from([(TaskClass::Matmul, matmul), (TaskClass::Inference, inference)]);
     let key = validator_key();
     let ledger = Ledger::open(dir, policy, &key.ss58(), 1).unwrap();
-    let client = MinerClient::new(Arc::new(RequestSigner::new(key)), 2).unwrap();
+    let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2).unwrap();
     Validator::new(
         Arc::new(StaticNetwork::new(miners, Duration::from_millis(100))),
         client,
@@ -77,7 +78,7 @@ async fn honest_inference_passes_and_cheaters_fail_with_wrong_tokens() {
     assert_eq!((inference.batch, inference.new_tokens), (2, 8));
     let by_uid = |uid: u16| rec.miners.iter().find(|m| m.uid == uid).unwrap();
     for m in &rec.miners {
-        assert_eq!(m.task, "inference", "uid {}", m.uid);
+        assert_eq!(m.task, TaskClass::Inference, "uid {}", m.uid);
     }
     let h = by_uid(0);
     assert!(h.verdict.passed, "{:?}", h.verdict);
@@ -92,7 +93,11 @@ async fn honest_inference_passes_and_cheaters_fail_with_wrong_tokens() {
             by_uid(uid).verdict
         );
     }
-    assert!(rec.observations.iter().all(|o| o.task_class == "inference"));
+    assert!(
+        rec.observations
+            .iter()
+            .all(|o| o.task_class == TaskClass::Inference)
+    );
     assert_eq!(rec.weights.clone().unwrap().uids, vec![0]);
     let text = metrics.render();
     assert!(
@@ -127,7 +132,7 @@ async fn mixed_rounds_send_both_tasks_and_replay_matches() {
     for _ in 0..3 {
         let rec = v.run_round().await.unwrap().record;
         for m in &rec.miners {
-            classes.insert(m.task.clone());
+            classes.insert(m.task);
             if m.uid == 2 {
                 assert!(
                     matches!(
@@ -148,7 +153,7 @@ async fn mixed_rounds_send_both_tasks_and_replay_matches() {
     }
     assert_eq!(
         classes.into_iter().collect::<Vec<_>>(),
-        vec!["inference".to_owned(), "matmul".to_owned()],
+        vec![TaskClass::Inference, TaskClass::Matmul],
         "a 1:1 mix sends both tasks over three rounds"
     );
     let log = v.ledger().lock().unwrap().log_path();

@@ -168,8 +168,7 @@ async fn status_server_shows_scores_metrics_and_html() {
     let key = validator_key();
     let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
     let client =
-        validator::client::MinerClient::new(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
-            .unwrap();
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2).unwrap();
     let v = validator::round::Validator::new(
         std::sync::Arc::new(validator::network::StaticNetwork::new(
             vec![endpoint(7, &a)],

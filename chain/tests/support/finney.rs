@@ -7,11 +7,17 @@
 use subxt::Metadata;
 
 /// The metadata file's path; panics with the places looked at when it is missing.
-pub fn finney_path() -> std::path::PathBuf {
+pub(crate) fn finney_path() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("TENSORPROOF_FINNEY_METADATA") {
         return p.into();
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The workspace root: the nearest folder above this crate that holds Cargo.lock (chain/ and
+    // chain/devnet/ both share this file).
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .unwrap_or(manifest);
     let candidates = [
         root.join("../shared/reference/subtensor-finney-metadata.scale"),
         root.join("shared/reference/subtensor-finney-metadata.scale"),
@@ -26,7 +32,7 @@ pub fn finney_path() -> std::path::PathBuf {
 }
 
 /// finney's metadata, decoded.
-pub fn finney() -> Metadata {
+pub(crate) fn finney() -> Metadata {
     let path = finney_path();
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     Metadata::decode_from(&bytes).expect("finney metadata decodes")

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
+use crate::task::TaskClass;
 use crate::yuma::YumaHyperparameters;
 
 /// A whole simulation.
@@ -55,8 +56,8 @@ pub struct SimConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
-    /// The class name scores compare within (e.g. `matmul`).
-    pub class: String,
+    /// The class scores compare within (`matmul`, `inference`).
+    pub class: TaskClass,
     /// Share of challenges of this class.
     pub share: f64,
     /// Possible challenge sizes in work units, drawn uniformly.
@@ -242,7 +243,7 @@ impl Default for SimConfig {
             copier_cost_per_hour: 0.05,
             tasks: vec![
                 TaskSpec {
-                    class: "matmul".into(),
+                    class: TaskClass::Matmul,
                     share: 0.5,
                     // n³ multiply-adds for n = 8192, 16384, 32768: 22 ms to 1.4 s on the reference GPU,
                     // so compute time stands well above the network's jitter.
@@ -251,7 +252,7 @@ impl Default for SimConfig {
                     seconds_per_unit: 4.0e-14,
                 },
                 TaskSpec {
-                    class: "inference".into(),
+                    class: TaskClass::Inference,
                     share: 0.5,
                     // Generated tokens: batch × new tokens.
                     work_units: vec![1024.0, 2048.0, 4096.0],

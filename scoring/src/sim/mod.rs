@@ -47,6 +47,7 @@ pub use rng::SimRng;
 pub use svg::{Series, line_chart};
 
 use crate::score::{Observation, ScoreBook, score_round};
+use crate::task::Reason;
 use crate::weights::{ChainLimits, sdk_convert, weights_from_scores};
 use crate::yuma::{EpochInput, YumaError, run_epoch, vec_u16_max_upscale_to_u16};
 
@@ -237,9 +238,9 @@ fn answer(
     let rtt_measured = (net(rng) + validator_jitter_s * rng.normal()).max(0.0);
     let mut o = Observation {
         uid,
-        task_class: task.class.clone(),
+        task_class: task.class,
         passed: false,
-        reason: "timeout".into(),
+        reason: Reason::Timeout,
         elapsed_seconds: cfg.timeout_seconds,
         rtt_seconds: rtt_measured,
         work_units: work,
@@ -249,7 +250,7 @@ fn answer(
     }
     if m.strategy == Strategy::Copier {
         o.elapsed_seconds = net(rng) + 0.005;
-        o.reason = "wrong_sketch".into();
+        o.reason = Reason::WrongSketch;
         return o;
     }
     let compute = work * task.seconds_per_unit / m.throughput
@@ -261,11 +262,11 @@ fn answer(
     }
     o.elapsed_seconds = elapsed;
     if m.skip_fraction > 0.0 && !rng.chance((1.0 - m.skip_fraction).powf(f64::from(cfg.openings))) {
-        o.reason = "wrong_row".into();
+        o.reason = Reason::WrongRow;
         return o;
     }
     o.passed = true;
-    o.reason = "passed".into();
+    o.reason = Reason::Passed;
     o
 }
 

@@ -9,7 +9,7 @@ use substrate_fixed::transcendental::exp;
 use substrate_fixed::types::{I32F32, I64F64};
 
 /// One row of a sparse matrix: `(column uid, value)` pairs.
-pub type Row = Vec<(u16, I32F32)>;
+pub(super) type Row = Vec<(u16, I32F32)>;
 
 /// `0` as I32F32.
 pub(crate) const ZERO: I32F32 = I32F32::from_bits(0);

@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chain::auth::{Receipt, RequestSigner};
 use chain::keys::{AccountId, Keypair};
+use exchange::{Client, MinerEndpoint};
 use miner::behavior::Behavior;
 use miner::validators::ValidatorSet;
 use miner::{MinerConfig, MinerServer};
 use scoring::policy::Policy;
-use validator::client::{MinerClient, MinerEndpoint};
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
 use validator::metrics::Metrics;
@@ -27,12 +27,12 @@ use validator::network::StaticNetwork;
 use validator::round::{RoundConfig, Validator};
 
 /// The validator's test hotkey.
-pub fn validator_key() -> Keypair {
+pub(crate) fn validator_key() -> Keypair {
     Keypair::from_uri("//Alice").unwrap()
 }
 
 /// Starts a real miner server on loopback with `behavior`, allowing the test validator.
-pub async fn start_miner(seed: &str, behavior: Behavior) -> MinerServer {
+pub(crate) async fn start_miner(seed: &str, behavior: Behavior) -> MinerServer {
     let key = Keypair::from_uri(&format!("//{seed}")).unwrap();
     let mut config = MinerConfig::new(key, ValidatorSet::allow_list([validator_key().account()]));
     config.behavior = behavior;
@@ -41,7 +41,7 @@ pub async fn start_miner(seed: &str, behavior: Behavior) -> MinerServer {
 }
 
 /// The endpoint of a running miner.
-pub fn endpoint(uid: u16, server: &MinerServer) -> MinerEndpoint {
+pub(crate) fn endpoint(uid: u16, server: &MinerServer) -> MinerEndpoint {
     MinerEndpoint {
         uid,
         hotkey: server.hotkey(),
@@ -50,7 +50,7 @@ pub fn endpoint(uid: u16, server: &MinerServer) -> MinerEndpoint {
 }
 
 /// Small, quick rounds.
-pub fn quick_config() -> RoundConfig {
+pub(crate) fn quick_config() -> RoundConfig {
     RoundConfig {
         matmul_sizes: vec![64, 96],
         challenge_timeout_secs: 20.0,
@@ -66,14 +66,14 @@ pub fn quick_config() -> RoundConfig {
 }
 
 /// A validator over a static network of `miners`, with its state in `dir`.
-pub fn validator(
+pub(crate) fn validator(
     dir: &std::path::Path,
     miners: Vec<MinerEndpoint>,
     config: RoundConfig,
 ) -> Validator<StaticNetwork> {
     let key = validator_key();
     let ledger = Ledger::open(dir, Policy::default(), &key.ss58(), 1).unwrap();
-    let client = MinerClient::new(Arc::new(RequestSigner::new(key)), 2).unwrap();
+    let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2).unwrap();
     Validator::new(
         Arc::new(StaticNetwork::new(miners, Duration::from_millis(100))),
         client,
@@ -87,7 +87,7 @@ pub fn validator(
 
 /// How a hostile server answers challenges (pings are answered correctly, with a receipt).
 #[derive(Debug, Clone, Copy)]
-pub enum Hostile {
+pub(crate) enum Hostile {
     /// Never answers.
     Hang,
     /// Streams `n` bytes of garbage without a Content-Length.
@@ -115,7 +115,7 @@ impl http_body::Body for Flood {
 }
 
 /// Starts a hostile server with hotkey `//seed`; returns its endpoint.
-pub async fn start_hostile(uid: u16, seed: &str, how: Hostile) -> MinerEndpoint {
+pub(crate) async fn start_hostile(uid: u16, seed: &str, how: Hostile) -> MinerEndpoint {
     let key = Arc::new(Keypair::from_uri(&format!("//{seed}")).unwrap());
     let account = key.account();
     let ping_key = key.clone();

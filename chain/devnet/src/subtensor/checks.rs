@@ -105,7 +105,7 @@ pub fn check_weights_for_pool<T: Config>(who: &T::AccountId, call: &Call<T>) -> 
                 ValidationError::RateLimitExceeded
             );
             if let Call::commit_timelocked_weights { reveal_round, .. } = call {
-                let last = crate::devnet::drand::LastStoredRound::<T>::get();
+                let last = crate::drand::LastStoredRound::<T>::get();
                 ensure!(*reveal_round >= last, ValidationError::InvalidRevealRound);
             }
             Ok(())
@@ -461,7 +461,7 @@ use alloc::vec::Vec;
 
 #[cfg(test)]
 mod tests {
-    use crate::devnet::runtime::{AccountId, Runtime};
+    use crate::runtime::{AccountId, Runtime};
     use polkadot_sdk::sp_keyring::Sr25519Keyring;
 
     /// The CR-v2 vector of `subtensor-interface.md` §3.1 (equal to the Python SDK's

@@ -6,7 +6,7 @@ pub use pallet::*;
 #[polkadot_sdk::frame_support::pallet]
 #[allow(missing_debug_implementations)]
 pub mod pallet {
-    use crate::devnet::subtensor::{self, Pallet as SubtensorPallet};
+    use crate::subtensor::{self, Pallet as SubtensorPallet};
     use polkadot_sdk::frame_support::pallet_prelude::*;
     use polkadot_sdk::frame_system::pallet_prelude::*;
 

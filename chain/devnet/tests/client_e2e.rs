@@ -1,17 +1,15 @@
 //! The chain client end to end against the embedded devnet: connect, register, serve, set weights,
 //! commit and reveal, read everything back in the metagraph, and the failure paths.
 
-#![cfg(feature = "devnet")]
-
 use std::time::Duration;
 
 use chain::calls::{AxonSpec, Call};
 use chain::client::{ChainClient, ChainError, ClientConfig, Network, WeightsResult};
-use chain::devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
 use chain::metagraph::Source;
 use chain::submit::FailureKind;
 use chain::weights::RevealTiming;
+use devnet::{Devnet, DevnetConfig};
 
 async fn devnet(commit_reveal: bool) -> Devnet {
     Devnet::spawn(DevnetConfig {
@@ -298,8 +296,8 @@ async fn hash_commit_then_reveal_when_timelocked_commits_are_not_spoken() {
 /// with the beacon's pulse and sets the weights. Nothing is revealed by the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
-    use chain::devnet::runtime::Runtime;
-    use chain::devnet::subtensor;
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
     let devnet = devnet(true).await;
     // Configured for drand quicknet (the default): the client reads the beacon the chain follows
     // from Drand::BeaconConfig and uses the devnet's.
@@ -318,7 +316,7 @@ async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
             .is_empty()
     );
 
-    let on_chain = devnet.with_state(chain::devnet::drand::BeaconConfig::<Runtime>::get);
+    let on_chain = devnet.with_state(devnet::drand::BeaconConfig::<Runtime>::get);
     assert_eq!(
         on_chain.public_key,
         chain::timelock::BeaconConfig::devnet().public_key
@@ -374,7 +372,7 @@ async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
         let state = devnet.with_state(|| {
             (
                 polkadot_sdk::frame_system::Pallet::<Runtime>::block_number(),
-                chain::devnet::drand::LastStoredRound::<Runtime>::get(),
+                devnet::drand::LastStoredRound::<Runtime>::get(),
                 subtensor::SubnetEpochIndex::<Runtime>::get(1),
                 subtensor::LastEpochBlock::<Runtime>::get(1),
                 subtensor::TimelockedWeightCommits::<Runtime>::iter_prefix(1)
@@ -422,16 +420,16 @@ mod cutting_proxy {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
-    pub struct Proxy {
-        pub url: String,
-        pub cuts: Arc<AtomicUsize>,
+    pub(crate) struct Proxy {
+        pub(crate) url: String,
+        pub(crate) cuts: Arc<AtomicUsize>,
     }
 
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
     }
 
-    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+    pub(crate) async fn start(upstream: std::net::SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}", listener.local_addr().unwrap());
         let armed = Arc::new(AtomicBool::new(true));

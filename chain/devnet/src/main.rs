@@ -1,7 +1,7 @@
 //! The `devnet` binary: an embedded Substrate devnet that speaks subtensor.
 //!
 //! ```text
-//! cargo run --release -p chain --bin devnet -- --port 9944 --block-time-ms 250 --tempo 10 --dev-subnet
+//! cargo run --release -p devnet -- --port 9944 --block-time-ms 250 --tempo 10 --dev-subnet
 //! ```
 //!
 //! Prints the endpoint and the funded dev accounts, then produces blocks until Ctrl-C.
@@ -9,8 +9,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use chain::devnet::{Devnet, DevnetConfig, dev_accounts};
 use clap::Parser;
+use devnet::{Devnet, DevnetConfig, dev_accounts};
 use polkadot_sdk::sp_core::crypto::Ss58Codec;
 
 /// Command-line options.
@@ -119,7 +119,7 @@ async fn main() {
 }
 
 async fn bench(validators: usize) {
-    let r = match chain::devnet::bench::run(validators, 3).await {
+    let r = match devnet::bench::run(validators, 3).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: benchmark failed: {e}");

@@ -10,7 +10,7 @@
 //! - emission per epoch is a fixed `rao_emission` per tempo block, split by Yuma as subtensor's
 //!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap);
 //! - CR-v2 (`commit_weights`/`reveal_weights`) and CR-v4 (`commit_timelocked_weights`) are complete:
-//!   timelocked commits are decrypted with `Drand::Pulses[reveal_round]` ([`crate::timelock`]) in the
+//!   timelocked commits are decrypted with `Drand::Pulses[reveal_round]` ([`chain::timelock`]) in the
 //!   blocks of their reveal epoch and applied through the `set_weights` checks. Pulses are written
 //!   by root (`Drand::dev_write_pulse`); the devnet does not verify them against a beacon key.
 //!
@@ -118,7 +118,7 @@ pub mod pallet {
     {
     }
 
-    use crate::devnet::drand as pallet_drand;
+    use crate::drand as pallet_drand;
 
     // ---- defaults (subtensor `Default*` / runtime `SubtensorInitial*`) ----
     /// Default of `Tempo`.

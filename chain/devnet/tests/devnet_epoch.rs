@@ -6,11 +6,9 @@
 //! weights), so the test's eight neurons sit at uids 1..=8; the owner takes no part in
 //! consensus and earns nothing, and every other figure equals subtensor's.
 
-#![cfg(feature = "devnet")]
-
-use chain::devnet::node::{GenesisParams, genesis_storage};
-use chain::devnet::runtime::{AccountId, Runtime, RuntimeCall, RuntimeOrigin};
-use chain::devnet::{admin, subtensor};
+use devnet::node::{GenesisParams, genesis_storage};
+use devnet::runtime::{AccountId, Runtime, RuntimeCall, RuntimeOrigin};
+use devnet::{admin, subtensor};
 use polkadot_sdk::frame_system;
 use polkadot_sdk::sp_io::TestExternalities;
 use polkadot_sdk::sp_keyring::Sr25519Keyring;

@@ -2,9 +2,7 @@
 //! Every bad request gets a JSON-RPC error with Substrate's code and wording, and the node keeps
 //! producing blocks and serving afterwards.
 
-#![cfg(feature = "devnet")]
-
-use chain::devnet::{Devnet, DevnetConfig};
+use devnet::{Devnet, DevnetConfig};
 use polkadot_sdk::sp_io::hashing::twox_128;
 use serde_json::{Value, json};
 use subxt::config::substrate::SubstrateConfig;

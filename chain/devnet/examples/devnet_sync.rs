@@ -1,13 +1,13 @@
 //! Figures for the chain client on the embedded devnet: submit-to-inclusion latency, and metagraph
 //! sync time for 256 and 1024 uids through the runtime API and through the storage fallback.
 //!
-//! `cargo run -p chain --example devnet_sync [--release]` (prints a table; nothing is asserted).
+//! `cargo run -p devnet --example devnet_sync [--release]` (prints a table; nothing is asserted).
 
 use std::time::{Duration, Instant};
 
 use chain::client::{ChainClient, ClientConfig, Network};
-use chain::devnet::{Devnet, DevnetConfig};
 use chain::keys::Keypair;
+use devnet::{Devnet, DevnetConfig};
 use subxt::config::DefaultExtrinsicParamsBuilder;
 use subxt::dynamic::{self, Value};
 use subxt::{OnlineClient, SubstrateConfig};

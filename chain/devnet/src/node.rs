@@ -244,7 +244,7 @@ pub struct Chain {
     pool: Vec<PoolTx>,
     last_timestamp: u64,
     heads: broadcast::Sender<Header>,
-    beacon: Option<(crate::timelock::DevBeacon, crate::timelock::BeaconConfig)>,
+    beacon: Option<(chain::timelock::DevBeacon, chain::timelock::BeaconConfig)>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -319,7 +319,7 @@ impl Chain {
 
     /// Write `beacon`'s pulses (rounds of `config`) in every block from now on, as their rounds come
     /// due by the block timestamp.
-    pub fn set_beacon(&mut self, beacon: crate::timelock::DevBeacon, config: crate::timelock::BeaconConfig) {
+    pub fn set_beacon(&mut self, beacon: chain::timelock::DevBeacon, config: chain::timelock::BeaconConfig) {
         self.beacon = Some((beacon, config));
     }
 
@@ -524,7 +524,7 @@ impl Chain {
                 // The beacon's pulses land after `on_initialize`, like drand's off-chain worker's
                 // unsigned transactions: commits revealed by them open in a later block.
                 if let Some((beacon, config)) = &beacon {
-                    crate::devnet::drand::write_due_pulses::<Runtime>(beacon, config, timestamp);
+                    crate::drand::write_due_pulses::<Runtime>(beacon, config, timestamp);
                 }
                 loop {
                     let mut progress = false;

@@ -51,11 +51,11 @@ impl<T: Config> Pallet<T> {
         let mut queue = TimelockedWeightCommits::<T>::take(netuid, reveal_epoch);
         let mut waiting = alloc::collections::VecDeque::new();
         while let Some((who, commit_block, commit, reveal_round)) = queue.pop_front() {
-            let Some(pulse) = crate::devnet::drand::Pulses::<T>::get(reveal_round) else {
+            let Some(pulse) = crate::drand::Pulses::<T>::get(reveal_round) else {
                 waiting.push_back((who, commit_block, commit, reveal_round));
                 continue;
             };
-            let payload = match crate::timelock::decrypt_weights_commit(&commit, &pulse.signature) {
+            let payload = match chain::timelock::decrypt_weights_commit(&commit, &pulse.signature) {
                 Ok(payload) => payload,
                 Err(error) => {
                     tracing::debug!(%who, netuid, reveal_round, %error, "timelocked commit dropped");

@@ -7,8 +7,8 @@
 //! is final at once. Dev accounts (//Alice … //Two) are funded; //Alice is sudo.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), chain::devnet::DevnetError> {
-//! use chain::devnet::{Devnet, DevnetConfig};
+//! # async fn demo() -> Result<(), devnet::DevnetError> {
+//! use devnet::{Devnet, DevnetConfig};
 //! let devnet = Devnet::spawn(DevnetConfig { dev_subnet: true, ..DevnetConfig::default() }).await?;
 //! println!("serving {}", devnet.ws_url());
 //! devnet.produce_block().await?;
@@ -53,7 +53,7 @@ pub struct DevnetConfig {
     /// Commit-reveal on the dev subnet (subtensor's default is on; the devnet's is off).
     pub dev_subnet_commit_reveal: bool,
     /// Write the pulses of the devnet's drand-style beacon
-    /// ([`crate::timelock::BeaconConfig::devnet`]) as their rounds come due, so timelocked (CR-v4)
+    /// ([`chain::timelock::BeaconConfig::devnet`]) as their rounds come due, so timelocked (CR-v4)
     /// commits are revealed. Off: only root's `Drand::dev_write_pulse` writes pulses.
     pub dev_beacon: bool,
     /// Largest JSON-RPC request body (bytes).
@@ -123,8 +123,8 @@ impl Devnet {
         let mut chain = node::Chain::new(storage);
         if config.dev_beacon {
             chain.set_beacon(
-                crate::timelock::DevBeacon::devnet(),
-                crate::timelock::BeaconConfig::devnet(),
+                chain::timelock::DevBeacon::devnet(),
+                chain::timelock::BeaconConfig::devnet(),
             );
         }
         let shared = Arc::new(rpc::Shared {

@@ -2,14 +2,12 @@
 //! transaction extensions, pallet indices, and for every call, storage item, event, error and
 //! runtime API the devnet serves, the same name, index, argument names, hashers and type shapes.
 
-#![cfg(feature = "devnet")]
-
-use chain::devnet::runtime::Runtime;
+use devnet::runtime::Runtime;
 use scale_info::{PortableRegistry, TypeDef, form::PortableForm};
 use subxt::Metadata;
 use subxt::ext::frame_metadata::v15::RuntimeMetadataV15;
 
-#[path = "support/finney.rs"]
+#[path = "../../tests/support/finney.rs"]
 mod support;
 use support::finney;
 

@@ -1,11 +1,9 @@
 //! Who may call the devnet's `AdminUtils` setters, as on subtensor: the subnet owner or root for the
 //! owner hyperparameters, root alone for the root ones, and never on a subnet that does not exist.
 
-#![cfg(feature = "devnet")]
-
-use chain::devnet::node::{GenesisParams, genesis_storage};
-use chain::devnet::runtime::{Runtime, RuntimeCall, RuntimeOrigin};
-use chain::devnet::{admin, subtensor};
+use devnet::node::{GenesisParams, genesis_storage};
+use devnet::runtime::{Runtime, RuntimeCall, RuntimeOrigin};
+use devnet::{admin, subtensor};
 use polkadot_sdk::sp_io::TestExternalities;
 use polkadot_sdk::sp_keyring::Sr25519Keyring;
 use polkadot_sdk::sp_runtime::DispatchError;

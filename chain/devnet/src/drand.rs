@@ -1,6 +1,6 @@
 //! A minimal `Drand` pallet (index 26 as on finney): the beacon pulses that timelocked weight
 //! commits wait for. On the devnet there is no off-chain worker fetching drand: the node writes the
-//! pulses of its own beacon ([`crate::timelock::DevBeacon::devnet`]) as their rounds come due
+//! pulses of its own beacon ([`chain::timelock::DevBeacon::devnet`]) as their rounds come due
 //! ([`write_due_pulses`], on unless `DevnetConfig::dev_beacon` is off) and records it in
 //! `BeaconConfig` as finney records quicknet, and root may write any pulse (`dev_write_pulse`), e.g.
 //! drand quicknet's real ones from a test.
@@ -118,8 +118,8 @@ pub const MAX_PULSES_PER_BLOCK: u64 = 64;
 /// Writes `beacon`'s pulses for every round of `config` due at `now_ms` and not stored yet (at most
 /// [`MAX_PULSES_PER_BLOCK`], the newest). Runs inside block execution.
 pub fn write_due_pulses<T: Config>(
-    beacon: &crate::timelock::DevBeacon,
-    config: &crate::timelock::BeaconConfig,
+    beacon: &chain::timelock::DevBeacon,
+    config: &chain::timelock::BeaconConfig,
     now_ms: u64,
 ) {
     if BeaconConfig::<T>::get().public_key != config.public_key {

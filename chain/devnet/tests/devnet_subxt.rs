@@ -5,11 +5,9 @@
 //! The devnet runs in instant-seal mode (a block as soon as a transaction arrives) with no block
 //! timer, so the test decides exactly when epochs happen by producing empty blocks itself.
 
-#![cfg(feature = "devnet")]
-
-use chain::devnet::runtime::{AccountId, Runtime};
-use chain::devnet::subtensor::{self, info::NeuronInfoLite};
-use chain::devnet::{Devnet, DevnetConfig};
+use devnet::runtime::{AccountId, Runtime};
+use devnet::subtensor::{self, info::NeuronInfoLite};
+use devnet::{Devnet, DevnetConfig};
 use subxt::config::substrate::SubstrateConfig;
 use subxt::dynamic;
 use subxt::ext::codec::{Decode, Encode};

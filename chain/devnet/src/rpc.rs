@@ -97,6 +97,19 @@ fn status_json(s: &TxStatus) -> Value {
     }
 }
 
+/// The value under the key of `params` (`[key, at?]`) at the block it names (the head by default).
+fn storage_value(p: &Params<'_>, s: &Shared) -> Result<Option<Vec<u8>>, ErrorObjectOwned> {
+    let v = params_vec(p)?;
+    let key = req_hex(v.first(), "storage key", MAX_KEY)?;
+    let at = opt_hash(v.get(1))?;
+    let chain = s.lock();
+    let at = resolve_at(&chain, at)?;
+    let state = chain
+        .state(at)
+        .ok_or_else(|| client_error("State already discarded for the requested block"))?;
+    Ok(state.get(&key).cloned())
+}
+
 fn resolve_at(chain: &Chain, at: Option<H256>) -> Result<Option<H256>, ErrorObjectOwned> {
     match at {
         Some(h) if chain.block(&h).is_none() => {
@@ -106,10 +119,30 @@ fn resolve_at(chain: &Chain, at: Option<H256>) -> Result<Option<H256>, ErrorObje
     }
 }
 
-/// Build the RPC module.
-pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMethodError> {
-    let mut m = RpcModule::new(shared);
+/// The RPC module the devnet serves.
+type Module = RpcModule<Arc<Shared>>;
 
+/// Build the RPC module.
+pub fn module(shared: Arc<Shared>) -> Result<Module, RegisterMethodError> {
+    let mut m = RpcModule::new(shared);
+    register_system(&mut m)?;
+    register_chain(&mut m)?;
+    register_state(&mut m)?;
+    register_storage(&mut m)?;
+    register_author(&mut m)?;
+    register_dev(&mut m)?;
+    let names: Vec<String> = m.method_names().map(str::to_string).collect();
+    m.register_method("rpc_methods", move |_, _, _| {
+        let mut all = names.clone();
+        all.push("rpc_methods".into());
+        all.sort();
+        json!({ "version": 1, "methods": all })
+    })?;
+    Ok(m)
+}
+
+/// `system_*`: the node's identity, health and the account nonce.
+fn register_system(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_method("system_chain", |_, _, _| "tensorproof devnet")?;
     m.register_method("system_name", |_, _, _| "tensorproof-devnet")?;
     m.register_method("system_version", |_, _, _| env!("CARGO_PKG_VERSION"))?;
@@ -139,6 +172,14 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
         Ok::<_, ErrorObjectOwned>(s.lock().next_nonce(&who))
     })?;
 
+    m.register_method("system_peers", |_, _, _| json!([]))?;
+    m.register_method("system_nodeRoles", |_, _, _| json!(["Authority"]))?;
+    m.register_method("system_localListenAddresses", |_, _, _| json!([]))?;
+    Ok(())
+}
+
+/// `chain_*`: blocks, headers, heads and their subscriptions, the runtime version.
+fn register_chain(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_method("chain_getBlockHash", |p, s, _| {
         let v = params_vec(&p)?;
         let chain = s.lock();
@@ -208,12 +249,14 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
         })?;
     }
 
-    m.register_method("system_peers", |_, _, _| json!([]))?;
-    m.register_method("system_nodeRoles", |_, _, _| json!(["Authority"]))?;
-    m.register_method("system_localListenAddresses", |_, _, _| json!([]))?;
     m.register_method("chain_getRuntimeVersion", |_, s, _| {
         serde_json::to_value(s.lock().runtime_version()).unwrap_or(Value::Null)
     })?;
+    Ok(())
+}
+
+/// `state_*`: storage subscriptions, runtime calls, metadata and version (reads: [`register_storage`]).
+fn register_state(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_subscription(
         "state_subscribeStorage",
         "state_storage",
@@ -282,41 +325,21 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
         })?;
         Ok(encode_hex(&out))
     })?;
+    Ok(())
+}
+
+/// `state_*` storage reads: one value (its hash, its size), many at once, keys by prefix.
+fn register_storage(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_method("state_getStorage", |p, s, _| {
-        let v = params_vec(&p)?;
-        let key = req_hex(v.first(), "storage key", MAX_KEY)?;
-        let at = opt_hash(v.get(1))?;
-        let chain = s.lock();
-        let at = resolve_at(&chain, at)?;
-        let state = chain
-            .state(at)
-            .ok_or_else(|| client_error("State already discarded for the requested block"))?;
-        Ok::<_, ErrorObjectOwned>(state.get(&key).map(|v| encode_hex(v)))
+        Ok::<_, ErrorObjectOwned>(storage_value(&p, s)?.map(|v| encode_hex(&v)))
     })?;
     m.register_method("state_getStorageHash", |p, s, _| {
-        let v = params_vec(&p)?;
-        let key = req_hex(v.first(), "storage key", MAX_KEY)?;
-        let at = opt_hash(v.get(1))?;
-        let chain = s.lock();
-        let at = resolve_at(&chain, at)?;
-        let state = chain
-            .state(at)
-            .ok_or_else(|| client_error("State already discarded for the requested block"))?;
-        Ok::<_, ErrorObjectOwned>(state.get(&key).map(|v| {
-            let h = polkadot_sdk::sp_io::hashing::blake2_256(v);
-            encode_hex(&h)
-        }))
+        Ok::<_, ErrorObjectOwned>(
+            storage_value(&p, s)?.map(|v| encode_hex(&polkadot_sdk::sp_io::hashing::blake2_256(&v))),
+        )
     })?;
     m.register_method("state_getStorageSize", |p, s, _| {
-        let v = params_vec(&p)?;
-        let key = req_hex(v.first(), "storage key", MAX_KEY)?;
-        let at = opt_hash(v.get(1))?;
-        let chain = s.lock();
-        let at = resolve_at(&chain, at)?;
-        let state = chain
-            .state(at)
-            .ok_or_else(|| client_error("State already discarded for the requested block"))?;
-        Ok::<_, ErrorObjectOwned>(state.get(&key).map(|v| v.len() as u64))
+        Ok::<_, ErrorObjectOwned>(storage_value(&p, s)?.map(|v| v.len() as u64))
     })?;
     m.register_method("state_queryStorageAt", |p, s, _| {
         let v = params_vec(&p)?;
@@ -378,7 +401,11 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
             .collect();
         Ok::<_, ErrorObjectOwned>(keys)
     })?;
+    Ok(())
+}
 
+/// `author_*`: transaction submission and watching.
+fn register_author(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_method("author_submitExtrinsic", |p, s, _| {
         let v = params_vec(&p)?;
         let bytes = req_hex(v.first(), "extrinsic", MAX_PAYLOAD)?;
@@ -428,20 +455,16 @@ pub fn module(shared: Arc<Shared>) -> Result<RpcModule<Arc<Shared>>, RegisterMet
             }
         },
     )?;
+    Ok(())
+}
 
+/// `dev_*`: the devnet's own controls (produce a block now).
+fn register_dev(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_method("dev_newBlock", |_, s, _| {
         let produced = s.lock().produce_block().map_err(client_error)?;
         Ok::<_, ErrorObjectOwned>(json!({ "hash": produced.hash, "number": produced.header.number }))
     })?;
-
-    let names: Vec<String> = m.method_names().map(str::to_string).collect();
-    m.register_method("rpc_methods", move |_, _, _| {
-        let mut all = names.clone();
-        all.push("rpc_methods".into());
-        all.sort();
-        json!({ "version": 1, "methods": all })
-    })?;
-    Ok(m)
+    Ok(())
 }
 
 async fn storage_subscription(pending: PendingSubscriptionSink, s: Arc<Shared>, keys: Vec<Vec<u8>>) {
