@@ -243,11 +243,14 @@ fn bench_inference(args: &InferenceArgs) -> ExitCode {
     }
 }
 
+/// The probe's tokens, the argmax at each position, and the first logits at the last position.
+type Probe = (Vec<u32>, Vec<u32>, Vec<f32>);
+
 /// The probe sequence, the argmax of the logits at each of its positions, and the first 32 logits at its
 /// last position, computed on flex.
 fn probe_logits(
     weights: &bench_tasks::inference::HostWeights,
-) -> Result<(Vec<u32>, Vec<u32>, Vec<f32>), bench_tasks::inference::InferenceError> {
+) -> Result<Probe, bench_tasks::inference::InferenceError> {
     use burn::tensor::{Device, Int, Tensor, TensorData};
     let vocab = weights.config().vocab_size;
     let tokens: Vec<u32> = (0..PROBE_LEN).map(|i| ((i * 7_919 + 3) % vocab) as u32).collect();

@@ -148,7 +148,7 @@ fn the_class_is_enforced_both_ways() {
     assert_eq!(verdict.reason, Reason::WrongRow, "{verdict:?}");
 
     // And a sketch off by one in one entry fails.
-    let mut forged: Round1Answer = answer.clone();
+    let mut forged: Round1Answer = answer;
     let row = request.rows[0] as usize;
     forged.sketch[row * 8] += 1.0;
     assert_eq!(
