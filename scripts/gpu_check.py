@@ -266,6 +266,8 @@ def load_safetensors(path):
 
 def torch_llama(path, cfg, device):
     """A Llama forward in PyTorch on the exported weights (HF layout, f32), with a KV cache."""
+    import torch
+
     w = {k: v.to(device) for k, v in load_safetensors(path).items()}
     d, nh, nkv = cfg["d_model"], cfg["n_heads"], cfg["n_kv_heads"]
     hd = d // nh
