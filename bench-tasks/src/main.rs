@@ -1,7 +1,8 @@
 //! `bench-tasks`: run the task benchmarks.
 //!
 //! ```text
-//! bench-tasks bench matmul --n 1024 --backend flex --json
+//! bench-tasks bench matmul --n 1024 --backend flex --dtype bf16 --json
+//! bench-tasks export-weights --preset medium --model-seed 1 --out medium.safetensors
 //! bench-tasks bench inference --preset tiny --backend flex --json
 //! bench-tasks generate --model smollm2 --chat --prompt "Name three primes." --max-tokens 64
 //! ```
@@ -12,7 +13,7 @@ use bench_tasks::BackendKind;
 use bench_tasks::bench::inference::{InferenceBenchOptions, InferenceBenchReport};
 use bench_tasks::bench::matmul::{MatmulBenchOptions, MatmulBenchReport};
 use bench_tasks::inference::Preset;
-use bench_tasks::matmul::RoundParams;
+use bench_tasks::matmul::{MatmulDtype, RoundParams};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,22 @@ enum Command {
     Bench(Bench),
     /// Run a real model on a prompt and print the reply as it is generated.
     Generate(GenerateArgs),
+    /// Write a seeded model's weights as a Llama-layout safetensors file (for running the same weights
+    /// in another framework, e.g. the PyTorch side of scripts/gpu-check.sh).
+    ExportWeights(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Model size: tiny, small or medium.
+    #[arg(long, default_value = "tiny")]
+    preset: Preset,
+    /// Public seed of the model weights.
+    #[arg(long, default_value_t = 1)]
+    model_seed: u64,
+    /// Output file.
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +149,9 @@ struct MatmulArgs {
     /// Backend of the miner: flex, wgpu, vulkan or cuda (must be compiled in).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
+    /// Dtype class of the product: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: MatmulDtype,
     /// Device index of the backend.
     #[arg(long, default_value_t = 0)]
     device: usize,
@@ -167,6 +187,42 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::ExportWeights(args) => export_weights(&args),
+    }
+}
+
+/// Tokens of the export's probe: a fixed sequence whose logits (on flex) let another framework check that
+/// it runs the same model on the exported weights.
+const PROBE_LEN: usize = 16;
+
+fn export_weights(args: &ExportArgs) -> ExitCode {
+    let config = args.preset.config();
+    let weights = bench_tasks::inference::HostWeights::seeded(config, args.model_seed);
+    let probe = probe_logits(&weights);
+    match weights
+        .save_safetensors(&args.out)
+        .and_then(|sha| Ok((sha, probe?)))
+    {
+        Ok((sha256, (probe_tokens, probe_argmax, probe_last_logits))) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "preset": args.preset,
+                    "model_seed": args.model_seed,
+                    "config": args.preset.config(),
+                    "path": args.out,
+                    "sha256": sha256,
+                    "probe_tokens": probe_tokens,
+                    "probe_argmax": probe_argmax,
+                    "probe_last_logits": probe_last_logits,
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench-tasks: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -242,7 +298,8 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
         m: args.m.unwrap_or(defaults.m),
         p: args.p.unwrap_or(defaults.p),
         ..defaults
-    };
+    }
+    .with_dtype(args.dtype);
     let opts = MatmulBenchOptions {
         backend: args.backend,
         device_index: args.device,
@@ -303,6 +360,43 @@ fn bench_inference(args: &InferenceArgs) -> ExitCode {
     }
 }
 
+/// The probe's tokens, the argmax at each position, and the first logits at the last position.
+type Probe = (Vec<u32>, Vec<u32>, Vec<f32>);
+
+/// The probe sequence, the argmax of the logits at each of its positions, and the first 32 logits at its
+/// last position, computed on flex.
+fn probe_logits(
+    weights: &bench_tasks::inference::HostWeights,
+) -> Result<Probe, bench_tasks::inference::InferenceError> {
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    let vocab = weights.config().vocab_size;
+    let tokens: Vec<u32> = (0..PROBE_LEN).map(|i| ((i * 7_919 + 3) % vocab) as u32).collect();
+    let model = bench_tasks::inference::Transformer::from_weights(weights, &Device::flex())?;
+    let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+    let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, PROBE_LEN]), &Device::flex());
+    let logits = model.logits(model.hidden(input, None));
+    let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().map_err(|e| {
+        bench_tasks::inference::InferenceError::Backend {
+            backend: "flex".into(),
+            why: format!("{e:?}"),
+        }
+    })?;
+    let argmax = flat
+        .chunks_exact(vocab)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                )
+                .0 as u32
+        })
+        .collect();
+    let last = flat[(PROBE_LEN - 1) * vocab..][..32.min(vocab)].to_vec();
+    Ok((tokens, argmax, last))
+}
+
 fn print_inference_text(r: &InferenceBenchReport) {
     println!(
         "inference on {} ({}, {} parameters, {}; B = {}, L = {}, T = {}, s = {})",
@@ -347,8 +441,12 @@ fn print_inference_text(r: &InferenceBenchReport) {
 
 fn print_text(r: &MatmulBenchReport) {
     println!(
-        "matmul on {} (n = {}, k = {}, m = {}, p = {})",
-        r.backend, r.n, r.k, r.m, r.p
+        "matmul on {} in {} (n = {}, k = {}, m = {}, p = {})",
+        r.backend, r.dtype, r.n, r.k, r.m, r.p
+    );
+    println!(
+        "  product alone      {:>10.6} s  ({:.4} TFLOP/s)",
+        r.kernel_seconds, r.kernel_tflops
     );
     println!(
         "  miner round 1      {:>10.4} s  ({:.4} TFLOP/s; cold {:.4} s)",
@@ -362,6 +460,10 @@ fn print_text(r: &MatmulBenchReport) {
     println!(
         "  validator verify   {:>10.6} s  ({:.5} × miner)",
         r.verify_seconds_per_miner, r.verify_ratio
+    );
+    println!(
+        "  H200 at class peak {:>10.6} s  (validator CPU per challenge = {:.4} × that, setup shared by {} miners)",
+        r.h200_seconds, r.validator_over_h200, r.miners_per_round
     );
     println!("  honest passed      {}", r.honest_passed);
     for (name, rate) in &r.detection {
