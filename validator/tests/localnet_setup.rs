@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chain::calls::AxonSpec;
 use chain::client::{ChainClient, ClientConfig, Network};
-use devnet::{Devnet, DevnetConfig};
 use chain::wallet::Wallet;
+use devnet::{Devnet, DevnetConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localnet_setup_registers_wallets_that_can_serve() {

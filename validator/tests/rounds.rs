@@ -181,8 +181,7 @@ async fn unreachable_timed_out_and_malformed_miners_get_their_own_codes() {
     let key = validator_key();
     let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
     let client =
-        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
-            .unwrap();
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2).unwrap();
     let metrics = validator::metrics::Metrics::new();
     let config = validator::round::RoundConfig {
         challenge_timeout_secs: 2.0,
@@ -251,8 +250,7 @@ async fn a_weight_submission_is_recorded_before_it_is_sent() {
     let key = validator_key();
     let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
     let client =
-        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2)
-            .unwrap();
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2).unwrap();
     let (tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
     let network = StuckSubmission {
         inner: validator::network::StaticNetwork::new(
