@@ -1,8 +1,10 @@
 //! `bench-tasks`: run the task benchmarks.
 //!
 //! ```text
-//! bench-tasks bench matmul --n 1024 --backend flex --json
+//! bench-tasks bench matmul --n 1024 --backend flex --dtype bf16 --json
+//! bench-tasks export-weights --preset medium --model-seed 1 --out medium.safetensors
 //! bench-tasks bench inference --preset tiny --backend flex --json
+//! bench-tasks generate --model smollm2 --chat --prompt "Name three primes." --max-tokens 64
 //! ```
 
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use bench_tasks::BackendKind;
 use bench_tasks::bench::inference::{InferenceBenchOptions, InferenceBenchReport};
 use bench_tasks::bench::matmul::{MatmulBenchOptions, MatmulBenchReport};
 use bench_tasks::inference::Preset;
-use bench_tasks::matmul::RoundParams;
+use bench_tasks::matmul::{MatmulDtype, RoundParams};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -30,6 +32,62 @@ enum Command {
     /// Measure a task: miner time, validator time, detection rates.
     #[command(subcommand)]
     Bench(Bench),
+    /// Run a real model on a prompt and print the reply as it is generated.
+    Generate(GenerateArgs),
+    /// Write a seeded model's weights as a Llama-layout safetensors file (for running the same weights
+    /// in another framework, e.g. the PyTorch side of scripts/gpu-check.sh).
+    ExportWeights(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Model size: tiny, small or medium.
+    #[arg(long, default_value = "tiny")]
+    preset: Preset,
+    /// Public seed of the model weights.
+    #[arg(long, default_value_t = 1)]
+    model_seed: u64,
+    /// Output file.
+    #[arg(long)]
+    out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// `smollm2` (the default model, fetched by scripts/fetch-model.sh) or the path of a Llama GGUF file.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// The prompt text.
+    #[arg(long)]
+    prompt: String,
+    /// Render the prompt as a user message with the model's chat template (and stop at its end token).
+    #[arg(long)]
+    chat: bool,
+    /// A system message (with --chat).
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    /// 0 for greedy decoding; otherwise the sampling temperature.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus mass for sampling (1 keeps every token).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Backend: flex, wgpu, vulkan or cuda (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// Device index of the backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Print one JSON object (text, tokens, prompt_tokens, completion_tokens, seconds) at the end instead of
+    /// streaming text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +100,9 @@ enum Bench {
 
 #[derive(Debug, Args)]
 struct InferenceArgs {
+    /// A real model instead of a seeded preset: `smollm2` or the path of a Llama GGUF file.
+    #[arg(long)]
+    model: Option<String>,
     /// Model size: tiny, small or medium.
     #[arg(long, default_value = "tiny")]
     preset: Preset,
@@ -72,9 +133,9 @@ struct InferenceArgs {
     /// Warm miner and verifier runs to time.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Logit margin of the verifier.
-    #[arg(long, default_value_t = bench_tasks::inference::DEFAULT_LOGIT_MARGIN)]
-    margin: f32,
+    /// Logit margin of the verifier (default 0.01 for presets, 0.3 for real models).
+    #[arg(long)]
+    margin: Option<f32>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -88,6 +149,9 @@ struct MatmulArgs {
     /// Backend of the miner: flex, wgpu, vulkan or cuda (must be compiled in).
     #[arg(long, default_value = "flex")]
     backend: BackendKind,
+    /// Dtype class of the product: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: MatmulDtype,
     /// Device index of the backend.
     #[arg(long, default_value_t = 0)]
     device: usize,
@@ -116,7 +180,115 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(Bench::Matmul(args)) => bench_matmul(&args),
         Command::Bench(Bench::Inference(args)) => bench_inference(&args),
+        Command::Generate(args) => match generate(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench-tasks: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::ExportWeights(args) => export_weights(&args),
     }
+}
+
+/// Tokens of the export's probe: a fixed sequence whose logits (on flex) let another framework check that
+/// it runs the same model on the exported weights.
+const PROBE_LEN: usize = 16;
+
+fn export_weights(args: &ExportArgs) -> ExitCode {
+    let config = args.preset.config();
+    let weights = bench_tasks::inference::HostWeights::seeded(config, args.model_seed);
+    let probe = probe_logits(&weights);
+    match weights
+        .save_safetensors(&args.out)
+        .and_then(|sha| Ok((sha, probe?)))
+    {
+        Ok((sha256, (probe_tokens, probe_argmax, probe_last_logits))) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "preset": args.preset,
+                    "model_seed": args.model_seed,
+                    "config": args.preset.config(),
+                    "path": args.out,
+                    "sha256": sha256,
+                    "probe_tokens": probe_tokens,
+                    "probe_argmax": probe_argmax,
+                    "probe_last_logits": probe_last_logits,
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench-tasks: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+
+    use bench_tasks::inference::chat::{chat_prompt, complete};
+    use bench_tasks::inference::real::RealModel;
+    use bench_tasks::inference::{Sampling, Transformer};
+
+    let started = std::time::Instant::now();
+    let real = RealModel::load(&args.model)?;
+    let device = args.backend.device(args.device)?;
+    let model = Transformer::from_weights(&real.weights, &device)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let prompt = if args.chat {
+        chat_prompt(&real.tokenizer, args.system.as_deref(), &args.prompt)?
+    } else {
+        real.tokenizer.encode(&args.prompt)?
+    };
+    let sampling = Sampling {
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    let stream = !args.json;
+    let mut out = std::io::stdout();
+    let done = complete(
+        &model,
+        &real.tokenizer,
+        &prompt,
+        args.max_tokens,
+        &sampling,
+        |piece| {
+            if stream {
+                let _ = out.write_all(piece.as_bytes());
+                let _ = out.flush();
+            }
+        },
+    )?;
+    let seconds = done.prefill_seconds + done.decode_seconds;
+    if args.json {
+        let report = serde_json::json!({
+            "model": real.id,
+            "text": done.text,
+            "tokens": done.tokens,
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "stopped": done.stopped,
+            "seconds": seconds,
+            "prefill_seconds": done.prefill_seconds,
+            "decode_seconds": done.decode_seconds,
+            "load_seconds": load_seconds,
+        });
+        println!("{report}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens, {} completion tokens in {seconds:.2} s; prefill {:.1} tokens/s, decode {:.1} tokens/s; load {load_seconds:.1} s]",
+            done.prompt_tokens,
+            done.completion_tokens,
+            done.prompt_tokens as f64 / done.prefill_seconds.max(1e-9),
+            done.completion_tokens.saturating_sub(1) as f64 / done.decode_seconds.max(1e-9),
+        );
+    }
+    Ok(())
 }
 
 fn bench_matmul(args: &MatmulArgs) -> ExitCode {
@@ -126,7 +298,8 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
         m: args.m.unwrap_or(defaults.m),
         p: args.p.unwrap_or(defaults.p),
         ..defaults
-    };
+    }
+    .with_dtype(args.dtype);
     let opts = MatmulBenchOptions {
         backend: args.backend,
         device_index: args.device,
@@ -155,6 +328,7 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
 
 fn bench_inference(args: &InferenceArgs) -> ExitCode {
     let opts = InferenceBenchOptions {
+        model: args.model.clone(),
         backend: args.backend,
         device_index: args.device,
         preset: args.preset,
@@ -186,10 +360,55 @@ fn bench_inference(args: &InferenceArgs) -> ExitCode {
     }
 }
 
+/// The probe's tokens, the argmax at each position, and the first logits at the last position.
+type Probe = (Vec<u32>, Vec<u32>, Vec<f32>);
+
+/// The probe sequence, the argmax of the logits at each of its positions, and the first 32 logits at its
+/// last position, computed on flex.
+fn probe_logits(
+    weights: &bench_tasks::inference::HostWeights,
+) -> Result<Probe, bench_tasks::inference::InferenceError> {
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    let vocab = weights.config().vocab_size;
+    let tokens: Vec<u32> = (0..PROBE_LEN).map(|i| ((i * 7_919 + 3) % vocab) as u32).collect();
+    let model = bench_tasks::inference::Transformer::from_weights(weights, &Device::flex())?;
+    let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+    let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, PROBE_LEN]), &Device::flex());
+    let logits = model.logits(model.hidden(input, None));
+    let flat: Vec<f32> = logits.into_data().try_into_vec_as::<f32>().map_err(|e| {
+        bench_tasks::inference::InferenceError::Backend {
+            backend: "flex".into(),
+            why: format!("{e:?}"),
+        }
+    })?;
+    let argmax = flat
+        .chunks_exact(vocab)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                )
+                .0 as u32
+        })
+        .collect();
+    let last = flat[(PROBE_LEN - 1) * vocab..][..32.min(vocab)].to_vec();
+    Ok((tokens, argmax, last))
+}
+
 fn print_inference_text(r: &InferenceBenchReport) {
     println!(
-        "inference on {} ({} preset, {} parameters; B = {}, L = {}, T = {}, s = {})",
-        r.backend, r.preset, r.params, r.batch, r.prompt_len, r.new_tokens, r.sample
+        "inference on {} ({}, {} parameters, {}; B = {}, L = {}, T = {}, s = {})",
+        r.backend, r.model, r.params, r.precision, r.batch, r.prompt_len, r.new_tokens, r.sample
+    );
+    println!(
+        "  prefill {:.1} tokens/s; decode {:.1} tokens/s at batch 1, {:.1} at batch {}; verify {:.1} tokens/s",
+        r.prefill_tokens_per_second,
+        r.decode_tokens_per_second_batch1,
+        r.decode_tokens_per_second,
+        r.batch,
+        r.verify_tokens_per_second
     );
     println!("  model build        {:>10.4} s", r.model_build_seconds);
     println!(
@@ -211,12 +430,23 @@ fn print_inference_text(r: &InferenceBenchReport) {
     for (name, rate) in &r.detection {
         println!("  detected {name:<18} {rate:>6.3}  ({} trials)", r.trials);
     }
+    if let (Some(q), Some(n)) = (r.requantized_token_fail_rate, r.requantized_tokens_to_detect_99) {
+        println!("  requantized: {q:.4} of checked tokens fail; {n:.0} tokens to catch it at 0.99");
+    }
+    println!(
+        "  peak resident memory {:.1} MiB",
+        r.peak_rss_bytes as f64 / 1_048_576.0
+    );
 }
 
 fn print_text(r: &MatmulBenchReport) {
     println!(
-        "matmul on {} (n = {}, k = {}, m = {}, p = {})",
-        r.backend, r.n, r.k, r.m, r.p
+        "matmul on {} in {} (n = {}, k = {}, m = {}, p = {})",
+        r.backend, r.dtype, r.n, r.k, r.m, r.p
+    );
+    println!(
+        "  product alone      {:>10.6} s  ({:.4} TFLOP/s)",
+        r.kernel_seconds, r.kernel_tflops
     );
     println!(
         "  miner round 1      {:>10.4} s  ({:.4} TFLOP/s; cold {:.4} s)",
@@ -230,6 +460,10 @@ fn print_text(r: &MatmulBenchReport) {
     println!(
         "  validator verify   {:>10.6} s  ({:.5} × miner)",
         r.verify_seconds_per_miner, r.verify_ratio
+    );
+    println!(
+        "  H200 at class peak {:>10.6} s  (validator CPU per challenge = {:.4} × that, setup shared by {} miners)",
+        r.h200_seconds, r.validator_over_h200, r.miners_per_round
     );
     println!("  honest passed      {}", r.honest_passed);
     for (name, rate) in &r.detection {

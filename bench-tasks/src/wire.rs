@@ -206,10 +206,28 @@ pub struct MinerInfo {
     /// Device memory in bytes, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_memory_bytes: Option<u64>,
+    /// Every device the miner serves, one worker each (`backend`, `device` and `device_memory_bytes` above
+    /// describe the first). Absent from older miners: then one device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceInfo>,
     /// Task classes served, with their limits.
     pub tasks: Vec<TaskLimits>,
     /// Server-wide limits.
     pub limits: ServerLimits,
+}
+
+/// One device a miner serves (`miner run --devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The device index within its backend (CUDA ordinal, wgpu adapter).
+    pub index: usize,
+    /// The compute backend (`flex`, `wgpu`, `vulkan`, `cuda`).
+    pub backend: String,
+    /// The device, in words.
+    pub name: String,
+    /// Device memory in bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 /// Body of every error answer: a one-sentence message and a stable `snake_case` reason code

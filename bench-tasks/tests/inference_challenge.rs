@@ -47,7 +47,14 @@ fn honest_answers_pass_with_exact_argmax() {
         let picks = pick_sequences(c.batch, 2, seed + 100);
         let verdict = verifier.verify(&c, &answer, &picks);
         assert_eq!(verdict, Verdict::pass(32.0), "seed {seed}");
-        let check = verifier.check_tokens(&c, &answer, &[0, 1, 2, 3]).unwrap();
+        let check = verifier
+            .check_tokens(
+                &c,
+                &bench_tasks::inference::Sampling::GREEDY,
+                &answer,
+                &[0, 1, 2, 3],
+            )
+            .unwrap();
         let worst = check.deficits.iter().flatten().fold(0f32, |m, &d| m.max(d));
         assert!(
             worst < 1e-4,

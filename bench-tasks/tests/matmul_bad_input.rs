@@ -4,8 +4,8 @@ mod common;
 
 use bench_tasks::matmul::params::{HARD_MAX_N, max_p_for};
 use bench_tasks::matmul::{
-    ChallengeError, MatmulChallenge, MatmulJob, MatmulLimits, MinerError, OpenedRow, OpeningRequest,
-    Openings, Round1Answer, RoundParams, RoundSetup,
+    ChallengeError, MatmulChallenge, MatmulDtype, MatmulJob, MatmulLimits, MinerError, OpenedRow,
+    OpeningRequest, Openings, Round1Answer, RoundParams, RoundSetup,
 };
 use bench_tasks::{Reason, Verdict};
 
@@ -16,6 +16,7 @@ fn challenge(n: u32, m: u32, p: u32) -> MatmulChallenge {
         p,
         round_seed: 1,
         miner_seed: 2,
+        dtype: MatmulDtype::F32,
     }
 }
 

@@ -88,6 +88,11 @@ pub fn decode_ip(ip: u128, ip_type: u8) -> Option<IpAddr> {
     }
 }
 
+/// The mechanism weight calls of SDK 11.3 (`set_mechanism_weights`, `commit_timelocked_mechanism_weights`).
+/// The client uses them when the runtime has both (finney does), and the legacy `set_weights` /
+/// `commit_timelocked_weights` otherwise; they are not required on connect.
+pub const MECHANISM_CALLS: [&str; 2] = ["set_mechanism_weights", "commit_timelocked_mechanism_weights"];
+
 /// One extrinsic of `SubtensorModule`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -127,6 +132,35 @@ pub enum Call {
     CommitTimelockedWeights {
         /// Subnet.
         netuid: u16,
+        /// The ciphertext (at most [`crate::timelock::MAX_COMMIT_BYTES`]).
+        commit: Vec<u8>,
+        /// The drand round whose pulse opens it.
+        reveal_round: u64,
+        /// Must equal the chain's `CommitRevealWeightsVersion`.
+        commit_reveal_version: u16,
+    },
+    /// `set_mechanism_weights(netuid, mecid, dests, weights, version_key)` (call 119): weights of one
+    /// mechanism of a subnet, as the SDK 11.3 sets them (mechanism 0 is the subnet's only mechanism
+    /// unless its owner split it).
+    SetMechanismWeights {
+        /// Subnet.
+        netuid: u16,
+        /// Mechanism (`MechId`).
+        mecid: u8,
+        /// Destination uids.
+        uids: Vec<u16>,
+        /// u16 weights.
+        values: Vec<u16>,
+        /// Must be ≥ `WeightsVersionKey`.
+        version_key: u64,
+    },
+    /// `commit_timelocked_mechanism_weights(netuid, mecid, commit, reveal_round, commit_reveal_version)`
+    /// (call 118): the CR-v4 commit of one mechanism's weights, as the SDK 11.3 sends it.
+    CommitTimelockedMechanismWeights {
+        /// Subnet.
+        netuid: u16,
+        /// Mechanism (`MechId`).
+        mecid: u8,
         /// The ciphertext (at most [`crate::timelock::MAX_COMMIT_BYTES`]).
         commit: Vec<u8>,
         /// The drand round whose pulse opens it.
@@ -303,6 +337,8 @@ impl Call {
             Self::CommitWeights { .. } => "commit_weights",
             Self::RevealWeights { .. } => "reveal_weights",
             Self::CommitTimelockedWeights { .. } => "commit_timelocked_weights",
+            Self::SetMechanismWeights { .. } => MECHANISM_CALLS[0],
+            Self::CommitTimelockedMechanismWeights { .. } => MECHANISM_CALLS[1],
             Self::ServeAxon { .. } => "serve_axon",
             Self::BurnedRegister { .. } => "burned_register",
             Self::Setup(c) => c.name(),
@@ -334,6 +370,8 @@ impl Call {
             | Self::CommitWeights { netuid, .. }
             | Self::RevealWeights { netuid, .. }
             | Self::CommitTimelockedWeights { netuid, .. }
+            | Self::SetMechanismWeights { netuid, .. }
+            | Self::CommitTimelockedMechanismWeights { netuid, .. }
             | Self::ServeAxon { netuid, .. }
             | Self::BurnedRegister { netuid, .. } => *netuid,
             Self::Setup(c) => c.netuid(),
@@ -377,6 +415,32 @@ impl Call {
                 commit_reveal_version,
             } => vec![
                 Value::from(*netuid),
+                Value::from_bytes(commit),
+                Value::from(*reveal_round),
+                Value::from(*commit_reveal_version),
+            ],
+            Self::SetMechanismWeights {
+                netuid,
+                mecid,
+                uids,
+                values,
+                version_key,
+            } => vec![
+                Value::from(*netuid),
+                Value::from(*mecid),
+                u16s(uids),
+                u16s(values),
+                Value::from(*version_key),
+            ],
+            Self::CommitTimelockedMechanismWeights {
+                netuid,
+                mecid,
+                commit,
+                reveal_round,
+                commit_reveal_version,
+            } => vec![
+                Value::from(*netuid),
+                Value::from(*mecid),
                 Value::from_bytes(commit),
                 Value::from(*reveal_round),
                 Value::from(*commit_reveal_version),

@@ -894,7 +894,8 @@ impl ChainClient {
     /// respects the rate limit (without submitting when it is not yet allowed), and uses `set_weights`,
     /// a timelocked (CR-v4) commit or a CR-v2 commit as [`weights::choose_path`] decides from the
     /// chain. `version_key` 0 uses the subnet's `WeightsVersionKey`; a non-zero key below it is refused
-    /// before submission (the subnet owner raised it to require an upgrade).
+    /// before submission (the subnet owner raised it to require an upgrade). Mechanism 0; see
+    /// [`Self::set_mechanism_weights`].
     pub async fn set_weights(
         &self,
         hotkey: &Keypair,
@@ -903,7 +904,30 @@ impl ChainClient {
         values: &[u16],
         version_key: u64,
     ) -> Result<WeightsResult, ChainError> {
+        self.set_mechanism_weights(hotkey, netuid, 0, uids, values, version_key)
+            .await
+    }
+
+    /// [`Self::set_weights`] for mechanism `mecid` of the subnet. On a runtime with the SDK 11.3's
+    /// mechanism calls ([`crate::calls::MECHANISM_CALLS`]: finney) the weights go through
+    /// `set_mechanism_weights` or `commit_timelocked_mechanism_weights`, as the SDK sends them; on one
+    /// without (older runtimes, the devnet) through the legacy calls, which only know mechanism 0.
+    pub async fn set_mechanism_weights(
+        &self,
+        hotkey: &Keypair,
+        netuid: u16,
+        mecid: u8,
+        uids: &[u16],
+        values: &[u16],
+        version_key: u64,
+    ) -> Result<WeightsResult, ChainError> {
         let at = self.at_best().await?;
+        let mechanisms = compat::has_mechanism_calls(at.metadata_ref());
+        if mecid != 0 && !mechanisms {
+            return Err(ChainError::Config(format!(
+                "mechanism {mecid} asked for, but this runtime has no mechanism weight calls; use mechanism 0"
+            )));
+        }
         let hp = self.hyperparams_at(&at, netuid).await?;
         let me = hotkey.account();
         let uid = self
@@ -922,7 +946,7 @@ impl ChainClient {
             ours => ours,
         };
         let last_updates: Vec<u64> = self
-            .fetch(&at, "LastUpdate", (weights::storage_index(netuid, 0),))
+            .fetch(&at, "LastUpdate", (weights::storage_index(netuid, mecid),))
             .await?;
         let last_update = last_updates.get(usize::from(uid)).copied().unwrap_or(0);
         let now = at.block_number();
@@ -933,8 +957,10 @@ impl ChainClient {
                 next_allowed_block: next_allowed,
             });
         }
-        let vector = ReadyWeights {
+        let v = ReadyWeights {
             netuid,
+            mecid,
+            mechanisms,
             uids,
             values,
             version_key,
@@ -942,11 +968,21 @@ impl ChainClient {
         };
         match weights::choose_path(hp.commit_reveal_enabled, hp.commit_reveal_version) {
             WeightsPath::Direct => {
-                let call = Call::SetWeights {
-                    netuid,
-                    uids: vector.uids,
-                    values: vector.values,
-                    version_key,
+                let call = if v.mechanisms {
+                    Call::SetMechanismWeights {
+                        netuid,
+                        mecid: v.mecid,
+                        uids: v.uids,
+                        values: v.values,
+                        version_key,
+                    }
+                } else {
+                    Call::SetWeights {
+                        netuid,
+                        uids: v.uids,
+                        values: v.values,
+                        version_key,
+                    }
                 };
                 let report = self.submit(&call, hotkey).await;
                 let next_allowed_block = next_after(&report, now, hp.weights_rate_limit);
@@ -955,10 +991,11 @@ impl ChainClient {
                     next_allowed_block,
                 })
             }
-            WeightsPath::CommitReveal => Ok(self.commit_hashed(hotkey, &hp, vector).await),
-            WeightsPath::Timelocked(version) => {
-                self.commit_timelocked(&at, hotkey, &hp, vector, version).await
-            }
+            WeightsPath::CommitReveal if mecid != 0 => Err(ChainError::Config(format!(
+                "mechanism {mecid}: this client sends hash (CR-v2) commits for mechanism 0 only"
+            ))),
+            WeightsPath::CommitReveal => Ok(self.commit_hashed(hotkey, &hp, v).await),
+            WeightsPath::Timelocked(version) => self.commit_timelocked(&at, hotkey, &hp, v, version).await,
         }
     }
 
@@ -1006,15 +1043,13 @@ impl ChainClient {
         v: ReadyWeights,
         commit_reveal_version: u16,
     ) -> Result<WeightsResult, ChainError> {
-        // The commit lands in the next block, is counted in that block's epoch (with lookahead) and
-        // is opened in the first block of epoch + RevealPeriodEpochs.
         let now = v.now;
-        let clock = self.epoch_clock_at(at, v.netuid).await?;
-        let commit_epoch = clock.epoch_at(now + 1);
-        let reveal_block = clock.epoch_start_block(commit_epoch + hp.reveal_period_epochs);
+        let reveal_block = self
+            .reveal_block_at(at, v.netuid, hp.reveal_period_epochs)
+            .await?;
         let beacon = self.chain_beacon(at).await?;
         let block_time_ms = match beacon.block_time_ms {
-            Some(ms) => ms,
+            Some(default) => compat::slot_duration_ms(at.metadata_ref()).unwrap_or(default),
             None => self.measured_block_time_ms(at).await?,
         };
         // A round the chain already holds when the commit lands is refused (InvalidRevealRound,
@@ -1037,11 +1072,21 @@ impl ChainClient {
                 reveal_round,
                 &beacon.public_key,
             )?;
-            let call = Call::CommitTimelockedWeights {
-                netuid: v.netuid,
-                commit,
-                reveal_round,
-                commit_reveal_version,
+            let call = if v.mechanisms {
+                Call::CommitTimelockedMechanismWeights {
+                    netuid: v.netuid,
+                    mecid: v.mecid,
+                    commit,
+                    reveal_round,
+                    commit_reveal_version,
+                }
+            } else {
+                Call::CommitTimelockedWeights {
+                    netuid: v.netuid,
+                    commit,
+                    reveal_round,
+                    commit_reveal_version,
+                }
             };
             let report = self.submit(&call, hotkey).await;
             if attempt < TIMELOCK_COMMIT_TRIES
@@ -1081,6 +1126,40 @@ impl ChainClient {
         } else {
             weights::EpochClock::Legacy { tempo, netuid }
         })
+    }
+
+    /// The block that opens a timelocked commit sent at `at` (included in the next block). Where the
+    /// runtime has the stateful schedule, it is run forward as the SDK 11.3 runs it
+    /// ([`crate::reveal::EpochSchedule`], with `BlocksSinceLastStep`); on the legacy clock, the first
+    /// block of the commit's epoch plus `reveal_period`.
+    async fn reveal_block_at(
+        &self,
+        at: &AtBlock,
+        netuid: u16,
+        reveal_period: u64,
+    ) -> Result<u64, ChainError> {
+        let now = at.block_number();
+        match self.epoch_clock_at(at, netuid).await? {
+            weights::EpochClock::Stateful {
+                index,
+                last_epoch_block,
+                pending_at,
+                tempo,
+            } => {
+                let schedule = crate::reveal::EpochSchedule {
+                    block: now,
+                    index,
+                    last_epoch_block,
+                    pending_at,
+                    tempo,
+                    blocks_since_last_step: self.fetch_or(at, "BlocksSinceLastStep", (netuid,), 0).await?,
+                };
+                schedule
+                    .first_reveal_block(reveal_period)
+                    .map_err(|e| ChainError::Config(e.to_string()))
+            }
+            clock => Ok(clock.epoch_start_block(clock.epoch_at(now + 1) + reveal_period)),
+        }
     }
 
     /// The best block number and the subnet's epoch clock read at it.
@@ -1170,6 +1249,10 @@ const TIMELOCK_COMMIT_TRIES: u32 = 3;
 #[derive(Debug)]
 struct ReadyWeights {
     netuid: u16,
+    /// The mechanism.
+    mecid: u8,
+    /// Whether the runtime has the mechanism weight calls (else the legacy calls, mechanism 0).
+    mechanisms: bool,
     uids: Vec<u16>,
     values: Vec<u16>,
     version_key: u64,

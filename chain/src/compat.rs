@@ -107,6 +107,8 @@ pub const STORAGE: &[StorageItem] = &[
     // (The stateful epoch clock's SubnetEpochIndex/LastEpochBlock are used when present and are
     // not on finney yet, where the legacy formula applies: see `weights::EpochClock`.)
     item("CommitRevealWeightsVersion", 0, true, value_is::<u16>),
+    // The stateful schedule's step counter (the reveal block, `crate::reveal`).
+    item("BlocksSinceLastStep", 1, true, value_is::<u64>),
     item(
         "WeightCommits",
         2,
@@ -152,6 +154,26 @@ impl Report {
             ))
         }
     }
+}
+
+/// Whether the runtime has the SDK 11.3's mechanism weight calls ([`crate::calls::MECHANISM_CALLS`]).
+pub fn has_mechanism_calls(metadata: &Metadata) -> bool {
+    metadata.pallet_by_name(PALLET).is_some_and(|p| {
+        crate::calls::MECHANISM_CALLS
+            .iter()
+            .all(|n| p.call_variant_by_name(n).is_some())
+    })
+}
+
+/// The runtime's slot duration in milliseconds (`Aura::SlotDuration`), which the SDK 11.3 takes as the
+/// block time (12 s on finney, 0.25 s on fast-block chains); `None` where the runtime has no Aura
+/// pallet (the devnet).
+pub fn slot_duration_ms(metadata: &Metadata) -> Option<u64> {
+    let constant = metadata
+        .pallet_by_name("Aura")?
+        .constant_by_name("SlotDuration")?;
+    let ms = <u64 as parity_scale_codec::Decode>::decode(&mut constant.value()).ok()?;
+    (ms > 0).then_some(ms)
 }
 
 /// Checks `metadata` for every call, storage entry and runtime API the client uses, and the shapes of

@@ -40,6 +40,7 @@ pub mod client;
 pub mod compat;
 pub mod keys;
 pub mod metagraph;
+pub mod reveal;
 pub mod submit;
 pub mod timelock;
 pub mod wallet;

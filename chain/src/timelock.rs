@@ -68,9 +68,10 @@ pub const QUICKNET_PUBLIC_KEY: [u8; 96] = hex_96(
     b"83cf0f2896adee7eb8b5f01fcad3912212c437e0073e911fb90022d3e760183c8c4b450b6a0a6c3ac6a5776a2d1064510d1fec758c921cc22b0e17e63aaf4bcb5ed66304de9cf809bd274ca73bab4af5a6e9c76a4bc09e76eae8991ef5ece45a",
 );
 
-/// Rounds subtracted from the reveal time's round by the Python SDK (`SUBTENSOR_PULSE_DELAY`): the
-/// chain's drand feed lags real time, so a round this much earlier is on chain by the reveal block.
-pub const SUBTENSOR_PULSE_DELAY_ROUNDS: u64 = 24;
+/// Blocks after the reveal block whose time the Bittensor SDK 11.3 encrypts to (its
+/// `SECURITY_BLOCK_OFFSET`): the round due then is one the chain has ingested a few blocks after the
+/// reveal block, and the chain opens the commit once it holds that pulse.
+pub const SDK_INGEST_OFFSET_BLOCKS: u64 = 3;
 
 /// Largest ciphertext accepted for decryption, in bytes (subtensor's `MAX_CRV3_COMMIT_SIZE_BYTES`).
 pub const MAX_COMMIT_BYTES: usize = 5000;
@@ -398,22 +399,24 @@ pub struct BeaconConfig {
     /// Milliseconds per block of the chain, to turn blocks into wall-clock time; `None`: measure it
     /// from the chain's timestamps when committing.
     pub block_time_ms: Option<u64>,
-    /// Rounds to move the target back, so the pulse is on chain by the reveal block.
-    pub pulse_delay_rounds: u64,
+    /// Blocks after the reveal block whose time the round is chosen for
+    /// ([`SDK_INGEST_OFFSET_BLOCKS`] for quicknet).
+    pub ingest_offset_blocks: u64,
     /// Aim this many blocks ahead instead of at the reveal block (`None`: the reveal block).
     pub lead_blocks: Option<u64>,
 }
 
 impl BeaconConfig {
-    /// drand quicknet as finney and testnet follow it: 3 s rounds, 12 s blocks, the SDK's 24-round
-    /// margin back from the reveal time.
+    /// drand quicknet as finney and testnet follow it: 3 s rounds, 12 s blocks (unless the chain says
+    /// otherwise: `Aura::SlotDuration`), the round due [`SDK_INGEST_OFFSET_BLOCKS`] blocks after the
+    /// reveal block, as the SDK 11.3 picks it.
     pub fn quicknet() -> Self {
         Self {
             public_key: QUICKNET_PUBLIC_KEY.to_vec(),
             genesis_secs: QUICKNET_GENESIS_TIME,
             period_ms: QUICKNET_PERIOD_SECS * 1000,
             block_time_ms: Some(12_000),
-            pulse_delay_rounds: SUBTENSOR_PULSE_DELAY_ROUNDS,
+            ingest_offset_blocks: SDK_INGEST_OFFSET_BLOCKS,
             lead_blocks: None,
         }
     }
@@ -435,7 +438,7 @@ impl BeaconConfig {
             genesis_secs: QUICKNET_GENESIS_TIME,
             period_ms: DEVNET_BEACON_PERIOD_MS,
             block_time_ms: None,
-            pulse_delay_rounds: 0,
+            ingest_offset_blocks: 0,
             lead_blocks: Some(DEVNET_BEACON_LEAD_BLOCKS),
         }
     }
@@ -453,15 +456,32 @@ impl BeaconConfig {
     }
 
     /// The round to encrypt a commit to at `now_unix_ms`, `blocks_until_reveal` blocks of
-    /// `block_time_ms` before the reveal block:
-    /// `ceil((now + blocks × block_time − genesis) / period) − pulse_delay_rounds`.
+    /// `block_time_ms` before the reveal block.
+    ///
+    /// Quicknet, as the SDK 11.3 (`generate_commit_v2`): the round due at the time of the block
+    /// [`Self::ingest_offset_blocks`] after the reveal block,
+    /// `max(1, floor((now + (blocks_until_reveal + offset) × block_time − genesis) / period))`.
+    ///
+    /// With [`Self::lead_blocks`] (the devnet), `lead_blocks` replaces the distance to the reveal block
+    /// and the round is the first one not due before that time:
+    /// `ceil((now + lead × block_time − genesis) / period)`.
     pub fn round_for(&self, now_unix_ms: u64, blocks_until_reveal: u64, block_time_ms: u64) -> u64 {
-        let blocks_until_reveal = self.lead_blocks.unwrap_or(blocks_until_reveal);
-        now_unix_ms
-            .saturating_add(blocks_until_reveal.saturating_mul(block_time_ms))
-            .saturating_sub(self.genesis_secs.saturating_mul(1000))
-            .div_ceil(self.period_ms.max(1))
-            .saturating_sub(self.pulse_delay_rounds)
+        let period = self.period_ms.max(1);
+        let genesis = self.genesis_secs.saturating_mul(1000);
+        match self.lead_blocks {
+            Some(lead) => now_unix_ms
+                .saturating_add(lead.saturating_mul(block_time_ms))
+                .saturating_sub(genesis)
+                .div_ceil(period),
+            None => {
+                let blocks = blocks_until_reveal.saturating_add(self.ingest_offset_blocks);
+                (now_unix_ms
+                    .saturating_add(blocks.saturating_mul(block_time_ms))
+                    .saturating_sub(genesis)
+                    / period)
+                    .max(1)
+            }
+        }
     }
 }
 
@@ -679,30 +699,24 @@ mod tests {
     #[test]
     fn identity_and_round_clock() {
         assert_eq!(round_identity(1000), sha256(&[0, 0, 0, 0, 0, 0, 3, 0xe8]));
-        // Quicknet, the SDK's formula: now = genesis + 3000 s, 10 blocks of 12 s: 3120 s → round
-        // 1040, minus the 24-round margin → 1016.
+        // Quicknet, the SDK 11.3's rule: now = genesis + 3000 s, reveal 10 blocks of 12 s ahead, plus
+        // the 3-block ingest offset: 3156 s → round 1052 (a partial period rounds down).
         let quicknet = BeaconConfig::quicknet();
         let at = |secs: u64| secs * 1000;
         assert_eq!(quicknet.round_at(at(QUICKNET_GENESIS_TIME + 3000)), 1000);
         assert_eq!(quicknet.round_at(0), 0);
         assert_eq!(
             quicknet.round_for(at(QUICKNET_GENESIS_TIME + 3000), 10, 12_000),
-            1016
-        );
-        let no_margin = BeaconConfig {
-            pulse_delay_rounds: 0,
-            ..BeaconConfig::quicknet()
-        };
-        // A partial period rounds up; sub-second blocks count.
-        assert_eq!(
-            no_margin.round_for(at(QUICKNET_GENESIS_TIME + 3001), 0, 12_000),
-            1001
+            1052
         );
         assert_eq!(
-            no_margin.round_for(at(QUICKNET_GENESIS_TIME + 3000), 10, 100),
-            1001
+            quicknet.round_for(at(QUICKNET_GENESIS_TIME + 3002), 0, 12_000),
+            1012
         );
-        assert_eq!(quicknet.round_for(0, 0, 12_000), 0);
+        // Sub-second blocks count (0.25 s on fast-block chains).
+        assert_eq!(quicknet.round_for(at(QUICKNET_GENESIS_TIME + 3000), 9, 250), 1001);
+        // Before genesis: round 1, never 0.
+        assert_eq!(quicknet.round_for(0, 0, 12_000), 1);
         // The devnet aims three blocks ahead whatever the reveal: past every round due two blocks
         // from now, never more than one period beyond the third.
         let devnet = BeaconConfig::devnet();

@@ -45,6 +45,20 @@ fn calls() -> Vec<Call> {
             reveal_round: 1_000,
             commit_reveal_version: 4,
         },
+        Call::SetMechanismWeights {
+            netuid: 1,
+            mecid: 1,
+            uids: vec![0, 1],
+            values: vec![65535, 10],
+            version_key: 7,
+        },
+        Call::CommitTimelockedMechanismWeights {
+            netuid: 1,
+            mecid: 2,
+            commit: vec![0xcd; 300],
+            reveal_round: 1_000,
+            commit_reveal_version: 4,
+        },
         Call::ServeAxon {
             netuid: 1,
             axon: AxonSpec {
@@ -107,7 +121,7 @@ fn offline(md: Metadata) -> OfflineClient<SubstrateConfig> {
 fn every_call_encodes_against_finney_with_the_right_indices_and_bytes() {
     let client = offline(finney());
     let at = client.at_block(0u64).unwrap();
-    let expected_index = [0u8, 96, 97, 113, 4, 7];
+    let expected_index = [0u8, 96, 97, 113, 119, 118, 4, 7];
     for (call, idx) in calls().iter().zip(expected_index) {
         let data = at
             .transactions()
@@ -122,7 +136,7 @@ fn every_call_encodes_against_finney_with_the_right_indices_and_bytes() {
     let mut want = vec![7u8, 0];
     (1u16, vec![0u16, 1], vec![65535u16, 10], 7u64).encode_to(&mut want);
     assert_eq!(set, want);
-    let serve = at.transactions().call_data(&calls()[4].payload()).unwrap();
+    let serve = at.transactions().call_data(&calls()[6].payload()).unwrap();
     let mut want = vec![7u8, 4];
     (1u16, 100u32, 0x0102_0304u128, 8091u16, 4u8, 4u8, 0u8, 0u8).encode_to(&mut want);
     assert_eq!(serve, want);
@@ -131,6 +145,35 @@ fn every_call_encodes_against_finney_with_the_right_indices_and_bytes() {
     let mut want = vec![7u8, 113];
     (1u16, vec![0xcdu8; 300], 1_000u64, 4u16).encode_to(&mut want);
     assert_eq!(commit, want);
+    // The SDK 11.3's mechanism calls: MechId is one byte after the netuid.
+    let set = at.transactions().call_data(&calls()[4].payload()).unwrap();
+    let mut want = vec![7u8, 119];
+    (1u16, 1u8, vec![0u16, 1], vec![65535u16, 10], 7u64).encode_to(&mut want);
+    assert_eq!(set, want);
+    let commit = at.transactions().call_data(&calls()[5].payload()).unwrap();
+    let mut want = vec![7u8, 118];
+    (1u16, 2u8, vec![0xcdu8; 300], 1_000u64, 4u16).encode_to(&mut want);
+    assert_eq!(commit, want);
+}
+
+#[test]
+fn finney_has_the_mechanism_calls_and_a_12_second_slot() {
+    let md = finney();
+    assert!(compat::has_mechanism_calls(&md));
+    assert_eq!(compat::slot_duration_ms(&md), Some(12_000));
+    for storage in [
+        "MechanismCountCurrent",
+        "MechanismEmissionSplit",
+        "BlocksSinceLastStep",
+    ] {
+        assert!(
+            md.pallet_by_name("SubtensorModule")
+                .and_then(|p| p.storage())
+                .and_then(|s| s.entry_by_name(storage))
+                .is_some(),
+            "{storage}"
+        );
+    }
 }
 
 #[test]

@@ -73,6 +73,84 @@ pub enum Command {
     },
 }
 
+/// Which devices `miner run --devices` serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DeviceSelection {
+    /// Every device the backend finds (`all`).
+    All,
+    /// These indices, in this order, each once.
+    List(Vec<usize>),
+}
+
+impl std::str::FromStr for DeviceSelection {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(Self::All);
+        }
+        let mut list = Vec::new();
+        for part in s.split(',') {
+            let i: usize = part
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{part}` is not a device index; write `all` or indices such as 0,1"))?;
+            if list.contains(&i) {
+                return Err(format!("device {i} is listed twice"));
+            }
+            list.push(i);
+        }
+        if list.is_empty() {
+            return Err("no device listed; write `all` or indices such as 0,1".into());
+        }
+        Ok(Self::List(list))
+    }
+}
+
+impl TryFrom<String> for DeviceSelection {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl DeviceSelection {
+    /// The device indices to serve on `backend`. `all` asks the backend how many devices it has: CUDA
+    /// devices for `cuda`, adapters for `wgpu`/`vulkan` (0 = the preferred one, then the others), and
+    /// one for `flex` (a list such as `0,1` on flex runs two CPU workers, for tests).
+    pub fn resolve(&self, backend: BackendKind) -> anyhow::Result<Vec<usize>> {
+        match self {
+            Self::List(list) => Ok(list.clone()),
+            Self::All => {
+                let count = device_count(backend);
+                anyhow::ensure!(
+                    count > 0,
+                    "--devices all: the {backend} backend finds no device; check the driver with `miner doctor`"
+                );
+                Ok((0..count).collect())
+            }
+        }
+    }
+}
+
+/// How many devices `backend` can reach (1 for flex and for backends that cannot tell).
+fn device_count(backend: BackendKind) -> usize {
+    #[allow(unused_imports)]
+    use burn::tensor::{Device, DeviceType};
+    match backend {
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => Device::enumerate(DeviceType::Cuda).len(),
+        #[cfg(feature = "vulkan")]
+        BackendKind::Vulkan => Device::enumerate(DeviceType::Vulkan).len(),
+        #[cfg(feature = "wgpu")]
+        BackendKind::Wgpu => Device::enumerate(DeviceType::Wgpu).len(),
+        _ => 1,
+    }
+}
+
 /// `miner run` flags. All optional here so that the TOML file can fill what flags leave out.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -109,6 +187,10 @@ pub struct RunArgs {
     /// Device index within the backend (CUDA ordinal; wgpu: 0 = preferred adapter) [default: 0].
     #[arg(long, env = "MINER_DEVICE", value_name = "I")]
     pub device: Option<usize>,
+    /// Devices to serve, one worker each: `all` (every device the backend finds) or indices `0,1,…`;
+    /// replaces --device. Challenges go to the least-loaded device.
+    #[arg(long, env = "MINER_DEVICES", value_name = "LIST", conflicts_with = "device")]
+    pub devices: Option<DeviceSelection>,
     /// Public IP to advertise on chain (serve_axon) when it differs from what the chain has.
     #[arg(long, env = "MINER_EXTERNAL_IP", value_name = "IP")]
     pub external_ip: Option<IpAddr>,
@@ -350,6 +432,7 @@ impl RunArgs {
             bind,
             backend,
             device,
+            devices,
             external_ip,
             min_stake,
             metagraph_refresh_secs,
@@ -536,6 +619,10 @@ pub async fn start(args: RunArgs) -> anyhow::Result<RunningMiner> {
     let mut config = MinerConfig::new(keypair, validators);
     config.backend = args.backend.unwrap_or(BackendKind::Flex);
     config.device_index = args.device.unwrap_or(0);
+    if let Some(selection) = &args.devices {
+        config.devices = selection.resolve(config.backend)?;
+        config.device_index = config.devices[0];
+    }
     config.limits = limits;
     config.behavior = behavior;
     if config.backend == BackendKind::Flex {

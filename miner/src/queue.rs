@@ -63,6 +63,8 @@ struct State<C> {
     waiting: BTreeMap<(u64, Reverse<u64>), Job<C>>,
     next_seq: u64,
     closed: bool,
+    /// Whether the worker is running a job now.
+    running: bool,
 }
 
 struct Shared<C> {
@@ -109,6 +111,7 @@ impl<C: 'static> WorkQueue<C> {
                 waiting: BTreeMap::new(),
                 next_seq: 0,
                 closed: false,
+                running: false,
             }),
             wakeup: Condvar::new(),
             capacity,
@@ -169,6 +172,12 @@ impl<C: 'static> WorkQueue<C> {
         self.shared.lock().waiting.len()
     }
 
+    /// Jobs waiting plus the one running, if any: what a new job would queue behind.
+    pub fn load(&self) -> usize {
+        let state = self.shared.lock();
+        state.waiting.len() + usize::from(state.running)
+    }
+
     /// Jobs that may wait.
     pub fn capacity(&self) -> usize {
         self.shared.capacity
@@ -211,6 +220,7 @@ fn worker_loop<C>(shared: &Shared<C>, context: &mut C) {
                 }
                 if let Some((_, job)) = state.waiting.pop_last() {
                     shared.metrics.queue_depth.set(state.waiting.len() as i64);
+                    state.running = true;
                     break job;
                 }
                 state = shared.wakeup.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -218,6 +228,7 @@ fn worker_loop<C>(shared: &Shared<C>, context: &mut C) {
         };
         let started = Instant::now();
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(context)));
+        shared.lock().running = false;
         match ran {
             Ok(true) => {
                 shared

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
 use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, HEALTH_PATH, INFO_PATH, InferenceServed,
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, DeviceInfo, HEALTH_PATH, INFO_PATH, InferenceServed,
     MAX_CHALLENGE_ID_LEN, METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH,
     ServerLimits, TaskClass, TaskLimits,
 };
@@ -52,6 +52,10 @@ pub struct MinerConfig {
     pub backend: BackendKind,
     /// The device index within the backend.
     pub device_index: usize,
+    /// Every device index to serve, one worker thread each (`miner run --devices`); empty means just
+    /// `device_index`. Challenges go to the least-loaded device; an opening goes to the device that holds
+    /// its round-1 state.
+    pub devices: Vec<usize>,
     /// Bounds on untrusted input.
     pub limits: Limits,
     /// Who may send work.
@@ -69,6 +73,7 @@ impl MinerConfig {
             keypair,
             backend: BackendKind::Flex,
             device_index: 0,
+            devices: Vec::new(),
             limits: Limits::default(),
             validators,
             verifier: VerifierConfig::default(),
@@ -93,8 +98,10 @@ pub enum StartError {
 pub struct AppState {
     /// What the signed routes' layers use ([`crate::auth`]).
     pub(crate) gate: Arc<Gate>,
-    pub(crate) queue: WorkQueue<DeviceContext>,
-    pub(crate) store: StateStore<TaskState>,
+    /// One work queue per served device, in `info.devices` order.
+    pub(crate) queues: Vec<WorkQueue<DeviceContext>>,
+    /// Round-1 state, with the position in `queues` of the device that holds it.
+    pub(crate) store: StateStore<(usize, TaskState)>,
     pub(crate) metrics: Metrics,
     pub(crate) limits: Arc<Limits>,
     pub(crate) info: MinerInfo,
@@ -116,31 +123,46 @@ impl MinerServer {
     /// [`shutdown`](Self::shutdown).
     pub async fn start(config: MinerConfig, listener: TcpListener) -> Result<Self, StartError> {
         let metrics = Metrics::new();
-        let (backend, index) = (config.backend, config.device_index);
-        let (device, device_memory_bytes) = tokio::task::spawn_blocking(move || {
-            probe(backend, index).map(|device| {
-                let memory = crate::device_memory::device_memory_bytes(backend, &device);
-                (device, memory)
-            })
-        })
-        .await
-        .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
-        let device_name = format!("{device:?}");
+        let backend = config.backend;
+        let indices = if config.devices.is_empty() {
+            vec![config.device_index]
+        } else {
+            config.devices.clone()
+        };
         let behavior = config.behavior;
         let model_budget = config.limits.model_cache_bytes;
-        let queue = WorkQueue::start(
-            &format!("miner-{backend}-{index}"),
-            config.limits.queue_capacity,
-            metrics.clone(),
-            move || DeviceContext::new(device, backend, behavior, model_budget),
-        )?;
+        let mut queues = Vec::with_capacity(indices.len());
+        let mut devices = Vec::with_capacity(indices.len());
+        for index in indices {
+            let (device, memory_bytes) = tokio::task::spawn_blocking(move || {
+                probe(backend, index).map(|device| {
+                    let memory = crate::device_memory::device_memory_bytes(backend, &device);
+                    (device, memory)
+                })
+            })
+            .await
+            .map_err(|e| std::io::Error::other(format!("device probe thread failed: {e}")))??;
+            devices.push(DeviceInfo {
+                index,
+                backend: backend.to_string(),
+                name: format!("{device:?}"),
+                memory_bytes,
+            });
+            queues.push(WorkQueue::start(
+                &format!("miner-{backend}-{index}"),
+                config.limits.queue_capacity,
+                metrics.clone(),
+                move || DeviceContext::new(device, backend, behavior, model_budget),
+            )?);
+        }
         let limits = config.limits;
         let info = MinerInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             hotkey: config.keypair.ss58(),
             backend: backend.to_string(),
-            device: device_name,
-            device_memory_bytes,
+            device: devices[0].name.clone(),
+            device_memory_bytes: devices[0].memory_bytes,
+            devices,
             tasks: vec![
                 TaskLimits {
                     task: TaskClass::Matmul,
@@ -183,7 +205,7 @@ impl MinerServer {
         ));
         let state = Arc::new(AppState {
             gate,
-            queue,
+            queues,
             store: StateStore::new(limits.state_memory_cap_bytes, limits.state_ttl(), metrics.clone()),
             metrics: metrics.clone(),
             limits: Arc::new(limits),
@@ -234,9 +256,14 @@ impl MinerServer {
         &self.state.metrics
     }
 
-    /// The device's work queue.
+    /// The first device's work queue.
     pub fn queue(&self) -> &WorkQueue<DeviceContext> {
-        &self.state.queue
+        &self.state.queues[0]
+    }
+
+    /// Every device's work queue, in `/info`'s `devices` order.
+    pub fn queues(&self) -> &[WorkQueue<DeviceContext>] {
+        &self.state.queues
     }
 
     /// What `GET /info` answers.
@@ -263,7 +290,12 @@ impl MinerServer {
             self.server.abort();
         }
         let state = Arc::clone(&self.state);
-        let _ = tokio::task::spawn_blocking(move || state.queue.shutdown()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            for queue in &state.queues {
+                queue.shutdown();
+            }
+        })
+        .await;
     }
 }
 
@@ -376,8 +408,8 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     let limits = Arc::clone(&state.limits);
     let challenge = request.challenge;
     let queued = Instant::now();
-    let rx = state
-        .queue
+    let slot = least_loaded(&state.queues);
+    let rx = state.queues[slot]
         .submit(caller.stake_rao, move |context| {
             let waited = queued.elapsed().as_secs_f64();
             (waited, tasks::compute(context, &challenge, &limits))
@@ -390,7 +422,7 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     state.metrics.observe_task(class, "queue_wait", waited);
     state.metrics.observe_task(class, "compute", computed.seconds);
     match computed.state {
-        Some(kept) => reservation.fill(kept),
+        Some(kept) => reservation.fill((slot, kept)),
         None => drop(reservation),
     }
     Ok(ChallengeResponse {
@@ -412,7 +444,7 @@ async fn open(State(state): State<Arc<AppState>>, Extension(caller): Extension<C
 async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiError> {
     let request: OpenRequest = parse(&caller.body)?;
     check_id(&request.id)?;
-    let kept = state.store.take(&(caller.hotkey.to_ss58(), request.id.clone())).ok_or_else(|| {
+    let (slot, kept) = state.store.take(&(caller.hotkey.to_ss58(), request.id.clone())).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_challenge",
@@ -421,8 +453,7 @@ async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiE
     })?;
     let open = request.open;
     let started = Instant::now();
-    let rx = state
-        .queue
+    let rx = state.queues[slot]
         .submit(OPEN_PRIORITY, move |_| tasks::open(&kept, &open))
         .map_err(queue_error)?;
     let openings = rx.await.map_err(|_| dropped())??;
@@ -433,6 +464,16 @@ async fn run_open(state: &AppState, caller: Caller) -> Result<OpenResponse, ApiE
         id: request.id,
         openings,
     })
+}
+
+/// The queue with the least load, waiting plus running (the first on a tie): concurrent challenges spread
+/// over the devices, one per idle device.
+fn least_loaded(queues: &[WorkQueue<DeviceContext>]) -> usize {
+    queues
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, q)| (q.load(), *i))
+        .map_or(0, |(i, _)| i)
 }
 
 fn task_name(openings: &bench_tasks::wire::TaskOpenings) -> &'static str {

@@ -223,13 +223,22 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
         }
         TaskChallenge::Inference(c) => {
             c.validate(&limits.inference).map_err(inference_refused)?;
-            if !served_presets(limits).contains(&preset_of(&c.model)) {
+            let Some(preset) = preset_of(&c.model) else {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad_challenge",
+                    format!(
+                        "this miner does not serve GGUF models ({}) yet; see /info",
+                        c.model
+                    ),
+                ));
+            };
+            if !served_presets(limits).contains(&preset) {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "challenge_too_large",
                     format!(
-                        "this miner does not serve the {} preset within its inference memory cap; see /info",
-                        preset_of(&c.model)
+                        "this miner does not serve the {preset} preset within its inference memory cap; see /info"
                     ),
                 ));
             }
@@ -253,9 +262,10 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
     }
 }
 
-const fn preset_of(id: &ModelId) -> Preset {
+const fn preset_of(id: &ModelId) -> Option<Preset> {
     match id {
-        ModelId::Seeded { preset, .. } | ModelId::Safetensors { preset, .. } => *preset,
+        ModelId::Seeded { preset, .. } | ModelId::Safetensors { preset, .. } => Some(*preset),
+        ModelId::Gguf { .. } => None,
     }
 }
 
@@ -286,7 +296,7 @@ pub fn inference_work_bytes(challenge: &InferenceChallenge) -> u64 {
     let kv = b * (l + t) * c.n_layers as u64 * 2 * (c.n_kv_heads * c.head_dim()) as u64;
     let wide = b * l * (c.d_ff.max(c.vocab_size) as u64) * 3;
     let scores = b * c.n_heads as u64 * l * (l + t);
-    weight_bytes(preset_of(&challenge.model)) + 4 * (kv + wide + scores)
+    c.param_count() as u64 * 4 + 4 * (kv + wide + scores)
 }
 
 /// Bytes a matmul challenge keeps for its openings: the `n × n` f32 product.

@@ -314,6 +314,7 @@ fn example_challenge() -> MatmulChallenge {
         p: 251,
         round_seed: 1234,
         miner_seed: 5678,
+        dtype: bench_tasks::matmul::MatmulDtype::F32,
     }
 }
 
@@ -451,6 +452,7 @@ fn the_worked_matmul_example_is_what_the_miner_and_verifier_compute() {
         p: 251,
         k: 2,
         round_seed: 1234,
+        dtype: bench_tasks::matmul::MatmulDtype::F32,
     };
     let setup = RoundSetup::new(params, [7; 32], &MatmulLimits::default()).expect("valid round");
     let verdict = setup.verify(&c, &answer, &rows, &openings);

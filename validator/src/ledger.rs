@@ -306,6 +306,7 @@ mod tests {
                 p: 65521,
                 k: 2,
                 round_seed: round,
+                dtype: bench_tasks::matmul::MatmulDtype::F32,
             },
             outcomes: vec![MinerOutcome {
                 uid: 1,

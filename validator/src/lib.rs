@@ -47,7 +47,7 @@
 //!         block_hash: "ab".into(),
 //!         started_ms: 0,
 //!         finished_ms: 1,
-//!         matmul: RoundParams { n: 64, m: 8, p: 251, k: 16, round_seed: 1 },
+//!         matmul: RoundParams::new(64, 1),
 //!         outcomes: vec![outcome(0, true), outcome(1, false)],
 //!         limits: ChainLimits { n: 2, min_allowed_weights: 1, max_weight_limit: u16::MAX },
 //!     })

@@ -383,3 +383,55 @@ fn step_of(path: &str) -> &'static str {
         _ => "post",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_for_another_challenge_is_malformed() {
+        assert_eq!(echoed("challenge", "7-1", "7-1"), Ok(()));
+        let err = echoed("open", "7-1", "7-2").unwrap_err();
+        assert_eq!(verdict_reason(&err), Reason::Malformed);
+        assert!(err.to_string().contains("\"7-2\""), "{err}");
+    }
+
+    #[test]
+    fn failed_calls_earn_their_reason() {
+        let refused = |status| HttpError::Refused {
+            step: "challenge",
+            status,
+            reason: "busy".into(),
+            message: String::new(),
+        };
+        let timeout = HttpError::Timeout {
+            step: "challenge",
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(verdict_reason(&timeout), Reason::Timeout);
+        for status in [401, 403, 413, 429, 503] {
+            assert_eq!(verdict_reason(&refused(status)), Reason::Refused, "{status}");
+        }
+        assert_eq!(verdict_reason(&refused(500)), Reason::Malformed);
+        let too_large = HttpError::TooLarge {
+            step: "open",
+            cap: 10,
+        };
+        assert_eq!(verdict_reason(&too_large), Reason::Malformed);
+    }
+
+    #[test]
+    fn targets_drop_a_trailing_slash_and_endpoints_use_http() {
+        let hotkey = Keypair::from_uri("//Bob").unwrap().account();
+        assert_eq!(
+            Target::new("http://127.0.0.1:8091/", hotkey).base,
+            "http://127.0.0.1:8091"
+        );
+        let endpoint = MinerEndpoint {
+            uid: 3,
+            hotkey,
+            addr: "127.0.0.2:9000".parse().unwrap(),
+        };
+        assert_eq!(endpoint.target(), Target::new("http://127.0.0.2:9000", hotkey));
+    }
+}

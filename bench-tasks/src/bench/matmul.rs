@@ -6,6 +6,12 @@
 //!   run (kernel compilation on GPU backends).
 //! * `round_setup_seconds`: median of [`RoundSetup::new`] (`B·r`, once per round).
 //! * `verify_seconds_per_miner`: median of [`RoundSetup::verify`] over the honest trials.
+//! * `kernel_seconds`: median over `reps` of the product alone (`A`, `B` already generated and cast to the
+//!   dtype class on the device, one `A·B` per rep, then a device sync): the figure to compare with another
+//!   library's matmul (`kernel_tflops`), while `tflops` is the whole round 1 a validator times.
+//! * `h200_seconds`: `2n³ ÷` an H200's peak for the class ([`MatmulDtype::h200_peak_flops`]), and
+//!   `validator_over_h200`: the validator's CPU seconds per challenge (verification plus the round setup
+//!   shared by `miners_per_round` miners) over it: the figure the GPU-sized challenge policy keeps ≤ 0.1.
 //! * `detection`: for each adversary, the fraction of `trials` validator rounds (fresh secret, hence
 //!   fresh `r` and rows) whose verdict failed; `predicted_detection` is `1 − C(n−fn, k)/C(n, k)`.
 
@@ -15,9 +21,13 @@ use serde::Serialize;
 
 use super::{median, timed};
 use crate::backend::{BackendError, BackendKind};
+use crate::matmul::miner::{exact_in, factors};
 use crate::matmul::{
-    Adversary, ChallengeError, MatmulJob, MatmulLimits, MinerError, RoundParams, RoundSetup,
+    Adversary, ChallengeError, MatmulDtype, MatmulJob, MatmulLimits, MinerError, RoundParams, RoundSetup,
 };
+
+/// Miners sharing one round setup in the `validator_over_h200` figure (a validator's round).
+pub const MINERS_PER_ROUND: u32 = 64;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -26,7 +36,7 @@ pub struct MatmulBenchOptions {
     pub backend: BackendKind,
     /// Device index.
     pub device_index: usize,
-    /// Round parameters (`n`, `m`, `p`, `k`).
+    /// Round parameters (`n`, `m`, `p`, `k`, dtype class).
     pub params: RoundParams,
     /// Validator rounds per adversary.
     pub trials: u32,
@@ -41,6 +51,8 @@ pub struct MatmulBenchReport {
     pub task: &'static str,
     /// Backend of the miner.
     pub backend: BackendKind,
+    /// Dtype class of the product.
+    pub dtype: MatmulDtype,
     /// Matrix side.
     pub n: u32,
     /// Rows opened.
@@ -55,6 +67,19 @@ pub struct MatmulBenchReport {
     pub miner_cold_seconds: f64,
     /// `2n³ / miner_seconds`, in TFLOP/s.
     pub tflops: f64,
+    /// Whether the device's kernel in the class's format qualified as exact ([`exact_in`]); otherwise
+    /// the miner multiplies in f32 and rounds, and `kernel_seconds` is the f32 product's.
+    pub native_dtype: bool,
+    /// Median time of the product alone, operands ready on the device.
+    pub kernel_seconds: f64,
+    /// `2n³ / kernel_seconds`, in TFLOP/s.
+    pub kernel_tflops: f64,
+    /// `2n³ ÷` an H200's peak for the class.
+    pub h200_seconds: f64,
+    /// `(verify_seconds_per_miner + round_setup_seconds / miners_per_round) / h200_seconds`.
+    pub validator_over_h200: f64,
+    /// Miners sharing one round setup in `validator_over_h200`.
+    pub miners_per_round: u32,
     /// Median time for the miner to answer the opening request.
     pub open_seconds: f64,
     /// Median validator setup per round.
@@ -112,6 +137,7 @@ pub fn run(opts: &MatmulBenchOptions) -> Result<MatmulBenchReport, BenchError> {
     }
     let miner_seconds = median(&miner_times);
     let (answer, state) = honest.expect("at least one rep ran");
+    let kernel_seconds = kernel_time(&challenge, &device, opts.reps.max(1))?;
 
     let secret = |t: u32| {
         let mut s = [0u8; 32];
@@ -166,9 +192,11 @@ pub fn run(opts: &MatmulBenchOptions) -> Result<MatmulBenchReport, BenchError> {
 
     let round_setup_seconds = median(&setup_times);
     let verify_seconds_per_miner = median(&verify_times);
+    let h200_seconds = challenge.flops() / params.dtype.h200_peak_flops();
     Ok(MatmulBenchReport {
         task: "matmul",
         backend: opts.backend,
+        dtype: params.dtype,
         n: params.n,
         k: params.k,
         m: params.m,
@@ -176,6 +204,13 @@ pub fn run(opts: &MatmulBenchOptions) -> Result<MatmulBenchReport, BenchError> {
         miner_seconds,
         miner_cold_seconds: cold,
         tflops: challenge.flops() / miner_seconds / 1e12,
+        native_dtype: exact_in(&device, params.dtype),
+        kernel_seconds,
+        kernel_tflops: challenge.flops() / kernel_seconds / 1e12,
+        h200_seconds,
+        validator_over_h200: (verify_seconds_per_miner + round_setup_seconds / f64::from(MINERS_PER_ROUND))
+            / h200_seconds,
+        miners_per_round: MINERS_PER_ROUND,
         open_seconds: median(&open_times),
         round_setup_seconds,
         verify_seconds_per_miner,
@@ -186,4 +221,35 @@ pub fn run(opts: &MatmulBenchOptions) -> Result<MatmulBenchReport, BenchError> {
         detection,
         predicted_detection: predicted,
     })
+}
+
+/// Median seconds of `A·B` alone in the challenge's dtype class: operands generated and cast first, one
+/// product per rep, each followed by a device sync (so queued work is timed, not just its launch).
+fn kernel_time(
+    challenge: &crate::matmul::MatmulChallenge,
+    device: &burn::tensor::Device,
+    reps: u32,
+) -> Result<f64, BenchError> {
+    let dtype = challenge.dtype.float_dtype();
+    let sync = || device.sync().map_err(|e| MinerError::Device(format!("{e:?}")));
+    let (a, b) = factors(challenge, device);
+    let (a, b) = if !exact_in(device, challenge.dtype) {
+        (a, b)
+    } else {
+        (a.cast(dtype), b.cast(dtype))
+    };
+    // One untimed product: kernel selection and compilation.
+    let warm = a.clone().matmul(b.clone());
+    sync()?;
+    drop(warm);
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let (c, secs) = timed(|| {
+            let c = a.clone().matmul(b.clone());
+            sync().map(|()| c)
+        });
+        drop(c?);
+        times.push(secs);
+    }
+    Ok(median(&times))
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::InferenceError;
 use super::config::{ModelConfig, Preset};
 use super::model::{KvCache, Transformer};
+use super::sampling::Sampling;
 use super::seeded::SeededStream;
 
 /// Domain string of the prompt generator.
@@ -30,6 +31,16 @@ pub enum ModelId {
         /// Lowercase hex sha256 of the file.
         sha256: String,
     },
+    /// A Llama-architecture GGUF file with this sha256 (a real, quantized model such as SmolLM2-135M-Instruct;
+    /// see [`super::real`]).
+    Gguf {
+        /// A short name for people (`smollm2`); not checked.
+        name: String,
+        /// Lowercase hex sha256 of the file.
+        sha256: String,
+        /// The model shape the file declares (checked against the file when it is loaded).
+        config: ModelConfig,
+    },
 }
 
 impl ModelId {
@@ -37,6 +48,7 @@ impl ModelId {
     pub const fn config(&self) -> ModelConfig {
         match self {
             Self::Seeded { preset, .. } | Self::Safetensors { preset, .. } => preset.config(),
+            Self::Gguf { config, .. } => *config,
         }
     }
 }
@@ -46,6 +58,7 @@ impl std::fmt::Display for ModelId {
         match self {
             Self::Seeded { preset, seed } => write!(f, "{preset} seeded with {seed}"),
             Self::Safetensors { preset, sha256 } => write!(f, "{preset} from safetensors {sha256}"),
+            Self::Gguf { name, sha256, .. } => write!(f, "{name} from GGUF {sha256}"),
         }
     }
 }
@@ -96,7 +109,8 @@ impl InferenceChallenge {
     pub fn validate(&self, limits: &Limits) -> Result<ModelConfig, InferenceError> {
         let bad = |field: &'static str, why: String| Err(InferenceError::BadChallenge { field, why });
         let config = self.model.config();
-        if let ModelId::Safetensors { sha256, .. } = &self.model
+        config.validate()?;
+        if let ModelId::Safetensors { sha256, .. } | ModelId::Gguf { sha256, .. } = &self.model
             && (sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return bad("model.sha256", "is not 64 hex digits".into());
@@ -201,6 +215,86 @@ impl InferenceAnswer {
         }
         Ok(())
     }
+}
+
+/// The miner's work with another decoding rule (see [`super::sampling`]): checks the challenge and the
+/// rule, then decodes every prompt; greedy decoding takes [`decode_greedy`]'s on-device path.
+///
+/// # Errors
+/// Those of [`generate`] and [`Sampling::validate`].
+pub fn generate_sampled(
+    model: &Transformer,
+    challenge: &InferenceChallenge,
+    sampling: &Sampling,
+    limits: &Limits,
+) -> Result<InferenceAnswer, InferenceError> {
+    sampling.validate()?;
+    if sampling.is_greedy() {
+        return generate(model, challenge, limits);
+    }
+    let config = challenge.validate(limits)?;
+    if config != *model.config() {
+        return Err(InferenceError::BadChallenge {
+            field: "model",
+            why: format!(
+                "names {}, but the loaded model has another shape",
+                challenge.model
+            ),
+        });
+    }
+    let tokens = decode_sampled(model, &challenge.prompts(), challenge.new_tokens, sampling)?;
+    Ok(InferenceAnswer { tokens })
+}
+
+/// Decoding with a KV cache under `sampling`: like [`decode_greedy`], but each step's logits come back to
+/// the host, where [`Sampling::choose`] picks every sequence's next token.
+///
+/// # Errors
+/// Those of [`decode_greedy`].
+pub fn decode_sampled(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    new_tokens: usize,
+    sampling: &Sampling,
+) -> Result<Vec<Vec<u32>>, InferenceError> {
+    let config = model.config();
+    let batch = prompts.len();
+    let len = prompts.first().map_or(0, Vec::len);
+    if batch == 0 || len == 0 || new_tokens == 0 || prompts.iter().any(|p| p.len() != len) {
+        return Err(InferenceError::BadChallenge {
+            field: "prompts",
+            why: "must be non-empty and of one length".into(),
+        });
+    }
+    if len + new_tokens > config.max_seq_len {
+        return Err(InferenceError::BadChallenge {
+            field: "new_tokens",
+            why: format!("{len} + {new_tokens} exceeds max_seq_len {}", config.max_seq_len),
+        });
+    }
+    let ids = flatten_ids(prompts, config.vocab_size, "prompts")?;
+    let device = model.device();
+    let vocab = config.vocab_size;
+    let mut input = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
+    let mut cache = KvCache::new();
+    let mut rows = vec![Vec::with_capacity(new_tokens); batch];
+    for t in 0..new_tokens {
+        let logits = model.step(input, &mut cache);
+        let data = logits.try_into_data().map_err(|e| InferenceError::Backend {
+            backend: format!("{device:?}"),
+            why: format!("{e:?}"),
+        })?;
+        let flat: Vec<f32> = data.iter::<f32>().collect();
+        let next: Vec<i64> = (0..batch)
+            .map(|b| {
+                let c = sampling.choose(&flat[b * vocab..(b + 1) * vocab], b, t);
+                rows[b].push(c);
+                i64::from(c)
+            })
+            .collect();
+        input = Tensor::from_data(TensorData::new(next, [batch, 1]), &device);
+    }
+    Ok(rows)
 }
 
 /// The miner's work: checks the challenge, then decodes every prompt greedily on the model's device.

@@ -34,6 +34,26 @@ pub struct ModelConfig {
     pub norm_eps: f32,
 }
 
+/// Equality is field by field; a validated config holds no NaN, so it is an equivalence.
+impl Eq for ModelConfig {}
+
+impl std::hash::Hash for ModelConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (
+            self.vocab_size,
+            self.d_model,
+            self.n_layers,
+            self.n_heads,
+            self.n_kv_heads,
+            self.d_ff,
+            self.max_seq_len,
+        )
+            .hash(state);
+        self.rope_theta.to_bits().hash(state);
+        self.norm_eps.to_bits().hash(state);
+    }
+}
+
 impl ModelConfig {
     /// Width of one attention head (`d_model / n_heads`).
     pub const fn head_dim(&self) -> usize {
@@ -108,6 +128,108 @@ impl ModelConfig {
             );
         }
         Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// The shape of a Llama-architecture GGUF file, from its `llama.*` metadata: `embedding_length`,
+    /// `block_count`, `attention.head_count`, `attention.head_count_kv` (default: `head_count`),
+    /// `feed_forward_length`, `context_length`, `rope.freq_base` (default 10,000) and
+    /// `attention.layer_norm_rms_epsilon`; the vocabulary size is the row count of `token_embd.weight`, and
+    /// `tokenizer.ggml.tokens` (when present) must list exactly that many tokens. Rotary scaling other than
+    /// none and a rotary dimension other than the head width are refused.
+    ///
+    /// # Errors
+    /// [`InferenceError::Gguf`] naming a missing or mistyped key, [`InferenceError::BadConfig`] for sizes
+    /// that disagree.
+    pub fn from_gguf(file: &super::gguf::GgufFile<'_>) -> Result<Self, InferenceError> {
+        let arch = file.string("general.architecture")?;
+        if arch != "llama" {
+            return Err(InferenceError::BadConfig {
+                field: "general.architecture",
+                why: format!("is {arch:?}; only \"llama\" is supported"),
+            });
+        }
+        let size = |key: &str| -> Result<usize, InferenceError> {
+            let v = file.uint(key)?;
+            usize::try_from(v)
+                .ok()
+                .filter(|&v| v <= 1 << 24)
+                .ok_or_else(|| InferenceError::BadConfig {
+                    field: "gguf metadata",
+                    why: format!("{key} = {v} is implausibly large"),
+                })
+        };
+        let n_heads = size("llama.attention.head_count")?;
+        let n_kv_heads = if file.metadata.contains_key("llama.attention.head_count_kv") {
+            size("llama.attention.head_count_kv")?
+        } else {
+            n_heads
+        };
+        let rope_theta = if file.metadata.contains_key("llama.rope.freq_base") {
+            file.float("llama.rope.freq_base")? as f32
+        } else {
+            10_000.0
+        };
+        let embd = file
+            .tensors
+            .get("token_embd.weight")
+            .ok_or_else(|| super::gguf::GgufError::Metadata {
+                key: "tensor token_embd.weight".into(),
+                why: "missing".into(),
+            })?;
+        let config = Self {
+            vocab_size: embd.shape()[0],
+            d_model: size("llama.embedding_length")?,
+            n_layers: size("llama.block_count")?,
+            n_heads,
+            n_kv_heads,
+            d_ff: size("llama.feed_forward_length")?,
+            max_seq_len: size("llama.context_length")?,
+            rope_theta,
+            norm_eps: file.float("llama.attention.layer_norm_rms_epsilon")? as f32,
+        };
+        config.validate()?;
+        if embd.shape() != [config.vocab_size, config.d_model] {
+            return Err(InferenceError::TensorShape {
+                name: "token_embd.weight".into(),
+                expected: vec![config.vocab_size, config.d_model],
+                found: embd.shape(),
+            });
+        }
+        if file.metadata.contains_key("tokenizer.ggml.tokens") {
+            let n = file.array("tokenizer.ggml.tokens")?.len();
+            if n != config.vocab_size {
+                return Err(InferenceError::BadConfig {
+                    field: "vocab_size",
+                    why: format!(
+                        "tokenizer.ggml.tokens lists {n} tokens, token_embd.weight has {} rows",
+                        config.vocab_size
+                    ),
+                });
+            }
+        }
+        if file.metadata.contains_key("llama.rope.dimension_count") {
+            let d = size("llama.rope.dimension_count")?;
+            if d != config.head_dim() {
+                return Err(InferenceError::BadConfig {
+                    field: "head_dim",
+                    why: format!(
+                        "llama.rope.dimension_count {d} is not the head width {}",
+                        config.head_dim()
+                    ),
+                });
+            }
+        }
+        if let Ok(kind) = file.string("llama.rope.scaling.type")
+            && kind != "none"
+        {
+            return Err(InferenceError::BadConfig {
+                field: "rope_theta",
+                why: format!("rotary scaling {kind:?} is not supported"),
+            });
+        }
+        Ok(config)
     }
 }
 

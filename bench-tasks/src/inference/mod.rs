@@ -15,6 +15,14 @@
 //!
 //! Cheap imitations are implemented in [`adversary`] and fail verification (see its docs for rates).
 //!
+//! # Real models
+//! [`real::RealModel`] loads a Llama-architecture GGUF file ([`gguf`]: a checked reader and
+//! dequantization) with its tokenizer and chat template ([`tokenizer`]); the default is
+//! SmolLM2-135M-Instruct (Q4_1), fetched once by `scripts/fetch-model.sh`. Its [`ModelId::Gguf`] names the
+//! file by sha256, [`chat`] generates text from it, and [`sampling`] defines greedy and seeded
+//! temperature/top-p decoding that [`Verifier::verify_sampled`] replays teacher-forced with a margin
+//! ([`real::REAL_MODEL_MARGIN`]).
+//!
 //! # Example
 //! ```
 //! use bench_tasks::inference::{
@@ -41,15 +49,21 @@
 
 pub mod adversary;
 pub mod challenge;
+pub mod chat;
 pub mod config;
+pub mod gguf;
 pub mod model;
+pub mod real;
+pub mod sampling;
 pub mod seeded;
+pub mod tokenizer;
 pub mod verifier;
 pub mod weights;
 
-pub use challenge::{InferenceAnswer, InferenceChallenge, Limits, ModelId, generate};
+pub use challenge::{InferenceAnswer, InferenceChallenge, Limits, ModelId, generate, generate_sampled};
 pub use config::{ModelConfig, Preset};
 pub use model::Transformer;
+pub use sampling::Sampling;
 pub use verifier::{DEFAULT_LOGIT_MARGIN, Verifier, pick_sequences};
 pub use weights::HostWeights;
 
@@ -129,6 +143,25 @@ pub enum InferenceError {
     /// The file is not valid safetensors.
     #[error("cannot parse safetensors: {0}")]
     Safetensors(String),
+    /// A GGUF file is malformed or lacks what the model needs.
+    #[error(transparent)]
+    Gguf(#[from] gguf::GgufError),
+    /// The tokenizer or chat template of a model file is unusable, or text cannot be tokenized.
+    #[error("tokenizer: {field} {why}")]
+    Tokenizer {
+        /// The metadata key or input.
+        field: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A model file in the cache is missing or corrupt (the message names the command that fetches it).
+    #[error("model file {path} {why}")]
+    ModelFile {
+        /// The file.
+        path: String,
+        /// What is wrong, and the command to run.
+        why: String,
+    },
     /// Reading or writing a weights file failed.
     #[error("cannot access {path}: {source}")]
     Io {

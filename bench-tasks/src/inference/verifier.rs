@@ -5,6 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::InferenceError;
 use super::challenge::{InferenceAnswer, InferenceChallenge, Limits, ModelId, flatten_ids};
 use super::model::Transformer;
+use super::sampling::{Sampling, deficit};
 use super::seeded::SeededStream;
 use crate::verdict::{Reason, Verdict};
 
@@ -77,6 +78,18 @@ impl Verifier {
         answer: &InferenceAnswer,
         picks: &[usize],
     ) -> Verdict {
+        self.verify_sampled(challenge, &Sampling::GREEDY, answer, picks)
+    }
+
+    /// Verifies an answer decoded under `sampling` (see [`super::sampling`] for the rule and how the margin
+    /// applies). [`verify`](Self::verify) is this with [`Sampling::GREEDY`].
+    pub fn verify_sampled(
+        &self,
+        challenge: &InferenceChallenge,
+        sampling: &Sampling,
+        answer: &InferenceAnswer,
+        picks: &[usize],
+    ) -> Verdict {
         let work = challenge.work_units() as f64;
         if challenge.model != self.model_id {
             let detail = format!(
@@ -85,7 +98,7 @@ impl Verifier {
             );
             return Verdict::fail(Reason::BadChallenge, detail, 0.0);
         }
-        let check = match self.check_tokens(challenge, answer, picks) {
+        let check = match self.check_tokens(challenge, sampling, answer, picks) {
             Ok(c) => c,
             Err(e) => {
                 let reason = match &e {
@@ -105,7 +118,7 @@ impl Verifier {
                 }
                 if deficit > self.margin {
                     let detail = format!(
-                        "sequence {b} position {t}: token {} is {deficit:.4} below the top logit (margin {})",
+                        "sequence {b} position {t}: token {} is {deficit:.4} below the rule's choice (margin {})",
                         answer.tokens[b][t], self.margin
                     );
                     return Verdict::fail(Reason::WrongToken, detail, work);
@@ -115,19 +128,22 @@ impl Verifier {
         Verdict::pass(work)
     }
 
-    /// Runs the teacher-forced pass over `picks` and returns every generated token's logit deficit.
+    /// Runs the teacher-forced pass over `picks` and returns every generated token's logit deficit under
+    /// `sampling` ([`super::sampling::deficit`]).
     ///
     /// # Errors
-    /// Those of [`InferenceChallenge::validate`] and [`InferenceAnswer::check_shape`],
+    /// Those of [`InferenceChallenge::validate`], [`Sampling::validate`] and [`InferenceAnswer::check_shape`],
     /// [`InferenceError::BadChallenge`] (field `picks`) for an empty pick or one outside the batch, then those
     /// of [`teacher_forced_logits`].
     pub fn check_tokens(
         &self,
         challenge: &InferenceChallenge,
+        sampling: &Sampling,
         answer: &InferenceAnswer,
         picks: &[usize],
     ) -> Result<TokenCheck, InferenceError> {
         challenge.validate(&self.limits)?;
+        sampling.validate()?;
         answer.check_shape(challenge)?;
         if picks.is_empty() || picks.iter().any(|&b| b >= challenge.batch) {
             let why = format!("{picks:?} are not in 0..{}", challenge.batch);
@@ -150,11 +166,7 @@ impl Verifier {
                     .enumerate()
                     .map(|(t, &token)| {
                         let logit_row = &logits[(i * t_len + t) * vocab..(i * t_len + t + 1) * vocab];
-                        if logit_row.iter().any(|x| !x.is_finite()) {
-                            return f32::NAN;
-                        }
-                        let top = logit_row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        top - logit_row[token as usize]
+                        deficit(sampling, logit_row, token, self.margin, picks[i], t)
                     })
                     .collect()
             })

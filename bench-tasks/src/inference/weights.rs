@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::InferenceError;
 use super::config::ModelConfig;
+use super::gguf::{GgufFile, f16_to_f32};
 use super::seeded::SeededStream;
 
 /// Domain string of the seeded-weights generator.
@@ -222,6 +223,63 @@ impl HostWeights {
         Ok(Self { config, tensors })
     }
 
+    /// Reads every tensor of a Llama-architecture GGUF file (see [`ModelConfig::from_gguf`]) and decodes it to
+    /// f32 in Hugging Face layout: `token_embd` → `model.embed_tokens`, `blk.{i}.attn_{q,k,v,output}` →
+    /// `self_attn.{q,k,v,o}_proj`, `blk.{i}.ffn_{gate,up,down}` → `mlp.*`, `attn_norm`/`ffn_norm` → the two
+    /// block norms, `output_norm` → `model.norm` and `output` → `lm_head` (a copy of the embedding when the
+    /// file has no `output.weight`: tied embeddings).
+    ///
+    /// llama.cpp's converter permutes the rows of every head of `attn_q`/`attn_k` so that its rotary
+    /// embedding can rotate adjacent pairs; this loader undoes that (GGUF row `2i + j` of a head is Hugging
+    /// Face row `j · head_dim/2 + i`), so the model's `rotate_half` rotation applies unchanged.
+    ///
+    /// # Errors
+    /// [`InferenceError::Gguf`] for a missing or undecodable tensor, [`InferenceError::TensorShape`] for a
+    /// tensor whose shape disagrees with the config, [`InferenceError::NonFinite`], each naming the tensor.
+    pub fn from_gguf(file: &GgufFile<'_>) -> Result<Self, InferenceError> {
+        let config = ModelConfig::from_gguf(file)?;
+        let mut tensors = BTreeMap::new();
+        for spec in tensor_specs(&config) {
+            let gguf_name = gguf_name(&spec.name);
+            let tied = spec.name == "lm_head.weight" && !file.tensors.contains_key(&gguf_name);
+            let source = if tied {
+                "token_embd.weight".to_owned()
+            } else {
+                gguf_name
+            };
+            let (info, mut data) = file.tensor_f32(&source)?;
+            if info.shape() != spec.shape {
+                return Err(InferenceError::TensorShape {
+                    name: source,
+                    expected: spec.shape,
+                    found: info.shape(),
+                });
+            }
+            if let Some(index) = data.iter().position(|x| !x.is_finite()) {
+                return Err(InferenceError::NonFinite { name: source, index });
+            }
+            if spec.name.ends_with("q_proj.weight") {
+                data = unpermute_rope_rows(&data, config.n_heads, spec.shape[1]);
+            } else if spec.name.ends_with("k_proj.weight") {
+                data = unpermute_rope_rows(&data, config.n_kv_heads, spec.shape[1]);
+            }
+            tensors.insert(spec.name, data);
+        }
+        Ok(Self { config, tensors })
+    }
+
+    /// The same weights with every block matrix passed through `f` (its Llama name and values): how the
+    /// re-quantizing adversary derives a cheaper copy of a model.
+    pub fn map_block_matrices(&self, mut f: impl FnMut(&str, &[f32]) -> Vec<f32>) -> Self {
+        let mut out = self.clone();
+        for (name, data) in &mut out.tensors {
+            if name.starts_with("model.layers.") && name.ends_with("_proj.weight") {
+                *data = f(name, data);
+            }
+        }
+        out
+    }
+
     /// Serializes every tensor as F32 safetensors, in Llama layout.
     pub fn to_safetensors(&self) -> Vec<u8> {
         let specs = tensor_specs(&self.config);
@@ -292,6 +350,55 @@ impl HostWeights {
     }
 }
 
+/// The GGUF name of the Llama-style tensor `name` (see [`HostWeights::from_gguf`]).
+pub fn gguf_name(name: &str) -> String {
+    let fixed = match name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return f.to_owned();
+    }
+    let Some(rest) = name.strip_prefix("model.layers.") else {
+        return name.to_owned();
+    };
+    let (layer, part) = rest.split_once('.').unwrap_or((rest, ""));
+    let part = match part {
+        "input_layernorm.weight" => "attn_norm.weight",
+        "self_attn.q_proj.weight" => "attn_q.weight",
+        "self_attn.k_proj.weight" => "attn_k.weight",
+        "self_attn.v_proj.weight" => "attn_v.weight",
+        "self_attn.o_proj.weight" => "attn_output.weight",
+        "post_attention_layernorm.weight" => "ffn_norm.weight",
+        "mlp.gate_proj.weight" => "ffn_gate.weight",
+        "mlp.up_proj.weight" => "ffn_up.weight",
+        "mlp.down_proj.weight" => "ffn_down.weight",
+        other => other,
+    };
+    format!("blk.{layer}.{part}")
+}
+
+/// Undoes llama.cpp's rotary row permutation of a `[heads · head_dim, cols]` projection: row `2i + j` of
+/// each head moves to `j · head_dim/2 + i`.
+pub fn unpermute_rope_rows(w: &[f32], heads: usize, cols: usize) -> Vec<f32> {
+    let rows = w.len() / cols;
+    let hd = rows / heads;
+    let half = hd / 2;
+    let mut out = vec![0f32; w.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for j in 0..2 {
+                let src = (h * hd + 2 * i + j) * cols;
+                let dst = (h * hd + j * half + i) * cols;
+                out[dst..dst + cols].copy_from_slice(&w[src..src + cols]);
+            }
+        }
+    }
+    out
+}
+
 /// The sha256 of `bytes`, lowercase hex: how a weights file is named.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -340,24 +447,6 @@ fn decode(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, InferenceError>
     Ok(out)
 }
 
-/// IEEE 754 binary16 to binary32 (exact).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let mant = u32::from(h & 0x3ff);
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: value = m · 2^-24.
-            let v = m as f32 * f32::from_bits(0x3380_0000); // 2^-24
-            return if sign != 0 { -v } else { v };
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 112) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,12 +486,27 @@ mod tests {
     }
 
     #[test]
-    fn f16_decoding_is_exact() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert!(f16_to_f32(0x7c00).is_infinite());
+    fn rope_unpermute_inverts_the_converters_permutation() {
+        // The converter's permutation, written independently: reshape(heads, 2, half) → swap → flatten.
+        let (heads, hd, cols) = (3, 8, 2);
+        let hf: Vec<f32> = (0..heads * hd * cols).map(|x| x as f32).collect();
+        let mut gguf = vec![0f32; hf.len()];
+        for h in 0..heads {
+            for j in 0..2 {
+                for i in 0..hd / 2 {
+                    for c in 0..cols {
+                        gguf[((h * hd) + i * 2 + j) * cols + c] = hf[((h * hd) + j * hd / 2 + i) * cols + c];
+                    }
+                }
+            }
+        }
+        assert_ne!(gguf, hf);
+        assert_eq!(unpermute_rope_rows(&gguf, heads, cols), hf);
+        assert_eq!(
+            gguf_name("model.layers.12.self_attn.o_proj.weight"),
+            "blk.12.attn_output.weight"
+        );
+        assert_eq!(gguf_name("model.embed_tokens.weight"), "token_embd.weight");
     }
 
     #[test]

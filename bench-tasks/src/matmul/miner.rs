@@ -5,7 +5,8 @@
 //! use bench_tasks::matmul::{MatmulChallenge, MatmulJob, OpeningRequest};
 //!
 //! let device = burn::tensor::Device::flex();
-//! let challenge = MatmulChallenge { n: 48, m: 8, p: 251, round_seed: 1, miner_seed: 2 };
+//! use bench_tasks::matmul::MatmulDtype;
+//! let challenge = MatmulChallenge { n: 48, m: 8, p: 251, round_seed: 1, miner_seed: 2, dtype: MatmulDtype::Bf16 };
 //! let (answer, state) = MatmulJob::run(&challenge, &device).unwrap();
 //! assert_eq!(answer.sketch.len(), 48 * 8);
 //! let openings = state.open(&OpeningRequest { rows: vec![3, 40] }).unwrap();
@@ -13,12 +14,12 @@
 //! # }
 //! ```
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
 use super::generator::{MatrixGen, MatrixId};
 use super::params::{
-    ChallengeError, ENTRY_BOUND, MatmulChallenge, MatmulLimits, OpenedRow, OpeningRequest, Openings,
-    Round1Answer, SKETCH_BOUND,
+    ChallengeError, ENTRY_BOUND, MatmulChallenge, MatmulDtype, MatmulLimits, OpenedRow, OpeningRequest,
+    Openings, Round1Answer, SKETCH_BOUND,
 };
 
 /// Why the miner could not answer.
@@ -55,9 +56,86 @@ impl MatmulJob {
     ) -> Result<(Round1Answer, OpenState), MinerError> {
         challenge.validate(limits)?;
         let (a, b) = factors(challenge, device);
-        let c = a.matmul(b);
-        let answer = sketch_of(challenge, &c, device)?;
-        Ok((answer, OpenState::stored(challenge, c, *limits)))
+        if challenge.dtype == MatmulDtype::F32 {
+            let c = a.matmul(b);
+            let answer = sketch_of(challenge, &c, device)?;
+            return Ok((answer, OpenState::stored(challenge, c, *limits)));
+        }
+        // The product in the class's format (f32 accumulation in the kernel), widened for the sketch;
+        // the exact rows are recomputed in f32 from `B` when opened. A device without a qualified kernel
+        // in the format ([`exact_in`]) computes the exact product in f32 and rounds it on the host: the
+        // same answer, slower.
+        let dtype = challenge.dtype.float_dtype();
+        let c_rounded = if exact_in(device, challenge.dtype) {
+            product_in(a, b.clone(), dtype).cast(FloatDType::F32)
+        } else {
+            // Exact in f32; `sketch_of` rounds it.
+            a.matmul(b.clone())
+        };
+        let answer = sketch_of(challenge, &c_rounded, device)?;
+        Ok((answer, OpenState::exact_rows(challenge, b, *limits)))
+    }
+}
+
+/// Side of the qualification product of [`exact_in`]: large enough that many entries and partial sums
+/// pass 2^11, where an f16 accumulator would start to round.
+pub const QUALIFY_N: u32 = 1024;
+
+/// Whether `device`'s matmul kernel in `dtype` computes exactly `round(A·B)` (f32 accumulation, one
+/// rounding at the end), found once per device and dtype by comparing a [`QUALIFY_N`]³ product of
+/// challenge-like matrices with the rounded exact f32 product, bit for bit, and cached for the
+/// process. A device without the format, or whose kernel rounds partial sums (burn-flex's f16 gemm
+/// does), is not qualified: its miner multiplies in f32 and rounds, the same answer.
+pub fn exact_in(device: &Device, dtype: MatmulDtype) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    if dtype == MatmulDtype::F32 {
+        return true;
+    }
+    if !device.supports_dtype(dtype.float_dtype()) {
+        return false;
+    }
+    static CACHE: OnceLock<Mutex<HashMap<(String, MatmulDtype), bool>>> = OnceLock::new();
+    let key = (format!("{device:?}"), dtype);
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(&known) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return known;
+    }
+    let qualified = qualify(device, dtype).unwrap_or(false);
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, qualified);
+    qualified
+}
+
+fn qualify(device: &Device, dtype: MatmulDtype) -> Result<bool, MinerError> {
+    let n = QUALIFY_N;
+    let a = MatrixGen::new(0x0a11_f1ed, MatrixId::A, n, n, ENTRY_BOUND).to_device(device);
+    let b = MatrixGen::new(0x0a11_f1ed, MatrixId::B, n, n, ENTRY_BOUND).to_device(device);
+    let exact = read_f32(a.clone().matmul(b.clone()))?;
+    let got = read_f32(product_in(a, b, dtype.float_dtype()).cast(FloatDType::F32))?;
+    Ok(got.len() == exact.len()
+        && got
+            .iter()
+            .zip(&exact)
+            .all(|(g, &e)| g.to_bits() == dtype.round(e).to_bits()))
+}
+
+/// `c` rounded to `dtype`'s format on the host and uploaded again (devices without that format).
+fn round_on_host(c: Tensor<2>, dtype: MatmulDtype) -> Result<Tensor<2>, MinerError> {
+    let device = c.device();
+    let shape = c.dims();
+    let values: Vec<f32> = read_f32(c)?.into_iter().map(|x| dtype.round(x)).collect();
+    Ok(Tensor::from_data(TensorData::new(values, shape), &device))
+}
+
+/// `A·B` computed in `dtype` (both factors cast first), output in `dtype`.
+pub fn product_in(a: Tensor<2>, b: Tensor<2>, dtype: FloatDType) -> Tensor<2> {
+    if dtype == FloatDType::F32 {
+        a.matmul(b)
+    } else {
+        a.cast(dtype).matmul(b.cast(dtype))
     }
 }
 
@@ -81,9 +159,11 @@ pub(crate) fn sketch_matrix(challenge: &MatmulChallenge, device: &Device) -> Ten
     .to_device(device)
 }
 
-/// The non-linear sketch `S = (C mod p)·R`, computed on the device and read back.
+/// The non-linear sketch `S = (round(C) mod p)·R`, computed on the device and read back; `round` is the
+/// conversion to the challenge's dtype class (none for f32; idempotent on an already rounded `C`).
 ///
-/// `C` holds exact integers, so the cast to int is exact; burn's int remainder is floor modulo (result
+/// `C` holds exact integers (so does `round(C)`: above 2^11 every f16 value is an even integer, above
+/// 2^8 every bf16 value), so the cast to int is exact; burn's int remainder is floor modulo (result
 /// in `0..p` for a positive divisor) on every backend; residues below 2^11 times `R`'s entries summed
 /// over `n` stay below 2^24 (checked by validation), so the float product is exact again.
 pub(crate) fn sketch_of(
@@ -91,7 +171,16 @@ pub(crate) fn sketch_of(
     c: &Tensor<2>,
     device: &Device,
 ) -> Result<Round1Answer, MinerError> {
-    let residues = c.clone().int().remainder_scalar(i64::from(challenge.p)).float();
+    let dtype = challenge.dtype.float_dtype();
+    let c = if challenge.dtype == MatmulDtype::F32 {
+        c.clone()
+    } else if !exact_in(device, challenge.dtype) {
+        // No qualified kernel in this format (the f32 fallback of `run`): round on the host.
+        round_on_host(c.clone(), challenge.dtype)?
+    } else {
+        c.clone().cast(dtype).cast(FloatDType::F32)
+    };
+    let residues = c.int().remainder_scalar(i64::from(challenge.p)).float();
     let s = residues.matmul(sketch_matrix(challenge, device));
     Ok(Round1Answer { sketch: read_f32(s)? })
 }
@@ -110,6 +199,9 @@ enum RowSource {
     Stored(Box<Tensor<2>>),
     /// Rows recomputed from `A` and `B` when asked (the on-demand adversaries).
     OnDemand(Box<[Tensor<2>; 2]>),
+    /// Exact rows recomputed in f32 from rows of `A` rebuilt on the host and `B` kept on the device
+    /// (the honest miner of a 16-bit class, whose stored product is rounded).
+    ExactRows(Box<(MatrixGen, Tensor<2>)>),
 }
 
 /// What the miner keeps between round 1 and round 2.
@@ -142,6 +234,16 @@ impl OpenState {
         }
     }
 
+    pub(crate) fn exact_rows(challenge: &MatmulChallenge, b: Tensor<2>, limits: MatmulLimits) -> Self {
+        let n = challenge.n;
+        let a_gen = MatrixGen::new(challenge.miner_seed, MatrixId::A, n, n, ENTRY_BOUND);
+        Self {
+            n,
+            limits,
+            source: RowSource::ExactRows(Box::new((a_gen, b))),
+        }
+    }
+
     /// Matrix side of the challenge this state answers.
     pub const fn n(&self) -> u32 {
         self.n
@@ -154,12 +256,26 @@ impl OpenState {
         let device = match &self.source {
             RowSource::Stored(c) => c.device(),
             RowSource::OnDemand(ab) => ab[0].device(),
+            RowSource::ExactRows(gb) => gb.1.device(),
         };
         let idx: Vec<i64> = request.rows.iter().map(|&r| i64::from(r)).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [request.rows.len()]), &device);
         let picked = match &self.source {
             RowSource::Stored(c) => c.clone().select(0, idx),
             RowSource::OnDemand(ab) => ab[0].clone().select(0, idx).matmul(ab[1].clone()),
+            RowSource::ExactRows(gb) => {
+                let (a_gen, b) = &**gb;
+                let n = self.n as usize;
+                let cols = a_gen.column_hashes();
+                let mut rows = vec![0i32; request.rows.len() * n];
+                for (&r, out) in request.rows.iter().zip(rows.chunks_exact_mut(n)) {
+                    a_gen.row_into(r, &cols, out);
+                }
+                let rows: Vec<f32> = rows.into_iter().map(|x| x as f32).collect();
+                let a_rows = Tensor::<2>::from_data(TensorData::new(rows, [request.rows.len(), n]), &device);
+                // Entries ≤ 8 are exact in f32 and TF32; partial sums stay below 2^24: exact in any order.
+                a_rows.matmul(b.clone())
+            }
         };
         let flat = read_f32(picked)?;
         let n = self.n as usize;

@@ -54,6 +54,7 @@ pub mod verifier;
 pub use adversary::{Adversary, AdversaryParseError};
 pub use miner::{MatmulJob, MinerError, OpenState};
 pub use params::{
-    ChallengeError, MatmulChallenge, MatmulLimits, OpenedRow, OpeningRequest, Openings, Round1Answer,
+    ChallengeError, DtypeParseError, F16_MAX_N, MatmulChallenge, MatmulDtype, MatmulLimits, OpenedRow,
+    OpeningRequest, Openings, Round1Answer,
 };
 pub use verifier::{RoundParams, RoundSetup};

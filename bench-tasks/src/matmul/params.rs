@@ -5,6 +5,10 @@
 //! [`MatmulChallenge::validate`] (or [`OpeningRequest::validate`]) has checked them against
 //! [`MatmulLimits`].
 
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::{FloatDType, bf16, f16};
 use serde::{Deserialize, Serialize};
 
 /// Largest `n` any node accepts, whatever its configured limits: it keeps every intermediate value of
@@ -28,6 +32,134 @@ pub const ENTRY_BOUND: u32 = 8;
 pub const SKETCH_BOUND: u32 = 4;
 /// f32 represents every integer of magnitude below 2^24 exactly.
 pub const F32_EXACT: u64 = 1 << 24;
+
+/// Largest `n` of the [`MatmulDtype::F16`] class: beyond it an honest entry of `C` could overflow f16's
+/// largest finite value, 65,504 (see [`MatmulDtype`] for the bound).
+pub const F16_MAX_N: u32 = 8_192;
+
+/// The number format a matmul challenge is computed in: its *dtype class*.
+///
+/// `A` and `B` hold integers in `[-8, 8]`, exact in every class. The miner multiplies in the class's
+/// format (tensor cores for f16/bf16 on a GPU) and commits in round 1 to the sketch of
+/// `Ĉ = round(C)`, the product rounded to the class's format; in round 2 it opens the asked rows of the
+/// exact `C` (integers carried as f32), which the verifier checks with exact Freivalds as in f32, and
+/// then checks the sketch against `round(C_i)` computed on the CPU.
+///
+/// # Why `Ĉ = round(C)` exactly, bit for bit
+///
+/// Every product `a·b` is an integer of magnitude at most 64, exact in f16, bf16 and f32. An
+/// accumulator in f32 (what tensor cores use for f16/bf16 inputs, and what burn's kernels use: checked on
+/// flex and wgpu by `tests/matmul_dtype.rs`, on CUDA by `scripts/gpu-check.sh`) holds every partial sum
+/// exactly while `|partial sum| ≤ 64·n < 2^24`, that is for every `n ≤` [`HARD_MAX_N`], in any
+/// summation order and any tiling. So the accumulator ends at the exact integer `C_ij`, and the only
+/// rounding is the final conversion to the output format, round-to-nearest-even (the IEEE default:
+/// CUDA's `cvt.rn`, the `half` crate on the CPU). The verifier applies the same conversion to the exact
+/// opened row and compares the sketch bit for bit: no tolerance, so no slack a forger could use.
+/// A kernel that accumulated in the output format itself would round partial sums and fail honestly;
+/// the tests and the GPU check would show it.
+///
+/// # Overflow bound (f16)
+///
+/// f16's largest finite value is 65,504. Each `C_ij` is a sum of `n` independent terms in `[-64, 64]`
+/// with mean 0, so by Hoeffding `P(|C_ij| ≥ 65,520) ≤ 2·exp(−65,520² / (2·n·64²))`: at
+/// `n = 8,192` that is `2·e^{−64} < 4·10^{−28}` per entry, below `3·10^{−20}` for all `n²` entries. So f16
+/// challenges are limited to `n ≤` [`F16_MAX_N`]; bf16 (largest value 3.4·10^38) and f32 have no such
+/// limit.
+///
+/// # What the class proves
+///
+/// The class fixes the format the answer is committed in, not the unit that computed it: small integers
+/// are exact in int8 and fp8 too, so a miner may compute the exact product on any unit that gives exact
+/// results (and round it). The timing then ranks the fastest exact unit the miner has, which on an H200
+/// is the tensor cores in every 16-bit class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulDtype {
+    /// IEEE single precision (SIMT cores, or TF32 tensor cores: inputs are exact in TF32 too).
+    #[default]
+    F32,
+    /// IEEE half precision, f32 accumulation (tensor cores).
+    F16,
+    /// bfloat16, f32 accumulation (tensor cores).
+    Bf16,
+}
+
+impl MatmulDtype {
+    /// Every class, in a fixed order.
+    pub const ALL: [Self; 3] = [Self::F32, Self::F16, Self::Bf16];
+
+    /// Whether this is the f32 class (the wire default, left out of serialized challenges).
+    pub const fn is_f32(&self) -> bool {
+        matches!(self, Self::F32)
+    }
+
+    /// The stable name (`"f32"`, `"f16"`, `"bf16"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// burn's float format of the class.
+    pub const fn float_dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+
+    /// `x` rounded to the class's format (round to nearest, ties to even) and widened back to f32.
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            Self::F32 => x,
+            Self::F16 => f16::from_f32(x).to_f32(),
+            Self::Bf16 => bf16::from_f32(x).to_f32(),
+        }
+    }
+
+    /// Largest `n` of the class ([`F16_MAX_N`] for f16, [`HARD_MAX_N`] otherwise).
+    pub const fn max_n(self) -> u32 {
+        match self {
+            Self::F16 => F16_MAX_N,
+            Self::F32 | Self::Bf16 => HARD_MAX_N,
+        }
+    }
+
+    /// Dense peak of an NVIDIA H200 for the class, in FLOP/s: about 790 TFLOP/s for f16 and bf16
+    /// (measured through PyTorch at 8192³) and about 60 TFLOP/s for f32 on the SIMT cores. The yardstick
+    /// for sizing GPU challenges.
+    pub const fn h200_peak_flops(self) -> f64 {
+        match self {
+            Self::F32 => 60e12,
+            Self::F16 | Self::Bf16 => 790e12,
+        }
+    }
+}
+
+impl fmt::Display for MatmulDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown dtype class name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown matmul dtype `{0}`; expected f32, f16 or bf16")]
+pub struct DtypeParseError(String);
+
+impl FromStr for MatmulDtype {
+    type Err = DtypeParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| DtypeParseError(s.to_owned()))
+    }
+}
 
 /// What a node is willing to compute or verify. Checked before any allocation sized by a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +197,18 @@ pub enum ChallengeError {
         n: u32,
         /// The cap.
         max: u32,
+    },
+    /// `n` above the dtype class's exactness bound ([`MatmulDtype::max_n`]).
+    #[error(
+        "matrix size n = {n} exceeds {max}, the largest exact size of the {dtype} class; ask for a smaller n"
+    )]
+    TooLargeForDtype {
+        /// Requested size.
+        n: u32,
+        /// The class's bound.
+        max: u32,
+        /// The class.
+        dtype: MatmulDtype,
     },
     /// Sketch width outside `1..=max_m`.
     #[error("sketch width m = {m} is outside 1..={max}; pick m in that range")]
@@ -147,14 +291,27 @@ pub const fn is_prime(p: u32) -> bool {
     true
 }
 
-/// Checks `n`, `m` and `p` against the limits and the exactness bounds.
-pub(crate) fn validate_shape(n: u32, m: u32, p: u32, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+/// Checks `n`, `m`, `p` and the dtype class against the limits and the exactness bounds.
+pub(crate) fn validate_shape(
+    n: u32,
+    m: u32,
+    p: u32,
+    dtype: MatmulDtype,
+    limits: &MatmulLimits,
+) -> Result<(), ChallengeError> {
     if n == 0 {
         return Err(ChallengeError::EmptyMatrix);
     }
     let max_n = limits.max_n.min(HARD_MAX_N);
     if n > max_n {
         return Err(ChallengeError::TooLarge { n, max: max_n });
+    }
+    if n > dtype.max_n() {
+        return Err(ChallengeError::TooLargeForDtype {
+            n,
+            max: dtype.max_n(),
+            dtype,
+        });
     }
     if m == 0 || m > limits.max_m {
         return Err(ChallengeError::BadSketchWidth { m, max: limits.max_m });
@@ -185,12 +342,15 @@ pub struct MatmulChallenge {
     pub round_seed: u64,
     /// Seed of `A`.
     pub miner_seed: u64,
+    /// Number format of the product (absent on the wire: f32).
+    #[serde(default, skip_serializing_if = "MatmulDtype::is_f32")]
+    pub dtype: MatmulDtype,
 }
 
 impl MatmulChallenge {
     /// Checks the parameters against `limits` and the exactness bounds; call before any work.
     pub fn validate(&self, limits: &MatmulLimits) -> Result<(), ChallengeError> {
-        validate_shape(self.n, self.m, self.p, limits)
+        validate_shape(self.n, self.m, self.p, self.dtype, limits)
     }
 
     /// Multiply-adds an honest miner performs (`n³`), the challenge's work units.
@@ -283,6 +443,7 @@ mod tests {
                 16_000,
                 8,
                 DEFAULT_P,
+                MatmulDtype::F32,
                 &MatmulLimits {
                     max_n: 16_000,
                     ..Default::default()
@@ -290,6 +451,39 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn dtype_rounding_names_and_bounds() {
+        for d in MatmulDtype::ALL {
+            assert_eq!(d.name().parse::<MatmulDtype>().unwrap(), d);
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
+        }
+        assert!("f64".parse::<MatmulDtype>().is_err());
+        // Integers up to 2^11 (f16) and 2^8 (bf16) are exact; above, ties go to even.
+        assert_eq!(MatmulDtype::F16.round(2049.0), 2048.0);
+        assert_eq!(MatmulDtype::F16.round(2051.0), 2052.0);
+        assert_eq!(MatmulDtype::Bf16.round(257.0), 256.0);
+        assert_eq!(MatmulDtype::Bf16.round(259.0), 260.0);
+        assert_eq!(MatmulDtype::Bf16.round(-1000.0), -1000.0);
+        assert_eq!(MatmulDtype::F32.round(16_777_215.0), 16_777_215.0);
+        // Hoeffding bound of the f16 overflow at F16_MAX_N, per challenge.
+        let n = f64::from(F16_MAX_N);
+        let per_entry = 2.0 * (-(65_520f64.powi(2)) / (2.0 * n * 64.0 * 64.0)).exp();
+        assert!(per_entry * n * n < 3e-20, "{per_entry}");
+        let lim = MatmulLimits {
+            max_n: 16_384,
+            ..Default::default()
+        };
+        assert!(matches!(
+            validate_shape(8_193, 8, 251, MatmulDtype::F16, &lim),
+            Err(ChallengeError::TooLargeForDtype { .. })
+        ));
+        assert!(validate_shape(8_193, 8, 251, MatmulDtype::Bf16, &lim).is_ok());
+        // A challenge without a dtype on the wire is f32.
+        let c: MatmulChallenge =
+            serde_json::from_str(r#"{"n":4,"m":2,"p":3,"round_seed":1,"miner_seed":2}"#).unwrap();
+        assert_eq!(c.dtype, MatmulDtype::F32);
     }
 
     #[test]

@@ -21,6 +21,12 @@
 //!   `C((1−f)n, k)/C(n, k) ≤ (1−f)^k`. With the default `k = 40`: `f = 0.10` passes with ≤ 1.5%
 //!   (detected ≥ 98.5%), `f = 0.05` with ≤ 12.9%, and a miner that computes nothing (on-demand, replayed
 //!   or linear-shortcut sketch, `f ≈ 1`) essentially never.
+//! * Dtype classes ([`MatmulDtype`]). In f16 and bf16 the sketch commits to `round(C)`, the product rounded
+//!   to the class's format; the opened rows are still the exact `C_i`, so the Freivalds test above is
+//!   unchanged, and the sketch test applies the same round-to-nearest-even to `C_i` on the CPU before
+//!   taking residues. `round` is a function of `C_i`, so a true row has exactly one passing sketch row:
+//!   the binding and sampling arguments hold word for word. Why an honest f16/bf16 kernel produces
+//!   exactly `round(C)` is argued at [`MatmulDtype`].
 //! * Interactivity. The rows are drawn from a keyed hash of the validator's secret only after `S`
 //!   arrived. Deriving them from `S` itself (Fiat–Shamir) would let a cheater grind `S` until the
 //!   rows avoid its skipped ones: `(1−f)^-k` tries, about 67 for `f = 0.10`.
@@ -29,7 +35,7 @@ use std::collections::HashSet;
 
 use super::generator::{MatrixGen, MatrixId};
 use super::params::{
-    ChallengeError, DEFAULT_K, DEFAULT_M, DEFAULT_P, ENTRY_BOUND, MatmulChallenge, MatmulLimits,
+    ChallengeError, DEFAULT_K, DEFAULT_M, DEFAULT_P, ENTRY_BOUND, MatmulChallenge, MatmulDtype, MatmulLimits,
     OpeningRequest, Openings, Round1Answer, SKETCH_BOUND, validate_shape,
 };
 use crate::verdict::{Reason, Verdict};
@@ -50,10 +56,13 @@ pub struct RoundParams {
     pub k: u32,
     /// Seed of `B` and `R`, shared by every miner this round.
     pub round_seed: u64,
+    /// Number format of the products (absent: f32).
+    #[serde(default, skip_serializing_if = "MatmulDtype::is_f32")]
+    pub dtype: MatmulDtype,
 }
 
 impl RoundParams {
-    /// The defaults (`m = 8`, `p = 251`, `k = min(40, n)`) for size `n`.
+    /// The defaults (`m = 8`, `p = 251`, `k = min(40, n)`, f32) for size `n`.
     pub fn new(n: u32, round_seed: u64) -> Self {
         Self {
             n,
@@ -61,12 +70,19 @@ impl RoundParams {
             p: DEFAULT_P,
             k: DEFAULT_K.min(n),
             round_seed,
+            dtype: MatmulDtype::F32,
         }
+    }
+
+    /// The same parameters in dtype class `dtype`.
+    #[must_use]
+    pub const fn with_dtype(self, dtype: MatmulDtype) -> Self {
+        Self { dtype, ..self }
     }
 
     /// Checks every parameter against `limits` and the exactness bounds.
     pub fn validate(&self, limits: &MatmulLimits) -> Result<(), ChallengeError> {
-        validate_shape(self.n, self.m, self.p, limits)?;
+        validate_shape(self.n, self.m, self.p, self.dtype, limits)?;
         if self.k == 0 {
             return Err(ChallengeError::NoOpenings);
         }
@@ -85,6 +101,7 @@ impl RoundParams {
             p: self.p,
             round_seed: self.round_seed,
             miner_seed,
+            dtype: self.dtype,
         }
     }
 
@@ -292,12 +309,13 @@ impl RoundSetup {
         let mut a_row = vec![0i32; n];
         let mut acc = vec![0i32; m];
         let p_inv = 1.0 / p as f64;
+        let dtype = self.params.dtype;
         for opened in &openings.rows {
             let i = opened.index as usize;
-            // Sketch: (C_i mod p)·R == S_i. Sums stay below 2^24 (validated), so i32 is exact.
+            // Sketch: (round(C_i) mod p)·R == S_i. Sums stay below 2^24 (validated), so i32 is exact.
             acc.fill(0);
             for (&c, r_row) in opened.values.iter().zip(self.sketch_r.chunks_exact(m)) {
-                let residue = residue(c, p_inv, p as i32);
+                let residue = residue(dtype.round(c), p_inv, p as i32);
                 for (a, &rv) in acc.iter_mut().zip(r_row) {
                     *a += residue * rv;
                 }

@@ -306,8 +306,10 @@ async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
     let owner = key("//Alice");
     let hp = client.hyperparams(1).await.unwrap();
     assert_eq!(hp.commit_reveal_version, Some(4));
-    // The client measures the block time over past blocks: give the fresh devnet a few.
-    while client.block_number().await.unwrap() < 4 {
+    // The client measures the block time over the last 16 blocks: let them be steady-state blocks,
+    // not the devnet's (and, under a loaded test run, the other tests') slow start, which would
+    // make it aim at a round that comes due after the reveal epoch has ended.
+    while client.block_number().await.unwrap() < 20 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(

@@ -34,6 +34,10 @@ pub struct SimConfig {
     pub compute_noise: f64,
     /// Cost per hour of the CPU box a copier runs on, in dollars (default 0.05).
     pub copier_cost_per_hour: f64,
+    /// Commit-reveal (`RevealPeriodEpochs`): weights set in epoch `e` count, and are visible to anyone
+    /// (a weight copier too), from epoch `e + reveal_period_epochs` on. 0 (the default): commit-reveal
+    /// off, weights count in the epoch they are set.
+    pub reveal_period_epochs: u32,
     /// The challenge classes.
     pub tasks: Vec<TaskSpec>,
     /// GPU classes by name.
@@ -151,6 +155,12 @@ pub struct MinerGroup {
     /// `relay`: extra latency per answer, relay to remote and back, in milliseconds (default 60).
     #[serde(default = "default_extra_latency")]
     pub extra_latency_ms: f64,
+    /// Miners whose performance changes over time: with `cycle_epochs = c > 0`, each miner of the group
+    /// serves for `c / 2` epochs, then is down (every answer times out) for the rest of the cycle, the
+    /// group's miners staggered evenly across it, so which uids are worth weight keeps moving while
+    /// the group's total stays level. 0 (the default): no cycle.
+    #[serde(default)]
+    pub cycle_epochs: u32,
 }
 
 /// How a validator sets weights.
@@ -241,6 +251,7 @@ impl Default for SimConfig {
             timeout_seconds: 30.0,
             compute_noise: 0.05,
             copier_cost_per_hour: 0.05,
+            reveal_period_epochs: 0,
             tasks: vec![
                 TaskSpec {
                     class: TaskClass::Matmul,
@@ -377,6 +388,9 @@ impl SimConfig {
         in_range("timeout_seconds", self.timeout_seconds, 0.001, 86_400.0)?;
         in_range("compute_noise", self.compute_noise, 0.0, 2.0)?;
         in_range("copier_cost_per_hour", self.copier_cost_per_hour, 0.0, 1e6)?;
+        if self.reveal_period_epochs > 100 {
+            return Err(invalid("reveal_period_epochs", "must be at most 100"));
+        }
         if self.tasks.is_empty() {
             return Err(invalid("tasks", "needs at least one task class"));
         }
@@ -409,6 +423,9 @@ impl SimConfig {
             let f = |name: &str| format!("miners[{i}].{name}");
             if m.count == 0 {
                 return Err(invalid(f("count"), "must be at least 1"));
+            }
+            if m.cycle_epochs == 1 || m.cycle_epochs > 100_000 {
+                return Err(invalid(f("cycle_epochs"), "must be 0 (off) or in [2, 100000]"));
             }
             for gpu in [&m.gpu, &m.remote_gpu] {
                 if !self.gpus.contains_key(gpu) {

@@ -86,6 +86,17 @@ pub struct MinerModel {
     pub uptime: f64,
     /// Latency the validator's ping does not see, seconds (relay).
     pub hidden_latency_s: f64,
+    /// Up/down cycle length in epochs (0: none) and this uid's offset in it.
+    pub cycle: (u32, u32),
+}
+
+impl MinerModel {
+    /// Whether the uid serves in `epoch` by its cycle (always, without one): up for the first half of
+    /// each cycle, counted from its offset.
+    pub const fn in_service(&self, epoch: u32) -> bool {
+        let (len, offset) = self.cycle;
+        len == 0 || (epoch + offset) % len < len / 2
+    }
 }
 
 /// One simulated uid.
@@ -209,12 +220,19 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
             } else {
                 0.0
             },
+            cycle: (g.cycle_epochs, 0),
         };
-        for _ in 0..g.count * uids_per_unit {
+        let uids = g.count * uids_per_unit;
+        for k in 0..uids {
+            // Stagger the group's miners evenly across the cycle.
+            let offset = (u64::from(k) * u64::from(g.cycle_epochs) / u64::from(uids)) as u32;
             out.push(Participant {
                 uid: out.len() as u16,
                 label: label.clone(),
-                role: Role::Miner(model.clone()),
+                role: Role::Miner(MinerModel {
+                    cycle: (g.cycle_epochs, offset),
+                    ..model.clone()
+                }),
                 cost_per_epoch: cost_per_hour * epoch_hours,
             });
         }
@@ -269,6 +287,9 @@ fn answer(
     o.reason = Reason::Passed;
     o
 }
+
+/// A weight row set by validator `.1`, counting from epoch `.0` (commit-reveal).
+type Commit = (u32, usize, Vec<(u16, u16)>);
 
 /// Run a simulation. `progress` is advanced once per epoch when given.
 pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result<SimResult, SimError> {
@@ -328,12 +349,17 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
         .map(|p| !matches!(p.role, Role::Miner(_)))
         .collect();
     let mut prev_consensus: Vec<u16> = vec![0; n];
+    // Commit-reveal: weight rows in submission order, each with the epoch it counts from.
+    let mut committed: std::collections::VecDeque<Commit> = Default::default();
     let mut rows = Vec::with_capacity(n * cfg.epochs as usize);
     let tempo = u64::from(cfg.tempo);
 
     for epoch in 0..cfg.epochs {
         let block = (u64::from(epoch) + 1) * tempo;
-        let up: Vec<bool> = miners.iter().map(|(_, m)| rng.chance(m.uptime)).collect();
+        let up: Vec<bool> = miners
+            .iter()
+            .map(|(_, m)| rng.chance(m.uptime) && m.in_service(epoch))
+            .collect();
         for &(vi, behaviour, jitter_s) in &validators {
             let set = match behaviour {
                 Behaviour::Honest => {
@@ -364,13 +390,20 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
                 }
             };
             if let Some(w) = set.filter(|w| !w.uids.is_empty()) {
-                weights[vi] = w
+                let row = w
                     .uids
                     .iter()
                     .copied()
                     .zip(vec_u16_max_upscale_to_u16(&w.weights))
                     .collect();
+                committed.push_back((epoch + cfg.reveal_period_epochs, vi, row));
                 last_update[vi] = block - 1;
+            }
+        }
+        // Weights whose reveal epoch has come count from now on (at once without commit-reveal).
+        while committed.front().is_some_and(|(due, _, _)| *due <= epoch) {
+            if let Some((_, vi, row)) = committed.pop_front() {
+                weights[vi] = row;
             }
         }
         let input = EpochInput {

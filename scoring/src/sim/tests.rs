@@ -162,6 +162,10 @@ fn shipped_configs_are_valid() {
         ("small", include_str!("../../sims/small.toml")),
         ("n256", include_str!("../../sims/n256.toml")),
         ("yuma3_burn", include_str!("../../sims/yuma3_burn.toml")),
+        (
+            "n256_commit_reveal",
+            include_str!("../../sims/n256_commit_reveal.toml"),
+        ),
     ] {
         let cfg = SimConfig::from_toml_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(cfg.uid_count() > 1, "{name}");
@@ -205,4 +209,67 @@ fn yuma3_burn_scenario_pays_the_owner_within_the_weight_cap() {
             .filter(|m| m.label != "owner")
             .all(|m| m.relative_to_honest <= honest.relative_to_honest)
     );
+}
+
+/// `small.toml` with the honest GPUs cycling in and out of service and a faster validator EMA, under
+/// commit-reveal with `period` epochs.
+fn changing(period: u32) -> SimConfig {
+    let mut cfg = small();
+    cfg.epochs = 120;
+    cfg.reveal_period_epochs = period;
+    cfg.policy.ema.alpha = 0.3;
+    for g in cfg.miners.iter_mut().filter(|g| g.strategy == Strategy::Honest) {
+        g.cycle_epochs = 16;
+    }
+    cfg
+}
+
+fn copier_per_stake(cfg: &SimConfig) -> f64 {
+    let result = run(cfg, None).unwrap();
+    result
+        .summary
+        .validators
+        .iter()
+        .find(|v| v.behaviour == "copier")
+        .unwrap()
+        .relative_to_honest
+}
+
+#[test]
+fn commit_reveal_makes_copied_weights_stale_when_miners_change() {
+    let open = copier_per_stake(&changing(0));
+    let revealed_late = copier_per_stake(&changing(3));
+    assert!(
+        revealed_late < open - 0.05,
+        "copier per stake: {open} without commit-reveal, {revealed_late} with a 3-epoch reveal"
+    );
+}
+
+#[test]
+fn a_miner_cycle_takes_turns_and_keeps_half_the_group_serving() {
+    let mut cfg = small();
+    cfg.epochs = 32;
+    for g in cfg.miners.iter_mut().filter(|g| g.strategy == Strategy::Honest) {
+        g.cycle_epochs = 8;
+    }
+    let result = run(&cfg, None).unwrap();
+    let honest: Vec<&Participant> = result
+        .participants
+        .iter()
+        .filter(|p| matches!(&p.role, Role::Miner(m) if m.strategy == Strategy::Honest))
+        .collect();
+    assert_eq!(honest.len(), 4);
+    for epoch in 0..32 {
+        let serving = honest
+            .iter()
+            .filter(|p| matches!(&p.role, Role::Miner(m) if m.in_service(epoch)))
+            .count();
+        assert_eq!(serving, 2, "epoch {epoch}");
+    }
+    // Each miner is down for 4 epochs in a row, then up for 4.
+    let Role::Miner(m) = &honest[1].role else {
+        unreachable!()
+    };
+    let pattern: Vec<bool> = (0..8).map(|e| m.in_service(e)).collect();
+    assert_eq!(pattern.iter().filter(|up| **up).count(), 4);
 }
