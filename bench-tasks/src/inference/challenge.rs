@@ -217,46 +217,33 @@ impl InferenceAnswer {
     }
 }
 
-/// The miner's work with another decoding rule (see [`super::sampling`]): checks the challenge and the
-/// rule, then decodes every prompt; greedy decoding takes [`decode_greedy`]'s on-device path.
-///
-/// # Errors
-/// Those of [`generate`] and [`Sampling::validate`].
-pub fn generate_sampled(
+/// Checks `challenge` against `limits` and that it names the shape of the loaded `model`.
+fn check_model(
     model: &Transformer,
     challenge: &InferenceChallenge,
-    sampling: &Sampling,
     limits: &Limits,
-) -> Result<InferenceAnswer, InferenceError> {
-    sampling.validate()?;
-    if sampling.is_greedy() {
-        return generate(model, challenge, limits);
-    }
+) -> Result<(), InferenceError> {
     let config = challenge.validate(limits)?;
-    if config != *model.config() {
-        return Err(InferenceError::BadChallenge {
+    if config == *model.config() {
+        Ok(())
+    } else {
+        Err(InferenceError::BadChallenge {
             field: "model",
             why: format!(
                 "names {}, but the loaded model has another shape",
                 challenge.model
             ),
-        });
+        })
     }
-    let tokens = decode_sampled(model, &challenge.prompts(), challenge.new_tokens, sampling)?;
-    Ok(InferenceAnswer { tokens })
 }
 
-/// Decoding with a KV cache under `sampling`: like [`decode_greedy`], but each step's logits come back to
-/// the host, where [`Sampling::choose`] picks every sequence's next token.
-///
-/// # Errors
-/// Those of [`decode_greedy`].
-pub fn decode_sampled(
+/// The prompts as one `[batch, len]` id tensor on the model's device, after checking that they are
+/// non-empty, of one length, inside the vocabulary, and leave room for `new_tokens` in the context.
+fn prompt_tensor(
     model: &Transformer,
     prompts: &[Vec<u32>],
     new_tokens: usize,
-    sampling: &Sampling,
-) -> Result<Vec<Vec<u32>>, InferenceError> {
+) -> Result<(Tensor<2, Int>, usize), InferenceError> {
     let config = model.config();
     let batch = prompts.len();
     let len = prompts.first().map_or(0, Vec::len);
@@ -273,9 +260,44 @@ pub fn decode_sampled(
         });
     }
     let ids = flatten_ids(prompts, config.vocab_size, "prompts")?;
+    let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, len]), &model.device());
+    Ok((input, batch))
+}
+
+/// The miner's work with another decoding rule (see [`super::sampling`]): checks the challenge and the
+/// rule, then decodes every prompt; greedy decoding takes [`decode_greedy`]'s on-device path.
+///
+/// # Errors
+/// Those of [`generate`] and [`Sampling::validate`].
+pub fn generate_sampled(
+    model: &Transformer,
+    challenge: &InferenceChallenge,
+    sampling: &Sampling,
+    limits: &Limits,
+) -> Result<InferenceAnswer, InferenceError> {
+    sampling.validate()?;
+    if sampling.is_greedy() {
+        return generate(model, challenge, limits);
+    }
+    check_model(model, challenge, limits)?;
+    let tokens = decode_sampled(model, &challenge.prompts(), challenge.new_tokens, sampling)?;
+    Ok(InferenceAnswer { tokens })
+}
+
+/// Decoding with a KV cache under `sampling`: like [`decode_greedy`], but each step's logits come back to
+/// the host, where [`Sampling::choose`] picks every sequence's next token.
+///
+/// # Errors
+/// Those of [`decode_greedy`].
+pub fn decode_sampled(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    new_tokens: usize,
+    sampling: &Sampling,
+) -> Result<Vec<Vec<u32>>, InferenceError> {
+    let (mut input, batch) = prompt_tensor(model, prompts, new_tokens)?;
     let device = model.device();
-    let vocab = config.vocab_size;
-    let mut input = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
+    let vocab = model.config().vocab_size;
     let mut cache = KvCache::new();
     let mut rows = vec![Vec::with_capacity(new_tokens); batch];
     for t in 0..new_tokens {
@@ -307,16 +329,7 @@ pub fn generate(
     challenge: &InferenceChallenge,
     limits: &Limits,
 ) -> Result<InferenceAnswer, InferenceError> {
-    let config = challenge.validate(limits)?;
-    if config != *model.config() {
-        return Err(InferenceError::BadChallenge {
-            field: "model",
-            why: format!(
-                "names {}, but the loaded model has another shape",
-                challenge.model
-            ),
-        });
-    }
+    check_model(model, challenge, limits)?;
     let tokens = decode_greedy(model, &challenge.prompts(), challenge.new_tokens)?;
     Ok(InferenceAnswer { tokens })
 }
@@ -334,24 +347,8 @@ pub fn decode_greedy(
     prompts: &[Vec<u32>],
     new_tokens: usize,
 ) -> Result<Vec<Vec<u32>>, InferenceError> {
-    let config = model.config();
-    let batch = prompts.len();
-    let len = prompts.first().map_or(0, Vec::len);
-    if batch == 0 || len == 0 || new_tokens == 0 || prompts.iter().any(|p| p.len() != len) {
-        return Err(InferenceError::BadChallenge {
-            field: "prompts",
-            why: "must be non-empty and of one length".into(),
-        });
-    }
-    if len + new_tokens > config.max_seq_len {
-        return Err(InferenceError::BadChallenge {
-            field: "new_tokens",
-            why: format!("{len} + {new_tokens} exceeds max_seq_len {}", config.max_seq_len),
-        });
-    }
-    let ids = flatten_ids(prompts, config.vocab_size, "prompts")?;
+    let (input, _) = prompt_tensor(model, prompts, new_tokens)?;
     let device = model.device();
-    let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, len]), &device);
     let mut cache = KvCache::new();
     let mut next = model.step(input, &mut cache).argmax(1);
     let mut steps = Vec::with_capacity(new_tokens);
