@@ -10,6 +10,7 @@
 //! | [`CHALLENGE_PATH`] | POST | [`ChallengeRequest`] | [`ChallengeResponse`] |
 //! | [`OPEN_PATH`] | POST | [`OpenRequest`] | [`OpenResponse`] |
 //! | [`PING_PATH`] | POST | any bytes (≤ the miner's ping limit) | the same bytes |
+//! | [`GENERATE_PATH`] | POST | [`GenerateRequest`] | [`GenerateEvent`] lines (NDJSON), or [`GenerateResponse`] |
 //! | [`INFO_PATH`] | GET | — | [`MinerInfo`] |
 //! | [`HEALTH_PATH`] | GET | — | `ok` |
 //! | [`METRICS_PATH`] | GET | — | Prometheus text |
@@ -39,6 +40,8 @@ pub const CHALLENGE_PATH: &str = "/v1/challenge";
 pub const OPEN_PATH: &str = "/v1/open";
 /// `POST`: signed echo, for round-trip time on the same connection.
 pub const PING_PATH: &str = "/v1/ping";
+/// `POST`: organic generation with a real model ([`GenerateRequest`]), streamed or not.
+pub const GENERATE_PATH: &str = "/v1/generate";
 /// `GET`: what the miner serves ([`MinerInfo`]).
 pub const INFO_PATH: &str = "/info";
 /// `GET`: liveness, answered without touching the device.
@@ -240,4 +243,219 @@ pub struct ErrorBody {
     pub error: String,
     /// The reason code.
     pub reason: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Organic generation (`POST /v1/generate`)
+// ---------------------------------------------------------------------------------------------------------
+
+/// Content type of a streamed generation: one JSON [`GenerateEvent`] per line.
+pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// One chat message (`system`, `user` or `assistant`), rendered with the model's chat template.
+pub use crate::inference::tokenizer::ChatMessage;
+
+/// What to continue, as [`GenerateRequest::input`] reads it from the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerateInput<'a> {
+    /// Chat messages, rendered with the model's template and its generation prompt.
+    Messages(&'a [ChatMessage]),
+    /// Prompt token ids, taken as they are.
+    PromptTokens(&'a [u32]),
+}
+
+/// Body of `POST /v1/generate`. The decoding rule is [`crate::inference::sampling`]'s, the same code the
+/// inference challenge uses, so whoever chose `seed` can replay every token.
+///
+/// (The workspace builds `serde_json` with `arbitrary_precision`, under which numbers inside flattened or
+/// internally tagged types fail to parse; the generation types use neither.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateRequest {
+    /// The model: its name as listed in [`MinerInfo::models`] or its sha256.
+    pub model: String,
+    /// Chat messages; exactly one of `messages` and `prompt_tokens` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
+    /// Prompt token ids; exactly one of `messages` and `prompt_tokens` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<Vec<u32>>,
+    /// Most tokens to generate (at least 1; the miner caps it).
+    pub max_tokens: usize,
+    /// 0 for greedy (the default); otherwise the softmax temperature, in `(0, 10]`.
+    #[serde(default)]
+    pub temperature: f32,
+    /// Nucleus mass in `(0, 1]` (default 1).
+    #[serde(default = "one")]
+    pub top_p: f32,
+    /// Seed of the sampler's noise (default 0; ignored when greedy).
+    #[serde(default)]
+    pub seed: u64,
+    /// Strings that end generation when they appear in the decoded text (not included in it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Stream [`GenerateEvent`] lines (`true`) or answer one [`GenerateResponse`] (`false`, the default).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+const fn one() -> f32 {
+    1.0
+}
+
+impl GenerateRequest {
+    /// The decoding rule this request asks for.
+    pub const fn sampling(&self) -> crate::inference::Sampling {
+        crate::inference::Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+        }
+    }
+
+    /// The input, when exactly one of `messages` and `prompt_tokens` is given.
+    ///
+    /// # Errors
+    /// A sentence saying which is wrong (both or neither given).
+    pub fn input(&self) -> Result<GenerateInput<'_>, &'static str> {
+        match (&self.messages, &self.prompt_tokens) {
+            (Some(m), None) => Ok(GenerateInput::Messages(m)),
+            (None, Some(p)) => Ok(GenerateInput::PromptTokens(p)),
+            (Some(_), Some(_)) => Err("give either messages or prompt_tokens, not both"),
+            (None, None) => Err("give messages or prompt_tokens"),
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model emitted an end-of-sequence token or the text reached a stop string.
+    Stop,
+    /// `max_tokens` were generated.
+    Length,
+}
+
+impl FinishReason {
+    /// The `snake_case` name, as on the wire and in receipts.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// The end of a generation: counts, timings and the miner's receipt. `R` is
+/// `chain::auth::generation::GenerationReceipt` (this crate does not depend on `chain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateDone<R> {
+    /// Why generation ended.
+    pub finish_reason: FinishReason,
+    /// Prompt length in tokens (after the chat template).
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+    /// Seconds from the request's admission to its first token (self-reported).
+    pub ttft_seconds: f64,
+    /// Seconds from admission to the last token (self-reported).
+    pub total_seconds: f64,
+    /// The miner's signature over the request, the model and every generated token.
+    pub receipt: R,
+}
+
+/// One line of a streamed generation, tagged by its one key: `{"tokens":{…}}`, `{"done":{…}}` or
+/// `{"error":{…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerateEvent<R> {
+    /// Newly generated tokens and the text they complete (UTF-8 safe: a character split across tokens is
+    /// sent with the token that completes it, so `text` may be empty).
+    Tokens {
+        /// The ids, in order.
+        ids: Vec<u32>,
+        /// Their decoded text.
+        text: String,
+    },
+    /// The last event of a successful generation.
+    Done(GenerateDone<R>),
+    /// The generation failed after the stream began; no event follows.
+    Error(ErrorBody),
+}
+
+/// Body of a non-streamed `POST /v1/generate` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateResponse<R> {
+    /// Every generated id, in order.
+    pub ids: Vec<u32>,
+    /// Their decoded text (stop strings excluded).
+    pub text: String,
+    /// Counts, timings and receipt, as in the streamed form's last event.
+    pub done: GenerateDone<R>,
+}
+
+#[cfg(test)]
+mod generate_tests {
+    use super::*;
+
+    #[test]
+    fn a_request_takes_messages_or_prompt_tokens_with_defaults() {
+        let r: GenerateRequest = serde_json::from_str(
+            r#"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"max_tokens":8}"#,
+        )
+        .unwrap();
+        assert!(matches!(r.input(), Ok(GenerateInput::Messages(m)) if m[0].content == "hi"));
+        assert!(r.sampling().is_greedy());
+        assert_eq!((r.top_p, r.stream), (1.0, false));
+        let r: GenerateRequest = serde_json::from_str(
+            r#"{"model":"ab","prompt_tokens":[1,2],"max_tokens":1,"temperature":0.7,"top_p":0.9,"seed":3}"#,
+        )
+        .unwrap();
+        assert_eq!(r.input(), Ok(GenerateInput::PromptTokens(&[1, 2])));
+        assert_eq!((r.temperature, r.top_p, r.seed), (0.7, 0.9, 3));
+        let neither: GenerateRequest = serde_json::from_str(r#"{"model":"ab","max_tokens":1}"#).unwrap();
+        assert!(neither.input().is_err());
+        let both: GenerateRequest =
+            serde_json::from_str(r#"{"model":"ab","prompt_tokens":[1],"messages":[],"max_tokens":1}"#)
+                .unwrap();
+        assert!(both.input().is_err());
+        assert!(
+            serde_json::from_str::<GenerateRequest>(
+                r#"{"model":"ab","prompt_tokens":[1],"max_tokens":1,"x":1}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn events_are_one_key_lines_and_round_trip() {
+        let e: GenerateEvent<()> = GenerateEvent::Tokens {
+            ids: vec![1],
+            text: "a".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"tokens":{"ids":[1],"text":"a"}}"#
+        );
+        let done: GenerateEvent<u8> = serde_json::from_str(
+            r#"{"done":{"finish_reason":"length","prompt_tokens":3,"completion_tokens":1,"ttft_seconds":0.1,"total_seconds":0.2,"receipt":7}}"#,
+        )
+        .unwrap();
+        let GenerateEvent::Done(d) = &done else {
+            panic!("not a done event: {done:?}");
+        };
+        assert_eq!(
+            (d.finish_reason, d.ttft_seconds, d.receipt),
+            (FinishReason::Length, 0.1, 7)
+        );
+        let response = GenerateResponse {
+            ids: vec![4],
+            text: "x".into(),
+            done: d.clone(),
+        };
+        let back: GenerateResponse<u8> =
+            serde_json::from_str(&serde_json::to_string(&response).unwrap()).unwrap();
+        assert_eq!(back, response);
+    }
 }

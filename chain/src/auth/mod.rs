@@ -4,6 +4,8 @@
 //! * [`epistula`]: Epistula V2, accepted for peers that still use it.
 //! * [`replay`]: the bounded cache of accepted (hotkey, nonce) pairs.
 //! * [`receipt`]: the responder's signature over the request id and the sha256 of the response body.
+//! * [`generation`]: the miner's signature over one generation it served (request, model, tokens, counts),
+//!   carried in a streamed answer's final event.
 //! * [`signed_http`]: the HTTP client that signs requests and checks receipts, with bounded bodies
 //!   and one timeout per exchange.
 //!
@@ -33,6 +35,7 @@
 
 pub mod btauth;
 pub mod epistula;
+pub mod generation;
 pub mod receipt;
 pub mod replay;
 pub mod signed_http;
