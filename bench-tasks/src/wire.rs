@@ -217,6 +217,27 @@ pub struct MinerInfo {
     pub tasks: Vec<TaskLimits>,
     /// Server-wide limits.
     pub limits: ServerLimits,
+    /// Real models the miner holds: served in inference challenges and by `POST /v1/generate`. Absent from
+    /// older miners and from miners that serve seeded models only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelInfo>,
+}
+
+/// One real model a miner holds (`/info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Its short name (`smollm2`); requests may name it by this or by `sha256`.
+    pub name: String,
+    /// Lowercase hex sha256 of the model file: what challenges and receipts name.
+    pub sha256: String,
+    /// Arithmetic precision of the forward pass (`f32`, `f16`, `bf16`).
+    pub precision: String,
+    /// Context length in tokens (prompt and generated together).
+    pub context_length: usize,
+    /// How many sequences the miner decodes together (`POST /v1/generate` beyond this gets 503).
+    pub max_sequences: usize,
+    /// Most tokens one `POST /v1/generate` may ask for.
+    pub max_tokens: usize,
 }
 
 /// One device a miner serves (`miner run --devices`).

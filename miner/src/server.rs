@@ -188,6 +188,7 @@ impl MinerServer {
                 rate_per_validator: limits.rate_per_validator,
                 concurrency_per_validator: u64::from(limits.concurrency_per_validator),
             },
+            models: Vec::new(),
         };
         let gate = Arc::new(Gate::new(
             config.keypair.clone(),
