@@ -9,6 +9,8 @@
 //! - [`ledger`], [`state`], [`roundlog`], [`record`]: SQLite state, the hash-chained round log, and what
 //!   they record, kept consistent by one commit protocol.
 //! - [`replay`]: recompute scores and weights from the log alone.
+//! - [`api`]: the OpenAI-compatible API (`--api-listen`): keys, routing to miners, receipts, usage,
+//!   organic verification.
 //! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
 //! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator).
 //! - [`setup`]: the subnet set-up for docker compose (`localnet-setup`; in the production build).
@@ -57,6 +59,7 @@
 //! assert!(report.matches());
 //! ```
 
+pub mod api;
 #[cfg(feature = "localnet")]
 pub mod bench;
 pub mod chain_net;

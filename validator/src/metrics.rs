@@ -59,6 +59,8 @@ pub struct Metrics {
     pub miners: Gauge,
     /// Block of the last round.
     pub block: Gauge,
+    /// The OpenAI-compatible API's metrics (`validator_organic_*`).
+    pub api: crate::api::metrics::ApiMetrics,
 }
 
 impl Default for Metrics {
@@ -107,6 +109,7 @@ impl Metrics {
         registry.register("chain_errors", "Errors reading the chain", chain_errors.clone());
         registry.register("miners", "Miners challenged in the last round", miners.clone());
         registry.register("block", "Block of the last round", block.clone());
+        let api = crate::api::metrics::ApiMetrics::register(&mut registry);
         Self {
             registry: Arc::new(registry),
             rounds,
@@ -118,6 +121,7 @@ impl Metrics {
             chain_errors,
             miners,
             block,
+            api,
         }
     }
 

@@ -134,6 +134,11 @@ impl Client {
         self.http.hotkey()
     }
 
+    /// The signed HTTP client underneath.
+    pub(crate) const fn http(&self) -> &SignedHttp {
+        &self.http
+    }
+
     /// Sends `body` signed to `to` at `path`, within `budget`, and checks the receipt.
     pub async fn post(
         &self,

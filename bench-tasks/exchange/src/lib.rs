@@ -4,6 +4,8 @@
 //! - [`client`]: the one typed, pooled, signed client ([`Client`], and [`MinerClient`] bound to one
 //!   miner) over [`chain::auth::signed_http`] and the wire types of [`bench_tasks::wire`]; every answer
 //!   must carry the miner's receipt and echo the challenge id.
+//! - [`generate`]: organic generation (`POST /v1/generate`), streamed or not, with the miner's generation
+//!   receipt checked against the exact request bytes and every token received.
 //! - [`matmul`], [`inference`]: each task's exchange (challenge, openings when the task has them) up to
 //!   the verification, which the caller runs where CPU work belongs (a blocking pool).
 //!
@@ -16,6 +18,7 @@ use bench_tasks::wire::ChallengeResponse;
 use bench_tasks::{Reason, Verdict};
 
 pub mod client;
+pub mod generate;
 pub mod inference;
 pub mod matmul;
 

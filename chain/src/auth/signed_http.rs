@@ -134,6 +134,51 @@ pub struct SignedReply {
     pub receipt: Receipt,
 }
 
+/// A signed request whose answer's body is still streaming ([`SignedHttp::post_streaming`]).
+#[derive(Debug)]
+pub struct StreamingReply {
+    step: &'static str,
+    url: String,
+    /// The request's btauth nonce (what a generation receipt names as its request id).
+    pub request_id: String,
+    /// The hotkey that signed the request.
+    pub requester: AccountId,
+    response: reqwest::Response,
+    started: Instant,
+}
+
+impl StreamingReply {
+    /// The answer's HTTP status (2xx).
+    pub fn status(&self) -> u16 {
+        self.response.status().as_u16()
+    }
+
+    /// The answer's `Content-Type`, when it has one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// When the request was sent.
+    pub const fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The next chunk of the body (`None` at its end), with no timeout of its own: the caller bounds it.
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        match self.response.chunk().await {
+            Ok(c) => Ok(c.map(|b| b.to_vec())),
+            Err(e) => Err(HttpError::Transport {
+                step: self.step,
+                url: self.url.clone(),
+                detail: error_chain(&e),
+            }),
+        }
+    }
+}
+
 /// A pooled client that signs with one hotkey.
 #[derive(Debug, Clone)]
 pub struct SignedHttp {
@@ -210,6 +255,71 @@ impl SignedHttp {
             body: buf,
             elapsed,
             receipt,
+        })
+    }
+
+    /// Sends `body` signed to `base` + `path` for `receiver` and returns as soon as the answer's status
+    /// and headers arrive (within `timeout`), leaving its body to the caller to read as it streams: for
+    /// answers that carry their own proof (generation receipts in an NDJSON stream) rather than the HTTP
+    /// [`Receipt`] over the whole body. A status outside 2xx is read (at most `error_cap` bytes, within the
+    /// same `timeout`) and returned as [`HttpError::Refused`]. Dropping the returned [`StreamingReply`]
+    /// closes the connection, which tells the server to stop.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn post_streaming(
+        &self,
+        step: &'static str,
+        base: &str,
+        receiver: &AccountId,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+        error_cap: usize,
+    ) -> Result<StreamingReply, HttpError> {
+        let signed = self.signer.btauth("POST", path, &body, Some(receiver));
+        let url = format!("{base}{path}");
+        let request = self
+            .http
+            .post(&url)
+            .headers(signed.headers)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let started = Instant::now();
+        let transport = |e: reqwest::Error| HttpError::Transport {
+            step,
+            url: url.clone(),
+            detail: error_chain(&e),
+        };
+        let response = tokio::time::timeout(timeout, request.send())
+            .await
+            .map_err(|_| HttpError::Timeout { step, after: timeout })?
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let left = timeout.saturating_sub(started.elapsed());
+            let mut response = response;
+            let read = async {
+                let mut buf = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                    let room = error_cap.saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if buf.len() >= error_cap {
+                        break;
+                    }
+                }
+                Ok::<_, HttpError>(buf)
+            };
+            let buf = tokio::time::timeout(left, read)
+                .await
+                .map_err(|_| HttpError::Timeout { step, after: timeout })??;
+            return Err(refusal(step, status, &buf));
+        }
+        Ok(StreamingReply {
+            step,
+            url,
+            request_id: signed.request_id,
+            requester: self.hotkey(),
+            response,
+            started,
         })
     }
 
