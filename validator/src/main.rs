@@ -15,6 +15,8 @@ use clap::{Parser, Subcommand};
 use exchange::{Client, MinerEndpoint};
 use scoring::policy::Policy;
 use serde::Deserialize;
+use validator::api::ApiConfig;
+use validator::api::store::{ApiStore, NewKey};
 use validator::chain_net::ChainNetwork;
 use validator::dashboard::Dashboard;
 use validator::ledger::Ledger;
@@ -112,6 +114,23 @@ enum Cmd {
         #[arg(long)]
         netuid: Option<u16>,
     },
+    /// Manage the API's keys (stored hashed in `api.sqlite` in the state directory).
+    #[command(subcommand)]
+    ApiKey(ApiKeyCmd),
+    /// Summarize the API's usage rows: requests, tokens, outcomes, verification, per miner.
+    Usage {
+        #[command(flatten)]
+        state: StateDirArgs,
+        /// Only this key (its id, from `api-key list`).
+        #[arg(long)]
+        key: Option<i64>,
+        /// Only rows since this time: unix seconds, or an age like `30m`, `12h`, `7d`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Print the summary and every row (receipts included) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// (Used by bench-round.) Host honest miners on loopback until stdin closes.
     #[cfg(feature = "localnet")]
     #[command(hide = true)]
@@ -122,6 +141,68 @@ enum Cmd {
         /// The validator hotkey to allow.
         #[arg(long)]
         validator: String,
+    },
+}
+
+/// Where the state directory is: `--state-dir`, or the default for `--netuid`.
+#[derive(Debug, clap::Args)]
+struct StateDirArgs {
+    /// The validator's state directory.
+    #[arg(long, env = "VALIDATOR_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Subnet uid (the default state directory is `~/.tensorproof/validator/NETUID`).
+    #[arg(long, env = "VALIDATOR_NETUID")]
+    netuid: Option<u16>,
+}
+
+impl StateDirArgs {
+    fn dir(&self) -> anyhow::Result<PathBuf> {
+        match (&self.state_dir, self.netuid) {
+            (Some(d), _) => Ok(d.clone()),
+            (None, Some(n)) => Ok(chain::wallet::expand_home(&format!(
+                "~/.tensorproof/validator/{n}"
+            ))),
+            (None, None) => anyhow::bail!("pass --state-dir DIR or --netuid N"),
+        }
+    }
+
+    fn store(&self) -> anyhow::Result<ApiStore> {
+        let dir = self.dir()?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(ApiStore::open_dir(&dir)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCmd {
+    /// Create a key; it is printed once and only its hash is kept.
+    Create {
+        #[command(flatten)]
+        state: StateDirArgs,
+        /// A label for people.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Requests a minute allowed (default: no limit).
+        #[arg(long)]
+        rate_per_min: Option<f64>,
+        /// Tokens (prompt and completion) allowed in all (default: no quota).
+        #[arg(long)]
+        token_quota: Option<u64>,
+    },
+    /// List the keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        state: StateDirArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id; it is refused from then on (within seconds for a running server).
+    Revoke {
+        #[command(flatten)]
+        state: StateDirArgs,
+        /// The key's id.
+        id: i64,
     },
 }
 
@@ -149,6 +230,10 @@ struct RunArgs {
     /// computed and logged, not sent.
     #[arg(long, env = "VALIDATOR_MINERS", value_delimiter = ',')]
     miners: Vec<String>,
+    /// Serve the OpenAI-compatible API on this address (off unless given; `[api]` in the config sets the
+    /// rest).
+    #[arg(long, env = "VALIDATOR_API_LISTEN")]
+    api_listen: Option<SocketAddr>,
     /// Stop after this many rounds (default: run until Ctrl-C).
     #[arg(long)]
     rounds: Option<u64>,
@@ -173,6 +258,7 @@ struct ConfigFile {
     miners: Vec<String>,
     retain_rounds: Option<u64>,
     round: RoundConfig,
+    api: ApiConfig,
 }
 
 fn main() -> ExitCode {
@@ -255,6 +341,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_setup(&report);
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::ApiKey(cmd) => api_key(cmd),
+        Cmd::Usage {
+            state,
+            key,
+            since,
+            json,
+        } => usage(&state, key, since.as_deref(), json),
         Cmd::Run(args) => {
             runtime()?.block_on(run_validator(&cli.wallet, args))?;
             Ok(ExitCode::SUCCESS)
@@ -332,6 +425,125 @@ fn bench_round(
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `validator api-key create|list|revoke`.
+fn api_key(cmd: ApiKeyCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ApiKeyCmd::Create {
+            state,
+            name,
+            rate_per_min,
+            token_quota,
+        } => {
+            if rate_per_min.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                anyhow::bail!("--rate-per-min must be a positive number");
+            }
+            let (key, record) = state.store()?.create_key(&NewKey {
+                name,
+                rate_per_min,
+                token_quota,
+            })?;
+            println!("{key}");
+            eprintln!(
+                "key id {} created; this is the only time it is shown (only its sha256 is stored)",
+                record.id
+            );
+        }
+        ApiKeyCmd::List { state, json } => {
+            let keys = state.store()?.keys()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!(
+                    "{:>4}  {:<10} {:<16} {:>10} {:>12} {:>12}  status",
+                    "id", "prefix", "name", "rate/min", "quota", "used"
+                );
+                for k in keys {
+                    println!(
+                        "{:>4}  {:<10} {:<16} {:>10} {:>12} {:>12}  {}",
+                        k.id,
+                        k.prefix,
+                        k.name,
+                        k.rate_per_min.map_or_else(|| "-".into(), |r| r.to_string()),
+                        k.token_quota.map_or_else(|| "-".into(), |q| q.to_string()),
+                        k.tokens_used,
+                        if k.revoked_ms.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+        }
+        ApiKeyCmd::Revoke { state, id } => {
+            if !state.store()?.revoke(id)? {
+                anyhow::bail!("no key with id {id} (see `validator api-key list`)");
+            }
+            println!("key {id} revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--since`: unix seconds, or an age (`30s`, `30m`, `12h`, `7d`) before now; returns unix ms.
+fn parse_since(s: &str, now_ms: u64) -> anyhow::Result<u64> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs.saturating_mul(1000));
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("--since {s:?} is neither unix seconds nor an age like 30m, 12h, 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("--since {s:?}: the unit must be s, m, h or d"),
+    };
+    Ok(now_ms.saturating_sub(secs.saturating_mul(1000)))
+}
+
+/// `validator usage`.
+fn usage(
+    state: &StateDirArgs,
+    key: Option<i64>,
+    since: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = state.store()?;
+    let since_ms = since
+        .map(|s| parse_since(s, validator::api::store::now_ms()))
+        .transpose()?
+        .unwrap_or(0);
+    let summary = store.summary(key, since_ms)?;
+    if json {
+        let rows = store.usage(key, since_ms, 100_000)?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "rows": rows}))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} requests, {} prompt + {} completion tokens",
+        summary.requests, summary.prompt_tokens, summary.completion_tokens
+    );
+    let pairs = |v: &[(String, u64)]| {
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("outcomes: {}", pairs(&summary.by_outcome));
+    println!("verification: {}", pairs(&summary.by_verification));
+    for (uid, hotkey, requests, tokens) in &summary.by_miner {
+        println!("miner uid {uid} {hotkey}: {requests} requests, {tokens} completion tokens");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -443,6 +655,10 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         args.miners
     };
     let network_name = args.network.or(file.network);
+    let mut api_config = file.api.clone();
+    if args.api_listen.is_some() {
+        api_config.listen = args.api_listen;
+    }
 
     let hotkey = wallet.open()?.hotkey()?;
     let hotkey_pair = hotkey.clone();
@@ -471,6 +687,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
             .map(|s| parse_miner(s))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let network = Arc::new(StaticNetwork::new(miners, Duration::from_secs(12)));
+        let _api = start_api(&api_config, &state_dir, &network, &client, &metrics, &dashboard).await?;
         let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
         return drive(&v, args.rounds, stop).await;
     }
@@ -485,8 +702,32 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         netuid,
         false,
     ));
+    let _api = start_api(&api_config, &state_dir, &network, &client, &metrics, &dashboard).await?;
     let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
     drive(&v, args.rounds, stop).await
+}
+
+/// Starts the API when `config.listen` is set: its store, the model it holds, the directory refresh and
+/// the server. The tasks stop when the returned handles are dropped with the runtime.
+async fn start_api<N: Network>(
+    config: &ApiConfig,
+    state_dir: &Path,
+    network: &Arc<N>,
+    client: &Client,
+    metrics: &Metrics,
+    dashboard: &Dashboard,
+) -> anyhow::Result<Option<validator::api::server::Api>> {
+    let Some(listen) = config.listen else {
+        return Ok(None);
+    };
+    let api =
+        validator::api::server::start(config, state_dir, network.clone(), client, metrics, dashboard).await?;
+    let (bound, _handle) = api
+        .serve(listen)
+        .await
+        .with_context(|| format!("binding the API on {listen}"))?;
+    tracing::info!("OpenAI-compatible API on http://{bound}/v1 (chat page: http://{bound}/chat)");
+    Ok(Some(api))
 }
 
 /// Runs `rounds` rounds, or until `stop`.

@@ -272,6 +272,67 @@ impl Api {
     }
 }
 
+/// Builds the API for a validator: opens `api.sqlite` in `state_dir`, loads the model `config.model`
+/// names (for verification and text prompts; a failure is logged and both are off), and refreshes the
+/// miner directory from `network`'s miners and `dashboard`'s verdicts every `config.refresh_secs`.
+///
+/// # Errors
+/// The store cannot be opened.
+pub async fn start<N: crate::network::Network>(
+    config: &ApiConfig,
+    state_dir: &std::path::Path,
+    network: Arc<N>,
+    client: &Client,
+    metrics: &crate::metrics::Metrics,
+    dashboard: &crate::dashboard::Dashboard,
+) -> Result<Api, crate::state::StateError> {
+    let store = ApiStore::open_dir(state_dir)?;
+    let held = match config.model.clone() {
+        Some(spec) => match tokio::task::spawn_blocking(move || HeldModel::load(&spec)).await {
+            Ok(Ok(m)) => {
+                tracing::info!(model = %m.name, sha256 = %m.sha256, "the API verifies answers with this model");
+                Some(Arc::new(m))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "the API's model could not be loaded ({e}): no verification, no /v1/completions"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!("loading the API's model failed: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let directory = Directory::new();
+    let api = Api::new(
+        config.clone(),
+        client.clone(),
+        directory.clone(),
+        store,
+        held,
+        metrics.api.clone(),
+    );
+    let (client, dashboard, every) = (client.clone(), dashboard.clone(), config.refresh());
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), network.view()).await {
+                Ok(Ok(view)) => {
+                    directory
+                        .refresh(&client, &view.miners, &dashboard, Duration::from_secs(5))
+                        .await;
+                }
+                Ok(Err(e)) => tracing::warn!("API directory refresh: {e}"),
+                Err(_) => tracing::warn!("API directory refresh: reading the chain timed out"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    Ok(api)
+}
+
 /// An [`ApiError`] as an HTTP response.
 pub fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
