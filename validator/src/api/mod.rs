@@ -32,6 +32,8 @@ pub struct ApiConfig {
     pub default_max_tokens: u64,
     /// Seconds from a request's arrival to its first token, failovers included.
     pub first_token_deadline_secs: f64,
+    /// Seconds one miner gets to send its first event before the next is tried (within the deadline).
+    pub attempt_first_token_secs: f64,
     /// Seconds a miner's stream may pause between events.
     pub stall_secs: f64,
     /// Miners tried for one request before it fails.
@@ -56,6 +58,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1 << 20,
             default_max_tokens: 256,
             first_token_deadline_secs: 60.0,
+            attempt_first_token_secs: 20.0,
             stall_secs: 20.0,
             max_attempts: 3,
             verify_fraction: 0.1,
@@ -71,6 +74,11 @@ impl ApiConfig {
     /// The first-token deadline.
     pub fn first_token_deadline(&self) -> Duration {
         Duration::from_secs_f64(self.first_token_deadline_secs.clamp(0.1, 3600.0))
+    }
+
+    /// One miner's share of the first-token deadline.
+    pub fn attempt_first_token(&self) -> Duration {
+        Duration::from_secs_f64(self.attempt_first_token_secs.clamp(0.1, 3600.0))
     }
 
     /// The stall limit.

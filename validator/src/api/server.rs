@@ -583,7 +583,7 @@ impl Api {
             tried.push(candidate.endpoint.uid);
             let request = self.generate_request(ticket, &model)?;
             let bounds = StreamBounds {
-                first_event: left,
+                first_event: left.min(config.attempt_first_token()),
                 between_events: config.stall(),
                 max_line_bytes: 1 << 20,
             };
