@@ -168,7 +168,7 @@ async fn generate(State(d): State<Arc<Double>>, headers: HeaderMap, body: Bytes)
     }
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let mode = d.mode;
-    let double = d.clone();
+    let double = d;
     tokio::spawn(async move {
         if mode == Mode::Stall {
             // Hold the stream open without a word until the client gives up.

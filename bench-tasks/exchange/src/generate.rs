@@ -501,8 +501,10 @@ mod tests {
             Err(GenerateError::Malformed(_))
         ));
         // Another body than the one sent.
-        let mut other = sent.clone();
-        other.body = b"{}".to_vec();
+        let other = Sent {
+            body: b"{}".to_vec(),
+            ..sent
+        };
         assert!(matches!(
             other.check(&done, &[5, 6, 7], None),
             Err(GenerateError::Receipt(GenerationReceiptError::WrongRequest))

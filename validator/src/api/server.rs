@@ -244,7 +244,7 @@ impl Api {
         if let Some(rate) = key.rate_per_min {
             let now = Instant::now();
             let mut buckets = lock(&self.shared.buckets);
-            let bucket = buckets.entry(key.id).or_insert(Bucket {
+            let bucket = buckets.entry(key.id).or_insert_with(|| Bucket {
                 tokens: (rate / 10.0).max(1.0),
                 at: now,
             });
