@@ -252,6 +252,15 @@ pub async fn deadline(State(gate): State<Arc<Gate>>, request: Request, next: Nex
 }
 
 async fn sign_response(gate: &Gate, verified: &Verified, response: Response) -> Response {
+    // A streamed generation is signed by the receipt in its last line
+    // (`chain::auth::generation`); its body is never buffered here.
+    if response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == bench_tasks::wire::NDJSON_CONTENT_TYPE.as_bytes())
+    {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     // The body is this server's own answer (bounded by the task's limits), so reading it whole is safe.
     let bytes = match body.collect().await {

@@ -297,6 +297,28 @@ pub struct LimitsFile {
     /// `[limits.inference]`: see [`Limits::inference`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inference: Option<InferenceLimitsFile>,
+    /// `[limits.generate]`: see [`Limits::generate`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateLimitsFile>,
+}
+
+/// The `[limits.generate]` table: the `POST /v1/generate` caps ([`crate::config::GenerateLimits`]),
+/// kebab-case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GenerateLimitsFile {
+    /// Sequences decoded together per model and device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sequences: Option<usize>,
+    /// Most tokens one request may generate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+    /// KV-cache bytes per model and device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_cache_bytes: Option<u64>,
+    /// Longest wait for the first token, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_token_timeout_secs: Option<u64>,
 }
 
 /// The `[limits.matmul]` table: [`MatmulLimits`](bench_tasks::matmul::MatmulLimits), kebab-case (the
@@ -361,6 +383,12 @@ impl LimitsFile {
                 max_prompt_len: Some(limits.inference.max_prompt_len),
                 max_new_tokens: Some(limits.inference.max_new_tokens),
             }),
+            generate: Some(GenerateLimitsFile {
+                max_sequences: Some(limits.generate.max_sequences),
+                max_tokens: Some(limits.generate.max_tokens),
+                kv_cache_bytes: Some(limits.generate.kv_cache_bytes),
+                first_token_timeout_secs: Some(limits.generate.first_token_timeout_secs),
+            }),
         }
     }
 
@@ -396,6 +424,16 @@ impl LimitsFile {
         }
         if let Some(i) = &self.inference {
             set!(i, limits.inference, max_batch, max_prompt_len, max_new_tokens);
+        }
+        if let Some(g) = &self.generate {
+            set!(
+                g,
+                limits.generate,
+                max_sequences,
+                max_tokens,
+                kv_cache_bytes,
+                first_token_timeout_secs
+            );
         }
     }
 }
@@ -745,6 +783,12 @@ mod tests {
             max_connections_per_ip: 6,
             header_read_timeout_secs: 4,
             idle_timeout_secs: 44,
+            generate: crate::config::GenerateLimits {
+                max_sequences: 3,
+                max_tokens: 77,
+                kv_cache_bytes: 1 << 25,
+                first_token_timeout_secs: 8,
+            },
         };
         let defaults = Limits::default();
         assert_ne!(wanted.matmul, defaults.matmul);

@@ -54,6 +54,35 @@ pub struct Limits {
     pub header_read_timeout_secs: u64,
     /// A connection with no request in flight and no bytes moving for this long is closed, in seconds.
     pub idle_timeout_secs: u64,
+    /// Organic generation caps (`[limits.generate]`, `POST /v1/generate`).
+    pub generate: GenerateLimits,
+}
+
+/// Caps on `POST /v1/generate`, per served model and device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateLimits {
+    /// Sequences decoded together (the continuous batch); a request beyond it gets 503 `batch_full`.
+    pub max_sequences: usize,
+    /// Most tokens one request may generate (422 `bad_request` above it).
+    pub max_tokens: usize,
+    /// KV-cache bytes all sequences of one model on one device may reserve (prompt plus `max_tokens`
+    /// positions each, reserved at admission); beyond it 503 `kv_cache_full`.
+    pub kv_cache_bytes: u64,
+    /// Longest a request may wait for its first token (behind challenges, which run first) before the
+    /// stream ends with an error, in seconds.
+    pub first_token_timeout_secs: u64,
+}
+
+impl Default for GenerateLimits {
+    fn default() -> Self {
+        Self {
+            max_sequences: 16,
+            max_tokens: 512,
+            kv_cache_bytes: 1 << 30,
+            first_token_timeout_secs: 30,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -81,6 +110,7 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            generate: GenerateLimits::default(),
         }
     }
 }

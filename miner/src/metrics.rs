@@ -28,6 +28,13 @@ pub struct TaskLabels {
     pub step: String,
 }
 
+/// Labels of `miner_generate_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GenerateLabels {
+    /// `admitted`, a finish reason (`stop`, `length`), or a refusal or failure reason code.
+    pub outcome: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms … about 33 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 17))
@@ -57,6 +64,12 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Connections closed after the idle timeout.
     pub connections_idle_closed: Counter,
+    /// `POST /v1/generate` requests by outcome (each request counts `admitted` and then how it ended).
+    pub generate_requests: Family<GenerateLabels, Counter>,
+    /// Tokens generated for `POST /v1/generate`.
+    pub generated_tokens: Counter,
+    /// Seconds from a generate request's arrival to its first token.
+    pub generate_ttft_seconds: Histogram,
 }
 
 impl Metrics {
@@ -75,6 +88,9 @@ impl Metrics {
         let connections = Counter::default();
         let connections_refused = Counter::default();
         let connections_idle_closed = Counter::default();
+        let generate_requests = Family::<GenerateLabels, Counter>::default();
+        let generated_tokens = Counter::default();
+        let generate_ttft_seconds = latency_histogram();
         registry.register("requests", "Requests by route and outcome", requests.clone());
         registry.register("queue_depth", "Jobs waiting for the device", queue_depth.clone());
         registry.register(
@@ -113,6 +129,21 @@ impl Metrics {
             "Connections closed after the idle timeout",
             connections_idle_closed.clone(),
         );
+        registry.register(
+            "generate_requests",
+            "POST /v1/generate requests by outcome",
+            generate_requests.clone(),
+        );
+        registry.register(
+            "generated_tokens",
+            "Tokens generated for POST /v1/generate",
+            generated_tokens.clone(),
+        );
+        registry.register(
+            "generate_ttft_seconds",
+            "Seconds from a generate request's arrival to its first token",
+            generate_ttft_seconds.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -125,7 +156,24 @@ impl Metrics {
             connections,
             connections_refused,
             connections_idle_closed,
+            generate_requests,
+            generated_tokens,
+            generate_ttft_seconds,
         }
+    }
+
+    /// Counts one generate request outcome.
+    pub fn count_generate(&self, outcome: &str) {
+        self.generate_requests
+            .get_or_create(&GenerateLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one generation's time to first token.
+    pub fn observe_ttft(&self, seconds: f64) {
+        self.generate_ttft_seconds.observe(seconds);
     }
 
     /// Counts one request on `route` with `outcome`.

@@ -106,6 +106,23 @@ impl<C: 'static> WorkQueue<C> {
     where
         F: FnOnce() -> C + Send + 'static,
     {
+        Self::start_with_background(name, capacity, metrics, make_context, |_| false)
+    }
+
+    /// [`start`](Self::start), with background work: whenever no job is waiting, the worker calls
+    /// `background` (one short unit of work, such as one decoding step of a continuous batch) for as
+    /// long as it returns `true`, checking the queue between calls; it sleeps once `background` returns
+    /// `false`, until the next job. Queued jobs thus always run before the next unit of background work.
+    pub fn start_with_background<F>(
+        name: &str,
+        capacity: usize,
+        metrics: Metrics,
+        make_context: F,
+        background: fn(&mut C) -> bool,
+    ) -> std::io::Result<Self>
+    where
+        F: FnOnce() -> C + Send + 'static,
+    {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 waiting: BTreeMap::new(),
@@ -120,7 +137,7 @@ impl<C: 'static> WorkQueue<C> {
         let worker_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
             let mut context = make_context();
-            worker_loop(&worker_shared, &mut context);
+            worker_loop(&worker_shared, &mut context, background);
         })?;
         Ok(Self {
             shared,
@@ -210,7 +227,10 @@ impl<C> Drop for WorkQueue<C> {
     }
 }
 
-fn worker_loop<C>(shared: &Shared<C>, context: &mut C) {
+fn worker_loop<C>(shared: &Shared<C>, context: &mut C, background: fn(&mut C) -> bool) {
+    // Whether background work may be pending: set after every job (a job may have started some), cleared
+    // when `background` reports none.
+    let mut busy = false;
     loop {
         let job = {
             let mut state = shared.lock();
@@ -221,12 +241,28 @@ fn worker_loop<C>(shared: &Shared<C>, context: &mut C) {
                 if let Some((_, job)) = state.waiting.pop_last() {
                     shared.metrics.queue_depth.set(state.waiting.len() as i64);
                     state.running = true;
-                    break job;
+                    break Some(job);
+                }
+                if busy {
+                    break None;
                 }
                 state = shared.wakeup.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
         };
         let started = Instant::now();
+        let Some(job) = job else {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| background(context)));
+            shared
+                .metrics
+                .device_busy_seconds
+                .inc_by(started.elapsed().as_secs_f64());
+            busy = ran.unwrap_or_else(|_| {
+                tracing::error!("background device work panicked; it is dropped");
+                false
+            });
+            continue;
+        };
+        busy = true;
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(context)));
         shared.lock().running = false;
         match ran {

@@ -17,10 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
+use bench_tasks::inference::engine::SlotGate;
+use bench_tasks::inference::real::RealModel;
 use bench_tasks::wire::{
-    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, DeviceInfo, HEALTH_PATH, INFO_PATH, InferenceServed,
-    MAX_CHALLENGE_ID_LEN, METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse, PING_PATH,
-    ServerLimits, TaskClass, TaskLimits,
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, DeviceInfo, GENERATE_PATH, HEALTH_PATH, INFO_PATH,
+    InferenceServed, MAX_CHALLENGE_ID_LEN, METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse,
+    PING_PATH, ServerLimits, TaskClass, TaskLimits,
 };
 use chain::auth::{Verifier, VerifierConfig};
 use chain::keys::{AccountId, Keypair};
@@ -36,6 +38,7 @@ use crate::error::ApiError;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::queue::{QueueError, WorkQueue};
+use crate::serving::{ServedModel, Serving};
 use crate::store::{StateStore, StoreError};
 use crate::tasks::{self, DeviceContext, TaskState};
 use crate::validators::ValidatorSet;
@@ -64,6 +67,8 @@ pub struct MinerConfig {
     pub verifier: VerifierConfig,
     /// Honest, or an adversary (feature `adversary`).
     pub behavior: Behavior,
+    /// Real models served by `POST /v1/generate` (and listed in `/info`), loaded on the host.
+    pub models: Vec<Arc<RealModel>>,
 }
 
 impl MinerConfig {
@@ -78,6 +83,7 @@ impl MinerConfig {
             validators,
             verifier: VerifierConfig::default(),
             behavior: Behavior::Honest,
+            models: Vec::new(),
         }
     }
 }
@@ -106,6 +112,10 @@ pub struct AppState {
     pub(crate) limits: Arc<Limits>,
     pub(crate) info: MinerInfo,
     pub(crate) garbage: bool,
+    /// The real models served, in `info.models` order.
+    pub(crate) served: Vec<Arc<ServedModel>>,
+    /// `gates[device][model]`: each served model's batch capacity on each device.
+    pub(crate) gates: Vec<Vec<Arc<SlotGate>>>,
 }
 
 /// A running miner server.
@@ -131,6 +141,13 @@ impl MinerServer {
         };
         let behavior = config.behavior;
         let model_budget = config.limits.model_cache_bytes;
+        let generate_limits = config.limits.generate;
+        let served: Vec<Arc<ServedModel>> = config
+            .models
+            .iter()
+            .map(|m| Arc::new(ServedModel::new(Arc::clone(m), &generate_limits)))
+            .collect();
+        let mut gates = Vec::with_capacity(indices.len());
         let mut queues = Vec::with_capacity(indices.len());
         let mut devices = Vec::with_capacity(indices.len());
         for index in indices {
@@ -148,12 +165,28 @@ impl MinerServer {
                 name: format!("{device:?}"),
                 memory_bytes,
             });
-            queues.push(WorkQueue::start(
+            let device_gates: Vec<Arc<SlotGate>> = served
+                .iter()
+                .map(|s| SlotGate::new(s.real.config(), ServedModel::engine_limits(&generate_limits)))
+                .collect();
+            let (worker_served, worker_gates) = (served.clone(), device_gates.clone());
+            queues.push(WorkQueue::start_with_background(
                 &format!("miner-{backend}-{index}"),
                 config.limits.queue_capacity,
                 metrics.clone(),
-                move || DeviceContext::new(device, backend, behavior, model_budget),
+                move || {
+                    let mut context = DeviceContext::new(device.clone(), backend, behavior, model_budget);
+                    match Serving::new(&worker_served, &worker_gates, &device) {
+                        Ok(serving) => context.serving = serving,
+                        Err(e) => {
+                            tracing::error!(error = %e, "the served models could not be built on the device")
+                        }
+                    }
+                    context
+                },
+                |context| context.serving.step(),
             )?);
+            gates.push(device_gates);
         }
         let limits = config.limits;
         let info = MinerInfo {
@@ -188,7 +221,7 @@ impl MinerServer {
                 rate_per_validator: limits.rate_per_validator,
                 concurrency_per_validator: u64::from(limits.concurrency_per_validator),
             },
-            models: Vec::new(),
+            models: served.iter().map(|s| s.info.clone()).collect(),
         };
         let gate = Arc::new(Gate::new(
             config.keypair.clone(),
@@ -212,6 +245,8 @@ impl MinerServer {
             limits: Arc::new(limits),
             info,
             garbage: behavior.garbage(),
+            served,
+            gates,
         });
 
         let addr = listener.local_addr()?;
@@ -308,6 +343,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(CHALLENGE_PATH, post(challenge))
         .route(OPEN_PATH, post(open))
         .route(PING_PATH, post(ping))
+        .route(GENERATE_PATH, post(crate::generate::generate))
         .route_layer(
             tower::ServiceBuilder::new()
                 .layer(middleware::from_fn_with_state(Arc::clone(gate), auth::count))
@@ -347,7 +383,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn queue_error(e: QueueError) -> ApiError {
+pub(crate) fn queue_error(e: QueueError) -> ApiError {
     match e {
         QueueError::Full => ApiError::too_many("queue_full", e.to_string(), Duration::from_secs(1)),
         QueueError::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),

@@ -36,6 +36,8 @@ pub struct DeviceContext {
     pub behavior: Behavior,
     /// Inference models built on this device.
     pub models: InferenceModels,
+    /// The served real models' continuous batches (`POST /v1/generate`).
+    pub serving: crate::serving::Serving,
 }
 
 impl DeviceContext {
@@ -47,6 +49,7 @@ impl DeviceContext {
             backend,
             behavior,
             models: InferenceModels::new(model_budget_bytes),
+            serving: crate::serving::Serving::none(),
         }
     }
 }

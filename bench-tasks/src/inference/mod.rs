@@ -51,6 +51,7 @@ pub mod adversary;
 pub mod challenge;
 pub mod chat;
 pub mod config;
+pub mod engine;
 pub mod gguf;
 pub mod model;
 pub mod real;

@@ -176,11 +176,79 @@ impl Transformer {
     /// the final norm, appending to `cache` when given (positions continue after what it holds), and
     /// returns the hidden states `[batch, len, d_model]`.
     pub fn hidden(&self, tokens: Tensor<2, Int>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
-        let [batch, len] = tokens.dims();
+        let [_, len] = tokens.dims();
         let device = tokens.device();
-        let past = cache.as_ref().map_or(0, |c| c.len);
-        let (cos, sin) = rope_tables(&self.config, past, len, &device);
-        let mask = (len > 1).then(|| causal_mask(past, len, &device));
+        let start = cache.as_ref().map_or(0, |c| c.len);
+        let (cos, sin) = rope_tables(&self.config, &[start], len, &device);
+        let mask = (len > 1).then(|| causal_mask(start, len, &device));
+        let mut past = cache.as_deref_mut().map_or(Past::None, Past::Shared);
+        let x = self.blocks(tokens, &cos, &sin, mask.as_ref(), &mut past);
+        if let Some(c) = cache {
+            c.len += len;
+        }
+        x
+    }
+
+    /// One decoding step for sequences at different positions, each with its own cache: feeds `tokens[i]`
+    /// after what `caches[i]` holds, appends its keys and values there, and returns the logits `[n, vocab]`.
+    /// This is how continuous batching decodes sequences that joined at different times
+    /// ([`super::engine`]): every cache is padded to the longest, and the padding is masked out, so each
+    /// row sees exactly its own past (the result equals a step on that sequence alone up to float
+    /// reassociation).
+    ///
+    /// # Errors
+    /// [`InferenceError::BadChallenge`] when `tokens` and `caches` differ in length or are empty, a cache
+    /// is empty (prefill it with [`step`](Self::step) first) or full, and [`InferenceError::OutOfVocab`].
+    pub fn step_ragged(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor<2>, InferenceError> {
+        let bad = |why: String| InferenceError::BadChallenge { field: "tokens", why };
+        if tokens.is_empty() || tokens.len() != caches.len() {
+            return Err(bad(format!(
+                "{} tokens for {} caches",
+                tokens.len(),
+                caches.len()
+            )));
+        }
+        if caches
+            .iter()
+            .any(|c| c.is_empty() || c.len >= self.config.max_seq_len)
+        {
+            return Err(bad(format!(
+                "every cache must hold 1..{} positions before a step",
+                self.config.max_seq_len
+            )));
+        }
+        let ids = super::challenge::flatten_ids(&[tokens.to_vec()], self.config.vocab_size, "tokens")?;
+        let n = tokens.len();
+        let device = self.device();
+        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
+        let longest = positions.iter().copied().max().unwrap_or(0);
+        let (cos, sin) = rope_tables(&self.config, &positions, 1, &device);
+        let mask = padding_mask(&positions, longest, &device);
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
+        let mut past = Past::Ragged { caches, longest };
+        let h = self.blocks(input, &cos, &sin, Some(&mask), &mut past);
+        if let Past::Ragged { caches, .. } = past {
+            for c in caches.iter_mut() {
+                c.len += 1;
+            }
+        }
+        Ok(self.logits(h.reshape([n, self.config.d_model])))
+    }
+
+    /// Embedding, every block and the final norm.
+    fn blocks(
+        &self,
+        tokens: Tensor<2, Int>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        mask: Option<&Tensor<4>>,
+        past: &mut Past<'_, '_>,
+    ) -> Tensor<3> {
+        let [batch, len] = tokens.dims();
         let flat = tokens.reshape([batch * len]);
         let mut x: Tensor<3> =
             self.embed_tokens
@@ -188,11 +256,7 @@ impl Transformer {
                 .select(0, flat)
                 .reshape([batch, len, self.config.d_model]);
         for (i, block) in self.layers.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = block.forward(x, &self.config, &cos, &sin, mask.as_ref(), layer_cache);
-        }
-        if let Some(c) = cache {
-            c.len += len;
+            x = block.forward(x, &self.config, cos, sin, mask, past, i);
         }
         rms_norm(x, self.norm.val(), self.config.norm_eps)
     }
@@ -212,7 +276,80 @@ impl Transformer {
     }
 }
 
+/// The keys and values a forward pass attends to besides its own.
+enum Past<'c, 'k> {
+    /// None: a full causal pass.
+    None,
+    /// One cache shared by every row of the batch (all rows at the same position).
+    Shared(&'c mut KvCache),
+    /// One cache per row, padded to `longest` positions for the step.
+    Ragged {
+        caches: &'c mut [&'k mut KvCache],
+        longest: usize,
+    },
+}
+
+impl Past<'_, '_> {
+    /// Stores the new keys and values `[batch, kv_heads, len, head_dim]` of `layer` and returns everything
+    /// to attend to.
+    fn extend(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            Self::None => (k, v),
+            Self::Shared(cache) => {
+                let (k, v) = match cache.layers.get(layer) {
+                    Some((pk, pv)) => (
+                        Tensor::cat(vec![pk.clone(), k], 2),
+                        Tensor::cat(vec![pv.clone(), v], 2),
+                    ),
+                    None => (k, v),
+                };
+                store(cache, layer, k.clone(), v.clone());
+                (k, v)
+            }
+            Self::Ragged { caches, longest } => {
+                let [_, kv_heads, _, hd] = k.dims();
+                let device = k.device();
+                let mut padded_k = Vec::with_capacity(caches.len());
+                let mut padded_v = Vec::with_capacity(caches.len());
+                for (i, cache) in caches.iter_mut().enumerate() {
+                    let (nk, nv) = (k.clone().narrow(0, i, 1), v.clone().narrow(0, i, 1));
+                    let (pk, pv) = cache.layers[layer].clone();
+                    let pad = *longest - cache.len;
+                    let with_pad = |t: Tensor<4>| {
+                        if pad == 0 {
+                            t
+                        } else {
+                            Tensor::cat(vec![t, Tensor::zeros([1, kv_heads, pad, hd], &device)], 2)
+                        }
+                    };
+                    padded_k.push(with_pad(pk.clone()));
+                    padded_v.push(with_pad(pv.clone()));
+                    store(
+                        cache,
+                        layer,
+                        Tensor::cat(vec![pk, nk], 2),
+                        Tensor::cat(vec![pv, nv], 2),
+                    );
+                }
+                (
+                    Tensor::cat(vec![Tensor::cat(padded_k, 0), k], 2),
+                    Tensor::cat(vec![Tensor::cat(padded_v, 0), v], 2),
+                )
+            }
+        }
+    }
+}
+
+fn store(cache: &mut KvCache, layer: usize, k: Tensor<4>, v: Tensor<4>) {
+    if layer < cache.layers.len() {
+        cache.layers[layer] = (k, v);
+    } else {
+        cache.layers.push((k, v));
+    }
+}
+
 impl Block {
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: Tensor<3>,
@@ -220,16 +357,18 @@ impl Block {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: Option<&Tensor<4>>,
-        cache: Option<(&mut KvCache, usize)>,
+        past: &mut Past<'_, '_>,
+        layer: usize,
     ) -> Tensor<3> {
         let h = rms_norm(x.clone(), self.input_norm.val(), config.norm_eps);
-        let x = x + self.attn.forward(h, config, cos, sin, mask, cache);
+        let x = x + self.attn.forward(h, config, cos, sin, mask, past, layer);
         let h = rms_norm(x.clone(), self.post_attention_norm.val(), config.norm_eps);
         x + self.mlp.forward(h)
     }
 }
 
 impl Attention {
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: Tensor<3>,
@@ -237,27 +376,20 @@ impl Attention {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: Option<&Tensor<4>>,
-        cache: Option<(&mut KvCache, usize)>,
+        past: &mut Past<'_, '_>,
+        layer: usize,
     ) -> Tensor<3> {
         let [batch, len, d_model] = x.dims();
         let (heads, kv_heads, hd) = (config.n_heads, config.n_kv_heads, config.head_dim());
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, len, n, hd]).swap_dims(1, 2);
         let q = apply_rope(split(linear(x.clone(), self.q_proj.val(), None), heads), cos, sin);
-        let mut k = apply_rope(
+        let k = apply_rope(
             split(linear(x.clone(), self.k_proj.val(), None), kv_heads),
             cos,
             sin,
         );
-        let mut v = split(linear(x, self.v_proj.val(), None), kv_heads);
-        if let Some((cache, layer)) = cache {
-            if let Some((pk, pv)) = cache.layers.get(layer) {
-                k = Tensor::cat(vec![pk.clone(), k], 2);
-                v = Tensor::cat(vec![pv.clone(), v], 2);
-                cache.layers[layer] = (k.clone(), v.clone());
-            } else {
-                cache.layers.push((k.clone(), v.clone()));
-            }
-        }
+        let v = split(linear(x, self.v_proj.val(), None), kv_heads);
+        let (k, v) = past.extend(layer, k, v);
         let total = k.dims()[2];
         let group = heads / kv_heads;
         let expand = |t: Tensor<4>| {
@@ -300,27 +432,34 @@ fn rms_norm(x: Tensor<3>, weight: Tensor<1>, eps: f32) -> Tensor<3> {
     x * rms * weight.reshape([1, 1, d])
 }
 
-/// Cosine and sine tables `[1, 1, len, head_dim]` for positions `start..start + len`, in the Hugging Face
-/// Llama layout (the two halves of a head share frequencies). Computed on the host in f64, so every device
-/// gets the same f32 values.
-fn rope_tables(config: &ModelConfig, start: usize, len: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+/// Cosine and sine tables `[rows, 1, len, head_dim]`: row `r` covers positions `starts[r]..starts[r] + len`,
+/// in the Hugging Face Llama layout (the two halves of a head share frequencies). Computed on the host in
+/// f64, so every device gets the same f32 values.
+fn rope_tables(
+    config: &ModelConfig,
+    starts: &[usize],
+    len: usize,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
     let hd = config.head_dim();
     let half = hd / 2;
-    let mut cos = Vec::with_capacity(len * hd);
-    let mut sin = Vec::with_capacity(len * hd);
+    let mut cos = Vec::with_capacity(starts.len() * len * hd);
+    let mut sin = Vec::with_capacity(starts.len() * len * hd);
     let inv_freq: Vec<f64> = (0..half)
         .map(|i| f64::from(config.rope_theta).powf(-((2 * i) as f64) / hd as f64))
         .collect();
-    for pos in start..start + len {
-        for _ in 0..2 {
-            for f in &inv_freq {
-                let angle = pos as f64 * f;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
+    for &start in starts {
+        for pos in start..start + len {
+            for _ in 0..2 {
+                for f in &inv_freq {
+                    let angle = pos as f64 * f;
+                    cos.push(angle.cos() as f32);
+                    sin.push(angle.sin() as f32);
+                }
             }
         }
     }
-    let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, 1, len, hd]), device);
+    let t = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [starts.len(), 1, len, hd]), device);
     (t(cos), t(sin))
 }
 
@@ -341,6 +480,19 @@ fn causal_mask(past: usize, len: usize, device: &Device) -> Tensor<4> {
         .flat_map(|i| (0..total).map(move |j| if j <= past + i { 0.0 } else { -1e9 }))
         .collect();
     Tensor::from_data(TensorData::new(data, [1, 1, len, total]), device)
+}
+
+/// Additive mask `[rows, 1, 1, longest + 1]` for one ragged step: row `r` sees its `positions[r]` cached
+/// keys and the new one (the last column), not the padding between.
+fn padding_mask(positions: &[usize], longest: usize, device: &Device) -> Tensor<4> {
+    let data: Vec<f32> = positions
+        .iter()
+        .flat_map(|&p| (0..=longest).map(move |j| if j < p || j == longest { 0.0 } else { -1e9 }))
+        .collect();
+    Tensor::from_data(
+        TensorData::new(data, [positions.len(), 1, 1, longest + 1]),
+        device,
+    )
 }
 
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {

@@ -128,6 +128,43 @@ impl Verifier {
         Verdict::pass(work)
     }
 
+    /// Verifies one organic generation ([`super::engine`]): `generated` (a final stop token included)
+    /// continued `prompt` under `sampling`, as sequence 0 at positions `0..`. One teacher-forced pass; every
+    /// token must be within the margin of the rule's choice. Never panics: every problem is a failed
+    /// verdict with its reason.
+    pub fn verify_generation(&self, prompt: &[u32], generated: &[u32], sampling: &Sampling) -> Verdict {
+        let work = generated.len() as f64;
+        if let Err(e) = sampling.validate() {
+            return Verdict::fail(Reason::BadChallenge, e.to_string(), 0.0);
+        }
+        let logits = match teacher_forced_logits(&self.model, &[prompt.to_vec()], &[generated.to_vec()]) {
+            Ok(l) => l,
+            Err(e) => {
+                let reason = match &e {
+                    InferenceError::OutOfVocab { .. } => Reason::OutOfVocab,
+                    _ => Reason::BadShape,
+                };
+                return Verdict::fail(reason, e.to_string(), work);
+            }
+        };
+        let vocab = self.model.config().vocab_size;
+        for (t, (&token, row)) in generated.iter().zip(logits.chunks_exact(vocab)).enumerate() {
+            let d = deficit(sampling, row, token, self.margin, 0, t);
+            if d.is_nan() {
+                let detail = format!("the model's logits at position {t} are not finite");
+                return Verdict::fail(Reason::BadValue, detail, work);
+            }
+            if d > self.margin {
+                let detail = format!(
+                    "position {t}: token {token} is {d:.4} below the rule's choice (margin {})",
+                    self.margin
+                );
+                return Verdict::fail(Reason::WrongToken, detail, work);
+            }
+        }
+        Verdict::pass(work)
+    }
+
     /// Runs the teacher-forced pass over `picks` and returns every generated token's logit deficit under
     /// `sampling` ([`super::sampling::deficit`]).
     ///
