@@ -3,30 +3,27 @@
 //!
 //! The validator chose (or recorded) the sampler seed, so it knows the rule every token had to follow:
 //! [`Sampling::choose`] on sequence `b = 0`, positions `t = 0, 1, …` (as the miner's engine decodes an
-//! organic request). One causal pass over `prompt ‖ generated[..T−1]` ([`teacher_forced_logits`]) gives
-//! the logits behind every generated token; each token's [`deficit`] under the rule must stay within
-//! [`REAL_MODEL_MARGIN`]. Jobs wait in a bounded queue and run one at a time on a blocking thread: a full
+//! organic request). [`Verifier::verify_generation`] runs one causal pass over the prompt and the
+//! generated ids and checks each token's deficit under the rule against [`REAL_MODEL_MARGIN`]. Jobs wait in a bounded queue and run one at a time on a blocking thread: a full
 //! queue drops the job (recorded as `skipped`), never the answer.
 
 use std::sync::Arc;
 
 use bench_tasks::inference::real::{REAL_MODEL_MARGIN, RealModel};
-use bench_tasks::inference::sampling::deficit;
 use bench_tasks::inference::tokenizer::Tokenizer;
-use bench_tasks::inference::verifier::teacher_forced_logits;
-use bench_tasks::inference::{Sampling, Transformer};
+use bench_tasks::inference::{Limits, Sampling, Transformer, Verifier};
 use bench_tasks::wire::ChatMessage;
 use serde::{Deserialize, Serialize};
 
-/// A model the validator holds for verification: its sha256, weights on the CPU and tokenizer.
+/// A model the validator holds for verification: its sha256, its verifier on the CPU and its tokenizer.
 #[derive(Debug)]
 pub struct HeldModel {
     /// Lowercase hex sha256 of the model file.
     pub sha256: String,
     /// Its short name.
     pub name: String,
-    /// The transformer on the CPU (flex).
-    pub model: Transformer,
+    /// The teacher-forced verifier (flex, [`REAL_MODEL_MARGIN`]).
+    pub verifier: Verifier,
     /// Its tokenizer and chat template.
     pub tokenizer: Tokenizer,
 }
@@ -42,14 +39,15 @@ impl HeldModel {
         let bench_tasks::inference::ModelId::Gguf { name, sha256, .. } = &real.id else {
             return Err(format!("{spec} is not a GGUF model"));
         };
+        let (name, sha256) = (name.clone(), sha256.clone());
         let device = bench_tasks::BackendKind::Flex
             .device(0)
             .map_err(|e| e.to_string())?;
         let model = Transformer::from_weights(&real.weights, &device).map_err(|e| e.to_string())?;
         Ok(Self {
-            sha256: sha256.clone(),
-            name: name.clone(),
-            model,
+            sha256,
+            name,
+            verifier: Verifier::new(real.id, model, Limits::default()).with_margin(REAL_MODEL_MARGIN),
             tokenizer: real.tokenizer,
         })
     }
@@ -117,8 +115,10 @@ pub struct Job {
     pub sampling: Sampling,
 }
 
-/// Checks `job` against `model`: every generated token's deficit under the rule must be within
-/// [`REAL_MODEL_MARGIN`].
+/// Checks `job` against `model` with [`Verifier::verify_generation`]: every generated token must be
+/// within [`REAL_MODEL_MARGIN`] of the rule's choice (sequence 0, positions from 0). A prompt whose length
+/// differs from the receipt's is `prompt_mismatch` (the validator did not rebuild what the miner decoded:
+/// not the miner's fault as far as this check can tell).
 pub fn check(model: &HeldModel, job: &Job) -> OrganicVerdict {
     let n = job.generated.len();
     if n == 0 {
@@ -140,53 +140,13 @@ pub fn check(model: &HeldModel, job: &Job) -> OrganicVerdict {
             0,
         );
     }
-    let vocab = model.model.config().vocab_size;
-    if let Some(&bad) = job.generated.iter().find(|&&id| id as usize >= vocab) {
-        return OrganicVerdict::fail(
-            "out_of_vocab",
-            format!("token {bad} is outside the vocabulary"),
-            0,
-        );
-    }
-    if job.prompt.len() + n > model.model.config().max_seq_len {
-        return OrganicVerdict::fail(
-            "too_long",
-            format!("{} + {n} tokens exceed the model's context", job.prompt.len()),
-            0,
-        );
-    }
-    let logits = match teacher_forced_logits(
-        &model.model,
-        std::slice::from_ref(&job.prompt),
-        std::slice::from_ref(&job.generated),
-    ) {
-        Ok(l) => l,
-        Err(e) => return OrganicVerdict::fail("error", e.to_string(), 0),
-    };
-    for (t, &token) in job.generated.iter().enumerate() {
-        let row = &logits[t * vocab..(t + 1) * vocab];
-        let d = deficit(&job.sampling, row, token, REAL_MODEL_MARGIN, 0, t);
-        if d.is_nan() {
-            return OrganicVerdict::fail(
-                "bad_value",
-                format!("the logits at position {t} are not finite"),
-                t,
-            );
-        }
-        if d > REAL_MODEL_MARGIN {
-            return OrganicVerdict::fail(
-                "wrong_token",
-                format!(
-                    "position {t}: token {token} is {d:.4} below the rule's choice (margin {REAL_MODEL_MARGIN})"
-                ),
-                t + 1,
-            );
-        }
-    }
+    let verdict = model
+        .verifier
+        .verify_generation(&job.prompt, &job.generated, &job.sampling);
     OrganicVerdict {
-        passed: true,
-        reason: "passed".into(),
-        detail: String::new(),
+        passed: verdict.passed,
+        reason: verdict.reason.code().to_owned(),
+        detail: verdict.detail,
         tokens: n,
     }
 }

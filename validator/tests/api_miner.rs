@@ -1,0 +1,168 @@
+//! The API in front of a real miner serving the real default model (SmolLM2-135M-Instruct;
+//! `scripts/fetch-model.sh`, which `scripts/install-deps.sh` runs; without it this test fails): a streamed
+//! sampled chat and a plain text completion go through, every usage row's receipt verifies, and the
+//! validator's CPU replay of each answer (teacher-forced, with the seed it recorded) passes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bench_tasks::inference::real::{RealModel, SMOLLM2};
+use chain::auth::RequestSigner;
+use chain::auth::generation::GenerationReceipt;
+use chain::keys::Keypair;
+use exchange::{Budget, Client, MinerEndpoint};
+use miner::validators::{ValidatorEntry, ValidatorSet};
+use miner::{MinerConfig, MinerServer};
+use validator::api::ApiConfig;
+use validator::api::metrics::ApiMetrics;
+use validator::api::route::{Candidate, Directory};
+use validator::api::server::Api;
+use validator::api::store::{ApiStore, NewKey, Outcome, UsageRow};
+use validator::api::verify::HeldModel;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu() {
+    let validator = Keypair::from_uri("//Validator").unwrap();
+    let real = Arc::new(RealModel::load(SMOLLM2).unwrap_or_else(|e| panic!("{e}")));
+    let validators = ValidatorSet::metagraph(1_000);
+    validators.replace([(
+        validator.account(),
+        ValidatorEntry {
+            stake_rao: 5_000,
+            permit: true,
+        },
+    )]);
+    let miner_key = Keypair::from_uri("//RealMiner").unwrap();
+    let mut config = MinerConfig::new(miner_key.clone(), validators);
+    config.models = vec![real];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = MinerServer::start(config, listener).await.unwrap();
+    let endpoint = MinerEndpoint {
+        uid: 1,
+        hotkey: miner_key.account(),
+        addr: server.local_addr(),
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = ApiStore::open_dir(dir.path()).unwrap();
+    let (key, _) = store.create_key(&NewKey::default()).unwrap();
+    let client = Client::pooled(Arc::new(RequestSigner::new(validator.clone())), 4).unwrap();
+    let info = client
+        .info(
+            &endpoint.target().base,
+            Budget {
+                timeout: Duration::from_secs(10),
+                cap: 1 << 20,
+            },
+        )
+        .await
+        .unwrap();
+    let directory = Directory::new();
+    directory.set(vec![Candidate {
+        endpoint,
+        models: info.models.clone(),
+        score: 0.5,
+        eligible: true,
+    }]);
+    let held = tokio::task::spawn_blocking(|| HeldModel::load(SMOLLM2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.sha256, info.models[0].sha256);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let api = Api::new(
+        ApiConfig {
+            verify_fraction: 1.0,
+            ..ApiConfig::default()
+        },
+        client,
+        directory,
+        store,
+        Some(Arc::new(held)),
+        ApiMetrics::register(&mut registry),
+    );
+    let (addr, _) = api
+        .serve("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &'static str, body: &'static str| {
+        let (http, key) = (http.clone(), key.clone());
+        async move {
+            let resp = http
+                .post(format!("http://{addr}{path}"))
+                .bearer_auth(key)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        }
+    };
+
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(300),
+        post(
+            "/v1/chat/completions",
+            r#"{"model":"smollm2","messages":[{"role":"user","content":"Name three colours."}],
+                "max_tokens":16,"temperature":0.8,"top_p":0.95,"stream":true,"stream_options":{"include_usage":true}}"#,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    let text: String = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|e| *e != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!text.trim().is_empty(), "{body}");
+
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(300),
+        post(
+            "/v1/completions",
+            r#"{"model":"smollm2","prompt":"Once upon a time","max_tokens":8,"temperature":0}"#,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["object"], "text_completion");
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    // Both rows: complete, receipts that verify, and a CPU replay that passed.
+    let reader = ApiStore::open_dir(dir.path()).unwrap();
+    let mut rows: Vec<UsageRow> = Vec::new();
+    for _ in 0..1200 {
+        rows = reader.usage(None, 0, 10).unwrap();
+        if rows.len() == 2 && rows.iter().all(|r| r.verification != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row.outcome, Outcome::Complete, "{row:?}");
+        assert_eq!(row.verification, "passed", "{row:?}");
+        let receipt: GenerationReceipt = serde_json::from_str(row.receipt.as_deref().unwrap()).unwrap();
+        let ids: Vec<u32> = serde_json::from_str(row.token_ids.as_deref().unwrap()).unwrap();
+        assert_eq!(ids.len() as u64, row.completion_tokens);
+        receipt
+            .verify(
+                &miner_key.account(),
+                &validator.account(),
+                &receipt.request_id,
+                row.request_body.as_deref().unwrap().as_bytes(),
+                &ids,
+            )
+            .unwrap();
+    }
+    server.shutdown().await;
+}
