@@ -70,6 +70,11 @@ pub struct LocalnetConfig {
     pub progress: bool,
     /// Give up after this long.
     pub deadline: Duration,
+    /// After the run, keep the subnet up and serve the OpenAI-compatible API here until Ctrl-C (the miners
+    /// then hold the default real model, `smollm2`).
+    pub serve_api: Option<SocketAddr>,
+    /// The API key to accept (default: a fresh one, printed).
+    pub api_key: Option<String>,
 }
 
 impl Default for LocalnetConfig {
@@ -85,6 +90,8 @@ impl Default for LocalnetConfig {
             commit_reveal: false,
             progress: true,
             deadline: Duration::from_secs(600),
+            serve_api: None,
+            api_key: None,
         }
     }
 }
@@ -260,20 +267,37 @@ pub async fn run(config: &LocalnetConfig) -> anyhow::Result<LocalnetReport> {
     let behaviors = behaviors(config)?;
     let dir = StateDir::create_in(&std::env::temp_dir()).context("creating the localnet state folder")?;
     let result = tokio::time::timeout(config.deadline, run_in(config, &behaviors, dir.path())).await;
-    drop(dir);
-    result.map_err(|_| {
+    let result = result.map_err(|_| {
         anyhow::anyhow!(
             "the localnet did not finish within {:?}; run with RUST_LOG=info to see where it stalled",
             config.deadline
         )
-    })?
+    })?;
+    let (report, lingering) = result?;
+    if let Some(l) = lingering {
+        eprint!("{}", report.table());
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("localnet: stopping");
+        for s in l.servers {
+            s.shutdown().await;
+        }
+        l.devnet.shutdown().await;
+    }
+    drop(dir);
+    Ok(report)
+}
+
+/// What stays up while the API is served (`--serve-api`).
+struct Lingering {
+    servers: Vec<miner::MinerServer>,
+    devnet: Devnet,
 }
 
 async fn run_in(
     config: &LocalnetConfig,
     behaviors: &[Behavior],
     dir: &Path,
-) -> anyhow::Result<LocalnetReport> {
+) -> anyhow::Result<(LocalnetReport, Option<Lingering>)> {
     let say = |line: String| {
         if config.progress {
             eprintln!("localnet: {line}");
@@ -291,7 +315,17 @@ async fn run_in(
     let client = Arc::new(ChainClient::connect(&ChainNet::Url(devnet.ws_url()), client_config()).await?);
 
     let v_hot = dev_key("validator")?;
-    let (servers, accounts) = start_miners(behaviors, &v_hot).await?;
+    // With --serve-api the miners hold the default real model, loaded once.
+    let models = match config.serve_api {
+        Some(_) => vec![Arc::new(
+            tokio::task::spawn_blocking(|| {
+                bench_tasks::inference::real::RealModel::load(bench_tasks::inference::real::SMOLLM2)
+            })
+            .await??,
+        )],
+        None => Vec::new(),
+    };
+    let (servers, accounts) = start_miners(behaviors, &v_hot, &models).await?;
     say(format!(
         "{} miners on {}",
         servers.len(),
@@ -306,6 +340,8 @@ async fn run_in(
 
     // The validator's real round loop over the chain.
     let network = Arc::new(ChainNetwork::new(client.clone(), v_hot.clone(), netuid, true));
+    let api_network = network.clone();
+    let metrics = Metrics::new();
     let ledger = Ledger::open(dir, scoring::policy::Policy::default(), &v_hot.ss58(), netuid)?;
     let dashboard = Dashboard::new();
     let mut secret = [0u8; 32];
@@ -322,7 +358,7 @@ async fn run_in(
         ledger,
         secret,
         round_config,
-        Metrics::new(),
+        metrics.clone(),
         dashboard.clone(),
     );
     let tally = drive_rounds(config, &client, netuid, &v, &say).await?;
@@ -352,18 +388,51 @@ async fn run_in(
         })
         .collect();
     say(format!("done in {:.1} s", started.elapsed().as_secs_f64()));
-    for s in servers {
-        s.shutdown().await;
-    }
-    devnet.shutdown().await;
-    Ok(LocalnetReport {
+    let report = LocalnetReport {
         epochs: tally.epochs,
         blocks: graph.block,
         miners,
         weights_set: tally.weights_set,
         weights_failed: tally.weights_failed,
         weights_call: tally.weights_call,
-    })
+    };
+    if let Some(listen) = config.serve_api {
+        let api_config = crate::api::ApiConfig {
+            listen: Some(listen),
+            model: Some(bench_tasks::inference::real::SMOLLM2.into()),
+            verify_fraction: 0.5,
+            ..crate::api::ApiConfig::default()
+        };
+        let signer = exchange::Client::pooled(Arc::new(RequestSigner::new(v_hot.clone())), 8)?;
+        let api =
+            crate::api::server::start(&api_config, dir, api_network, &signer, &metrics, &dashboard).await?;
+        let key = crate::api::store::ApiStore::open_dir(dir).and_then(|mut store| {
+            let new = crate::api::store::NewKey {
+                name: "localnet".into(),
+                ..Default::default()
+            };
+            match &config.api_key {
+                Some(k) => store.import_key(k, &new).map(|_| k.clone()),
+                None => store.create_key(&new).map(|(k, _)| k),
+            }
+        })?;
+        let (bound, _) = api
+            .serve(listen)
+            .await
+            .with_context(|| format!("binding the API on {listen}"))?;
+        eprintln!(
+            "localnet: serving the OpenAI-compatible API on http://{bound}/v1 until Ctrl-C (chat page: http://{bound}/chat)\n\
+             localnet: API key {key}\n\
+             curl http://{bound}/v1/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n  \
+             -d '{{\"model\":\"smollm2\",\"messages\":[{{\"role\":\"user\",\"content\":\"Name three colours.\"}}],\"max_tokens\":32}}'"
+        );
+        return Ok((report, Some(Lingering { servers, devnet })));
+    }
+    for s in servers {
+        s.shutdown().await;
+    }
+    devnet.shutdown().await;
+    Ok((report, None))
 }
 
 /// Starts one real miner server per behavior, each on its own loopback address (127.0.0.2 upwards),
@@ -371,6 +440,7 @@ async fn run_in(
 async fn start_miners(
     behaviors: &[Behavior],
     v_hot: &Keypair,
+    models: &[Arc<bench_tasks::inference::real::RealModel>],
 ) -> anyhow::Result<(Vec<miner::MinerServer>, Vec<Account>)> {
     let mut servers = Vec::with_capacity(behaviors.len());
     let mut accounts = Vec::with_capacity(behaviors.len());
@@ -382,6 +452,7 @@ async fn start_miners(
             .with_context(|| format!("binding a miner to {ip}"))?;
         let miner_config = miner::MinerConfig {
             behavior: *behavior,
+            models: models.to_vec(),
             ..miner::MinerConfig::new(
                 hotkey.clone(),
                 miner::validators::ValidatorSet::allow_list([v_hot.account()]),

@@ -100,6 +100,13 @@ enum Cmd {
         /// Print exactly one JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
+        /// After the run, keep the subnet up and serve the OpenAI-compatible API on this address until
+        /// Ctrl-C (the miners then hold the default model, smollm2; prints a key and a curl example).
+        #[arg(long)]
+        serve_api: Option<SocketAddr>,
+        /// The API key `--serve-api` accepts (default: a fresh one).
+        #[arg(long, requires = "serve_api")]
+        api_key: Option<String>,
     },
     /// Create btcli wallets (validator, miner-1, …) and set up a subnet for them on an external chain
     /// (subtensor's localnet image), with //Alice as sudo.
@@ -310,8 +317,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             block_ms,
             commit_reveal,
             json,
+            serve_api,
+            api_key,
         } => {
             let config = validator::localnet::LocalnetConfig {
+                serve_api,
+                api_key,
                 miners,
                 adversaries,
                 epochs,
