@@ -19,6 +19,8 @@ fn config(commit_reveal: bool) -> LocalnetConfig {
         commit_reveal,
         progress: true,
         deadline: Duration::from_secs(300),
+        serve_api: None,
+        api_key: None,
     }
 }
 
