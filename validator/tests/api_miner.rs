@@ -137,6 +137,24 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
     assert_eq!(v["object"], "text_completion");
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
 
+    // A prompt beyond the model's context: the miner refuses it before any work, and so does the API,
+    // with a 400 (no failover: any miner would refuse it).
+    let long = format!(
+        r#"{{"model":"smollm2","messages":[{{"role":"user","content":"{}"}}],"max_tokens":8}}"#,
+        "word ".repeat(20_000)
+    );
+    let resp = http
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .body(long)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("context"), "{body}");
+
     // Both rows: complete, receipts that verify, and a CPU replay that passed.
     let reader = ApiStore::open_dir(dir.path()).unwrap();
     let mut rows: Vec<UsageRow> = Vec::new();
