@@ -237,6 +237,7 @@ struct Harness {
     directory: Directory,
     validator: Keypair,
     key: String,
+    registry: prometheus_client::registry::Registry,
 }
 
 async fn harness(config: ApiConfig) -> Harness {
@@ -266,6 +267,7 @@ async fn harness(config: ApiConfig) -> Harness {
         directory,
         validator,
         key,
+        registry,
     }
 }
 
@@ -541,6 +543,18 @@ async fn a_plain_answer_is_counted_and_its_receipt_verifies() {
     let store = ApiStore::open_dir(h.dir.path()).unwrap();
     let key = store.key_by_secret(&h.key).unwrap().unwrap();
     assert_eq!(key.tokens_used, 8 + 9);
+    // The organic metrics count both answers and the miner's tokens.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &h.registry).unwrap();
+    assert!(
+        text.contains(r#"organic_requests_total{outcome="complete"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"organic_completion_tokens_total{uid="3"} 7"#),
+        "{text}"
+    );
+    assert!(text.contains("organic_ttft_seconds_count 2"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

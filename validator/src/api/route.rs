@@ -5,7 +5,8 @@
 //! A miner is eligible when its latest challenge passed and it is not benched. The choice is random with
 //! weight `(score + floor) × free slots`, so a better miner gets more traffic, a new or low-scored one
 //! still gets some, and a full one none: no deterministic tie-break starves or floods anyone. A miner
-//! that fails organic verification is benched until a challenge in a later round passes.
+//! that fails organic verification is benched until a challenge in a later round passes, then is on
+//! probation (every answer re-checked) until [`PROBATION_PASSES`] organic checks pass.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -47,7 +48,12 @@ struct Inner {
     inflight: HashMap<u16, usize>,
     /// uid → (hotkey, dashboard round when benched).
     benched: HashMap<u16, (String, u64)>,
+    /// Miners back from a bench: every answer of theirs is re-checked until [`PROBATION_PASSES`] pass.
+    probation: HashMap<u16, usize>,
 }
+
+/// Organic checks a miner back from a bench must pass before sampling goes back to the configured share.
+pub const PROBATION_PASSES: usize = 5;
 
 /// The miners the API routes to. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +139,22 @@ impl Directory {
         }
     }
 
+    /// Whether every answer of `uid` is to be re-checked (it is back from a bench).
+    pub fn on_probation(&self, uid: u16) -> bool {
+        self.lock().probation.contains_key(&uid)
+    }
+
+    /// Counts a passed organic check of `uid` toward the end of its probation.
+    pub fn passed_check(&self, uid: u16) {
+        let mut inner = self.lock();
+        if let Some(left) = inner.probation.get_mut(&uid) {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                inner.probation.remove(&uid);
+            }
+        }
+    }
+
     /// Whether `uid` is benched.
     pub fn is_benched(&self, uid: u16) -> bool {
         self.lock().benched.contains_key(&uid)
@@ -212,6 +234,24 @@ impl Directory {
         Ok((candidate, info, slot))
     }
 
+    /// Lifts the bench of `uid` (then on probation) when its latest challenge, `(passed, round)`, passed
+    /// in a round after the bench; a new hotkey on the uid is a new miner and starts clean.
+    pub fn lift(&self, uid: u16, hotkey: &str, latest: Option<(bool, u64)>) {
+        let mut inner = self.lock();
+        let Some((hk, at)) = inner.benched.get(&uid).cloned() else {
+            return;
+        };
+        if hk != hotkey {
+            inner.benched.remove(&uid);
+            inner.probation.remove(&uid);
+        } else if let Some((true, round)) = latest
+            && round > at
+        {
+            inner.benched.remove(&uid);
+            inner.probation.insert(uid, PROBATION_PASSES);
+        }
+    }
+
     /// Rebuilds the directory from `miners`: fetches each one's `/info` (concurrently, each within
     /// `timeout`), takes scores and latest verdicts from `dashboard`, and lifts benches for miners whose
     /// challenge passed in a round after the bench.
@@ -259,13 +299,7 @@ impl Directory {
                 .find(|r| r.uid == m.uid && r.hotkey == info.hotkey);
             let latest = row.and_then(|r| r.recent.first());
             let passed = latest.is_some_and(|v| v.passed);
-            let mut inner = self.lock();
-            if let (Some((hk, at)), Some(v)) = (inner.benched.get(&m.uid).cloned(), latest)
-                && (hk != info.hotkey || (v.passed && v.round > at))
-            {
-                inner.benched.remove(&m.uid);
-            }
-            drop(inner);
+            self.lift(m.uid, &info.hotkey, latest.map(|v| (v.passed, v.round)));
             out.push(Candidate {
                 endpoint: m.clone(),
                 models: info.models,
@@ -321,6 +355,17 @@ mod tests {
         assert!(d.is_benched(1));
         assert_eq!(d.pick("smollm2", &[]).unwrap_err(), NoMiner::Busy);
         assert!(d.models().is_empty());
+        // A failed or same-round challenge keeps the bench; a later pass lifts it into probation.
+        d.lift(1, "x", Some((false, 3)));
+        d.lift(1, "x", Some((true, 0)));
+        assert!(d.is_benched(1));
+        d.lift(1, "x", Some((true, 1)));
+        assert!(!d.is_benched(1) && d.on_probation(1));
+        for _ in 0..PROBATION_PASSES {
+            assert!(d.on_probation(1));
+            d.passed_check(1);
+        }
+        assert!(!d.on_probation(1));
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl Api {
     ) -> Self {
         let store = Arc::new(Mutex::new(store));
         let totals = Arc::new(Mutex::new(Totals::default()));
-        let verify = held.as_ref().filter(|_| config.verify_fraction > 0.0).map(|model| {
+        let verify = held.as_ref().map(|model| {
             let store = store.clone();
             let directory = directory.clone();
             let metrics = metrics.clone();
@@ -136,6 +136,7 @@ impl Api {
                     }
                     metrics.verification(&v.reason);
                     if v.passed {
+                        directory.passed_check(job.miner_uid);
                         let mut t = lock(&totals);
                         t.verified += 1;
                         if t.complete > 0 {
@@ -781,7 +782,8 @@ impl Api {
         let sampled = outcome == Outcome::Complete
             && done.is_some()
             && self.shared.verify.is_some()
-            && rand::random::<f64>() < self.shared.config.verify_fraction;
+            && (self.shared.directory.on_probation(candidate.endpoint.uid)
+                || rand::random::<f64>() < self.shared.config.verify_fraction);
         {
             let mut totals = lock(&self.shared.totals);
             totals.tokens += ids.len() as u64;
