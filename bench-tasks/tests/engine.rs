@@ -236,7 +236,7 @@ fn stop_strings_cut_the_text_and_eos_and_length_end_as_documented() {
 
     let short = SequenceRequest {
         max_tokens: 3,
-        ..r.clone()
+        ..r
     };
     let (short_ids, _, short_end) = alone(&short);
     assert_eq!((short_end.reason, short_ids.len()), (FinishReason::Length, 3));
@@ -303,7 +303,7 @@ fn bad_requests_are_refused_before_any_work() {
                 top_p: 0.0,
                 seed: 1,
             },
-            ..ok.clone()
+            ..ok
         },
     ];
     for bad in cases {

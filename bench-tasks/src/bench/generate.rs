@@ -133,7 +133,12 @@ pub fn run(opts: &GenerateBenchOptions) -> Result<GenerateBenchReport, Inference
     for &c in &opts.concurrency {
         levels.push(level(&model, &real, &prompts, c, opts)?);
     }
-    let rate = |c: usize| levels.iter().find(|l| l.concurrency == c).map(|l| l.tokens_per_second);
+    let rate = |c: usize| {
+        levels
+            .iter()
+            .find(|l| l.concurrency == c)
+            .map(|l| l.tokens_per_second)
+    };
     let batching_gain_16 = rate(16).zip(rate(1)).map(|(a, b)| a / b);
     Ok(GenerateBenchReport {
         model: real.id.to_string(),
@@ -176,10 +181,12 @@ fn level(
                 sampling: Sampling::GREEDY,
                 stop: Vec::new(),
             };
-            let reservation = gate.reserve(request.positions()).map_err(|e| InferenceError::BadChallenge {
-                field: "concurrency",
-                why: e.to_string(),
-            })?;
+            let reservation =
+                gate.reserve(request.positions())
+                    .map_err(|e| InferenceError::BadChallenge {
+                        field: "concurrency",
+                        why: e.to_string(),
+                    })?;
             let log = Arc::new(Mutex::new(Log::default()));
             let arrived = Instant::now();
             engine.join(
