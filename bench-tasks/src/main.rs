@@ -96,6 +96,34 @@ enum Bench {
     Matmul(MatmulArgs),
     /// Greedy decoding of a Llama-style transformer, checked by a teacher-forced CPU pass.
     Inference(InferenceArgs),
+    /// Continuous batching of chat requests on a real model: tokens/s and time to first token by
+    /// concurrency.
+    Generate(BenchGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchGenerateArgs {
+    /// `smollm2` or the path of a Llama GGUF file.
+    #[arg(long, default_value = "smollm2")]
+    model: String,
+    /// Backend: flex, wgpu, vulkan or cuda (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    backend: BackendKind,
+    /// Device index of the backend.
+    #[arg(long, default_value_t = 0)]
+    device: usize,
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 16, 64])]
+    concurrency: Vec<usize>,
+    /// Requests per level (default twice the concurrency).
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Most tokens per request.
+    #[arg(long, default_value_t = 32)]
+    max_tokens: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +208,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Bench(Bench::Matmul(args)) => bench_matmul(&args),
         Command::Bench(Bench::Inference(args)) => bench_inference(&args),
+        Command::Bench(Bench::Generate(args)) => bench_generate(&args),
         Command::Generate(args) => match generate(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -317,6 +346,54 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
         }
         Ok(report) => {
             print_text(&report);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench-tasks: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_generate(args: &BenchGenerateArgs) -> ExitCode {
+    let opts = bench_tasks::bench::generate::GenerateBenchOptions {
+        model: args.model.clone(),
+        backend: args.backend,
+        device_index: args.device,
+        concurrency: args.concurrency.clone(),
+        requests: args.requests,
+        max_tokens: args.max_tokens,
+    };
+    match bench_tasks::bench::generate::run(&opts) {
+        Ok(report) if args.json => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("the report is plain data")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "{} on {} ({}), max_tokens {}",
+                r.model, r.backend, r.precision, r.max_tokens
+            );
+            println!("concurrency  requests  tokens  seconds  tokens/s  ttft p50  ttft p99  steps");
+            for l in &r.levels {
+                println!(
+                    "{:>11}  {:>8}  {:>6}  {:>7.1}  {:>8.1}  {:>8.3}  {:>8.3}  {:>5}",
+                    l.concurrency,
+                    l.requests,
+                    l.tokens,
+                    l.seconds,
+                    l.tokens_per_second,
+                    l.ttft_p50,
+                    l.ttft_p99,
+                    l.steps
+                );
+            }
+            if let Some(g) = r.batching_gain_16 {
+                println!("batching gain (tokens/s at 16 / at 1): {g:.2}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -234,10 +234,7 @@ fn stop_strings_cut_the_text_and_eos_and_length_end_as_documented() {
         "the stop string's token is kept"
     );
 
-    let short = SequenceRequest {
-        max_tokens: 3,
-        ..r.clone()
-    };
+    let short = SequenceRequest { max_tokens: 3, ..r };
     let (short_ids, _, short_end) = alone(&short);
     assert_eq!((short_end.reason, short_ids.len()), (FinishReason::Length, 3));
     assert_eq!(short_ids, ids[..3]);
@@ -303,7 +300,7 @@ fn bad_requests_are_refused_before_any_work() {
                 top_p: 0.0,
                 seed: 1,
             },
-            ..ok.clone()
+            ..ok
         },
     ];
     for bad in cases {

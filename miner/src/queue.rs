@@ -371,6 +371,43 @@ mod tests {
         );
     }
 
+    /// Background work: one zero per call, three in all.
+    fn three_zeros(log: &mut Vec<u64>) -> bool {
+        if log.iter().filter(|&&x| x == 0).count() < 3 {
+            log.push(0);
+            true
+        } else {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_jobs_run_before_background_work_which_then_runs_to_its_end() {
+        let q = WorkQueue::start_with_background("test-device", 4, Metrics::new(), Vec::new, three_zeros)
+            .expect("spawn worker");
+        let (release, held) = hold(&q);
+        let first = q.submit(1, |log: &mut Vec<u64>| log.push(7)).expect("room");
+        let second = q.submit(1, |log: &mut Vec<u64>| log.push(8)).expect("room");
+        release.send(()).expect("worker alive");
+        held.await.expect("held job ran");
+        first.await.expect("ran");
+        second.await.expect("ran");
+        // Background work runs until it reports none left, then the worker sleeps until the next job.
+        let mut log = Vec::new();
+        for _ in 0..200 {
+            log = q
+                .submit(1, |log: &mut Vec<u64>| log.clone())
+                .expect("room")
+                .await
+                .expect("ran");
+            if log.len() == 5 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(log, vec![7, 8, 0, 0, 0]);
+    }
+
     #[tokio::test]
     async fn shutdown_refuses_new_work() {
         let q = queue(1);

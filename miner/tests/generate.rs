@@ -363,9 +363,9 @@ async fn bad_requests_get_a_reason_and_nothing_is_queued() {
     cases.push((
         br#"{"model":"smollm2","max_tokens":1,"prompt_tokens":[1],"extra":1}"#.to_vec(),
         400,
-        "malformed",
+        "malformed_json",
     ));
-    cases.push((b"not json".to_vec(), 400, "malformed"));
+    cases.push((b"not json".to_vec(), 400, "malformed_json"));
     for (body, status, reason) in cases {
         assert_eq!(
             f.refused(&body).await,

@@ -1,6 +1,7 @@
 //! Task benchmarks: figures measured side by side in one run, printed by `bench-tasks bench <task>`.
 //! Speed lives here, never in tests.
 
+pub mod generate;
 pub mod inference;
 pub mod matmul;
 
