@@ -121,6 +121,20 @@ enum Cmd {
         #[arg(long)]
         netuid: Option<u16>,
     },
+    /// Benchmark the API against an in-process miner with the real model (smollm2): requests/s, tokens/s
+    /// and TTFT p50/p99 through the API and directly, per concurrency; CPU verification cost per token.
+    #[cfg(feature = "localnet")]
+    BenchApi {
+        /// Concurrencies to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        concurrency: Vec<usize>,
+        /// Requests per level: this many times the concurrency.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Tokens per request.
+        #[arg(long, default_value_t = 16)]
+        max_tokens: usize,
+    },
     /// Manage the API's keys (stored hashed in `api.sqlite` in the state directory).
     #[command(subcommand)]
     ApiKey(ApiKeyCmd),
@@ -350,6 +364,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report =
                 runtime()?.block_on(validator::setup::setup(&network, &wallet_path, miners, netuid))?;
             print_setup(&report);
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "localnet")]
+        Cmd::BenchApi {
+            concurrency,
+            rounds,
+            max_tokens,
+        } => {
+            let report =
+                runtime()?.block_on(validator::api::bench::bench_api(&concurrency, rounds, max_tokens))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::ApiKey(cmd) => api_key(cmd),

@@ -6,8 +6,11 @@
 //! - [`route`]: the directory of serving miners and the weighted random choice among them.
 //! - [`verify`]: the bounded background queue of teacher-forced replays.
 //! - [`server`]: the axum server that ties them together.
+//! - `bench` (feature `localnet`): `validator bench-api`, the API's figures against an in-process real miner.
 //! - [`metrics`]: tokens/s per miner, time to first token, organic outcomes, verified share, cost.
 
+#[cfg(feature = "localnet")]
+pub mod bench;
 pub mod metrics;
 pub mod openai;
 pub mod route;
