@@ -422,9 +422,10 @@ async fn run_in(
             .with_context(|| format!("binding the API on {listen}"))?;
         eprintln!(
             "localnet: serving the OpenAI-compatible API on http://{bound}/v1 until Ctrl-C (chat page: http://{bound}/chat)\n\
-             localnet: API key {key}\n\
+             localnet: API key {key}; usage: validator usage --state-dir {}\n\
              curl http://{bound}/v1/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n  \
-             -d '{{\"model\":\"smollm2\",\"messages\":[{{\"role\":\"user\",\"content\":\"Name three colours.\"}}],\"max_tokens\":32}}'"
+             -d '{{\"model\":\"smollm2\",\"messages\":[{{\"role\":\"user\",\"content\":\"Name three colours.\"}}],\"max_tokens\":32}}'",
+            dir.display()
         );
         return Ok((report, Some(Lingering { servers, devnet })));
     }
