@@ -121,6 +121,10 @@ pub async fn bench_api(
     config.models = vec![real];
     config.limits.concurrency_per_validator = u32::try_from((2 * peak).max(64)).unwrap_or(u32::MAX);
     config.limits.generate.max_sequences = peak;
+    // The gateway's own figures, not the miner's per-validator throttle, are measured here.
+    config.limits.rate_per_validator = 1e6;
+    config.limits.burst_per_validator = u32::try_from(peak * 4).unwrap_or(u32::MAX);
+    config.limits.generate.kv_cache_bytes = config.limits.generate.kv_cache_bytes.max(4 << 30);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = miner::MinerServer::start(config, listener).await?;
     let endpoint = MinerEndpoint {
@@ -168,6 +172,26 @@ pub async fn bench_api(
         .pool_max_idle_per_host(peak * 2)
         .build()?;
 
+    // One request first so that neither path pays the miner's first-use costs.
+    let warm = GenerateRequest {
+        model: info.models[0].sha256.clone(),
+        messages: Some(prompt(0)),
+        prompt_tokens: None,
+        max_tokens,
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+        stop: Vec::new(),
+        stream: false,
+    };
+    let warm_budget = Budget {
+        timeout: Duration::from_secs(600),
+        cap: 1 << 20,
+    };
+    client
+        .generate(&endpoint.target(), &warm, None, warm_budget)
+        .await
+        .map_err(|e| anyhow::anyhow!("warm-up request: {e}"))?;
     let mut rows = Vec::new();
     let mut samples: Vec<(Vec<ChatMessage>, Vec<u32>)> = Vec::new();
     for &c in concurrencies {
@@ -181,6 +205,7 @@ pub async fn bench_api(
                     let body = serde_json::json!({
                         "model": SMOLLM2, "messages": prompt(i), "max_tokens": max_tokens,
                         "temperature": 0, "stream": true,
+                        "stream_options": {"include_usage": true},
                     });
                     let t0 = Instant::now();
                     let mut resp = http
