@@ -33,6 +33,8 @@ pub struct BenchRow {
     pub requests: usize,
     /// Requests that failed (503 when every slot was busy, …).
     pub errors: usize,
+    /// The first error, when there was one.
+    pub first_error: Option<String>,
     /// Completed requests per second.
     pub requests_per_second: f64,
     /// Completion tokens per second, all requests together.
@@ -93,6 +95,7 @@ fn row(path: &'static str, concurrency: usize, results: &[One], wall: Duration) 
         concurrency,
         requests: results.len(),
         errors: results.len() - ok,
+        first_error: results.iter().find_map(|r| r.as_ref().err().cloned()),
         requests_per_second: ok as f64 / secs,
         tokens_per_second: tokens as f64 / secs,
         ttft_p50_ms: percentile(&ttft, 0.5),
@@ -124,6 +127,9 @@ pub async fn bench_api(
     // The gateway's own figures, not the miner's per-validator throttle, are measured here.
     config.limits.rate_per_validator = 1e6;
     config.limits.burst_per_validator = u32::try_from(peak * 4).unwrap_or(u32::MAX);
+    config.limits.queue_capacity = config.limits.queue_capacity.max(peak * 2);
+    config.limits.max_connections_per_ip = config.limits.max_connections_per_ip.max(peak * 4);
+    config.limits.max_connections = config.limits.max_connections.max(peak * 8);
     config.limits.generate.kv_cache_bytes = config.limits.generate.kv_cache_bytes.max(4 << 30);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = miner::MinerServer::start(config, listener).await?;
