@@ -40,6 +40,11 @@ pub struct Limits {
     /// `models_busy`), so validators asking for many seeds cannot pin the miner's memory. Presets whose
     /// weights alone exceed it are not served.
     pub model_cache_bytes: u64,
+    /// Sequences the miner decodes together for `POST /v1/generate` on a held real model (listed per
+    /// model in `/info` as `max_sequences`).
+    pub generate_max_sequences: usize,
+    /// Most tokens one `POST /v1/generate` may ask for (listed per model in `/info` as `max_tokens`).
+    pub generate_max_tokens: usize,
     /// How long a request may take end to end before the server answers 503, in seconds.
     pub request_timeout_secs: u64,
     /// Connections that may use every route at once; a new one beyond it and the health reserve is
@@ -75,6 +80,8 @@ impl Default for Limits {
             },
             inference_memory_cap_bytes: 8 << 30,
             model_cache_bytes: 3 << 29,
+            generate_max_sequences: 16,
+            generate_max_tokens: 512,
             request_timeout_secs: 120,
             max_connections: 512,
             health_connections: 32,

@@ -53,6 +53,7 @@ pub mod doctor_key;
 pub mod error;
 pub mod limits;
 pub mod metrics;
+pub mod models;
 pub mod queue;
 pub mod server;
 pub mod store;

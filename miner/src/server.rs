@@ -35,6 +35,7 @@ use crate::config::Limits;
 use crate::error::ApiError;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use crate::models::HeldModels;
 use crate::queue::{QueueError, WorkQueue};
 use crate::store::{StateStore, StoreError};
 use crate::tasks::{self, DeviceContext, TaskState};
@@ -64,6 +65,9 @@ pub struct MinerConfig {
     pub verifier: VerifierConfig,
     /// Honest, or an adversary (feature `adversary`).
     pub behavior: Behavior,
+    /// The real models held on the host (`miner run --model`), shared by every device worker; listed in
+    /// `/info` and served in inference challenges that name them.
+    pub models: Arc<HeldModels>,
 }
 
 impl MinerConfig {
@@ -78,6 +82,7 @@ impl MinerConfig {
             validators,
             verifier: VerifierConfig::default(),
             behavior: Behavior::Honest,
+            models: Arc::new(HeldModels::none()),
         }
     }
 }
@@ -91,6 +96,9 @@ pub enum StartError {
     /// An OS resource (socket, thread) failed.
     #[error("could not start the server: {0}")]
     Io(#[from] std::io::Error),
+    /// A held model cannot be served within the limits.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// State shared by every request.
@@ -106,6 +114,8 @@ pub struct AppState {
     pub(crate) limits: Arc<Limits>,
     pub(crate) info: MinerInfo,
     pub(crate) garbage: bool,
+    /// The real models held (also in each device worker's model cache).
+    pub(crate) models: Arc<HeldModels>,
 }
 
 /// A running miner server.
@@ -131,6 +141,8 @@ impl MinerServer {
         };
         let behavior = config.behavior;
         let model_budget = config.limits.model_cache_bytes;
+        let held = Arc::clone(&config.models);
+        check_held_models(&held, &config.limits, behavior)?;
         let mut queues = Vec::with_capacity(indices.len());
         let mut devices = Vec::with_capacity(indices.len());
         for index in indices {
@@ -152,7 +164,10 @@ impl MinerServer {
                 &format!("miner-{backend}-{index}"),
                 config.limits.queue_capacity,
                 metrics.clone(),
-                move || DeviceContext::new(device, backend, behavior, model_budget),
+                {
+                    let held = Arc::clone(&held);
+                    move || DeviceContext::new(device, backend, behavior, model_budget, held)
+                },
             )?);
         }
         let limits = config.limits;
@@ -188,7 +203,7 @@ impl MinerServer {
                 rate_per_validator: limits.rate_per_validator,
                 concurrency_per_validator: u64::from(limits.concurrency_per_validator),
             },
-            models: Vec::new(),
+            models: held.infos(&limits),
         };
         let gate = Arc::new(Gate::new(
             config.keypair.clone(),
@@ -212,6 +227,7 @@ impl MinerServer {
             limits: Arc::new(limits),
             info,
             garbage: behavior.garbage(),
+            models: held,
         });
 
         let addr = listener.local_addr()?;
@@ -298,6 +314,24 @@ impl MinerServer {
         })
         .await;
     }
+}
+
+/// Refuses to start with a held model whose weights (twice over for an adversarial miner) exceed the
+/// model budget or the inference memory cap: every challenge on it would be refused.
+fn check_held_models(held: &HeldModels, limits: &Limits, behavior: Behavior) -> Result<(), StartError> {
+    let adversarial = behavior.inference_adversary().is_some();
+    let room = limits.model_cache_bytes.min(limits.inference_memory_cap_bytes);
+    for m in held.models() {
+        let needed = tasks::model_bytes(m.config(), adversarial);
+        if needed > room {
+            return Err(StartError::Model(format!(
+                "the model {} needs {needed} bytes of f32 weights, above limits.model-cache-bytes ({}) or \
+                 limits.inference-memory-cap-bytes ({}); raise them in the [limits] table",
+                m.id, limits.model_cache_bytes, limits.inference_memory_cap_bytes
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The router: signed routes behind the layers of [`crate::auth`] (counting, body limit, signature and
@@ -398,7 +432,7 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     let request: ChallengeRequest = parse(&caller.body)?;
     check_id(&request.id)?;
     // Validation and the memory reservation happen before anything sized by the request is allocated.
-    let admission = tasks::admit(&request.challenge, &state.limits)?;
+    let admission = tasks::admit(&request.challenge, &state.limits, &state.models)?;
     let reservation = state
         .store
         .reserve(
