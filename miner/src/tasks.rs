@@ -619,4 +619,40 @@ mod tests {
         ));
         assert_eq!(models.len(), 1);
     }
+
+    /// A GGUF model the miner does not hold is refused at admission (422 `model_not_held`, naming
+    /// /info) and by the cache, which builds nothing.
+    #[test]
+    fn a_gguf_model_not_held_is_refused_and_nothing_is_built() {
+        let id = ModelId::Gguf {
+            name: "other".into(),
+            sha256: "ab".repeat(32),
+            config: Preset::Tiny.config(),
+        };
+        let challenge = TaskChallenge::Inference(InferenceChallenge {
+            model: id.clone(),
+            seed: 1,
+            batch: 1,
+            prompt_len: 4,
+            new_tokens: 4,
+        });
+        let refused = admit(&challenge, &Limits::default(), &HeldModels::none()).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.reason),
+            (StatusCode::UNPROCESSABLE_ENTITY, "model_not_held")
+        );
+        assert!(refused.message.contains("/info"), "{}", refused.message);
+
+        let device = probe(BackendKind::Flex, 0).unwrap();
+        let mut models = InferenceModels::new(u64::MAX);
+        assert!(matches!(
+            models.get(&id, &device, false, Instant::now()),
+            Err(ModelError::NotHeld { .. })
+        ));
+        assert!(matches!(
+            models.real_model("smollm2", &device, false),
+            Err(ModelError::NotHeld { .. })
+        ));
+        assert!(models.is_empty());
+    }
 }
