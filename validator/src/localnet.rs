@@ -571,6 +571,26 @@ async fn tally_round(tally: &mut Tally, s: &RoundSummary, client: &ChainClient) 
 mod tests {
     use super::*;
 
+    /// The default localnet challenges on SmolLM2 with a small, CPU-verifiable challenge; `seeded` keeps
+    /// the seeded preset's defaults.
+    #[test]
+    fn inference_runs_on_the_real_model_unless_seeded_is_asked_for() {
+        let real = LocalnetConfig::default().inference_round();
+        assert_eq!(real.model, "smollm2");
+        assert!(!real.is_seeded());
+        assert_eq!(
+            (real.batch, real.prompt_len, real.new_tokens, real.sequences),
+            (4, 16, 16, 2)
+        );
+        let seeded = LocalnetConfig {
+            inference_model: "Seeded".into(),
+            ..LocalnetConfig::default()
+        }
+        .inference_round();
+        assert!(seeded.is_seeded());
+        assert_eq!(seeded, InferenceRoundConfig::default());
+    }
+
     /// A run killed with `-9` leaves its folder behind with its owner lock released; the next start
     /// removes it and keeps the folders of runs that are still going.
     #[test]
