@@ -104,7 +104,7 @@ impl LocalnetConfig {
         let seeded = InferenceRoundConfig::default();
         let config = InferenceRoundConfig {
             model: self.inference_model.trim().to_owned(),
-            ..seeded.clone()
+            ..seeded
         };
         if config.is_seeded() {
             return seeded;
