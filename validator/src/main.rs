@@ -95,6 +95,11 @@ enum Cmd {
         /// that the devnet opens with its beacon's pulses one epoch later.
         #[arg(long)]
         commit_reveal: bool,
+        /// Model of the inference challenges: `smollm2` (SmolLM2-135M-Instruct, fetched by
+        /// scripts/fetch-model.sh; the miners hold it), a GGUF path, or `seeded` for the seeded tiny
+        /// preset (no file, faster).
+        #[arg(long, default_value = "smollm2", value_name = "MODEL")]
+        inference_model: String,
         /// Print exactly one JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -156,6 +161,10 @@ struct RunArgs {
     /// keeps the whole history. Default 20000.
     #[arg(long, env = "VALIDATOR_RETAIN_ROUNDS")]
     retain_rounds: Option<u64>,
+    /// Model of the inference challenges (`round.inference.model`): `seeded` (the configured preset),
+    /// `smollm2` (fetched by scripts/fetch-model.sh) or a GGUF path. Default: the config's, else seeded.
+    #[arg(long, env = "VALIDATOR_INFERENCE_MODEL", value_name = "MODEL")]
+    inference_model: Option<String>,
 }
 
 /// Default of `--retain-rounds`.
@@ -223,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tempo,
             block_ms,
             commit_reveal,
+            inference_model,
             json,
         } => {
             let config = validator::localnet::LocalnetConfig {
@@ -231,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 epochs,
                 tempo,
                 commit_reveal,
+                inference_model,
                 block_time: Duration::from_millis(block_ms.max(1)),
                 ..validator::localnet::LocalnetConfig::default()
             };
@@ -443,6 +454,10 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         args.miners
     };
     let network_name = args.network.or(file.network);
+    let mut round = file.round;
+    if let Some(model) = args.inference_model {
+        round.inference.model = model;
+    }
 
     let hotkey = wallet.open()?.hotkey()?;
     let hotkey_pair = hotkey.clone();
@@ -471,7 +486,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
             .map(|s| parse_miner(s))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let network = Arc::new(StaticNetwork::new(miners, Duration::from_secs(12)));
-        let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
+        let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard);
         return drive(&v, args.rounds, stop).await;
     }
     let name = network_name
@@ -485,7 +500,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         netuid,
         false,
     ));
-    let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
+    let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard);
     drive(&v, args.rounds, stop).await
 }
 
