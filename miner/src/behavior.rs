@@ -21,6 +21,8 @@
 //! (`fewer_layers`), `noisy` decodes half the tokens then random ids (`half_then_garbage`), `forge` sends
 //! random ids (`random_tokens`), `on-demand` runs a smaller model (`smaller_model`) and `replay` answers
 //! another prompt seed (`cached_other_seed`).
+//! They cheat the same way on a held real model (`--model smollm2`): half of its layers, a seeded
+//! half-size model with its vocabulary, and so on ([`crate::tasks::InferenceModels`] builds them beside it).
 
 use std::time::Duration;
 

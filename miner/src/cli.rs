@@ -13,6 +13,7 @@
 //! port = 8091
 //! backend = "cuda"
 //! min-stake = 1000.0
+//! model = ["smollm2"]
 //!
 //! [limits]
 //! queue-capacity = 32
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::behavior::Behavior;
 use crate::config::Limits;
 use crate::doctor_key::{default_state_dir, doctor_key_path, write_doctor_key};
+use crate::models::HeldModels;
 use crate::server::{MinerConfig, MinerServer};
 use crate::validators::ValidatorSet;
 
@@ -233,6 +235,16 @@ pub struct RunArgs {
     /// on-demand, replay, slow:MS or garbage.
     #[arg(long, env = "MINER_ADVERSARY", value_name = "MODE")]
     pub adversary: Option<String>,
+    /// A real model to hold and serve in inference challenges: `smollm2` (the default model, fetched by
+    /// scripts/fetch-model.sh) or a path to a Llama GGUF file. Repeat the flag (or comma-separate in the
+    /// env var; a list in the file) for several; each is loaded once at start and listed in `/info`.
+    #[arg(
+        long = "model",
+        env = "MINER_MODEL",
+        value_name = "SPEC",
+        value_delimiter = ','
+    )]
+    pub model: Vec<String>,
     /// Every limit (config file only: the `[limits]` table).
     #[arg(skip)]
     pub limits: Option<LimitsFile>,
@@ -487,6 +499,9 @@ impl RunArgs {
         if self.allow_validator.is_empty() {
             self.allow_validator = file.allow_validator;
         }
+        if self.model.is_empty() {
+            self.model = file.model;
+        }
         Ok(self)
     }
 
@@ -576,6 +591,21 @@ fn load_hotkey(args: &RunArgs) -> anyhow::Result<Keypair> {
     crate::chain_link::load_hotkey(&args.chain_args())
 }
 
+/// Loads the `--model` specs on the host (off the async workers), once for every device worker.
+async fn load_models(specs: &[String]) -> anyhow::Result<std::sync::Arc<HeldModels>> {
+    if specs.is_empty() {
+        return Ok(std::sync::Arc::new(HeldModels::none()));
+    }
+    let specs = specs.to_vec();
+    let held = tokio::task::spawn_blocking(move || HeldModels::load(&specs))
+        .await
+        .context("the model loading thread failed")??;
+    for m in held.models() {
+        tracing::info!(model = %m.id, path = %m.path.display(), "holding a real model");
+    }
+    Ok(std::sync::Arc::new(held))
+}
+
 /// A started `miner run`: the HTTP server and, on a chain, what was found there and the metagraph
 /// refresher.
 #[derive(Debug)]
@@ -663,6 +693,7 @@ pub async fn start(args: RunArgs) -> anyhow::Result<RunningMiner> {
     }
     config.limits = limits;
     config.behavior = behavior;
+    config.models = load_models(&args.model).await?;
     if config.backend == BackendKind::Flex {
         tracing::warn!("serving on the CPU (flex backend); pass --backend cuda or wgpu to use a GPU");
     }

@@ -54,6 +54,7 @@ pub mod error;
 pub mod generate;
 pub mod limits;
 pub mod metrics;
+pub mod models;
 pub mod queue;
 pub mod server;
 pub mod serving;

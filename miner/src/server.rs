@@ -18,7 +18,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use bench_tasks::backend::{BackendKind, probe};
 use bench_tasks::inference::engine::SlotGate;
-use bench_tasks::inference::real::RealModel;
 use bench_tasks::wire::{
     CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, DeviceInfo, GENERATE_PATH, HEALTH_PATH, INFO_PATH,
     InferenceServed, MAX_CHALLENGE_ID_LEN, METRICS_PATH, MinerInfo, OPEN_PATH, OpenRequest, OpenResponse,
@@ -37,6 +36,7 @@ use crate::config::Limits;
 use crate::error::ApiError;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use crate::models::HeldModels;
 use crate::queue::{QueueError, WorkQueue};
 use crate::serving::{ServedModel, Serving};
 use crate::store::{StateStore, StoreError};
@@ -67,8 +67,9 @@ pub struct MinerConfig {
     pub verifier: VerifierConfig,
     /// Honest, or an adversary (feature `adversary`).
     pub behavior: Behavior,
-    /// Real models served by `POST /v1/generate` (and listed in `/info`), loaded on the host.
-    pub models: Vec<Arc<RealModel>>,
+    /// The real models held on the host (`miner run --model`), shared by every device worker; listed in
+    /// `/info` and served in inference challenges that name them.
+    pub models: Arc<HeldModels>,
 }
 
 impl MinerConfig {
@@ -83,7 +84,7 @@ impl MinerConfig {
             validators,
             verifier: VerifierConfig::default(),
             behavior: Behavior::Honest,
-            models: Vec::new(),
+            models: Arc::new(HeldModels::none()),
         }
     }
 }
@@ -97,6 +98,9 @@ pub enum StartError {
     /// An OS resource (socket, thread) failed.
     #[error("could not start the server: {0}")]
     Io(#[from] std::io::Error),
+    /// A held model cannot be served within the limits.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// State shared by every request.
@@ -112,7 +116,9 @@ pub struct AppState {
     pub(crate) limits: Arc<Limits>,
     pub(crate) info: MinerInfo,
     pub(crate) garbage: bool,
-    /// The real models served, in `info.models` order.
+    /// The real models held (also listed in `info.models`, in the same order).
+    pub(crate) models: Arc<HeldModels>,
+    /// The real models served by `POST /v1/generate`, in `info.models` order.
     pub(crate) served: Vec<Arc<ServedModel>>,
     /// `gates[device][model]`: each served model's batch capacity on each device.
     pub(crate) gates: Vec<Vec<Arc<SlotGate>>>,
@@ -141,12 +147,10 @@ impl MinerServer {
         };
         let behavior = config.behavior;
         let model_budget = config.limits.model_cache_bytes;
+        let held = Arc::clone(&config.models);
+        check_held_models(&held, &config.limits, behavior)?;
         let generate_limits = config.limits.generate;
-        let served: Vec<Arc<ServedModel>> = config
-            .models
-            .iter()
-            .map(|m| Arc::new(ServedModel::new(Arc::clone(m), &generate_limits)))
-            .collect();
+        let served = ServedModel::all(&held, &config.limits);
         let mut gates = Vec::with_capacity(indices.len());
         let mut queues = Vec::with_capacity(indices.len());
         let mut devices = Vec::with_capacity(indices.len());
@@ -174,15 +178,19 @@ impl MinerServer {
                 &format!("miner-{backend}-{index}"),
                 config.limits.queue_capacity,
                 metrics.clone(),
-                move || {
-                    let mut context = DeviceContext::new(device.clone(), backend, behavior, model_budget);
-                    match Serving::new(&worker_served, &worker_gates, &device) {
-                        Ok(serving) => context.serving = serving,
-                        Err(e) => {
-                            tracing::error!(error = %e, "the served models could not be built on the device")
+                {
+                    let held = Arc::clone(&held);
+                    move || {
+                        let mut context =
+                            DeviceContext::new(device.clone(), backend, behavior, model_budget, held);
+                        match Serving::new(&worker_served, &worker_gates, &device) {
+                            Ok(serving) => context.serving = serving,
+                            Err(e) => {
+                                tracing::error!(error = %e, "the served models could not be built on the device")
+                            }
                         }
+                        context
                     }
-                    context
                 },
                 |context| context.serving.step(),
             )?);
@@ -245,6 +253,7 @@ impl MinerServer {
             limits: Arc::new(limits),
             info,
             garbage: behavior.garbage(),
+            models: held,
             served,
             gates,
         });
@@ -333,6 +342,24 @@ impl MinerServer {
         })
         .await;
     }
+}
+
+/// Refuses to start with a held model whose weights (twice over for an adversarial miner) exceed the
+/// model budget or the inference memory cap: every challenge on it would be refused.
+fn check_held_models(held: &HeldModels, limits: &Limits, behavior: Behavior) -> Result<(), StartError> {
+    let adversarial = behavior.inference_adversary().is_some();
+    let room = limits.model_cache_bytes.min(limits.inference_memory_cap_bytes);
+    for m in held.models() {
+        let needed = tasks::model_bytes(m.config(), adversarial);
+        if needed > room {
+            return Err(StartError::Model(format!(
+                "the model {} needs {needed} bytes of f32 weights, above limits.model-cache-bytes ({}) or \
+                 limits.inference-memory-cap-bytes ({}); raise them in the [limits] table",
+                m.id, limits.model_cache_bytes, limits.inference_memory_cap_bytes
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The router: signed routes behind the layers of [`crate::auth`] (counting, body limit, signature and
@@ -434,7 +461,7 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
     let request: ChallengeRequest = parse(&caller.body)?;
     check_id(&request.id)?;
     // Validation and the memory reservation happen before anything sized by the request is allocated.
-    let admission = tasks::admit(&request.challenge, &state.limits)?;
+    let admission = tasks::admit(&request.challenge, &state.limits, &state.models)?;
     let reservation = state
         .store
         .reserve(

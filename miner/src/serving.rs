@@ -19,11 +19,12 @@ use bench_tasks::inference::engine::{
     Engine, EngineLimits, EventSink, Reservation, SequenceRequest, SlotGate,
 };
 use bench_tasks::inference::real::RealModel;
-use bench_tasks::inference::{InferenceError, ModelId, Transformer};
+use bench_tasks::inference::{InferenceError, Transformer};
 use bench_tasks::wire::ModelInfo;
 use burn::tensor::Device;
 
-use crate::config::GenerateLimits;
+use crate::config::{GenerateLimits, Limits};
+use crate::models::HeldModels;
 
 /// A real model the miner serves, on the host: what `/info` says of it and its weights and tokenizer.
 #[derive(Debug)]
@@ -35,21 +36,18 @@ pub struct ServedModel {
 }
 
 impl ServedModel {
-    /// Describes `real` under `limits`.
-    pub fn new(real: Arc<RealModel>, limits: &GenerateLimits) -> Self {
-        let (name, sha256) = match &real.id {
-            ModelId::Gguf { name, sha256, .. } => (name.clone(), sha256.clone()),
-            other => (other.to_string(), String::new()),
-        };
-        let info = ModelInfo {
-            name,
-            sha256,
-            precision: "f32".into(),
-            context_length: real.config().max_seq_len,
-            max_sequences: limits.max_sequences,
-            max_tokens: limits.max_tokens,
-        };
-        Self { real, info }
+    /// Every held model with what `/info` says of it.
+    pub fn all(held: &HeldModels, limits: &Limits) -> Vec<Arc<Self>> {
+        held.models()
+            .iter()
+            .zip(held.infos(limits))
+            .map(|(real, info)| {
+                Arc::new(Self {
+                    real: Arc::clone(real),
+                    info,
+                })
+            })
+            .collect()
     }
 
     /// Whether `name` names this model: its name (any case) or its sha256 (hex, any case).

@@ -7,15 +7,19 @@
 //!
 //! Inference is one round: [`compute`] decodes on the device with a model derived once per [`ModelId`] and
 //! kept in the worker's [`InferenceModels`] cache (bounded in bytes, [`Limits::model_cache_bytes`]), and
-//! no state is kept for an opening.
+//! no state is kept for an opening. Seeded models are derived from their seed; a [`ModelId::Gguf`] model is
+//! built from the host copy the miner holds ([`HeldModels`], `miner run --model`), and a challenge naming a
+//! file the miner does not hold is refused (422 `model_not_held`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use bench_tasks::backend::BackendKind;
 use bench_tasks::inference::adversary::Adversaries;
+use bench_tasks::inference::tokenizer::Tokenizer;
 use bench_tasks::inference::{
-    HostWeights, InferenceChallenge, InferenceError, ModelId, Preset, Transformer, generate,
+    HostWeights, InferenceChallenge, InferenceError, ModelConfig, ModelId, Preset, Transformer, generate,
 };
 use bench_tasks::matmul::{ChallengeError, MatmulChallenge, MinerError, OpenState};
 use bench_tasks::wire::{TaskAnswer, TaskChallenge, TaskClass, TaskOpenRequest, TaskOpenings};
@@ -24,6 +28,7 @@ use burn::tensor::Device;
 use crate::behavior::Behavior;
 use crate::config::Limits;
 use crate::error::ApiError;
+use crate::models::{HeldModels, Unheld};
 
 /// What a device's worker thread owns.
 #[derive(Debug)]
@@ -42,16 +47,45 @@ pub struct DeviceContext {
 
 impl DeviceContext {
     /// A context for `device` with an empty model cache of `model_budget_bytes`
-    /// ([`Limits::model_cache_bytes`]).
-    pub fn new(device: Device, backend: BackendKind, behavior: Behavior, model_budget_bytes: u64) -> Self {
+    /// ([`Limits::model_cache_bytes`]) that builds seeded models and the real models in `held`.
+    pub fn new(
+        device: Device,
+        backend: BackendKind,
+        behavior: Behavior,
+        model_budget_bytes: u64,
+        held: Arc<HeldModels>,
+    ) -> Self {
         Self {
             device,
             backend,
             behavior,
-            models: InferenceModels::new(model_budget_bytes),
+            models: InferenceModels::with_held(model_budget_bytes, held),
             serving: crate::serving::Serving::none(),
         }
     }
+
+    /// The held real model named `key` (its short name or sha256) built on this device, with its tokenizer
+    /// and id, building it first within the model budget when needed (worker thread only). This is what a
+    /// generation request runs on.
+    ///
+    /// # Errors
+    /// [`ModelError::NotHeld`] when the miner holds no such model, [`ModelError::Busy`] when it does not fit
+    /// beside the models in use, [`ModelError::Inference`] when the device fails.
+    pub fn real_model(&mut self, key: &str) -> Result<RealOnDevice<'_>, ModelError> {
+        let adversarial = self.behavior.inference_adversary().is_some();
+        self.models.real_model(key, &self.device, adversarial)
+    }
+}
+
+/// A held real model built on a device: what [`DeviceContext::real_model`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct RealOnDevice<'a> {
+    /// The model on the device.
+    pub model: &'a Transformer,
+    /// Its tokenizer and chat template.
+    pub tokenizer: &'a Tokenizer,
+    /// Its id ([`ModelId::Gguf`]: name, sha256, shape).
+    pub id: &'a ModelId,
 }
 
 /// How long a built model must go unused before a request for another model may evict it. Below this,
@@ -82,25 +116,69 @@ pub enum ModelError {
         /// The cache's budget.
         budget: u64,
     },
+    /// A real model the miner does not hold (`/info` lists those it does).
+    NotHeld {
+        /// The model asked for, as given.
+        asked: String,
+    },
 }
 
 /// The inference models a device worker has built, derived once per [`ModelId`] and reused, within a
 /// memory budget: the bytes of every model held (weights, and an adversarial miner's cheaper models)
 /// never exceed it. A model not yet built evicts the least recently used models idle for at least
 /// [`MODEL_MIN_IDLE`]; when that does not free enough, the request is refused and nothing is built.
+///
+/// Real models ([`ModelId::Gguf`]) are built from the host copies in [`HeldModels`]; their bytes count
+/// against the same budget, `f32` weights like the seeded ones.
 #[derive(Debug)]
 pub struct InferenceModels {
     cached: Vec<CachedModel>,
     budget: u64,
+    held: Arc<HeldModels>,
 }
 
 impl InferenceModels {
-    /// An empty cache that holds at most `budget_bytes` of models.
-    pub const fn new(budget_bytes: u64) -> Self {
+    /// An empty cache that holds at most `budget_bytes` of seeded models.
+    pub fn new(budget_bytes: u64) -> Self {
+        Self::with_held(budget_bytes, Arc::new(HeldModels::none()))
+    }
+
+    /// An empty cache that holds at most `budget_bytes` of seeded models and of the real models in `held`.
+    pub const fn with_held(budget_bytes: u64, held: Arc<HeldModels>) -> Self {
         Self {
             cached: Vec::new(),
             budget: budget_bytes,
+            held,
         }
+    }
+
+    /// The real models this cache can build.
+    pub fn held(&self) -> &HeldModels {
+        &self.held
+    }
+
+    /// The held real model named `key` (short name or sha256) on `device`, with its tokenizer and id,
+    /// built first within the budget when needed (with its adversaries when `adversarial`).
+    ///
+    /// # Errors
+    /// As [`DeviceContext::real_model`].
+    pub fn real_model(
+        &mut self,
+        key: &str,
+        device: &Device,
+        adversarial: bool,
+    ) -> Result<RealOnDevice<'_>, ModelError> {
+        let j = self.held.position(key).ok_or_else(|| ModelError::NotHeld {
+            asked: key.to_owned(),
+        })?;
+        let id = self.held.models()[j].id.clone();
+        let i = self.index_of(&id, device, adversarial, Instant::now())?;
+        let cached = &self.cached[i];
+        Ok(RealOnDevice {
+            model: &cached.model,
+            tokenizer: &self.held.models()[j].tokenizer,
+            id: &cached.id,
+        })
     }
 
     /// Models currently built.
@@ -132,17 +210,46 @@ impl InferenceModels {
         adversarial: bool,
         now: Instant,
     ) -> Result<&CachedModel, ModelError> {
+        let i = self.index_of(id, device, adversarial, now)?;
+        Ok(&self.cached[i])
+    }
+
+    /// The position in the cache of the model for `id`, built first if needed (see [`Self::get`]).
+    fn index_of(
+        &mut self,
+        id: &ModelId,
+        device: &Device,
+        adversarial: bool,
+        now: Instant,
+    ) -> Result<usize, ModelError> {
         if let Some(i) = self.cached.iter().position(|c| c.id == *id) {
             self.cached[i].last_used = now;
-            return Ok(&self.cached[i]);
+            return Ok(i);
         }
-        let ModelId::Seeded { preset, seed } = id else {
-            return Err(ModelError::Inference(InferenceError::BadChallenge {
-                field: "model",
-                why: "names a safetensors model; this miner serves seeded models only".into(),
-            }));
+        // The host weights to build from, and the seed of an adversary's smaller model.
+        let held = Arc::clone(&self.held);
+        let (weights, adversary_seed) = match id {
+            ModelId::Seeded { preset, seed } => (Source::Seeded(preset.config(), *seed), *seed),
+            ModelId::Gguf { .. } => {
+                let real = held.for_challenge(id).map_err(|e| match e {
+                    Unheld::NotHeld => ModelError::NotHeld {
+                        asked: id.to_string(),
+                    },
+                    Unheld::WrongConfig(_) => ModelError::Inference(InferenceError::BadChallenge {
+                        field: "model.config",
+                        why: "differs from the shape of the held file with this sha256".into(),
+                    }),
+                })?;
+                (Source::Held(&real.weights), 1)
+            }
+            ModelId::Safetensors { .. } => {
+                return Err(ModelError::Inference(InferenceError::BadChallenge {
+                    field: "model",
+                    why: "names a safetensors model; this miner serves seeded and GGUF models only".into(),
+                }));
+            }
         };
-        let needed = model_bytes(*preset, adversarial);
+        let needed = model_bytes(&id.config(), adversarial);
         // Evict idle models, least recently used first, until the new one fits; refuse if it cannot.
         self.cached.sort_by_key(|c| c.last_used);
         let evictable: u64 = self
@@ -162,10 +269,17 @@ impl InferenceModels {
             // Sorted by last use and only idle ones count as evictable, so the front one is idle.
             self.cached.remove(0);
         }
-        let model = Transformer::from_weights(&HostWeights::seeded(preset.config(), *seed), device)
-            .map_err(ModelError::Inference)?;
+        let model = match weights {
+            Source::Seeded(config, seed) => {
+                Transformer::from_weights(&HostWeights::seeded(config, seed), device)
+            }
+            Source::Held(weights) => Transformer::from_weights(weights, device),
+        }
+        .map_err(ModelError::Inference)?;
+        // A cheating miner's cheaper models: the truncated copy and a smaller seeded model (same
+        // vocabulary), built the same way for seeded and real models.
         let adversaries = if adversarial {
-            Some(Adversaries::new(&model, *seed).map_err(ModelError::Inference)?)
+            Some(Adversaries::new(&model, adversary_seed).map_err(ModelError::Inference)?)
         } else {
             None
         };
@@ -176,14 +290,22 @@ impl InferenceModels {
             bytes: needed,
             last_used: now,
         });
-        Ok(&self.cached[self.cached.len() - 1])
+        Ok(self.cached.len() - 1)
     }
 }
 
-/// Bytes a cached model of `preset` holds: its weights, and for an adversarial miner a second model of
-/// at most the same size.
-pub const fn model_bytes(preset: Preset, adversarial: bool) -> u64 {
-    weight_bytes(preset) * if adversarial { 2 } else { 1 }
+/// Where a model's host weights come from.
+enum Source<'a> {
+    /// Derived from a public seed.
+    Seeded(ModelConfig, u64),
+    /// A held real model's.
+    Held(&'a HostWeights),
+}
+
+/// Bytes a cached model of shape `config` holds: its f32 weights, and for an adversarial miner a second
+/// model of at most the same size.
+pub const fn model_bytes(config: &ModelConfig, adversarial: bool) -> u64 {
+    config_weight_bytes(config) * if adversarial { 2 } else { 1 }
 }
 
 /// Round-1 state kept for a task's opening round.
@@ -214,8 +336,9 @@ pub struct Computed {
     pub seconds: f64,
 }
 
-/// Checks a challenge against the limits and returns what it will hold, before anything is allocated.
-pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, ApiError> {
+/// Checks a challenge against the limits and the real models held, and returns what it will hold, before
+/// anything is allocated.
+pub fn admit(challenge: &TaskChallenge, limits: &Limits, held: &HeldModels) -> Result<Admission, ApiError> {
     match challenge {
         TaskChallenge::Matmul(c) => {
             c.validate(&limits.matmul).map_err(challenge_error)?;
@@ -226,24 +349,19 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
         }
         TaskChallenge::Inference(c) => {
             c.validate(&limits.inference).map_err(inference_refused)?;
-            let Some(preset) = preset_of(&c.model) else {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "bad_challenge",
-                    format!(
-                        "this miner does not serve GGUF models ({}) yet; see /info",
-                        c.model
-                    ),
-                ));
-            };
-            if !served_presets(limits).contains(&preset) {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "challenge_too_large",
-                    format!(
-                        "this miner does not serve the {preset} preset within its inference memory cap; see /info"
-                    ),
-                ));
+            match &c.model {
+                ModelId::Gguf { .. } => admit_held(&c.model, limits, held)?,
+                ModelId::Seeded { preset, .. } | ModelId::Safetensors { preset, .. } => {
+                    if !served_presets(limits).contains(preset) {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "challenge_too_large",
+                            format!(
+                                "this miner does not serve the {preset} preset within its inference memory cap; see /info"
+                            ),
+                        ));
+                    }
+                }
             }
             let needed = inference_work_bytes(c);
             if needed > limits.inference_memory_cap_bytes {
@@ -265,16 +383,52 @@ pub fn admit(challenge: &TaskChallenge, limits: &Limits) -> Result<Admission, Ap
     }
 }
 
-const fn preset_of(id: &ModelId) -> Option<Preset> {
-    match id {
-        ModelId::Seeded { preset, .. } | ModelId::Safetensors { preset, .. } => Some(*preset),
-        ModelId::Gguf { .. } => None,
+/// Admits a challenge on a real model: the miner holds the file (by sha256), the challenge states its
+/// shape, and its weights fit the memory cap and the model budget.
+fn admit_held(id: &ModelId, limits: &Limits, held: &HeldModels) -> Result<(), ApiError> {
+    match held.for_challenge(id) {
+        Ok(_) => {}
+        Err(Unheld::NotHeld) => return Err(not_held(&id.to_string())),
+        Err(Unheld::WrongConfig(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_challenge",
+                format!(
+                    "the challenge's model.config differs from the shape of the held file ({id}); GET /info lists the models held"
+                ),
+            ));
+        }
     }
+    let bytes = config_weight_bytes(&id.config());
+    if bytes > limits.inference_memory_cap_bytes.min(limits.model_cache_bytes) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "challenge_too_large",
+            format!(
+                "the weights of {id} ({bytes} bytes) exceed this miner's inference memory cap or model budget"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// 422 `model_not_held`: the miner does not hold the real model asked for.
+fn not_held(asked: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "model_not_held",
+        format!("this miner does not hold the model {asked}; GET /info lists the models it holds"),
+    )
 }
 
 /// Bytes of a preset's f32 weights.
 pub const fn weight_bytes(preset: Preset) -> u64 {
-    preset.config().param_count() as u64 * 4
+    config_weight_bytes(&preset.config())
+}
+
+/// Bytes of the f32 weights of a model of shape `config`.
+pub const fn config_weight_bytes(config: &ModelConfig) -> u64 {
+    config.param_count() as u64 * 4
 }
 
 /// The presets whose weights fit in the inference memory cap and the model cache budget, smallest
@@ -325,6 +479,14 @@ pub fn compute(
         }
         TaskChallenge::Inference(c) => {
             let adversary = context.behavior.inference_adversary();
+            // An honest challenge on a served real model runs on the model `POST /v1/generate` uses,
+            // resident on the device, rather than on a second copy in the cache.
+            if let (None, ModelId::Gguf { sha256, .. }) = (adversary, &c.model)
+                && let Some(model) = context.serving.model(sha256)
+            {
+                let answer = generate(model, c, &limits.inference).map_err(inference_error)?;
+                return Ok(finish(context, TaskAnswer::Inference(answer), None, started));
+            }
             let cached = context
                 .models
                 .get(&c.model, &context.device, adversary.is_some(), Instant::now())
@@ -337,15 +499,25 @@ pub fn compute(
             (TaskAnswer::Inference(answer), None)
         }
     };
+    Ok(finish(context, answer, state, started))
+}
+
+/// The behavior's extra delay (an adversary's), then the finished round 1.
+fn finish(
+    context: &DeviceContext,
+    answer: TaskAnswer,
+    state: Option<TaskState>,
+    started: Instant,
+) -> Computed {
     let delay = context.behavior.extra_delay();
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    Ok(Computed {
+    Computed {
         answer,
         state,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    }
 }
 
 /// Answers an opening request from kept state (worker thread only).
@@ -368,6 +540,7 @@ fn inference_refused(e: InferenceError) -> ApiError {
 fn model_error(e: ModelError) -> ApiError {
     match e {
         ModelError::Inference(e) => inference_error(e),
+        ModelError::NotHeld { asked } => not_held(&asked),
         ModelError::Busy { needed, budget } => ApiError {
             retry_after: Some(MODEL_MIN_IDLE),
             ..ApiError::new(
@@ -425,7 +598,7 @@ mod tests {
     #[test]
     fn the_model_cache_stays_within_its_budget() {
         let device = probe(BackendKind::Flex, 0).unwrap();
-        let one = model_bytes(Preset::Tiny, false);
+        let one = model_bytes(&Preset::Tiny.config(), false);
         let mut models = InferenceModels::new(one + one / 2);
         let seeded = |seed| ModelId::Seeded {
             preset: Preset::Tiny,
@@ -466,5 +639,41 @@ mod tests {
             Err(ModelError::Busy { .. })
         ));
         assert_eq!(models.len(), 1);
+    }
+
+    /// A GGUF model the miner does not hold is refused at admission (422 `model_not_held`, naming
+    /// /info) and by the cache, which builds nothing.
+    #[test]
+    fn a_gguf_model_not_held_is_refused_and_nothing_is_built() {
+        let id = ModelId::Gguf {
+            name: "other".into(),
+            sha256: "ab".repeat(32),
+            config: Preset::Tiny.config(),
+        };
+        let challenge = TaskChallenge::Inference(InferenceChallenge {
+            model: id.clone(),
+            seed: 1,
+            batch: 1,
+            prompt_len: 4,
+            new_tokens: 4,
+        });
+        let refused = admit(&challenge, &Limits::default(), &HeldModels::none()).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.reason),
+            (StatusCode::UNPROCESSABLE_ENTITY, "model_not_held")
+        );
+        assert!(refused.message.contains("/info"), "{}", refused.message);
+
+        let device = probe(BackendKind::Flex, 0).unwrap();
+        let mut models = InferenceModels::new(u64::MAX);
+        assert!(matches!(
+            models.get(&id, &device, false, Instant::now()),
+            Err(ModelError::NotHeld { .. })
+        ));
+        assert!(matches!(
+            models.real_model("smollm2", &device, false),
+            Err(ModelError::NotHeld { .. })
+        ));
+        assert!(models.is_empty());
     }
 }

@@ -55,7 +55,7 @@ async fn start(generate: GenerateLimits) -> Fixture {
         generate,
         ..Limits::default()
     };
-    config.models = vec![real()];
+    config.models = Arc::new(miner::models::HeldModels::from_models([real()]));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let server = MinerServer::start(config, listener).await.expect("server starts");
     let url = format!("http://{}", server.local_addr());

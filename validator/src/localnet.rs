@@ -1,7 +1,8 @@
 //! `validator localnet`: the whole subnet on one machine, and `validator localnet-setup` for docker.
 //!
 //! [`run`] starts the embedded devnet in-process, creates and tunes a subnet with
-//! [`chain::bootstrap`], starts real miner servers (flex backend, adversary modes from `miner`) on
+//! [`chain::bootstrap`], starts real miner servers (flex backend, adversary modes from `miner`, each
+//! holding the real model the inference challenges run, SmolLM2-135M-Instruct by default) on
 //! distinct loopback addresses 127.0.0.2, 127.0.0.3, … (the chain refuses 127.0.0.1), registers and
 //! serves them, waits for the validator's permit, then runs the validator's own round loop
 //! ([`Validator::run_round`]) over the chain ([`ChainNetwork`]), setting weights through the chain
@@ -35,6 +36,7 @@ use chain::client::{ChainClient, Network as ChainNet};
 use chain::keys::Keypair;
 use devnet::{Devnet, DevnetConfig};
 use miner::behavior::Behavior;
+use miner::models::HeldModels;
 use serde::Serialize;
 
 use crate::chain_net::ChainNetwork;
@@ -42,7 +44,7 @@ use crate::dashboard::Dashboard;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::SubmitStatus;
-use crate::round::{RoundConfig, RoundSummary, Validator};
+use crate::round::{InferenceRoundConfig, RoundConfig, RoundSummary, Validator};
 pub use crate::setup::MAX_MINERS;
 use crate::setup::client_config;
 
@@ -70,6 +72,10 @@ pub struct LocalnetConfig {
     pub progress: bool,
     /// Give up after this long.
     pub deadline: Duration,
+    /// The model of the inference challenges: `smollm2` (the default; `scripts/fetch-model.sh` fetches
+    /// it), a GGUF path, or `seeded` for the seeded `tiny` preset (no file, fast). The miners hold the
+    /// real model (`miner run --model`) and the validator verifies on it on the CPU.
+    pub inference_model: String,
     /// After the run, keep the subnet up and serve the OpenAI-compatible API here until Ctrl-C (the miners
     /// then hold the default real model, `smollm2`).
     pub serve_api: Option<SocketAddr>,
@@ -90,8 +96,32 @@ impl Default for LocalnetConfig {
             commit_reveal: false,
             progress: true,
             deadline: Duration::from_secs(600),
+            inference_model: bench_tasks::inference::real::SMOLLM2.to_owned(),
             serve_api: None,
             api_key: None,
+        }
+    }
+}
+
+impl LocalnetConfig {
+    /// The `[round.inference]` settings: a small challenge on a real model (`B = 4`, `L = 16`, `T = 16`,
+    /// two sequences checked, so that the CPU miners and the CPU verifier keep rounds short), or the
+    /// defaults on the seeded preset.
+    pub fn inference_round(&self) -> InferenceRoundConfig {
+        let seeded = InferenceRoundConfig::default();
+        let config = InferenceRoundConfig {
+            model: self.inference_model.trim().to_owned(),
+            ..seeded
+        };
+        if config.is_seeded() {
+            return seeded;
+        }
+        InferenceRoundConfig {
+            batch: 4,
+            prompt_len: 16,
+            new_tokens: 16,
+            sequences: 2,
+            ..config
         }
     }
 }
@@ -315,17 +345,29 @@ async fn run_in(
     let client = Arc::new(ChainClient::connect(&ChainNet::Url(devnet.ws_url()), client_config()).await?);
 
     let v_hot = dev_key("validator")?;
-    // With --serve-api the miners hold the default real model, loaded once.
-    let models = match config.serve_api {
-        Some(_) => vec![Arc::new(
-            tokio::task::spawn_blocking(|| {
-                bench_tasks::inference::real::RealModel::load(bench_tasks::inference::real::SMOLLM2)
-            })
-            .await??,
-        )],
-        None => Vec::new(),
+    let inference = config.inference_round();
+    // With --serve-api the miners hold a real model even when the challenges use the seeded preset.
+    let held = if inference.is_seeded() && config.serve_api.is_none() {
+        HeldModels::none()
+    } else {
+        let spec = if inference.is_seeded() {
+            bench_tasks::inference::real::SMOLLM2.to_owned()
+        } else {
+            inference.model.clone()
+        };
+        let held = tokio::task::spawn_blocking(move || HeldModels::load(&[spec]))
+            .await
+            .context("the model loading thread failed")??;
+        say(format!(
+            "inference on {} ({:.1} s to load)",
+            held.models()
+                .first()
+                .map_or_else(String::new, |m| m.id.to_string()),
+            started.elapsed().as_secs_f64()
+        ));
+        held
     };
-    let (servers, accounts) = start_miners(behaviors, &v_hot, &models).await?;
+    let (servers, accounts) = start_miners(behaviors, &v_hot, Arc::new(held)).await?;
     say(format!(
         "{} miners on {}",
         servers.len(),
@@ -350,6 +392,7 @@ async fn run_in(
         matmul_sizes: config.matmul_sizes.clone(),
         interval_secs: config.round_interval.as_secs_f64(),
         concurrency: 8,
+        inference,
         ..RoundConfig::default()
     };
     let v = Validator::new(
@@ -437,11 +480,12 @@ async fn run_in(
 }
 
 /// Starts one real miner server per behavior, each on its own loopback address (127.0.0.2 upwards),
-/// allow-listing the validator hotkey `v_hot`; returns the servers and their chain accounts.
+/// allow-listing the validator hotkey `v_hot` and holding the real models `held` (one host copy for all);
+/// returns the servers and their chain accounts.
 async fn start_miners(
     behaviors: &[Behavior],
     v_hot: &Keypair,
-    models: &[Arc<bench_tasks::inference::real::RealModel>],
+    held: Arc<HeldModels>,
 ) -> anyhow::Result<(Vec<miner::MinerServer>, Vec<Account>)> {
     let mut servers = Vec::with_capacity(behaviors.len());
     let mut accounts = Vec::with_capacity(behaviors.len());
@@ -453,7 +497,7 @@ async fn start_miners(
             .with_context(|| format!("binding a miner to {ip}"))?;
         let miner_config = miner::MinerConfig {
             behavior: *behavior,
-            models: models.to_vec(),
+            models: Arc::clone(&held),
             ..miner::MinerConfig::new(
                 hotkey.clone(),
                 miner::validators::ValidatorSet::allow_list([v_hot.account()]),
@@ -591,6 +635,26 @@ async fn tally_round(tally: &mut Tally, s: &RoundSummary, client: &ChainClient) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default localnet challenges on SmolLM2 with a small, CPU-verifiable challenge; `seeded` keeps
+    /// the seeded preset's defaults.
+    #[test]
+    fn inference_runs_on_the_real_model_unless_seeded_is_asked_for() {
+        let real = LocalnetConfig::default().inference_round();
+        assert_eq!(real.model, "smollm2");
+        assert!(!real.is_seeded());
+        assert_eq!(
+            (real.batch, real.prompt_len, real.new_tokens, real.sequences),
+            (4, 16, 16, 2)
+        );
+        let seeded = LocalnetConfig {
+            inference_model: "Seeded".into(),
+            ..LocalnetConfig::default()
+        }
+        .inference_round();
+        assert!(seeded.is_seeded());
+        assert_eq!(seeded, InferenceRoundConfig::default());
+    }
 
     /// A run killed with `-9` leaves its folder behind with its owner lock released; the next start
     /// removes it and keeps the folders of runs that are still going.

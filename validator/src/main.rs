@@ -97,6 +97,11 @@ enum Cmd {
         /// that the devnet opens with its beacon's pulses one epoch later.
         #[arg(long)]
         commit_reveal: bool,
+        /// Model of the inference challenges: `smollm2` (SmolLM2-135M-Instruct, fetched by
+        /// scripts/fetch-model.sh; the miners hold it), a GGUF path, or `seeded` for the seeded tiny
+        /// preset (no file, faster).
+        #[arg(long, default_value = "smollm2", value_name = "MODEL")]
+        inference_model: String,
         /// Print exactly one JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -262,6 +267,10 @@ struct RunArgs {
     /// keeps the whole history. Default 20000.
     #[arg(long, env = "VALIDATOR_RETAIN_ROUNDS")]
     retain_rounds: Option<u64>,
+    /// Model of the inference challenges (`round.inference.model`): `seeded` (the configured preset),
+    /// `smollm2` (fetched by scripts/fetch-model.sh) or a GGUF path. Default: the config's, else seeded.
+    #[arg(long, env = "VALIDATOR_INFERENCE_MODEL", value_name = "MODEL")]
+    inference_model: Option<String>,
 }
 
 /// Default of `--retain-rounds`.
@@ -330,6 +339,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tempo,
             block_ms,
             commit_reveal,
+            inference_model,
             json,
             serve_api,
             api_key,
@@ -342,6 +352,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 epochs,
                 tempo,
                 commit_reveal,
+                inference_model,
                 block_time: Duration::from_millis(block_ms.max(1)),
                 ..validator::localnet::LocalnetConfig::default()
             };
@@ -691,6 +702,10 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         args.miners
     };
     let network_name = args.network.or(file.network);
+    let mut round = file.round;
+    if let Some(model) = args.inference_model {
+        round.inference.model = model;
+    }
     let mut api_config = file.api.clone();
     if args.api_listen.is_some() {
         api_config.listen = args.api_listen;
@@ -724,7 +739,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
             .collect::<anyhow::Result<Vec<_>>>()?;
         let network = Arc::new(StaticNetwork::new(miners, Duration::from_secs(12)));
         let _api = start_api(&api_config, &state_dir, &network, &client, &metrics, &dashboard).await?;
-        let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
+        let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard);
         return drive(&v, args.rounds, stop).await;
     }
     let name = network_name
@@ -739,7 +754,7 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         false,
     ));
     let _api = start_api(&api_config, &state_dir, &network, &client, &metrics, &dashboard).await?;
-    let v = Validator::new(network, client, ledger, secret, file.round, metrics, dashboard);
+    let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard);
     drive(&v, args.rounds, stop).await
 }
 

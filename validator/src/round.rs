@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bench_tasks::BackendKind;
+use bench_tasks::inference::real::{REAL_MODEL_MARGIN, RealModel};
 use bench_tasks::inference::{
     HostWeights, InferenceChallenge, Limits as InferenceLimits, ModelId, Preset, Transformer, Verifier,
 };
@@ -71,6 +72,9 @@ pub struct RoundConfig {
     pub inference: InferenceRoundConfig,
 }
 
+/// The `model` of `[round.inference]` that selects the seeded preset (`preset`, `model_seed`).
+pub const SEEDED_MODEL: &str = "seeded";
+
 /// Inference challenge settings (the `[round.inference]` table). Whether a miner gets one is drawn from
 /// its seed with the policy's task mix; the timeouts and body cap are those of `[round]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,9 +82,15 @@ pub struct RoundConfig {
 pub struct InferenceRoundConfig {
     /// Whether to send inference challenges at all (the policy's mix still decides how often).
     pub enabled: bool,
-    /// The model preset.
+    /// The model challenged on: `seeded` (the `preset` derived from `model_seed`, no file), `smollm2`
+    /// (the default real model, fetched by `scripts/fetch-model.sh`) or the path of a Llama GGUF file.
+    /// A real model is loaded on the validator's CPU once, named in challenges by its sha256
+    /// ([`ModelId::Gguf`]) and checked with [`REAL_MODEL_MARGIN`]; miners must hold it (`miner run
+    /// --model`).
+    pub model: String,
+    /// The model preset (seeded model only).
     pub preset: Preset,
-    /// The public seed of the model's weights.
+    /// The public seed of the model's weights (seeded model only).
     pub model_seed: u64,
     /// Prompts per challenge, `B`.
     pub batch: usize,
@@ -96,6 +106,7 @@ impl Default for InferenceRoundConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            model: SEEDED_MODEL.to_owned(),
             preset: Preset::Tiny,
             model_seed: 0,
             batch: 8,
@@ -107,18 +118,23 @@ impl Default for InferenceRoundConfig {
 }
 
 impl InferenceRoundConfig {
-    /// The model every inference challenge names.
-    pub const fn model(&self) -> ModelId {
+    /// Whether challenges run the seeded preset (`model = "seeded"`) rather than a real model file.
+    pub fn is_seeded(&self) -> bool {
+        self.model.trim().eq_ignore_ascii_case(SEEDED_MODEL)
+    }
+
+    /// The seeded model `preset` and `model_seed` name (what challenges run when [`is_seeded`](Self::is_seeded)).
+    pub const fn seeded_model(&self) -> ModelId {
         ModelId::Seeded {
             preset: self.preset,
             seed: self.model_seed,
         }
     }
 
-    /// The challenge for a miner's seed.
-    pub const fn challenge(&self, seed: u64) -> InferenceChallenge {
+    /// The challenge on `model` (the round's, from the verifier) for a miner's seed.
+    pub fn challenge(&self, model: &ModelId, seed: u64) -> InferenceChallenge {
         InferenceChallenge {
-            model: self.model(),
+            model: model.clone(),
             seed,
             batch: self.batch,
             prompt_len: self.prompt_len,
@@ -135,16 +151,46 @@ impl InferenceRoundConfig {
         }
     }
 
-    /// What the round log records.
-    pub const fn record(&self) -> InferenceRecord {
+    /// What the round log records of a round that challenged on `model`.
+    pub fn record(&self, model: &ModelId) -> InferenceRecord {
         InferenceRecord {
-            model: self.model(),
+            model: model.clone(),
             batch: self.batch,
             prompt_len: self.prompt_len,
             new_tokens: self.new_tokens,
             sequences: self.sequences,
         }
     }
+}
+
+/// Builds the inference verifier on the CPU (verification pool thread): the seeded preset, or the real
+/// model file `config.model` names, loaded and checked with [`REAL_MODEL_MARGIN`]. Returns the model id
+/// the round's challenges name.
+fn build_verifier(config: &InferenceRoundConfig) -> Result<(ModelId, Verifier), String> {
+    let device = BackendKind::Flex.device(0).map_err(|e| e.to_string())?;
+    let (id, model, margin) = if config.is_seeded() {
+        let weights = HostWeights::seeded(config.preset.config(), config.model_seed);
+        let model = Transformer::from_weights(&weights, &device).map_err(|e| e.to_string())?;
+        (config.seeded_model(), model, None)
+    } else {
+        let real = RealModel::load(config.model.trim())
+            .map_err(|e| format!("[round.inference] model {:?}: {e}", config.model))?;
+        let model = Transformer::from_weights(&real.weights, &device).map_err(|e| e.to_string())?;
+        // The host weights and tokenizer are dropped here: the verifier needs only the device model.
+        (real.id, model, Some(REAL_MODEL_MARGIN))
+    };
+    config
+        .challenge(&id, 0)
+        .validate(&config.limits())
+        .map_err(|e| format!("[round.inference]: {e}"))?;
+    let verifier = Verifier::new(id.clone(), model, config.limits());
+    Ok((
+        id,
+        match margin {
+            Some(m) => verifier.with_margin(m),
+            None => verifier,
+        },
+    ))
 }
 
 /// The task class a miner gets this round: drawn from its seed, with probability proportional to the
@@ -297,8 +343,13 @@ struct RoundShared {
 /// The round's inference settings and the verifier's model.
 struct InferenceShared {
     config: InferenceRoundConfig,
+    /// The model every challenge names (the verifier's).
+    model: ModelId,
     verifier: SharedVerifier,
 }
+
+/// What selects the verifier's model in `[round.inference]`: `model`, `preset`, `model_seed`.
+type VerifierKey = (String, Preset, u64);
 
 /// The inference verifier, built once and shared by the verification pool.
 type SharedVerifier = Arc<Mutex<Verifier>>;
@@ -361,7 +412,7 @@ pub struct Validator<N> {
     pool: VerifyPool,
     metrics: Metrics,
     dashboard: Dashboard,
-    verifier: Mutex<Option<(ModelId, SharedVerifier)>>,
+    verifier: Mutex<Option<(VerifierKey, ModelId, SharedVerifier)>>,
 }
 
 /// What one round did.
@@ -403,32 +454,24 @@ impl<N: Network> Validator<N> {
         }
     }
 
-    /// The inference verifier for the configured model, built on the verification pool the first time.
-    async fn inference_verifier(&self) -> Result<SharedVerifier, RoundError> {
+    /// The inference verifier for the configured model and the model id challenges name, built on the
+    /// verification pool (on the CPU) the first time: the seeded preset, or the real model file loaded and
+    /// checked with [`REAL_MODEL_MARGIN`].
+    async fn inference_verifier(&self) -> Result<(ModelId, SharedVerifier), RoundError> {
         let config = self.config.inference.clone();
-        let model = config.model();
-        if let Some((id, v)) = self
+        let key: VerifierKey = (config.model.clone(), config.preset, config.model_seed);
+        if let Some((k, id, v)) = self
             .verifier
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
-            && *id == model
+            && *k == key
         {
-            return Ok(v.clone());
+            return Ok((id.clone(), v.clone()));
         }
-        let id = model.clone();
-        let built = self
+        let (id, built) = self
             .pool
-            .run(move || -> Result<Verifier, String> {
-                config
-                    .challenge(0)
-                    .validate(&config.limits())
-                    .map_err(|e| format!("[round.inference]: {e}"))?;
-                let device = BackendKind::Flex.device(0).map_err(|e| e.to_string())?;
-                let weights = HostWeights::seeded(config.preset.config(), config.model_seed);
-                let model = Transformer::from_weights(&weights, &device).map_err(|e| e.to_string())?;
-                Ok(Verifier::new(id, model, config.limits()))
-            })
+            .run(move || build_verifier(&config))
             .await
             .map_err(RoundError::Join)?
             .map_err(RoundError::Config)?;
@@ -436,8 +479,8 @@ impl<N: Network> Validator<N> {
         *self
             .verifier
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((model, shared.clone()));
-        Ok(shared)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((key, id.clone(), shared.clone()));
+        Ok((id, shared))
     }
 
     /// The ledger (shared with blocking tasks).
@@ -517,7 +560,7 @@ impl<N: Network> Validator<N> {
             outcomes,
             limits: view.limits,
         };
-        let inference_record = shared.inference.as_ref().map(|i| i.config.record());
+        let inference_record = shared.inference.as_ref().map(|i| i.config.record(&i.model));
         let record = self
             .with_ledger(move |l| l.commit_round_with(inputs, inference_record))
             .await?;
@@ -577,9 +620,11 @@ impl<N: Network> Validator<N> {
             )
         };
         let inference = if self.config.inference.enabled && mix.1 > 0.0 {
+            let (model, verifier) = self.inference_verifier().await?;
             Some(InferenceShared {
                 config: self.config.inference.clone(),
-                verifier: self.inference_verifier().await?,
+                model,
+                verifier,
             })
         } else {
             None
@@ -699,7 +744,10 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         .as_ref()
         .filter(|_| pick_task(seed, shared.mix.0, shared.mix.1) == TaskClass::Inference);
     let (task, work) = match inference {
-        Some(i) => (TaskClass::Inference, i.config.challenge(seed).work_units() as f64),
+        Some(i) => (
+            TaskClass::Inference,
+            i.config.challenge(&i.model, seed).work_units() as f64,
+        ),
         None => (TaskClass::Matmul, shared.setup.challenge(seed).work_units()),
     };
     let mut out = MinerOutcome {
@@ -749,7 +797,7 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
                 key: shared.picks_key,
                 sequences: i.config.sequences,
             };
-            let challenge = i.config.challenge(seed);
+            let challenge = i.config.challenge(&i.model, seed);
             let ex = exchange::inference::exchange(call, challenge, i.verifier.clone(), picks).await;
             (ex, "inference_verify")
         }

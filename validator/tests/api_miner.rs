@@ -35,7 +35,7 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
     )]);
     let miner_key = Keypair::from_uri("//RealMiner").unwrap();
     let mut config = MinerConfig::new(miner_key.clone(), validators);
-    config.models = vec![real];
+    config.models = Arc::new(miner::models::HeldModels::from_models([real]));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = MinerServer::start(config, listener).await.unwrap();
     let endpoint = MinerEndpoint {

@@ -19,6 +19,8 @@ fn config(commit_reveal: bool) -> LocalnetConfig {
         commit_reveal,
         progress: true,
         deadline: Duration::from_secs(300),
+        // The seeded preset keeps this test fast; `validator localnet` (and .ci/run) uses SmolLM2.
+        inference_model: "seeded".into(),
         serve_api: None,
         api_key: None,
     }

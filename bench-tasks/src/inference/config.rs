@@ -29,9 +29,25 @@ pub struct ModelConfig {
     /// Longest sequence (prompt plus generated tokens) the model accepts.
     pub max_seq_len: usize,
     /// Base of the rotary position embedding frequencies.
+    #[serde(deserialize_with = "number_f32")]
     pub rope_theta: f32,
     /// Epsilon added inside every RMSNorm.
+    #[serde(deserialize_with = "number_f32")]
     pub norm_eps: f32,
+}
+
+/// Reads an `f32` through [`serde_json::Number`]. A config inside an internally tagged [`ModelId`]
+/// (`ModelId::Gguf`) is buffered by serde before it is read, and when serde_json's `arbitrary_precision`
+/// feature is on in the build (the devnet's dependencies turn it on in `validator localnet` and in the
+/// tests), a buffered float arrives as serde_json's private number map, which plain `f32` refuses;
+/// `Number` reads both forms, and any other format's floats and integers.
+///
+/// [`ModelId`]: super::ModelId
+fn number_f32<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+    let n = serde_json::Number::deserialize(deserializer)?;
+    n.as_f64()
+        .map(|v| v as f32)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a number an f32 can hold")))
 }
 
 /// Equality is field by field; a validated config holds no NaN, so it is an equivalence.
@@ -307,6 +323,31 @@ impl FromStr for Preset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A config round-trips through JSON on its own and inside a GGUF model id (internally tagged, so
+    /// buffered before it is read), whatever serde_json's features in this build.
+    #[test]
+    fn configs_round_trip_through_json_inside_a_gguf_model_id() {
+        let config = ModelConfig {
+            rope_theta: 100_000.0,
+            norm_eps: 1e-5,
+            ..Preset::Small.config()
+        };
+        let back: ModelConfig = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(back, config);
+        let id = super::super::ModelId::Gguf {
+            name: "m".into(),
+            sha256: "ab".repeat(32),
+            config,
+        };
+        let text = serde_json::to_string(&id).unwrap();
+        let back: super::super::ModelId = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, id, "{text}");
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(json.contains("100000.0"), "{json}");
+        let err = serde_json::from_str::<ModelConfig>(&json.replace("100000.0", "\"x\"")).unwrap_err();
+        assert!(err.to_string().contains("rope_theta") || err.is_data(), "{err}");
+    }
 
     #[test]
     fn presets_are_valid_and_sized_as_documented() {

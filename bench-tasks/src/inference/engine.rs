@@ -6,7 +6,7 @@
 //! * [`Engine::join`] admits a [`SequenceRequest`]: it runs the prompt's prefill (one pass with a fresh
 //!   per-sequence [`KvCache`]), chooses the first token and adds the sequence to the running batch;
 //! * [`Engine::step`] runs **one** decoding step for every running sequence at once
-//!   ([`Transformer::step_ragged`]: each sequence at its own position, with its own cache), chooses each
+//!   ([`Transformer::step_batch`] over a [`BatchCache`]: each sequence at its own position), chooses each
 //!   next token, streams it, and drops every sequence that finished or whose receiver went away, so its
 //!   slot is free for the next join at once.
 //!
@@ -40,7 +40,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::InferenceError;
 use super::config::ModelConfig;
-use super::model::{KvCache, Transformer};
+use super::model::{BatchCache, KvCache, Transformer};
 use super::sampling::Sampling;
 use super::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::wire::FinishReason;
@@ -276,7 +276,6 @@ pub trait EventSink: Send {
 struct Running {
     sink: Box<dyn EventSink>,
     _reservation: Reservation,
-    cache: KvCache,
     sampling: Sampling,
     stop: Vec<String>,
     max_tokens: usize,
@@ -293,7 +292,9 @@ struct Running {
 /// The running batch of one model on one device (worker thread only).
 pub struct Engine {
     gate: Arc<SlotGate>,
+    /// The running sequences; `cache` row `i` is `running[i]`'s.
     running: Vec<Running>,
+    cache: BatchCache,
     steps: u64,
 }
 
@@ -312,6 +313,7 @@ impl Engine {
         Self {
             gate,
             running: Vec::new(),
+            cache: BatchCache::new(),
             steps: 0,
         }
     }
@@ -371,7 +373,6 @@ impl Engine {
         let mut running = Running {
             sink,
             _reservation: reservation,
-            cache,
             sampling: request.sampling,
             stop: request.stop,
             max_tokens: request.max_tokens,
@@ -385,6 +386,7 @@ impl Engine {
         };
         if running.accept(tokenizer, first) {
             self.running.push(running);
+            self.cache.push(cache);
         }
         Ok(())
     }
@@ -395,35 +397,46 @@ impl Engine {
     /// [`InferenceError::Backend`] when the device fails: every running sequence gets
     /// [`SequenceEvent::Failed`] and is dropped.
     pub fn step(&mut self, model: &Transformer, tokenizer: &Tokenizer) -> Result<usize, InferenceError> {
-        self.running.retain(|r| !r.sink.is_closed());
+        let open: Vec<bool> = self.running.iter().map(|r| !r.sink.is_closed()).collect();
+        self.retain(&open);
         if self.running.is_empty() {
             return Ok(0);
         }
         self.steps += 1;
         let tokens: Vec<u32> = self.running.iter().map(|r| r.last).collect();
         let vocab = model.config().vocab_size;
-        let logits = {
-            let mut caches: Vec<&mut KvCache> = self.running.iter_mut().map(|r| &mut r.cache).collect();
-            model.step_ragged(&tokens, &mut caches).and_then(read_logits)
-        };
-        let logits = match logits {
+        let logits = match model.step_batch(&tokens, &mut self.cache).and_then(read_logits) {
             Ok(l) => l,
             Err(e) => {
                 for mut r in self.running.drain(..) {
                     r.sink.deliver(SequenceEvent::Failed(e.to_string()));
                 }
+                self.cache = BatchCache::new();
                 return Err(e);
             }
         };
-        let mut i = 0;
-        self.running.retain_mut(|r| {
-            let row = &logits[i * vocab..(i + 1) * vocab];
-            i += 1;
-            let next = r.sampling.choose(row, 0, r.generated);
-            r.last = next;
-            r.accept(tokenizer, next)
-        });
+        let going_on: Vec<bool> = self
+            .running
+            .iter_mut()
+            .zip(logits.chunks_exact(vocab))
+            .map(|(r, row)| {
+                let next = r.sampling.choose(row, 0, r.generated);
+                r.last = next;
+                r.accept(tokenizer, next)
+            })
+            .collect();
+        self.retain(&going_on);
         Ok(self.running.len())
+    }
+
+    /// Keeps the sequences (and cache rows) whose `keep` is true; the others' slots are freed.
+    fn retain(&mut self, keep: &[bool]) {
+        self.cache.retain(keep);
+        let mut i = 0;
+        self.running.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
     }
 }
 

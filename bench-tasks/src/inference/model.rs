@@ -189,52 +189,35 @@ impl Transformer {
         x
     }
 
-    /// One decoding step for sequences at different positions, each with its own cache: feeds `tokens[i]`
-    /// after what `caches[i]` holds, appends its keys and values there, and returns the logits `[n, vocab]`.
-    /// This is how continuous batching decodes sequences that joined at different times
-    /// ([`super::engine`]): every cache is padded to the longest, and the padding is masked out, so each
-    /// row sees exactly its own past (the result equals a step on that sequence alone up to float
-    /// reassociation).
+    /// One decoding step of a continuous batch: feeds `tokens[r]` to row `r` of `cache` (each row at its
+    /// own position), appends the new keys and values, and returns the logits `[rows, vocab]`. Each row
+    /// sees exactly its own past (the padding between is masked out), so the result equals a step on that
+    /// sequence alone up to float reassociation ([`super::engine`]).
     ///
     /// # Errors
-    /// [`InferenceError::BadChallenge`] when `tokens` and `caches` differ in length or are empty, a cache
-    /// is empty (prefill it with [`step`](Self::step) first) or full, and [`InferenceError::OutOfVocab`].
-    pub fn step_ragged(
-        &self,
-        tokens: &[u32],
-        caches: &mut [&mut KvCache],
-    ) -> Result<Tensor<2>, InferenceError> {
+    /// [`InferenceError::BadChallenge`] when `tokens` does not have one id per row or a row is full, and
+    /// [`InferenceError::OutOfVocab`].
+    pub fn step_batch(&self, tokens: &[u32], cache: &mut BatchCache) -> Result<Tensor<2>, InferenceError> {
         let bad = |why: String| InferenceError::BadChallenge { field: "tokens", why };
-        if tokens.is_empty() || tokens.len() != caches.len() {
-            return Err(bad(format!(
-                "{} tokens for {} caches",
-                tokens.len(),
-                caches.len()
-            )));
+        if tokens.is_empty() || tokens.len() != cache.rows() {
+            return Err(bad(format!("{} tokens for {} rows", tokens.len(), cache.rows())));
         }
-        if caches
-            .iter()
-            .any(|c| c.is_empty() || c.len >= self.config.max_seq_len)
-        {
+        if cache.positions.iter().any(|&p| p >= self.config.max_seq_len) {
             return Err(bad(format!(
-                "every cache must hold 1..{} positions before a step",
+                "a row already holds {} positions",
                 self.config.max_seq_len
             )));
         }
         let ids = super::challenge::flatten_ids(&[tokens.to_vec()], self.config.vocab_size, "tokens")?;
         let n = tokens.len();
         let device = self.device();
-        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
-        let longest = positions.iter().copied().max().unwrap_or(0);
-        let (cos, sin) = rope_tables(&self.config, &positions, 1, &device);
-        let mask = padding_mask(&positions, longest, &device);
+        let (cos, sin) = rope_tables(&self.config, &cache.positions, 1, &device);
+        let mask = batch_mask(&cache.valid, &device);
         let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
-        let mut past = Past::Ragged { caches, longest };
-        let h = self.blocks(input, &cos, &sin, Some(&mask), &mut past);
-        if let Past::Ragged { caches, .. } = past {
-            for c in caches.iter_mut() {
-                c.len += 1;
-            }
+        let h = self.blocks(input, &cos, &sin, Some(&mask), &mut Past::Batch(cache));
+        for (valid, position) in cache.valid.iter_mut().zip(&mut cache.positions) {
+            valid.push(true);
+            *position += 1;
         }
         Ok(self.logits(h.reshape([n, self.config.d_model])))
     }
@@ -246,7 +229,7 @@ impl Transformer {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: Option<&Tensor<4>>,
-        past: &mut Past<'_, '_>,
+        past: &mut Past<'_>,
     ) -> Tensor<3> {
         let [batch, len] = tokens.dims();
         let flat = tokens.reshape([batch * len]);
@@ -277,74 +260,151 @@ impl Transformer {
 }
 
 /// The keys and values a forward pass attends to besides its own.
-enum Past<'c, 'k> {
+enum Past<'c> {
     /// None: a full causal pass.
     None,
     /// One cache shared by every row of the batch (all rows at the same position).
     Shared(&'c mut KvCache),
-    /// One cache per row, padded to `longest` positions for the step.
-    Ragged {
-        caches: &'c mut [&'k mut KvCache],
-        longest: usize,
-    },
+    /// A continuous batch: one row per sequence, each at its own position.
+    Batch(&'c mut BatchCache),
 }
 
-impl Past<'_, '_> {
+impl Past<'_> {
     /// Stores the new keys and values `[batch, kv_heads, len, head_dim]` of `layer` and returns everything
     /// to attend to.
     fn extend(&mut self, layer: usize, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        match self {
-            Self::None => (k, v),
-            Self::Shared(cache) => {
-                let (k, v) = match cache.layers.get(layer) {
-                    Some((pk, pv)) => (
-                        Tensor::cat(vec![pk.clone(), k], 2),
-                        Tensor::cat(vec![pv.clone(), v], 2),
-                    ),
-                    None => (k, v),
-                };
-                store(cache, layer, k.clone(), v.clone());
-                (k, v)
-            }
-            Self::Ragged { caches, longest } => {
-                let [_, kv_heads, _, hd] = k.dims();
-                let device = k.device();
-                let mut padded_k = Vec::with_capacity(caches.len());
-                let mut padded_v = Vec::with_capacity(caches.len());
-                for (i, cache) in caches.iter_mut().enumerate() {
-                    let (nk, nv) = (k.clone().narrow(0, i, 1), v.clone().narrow(0, i, 1));
-                    let (pk, pv) = cache.layers[layer].clone();
-                    let pad = *longest - cache.len;
-                    let with_pad = |t: Tensor<4>| {
-                        if pad == 0 {
-                            t
-                        } else {
-                            Tensor::cat(vec![t, Tensor::zeros([1, kv_heads, pad, hd], &device)], 2)
-                        }
-                    };
-                    padded_k.push(with_pad(pk.clone()));
-                    padded_v.push(with_pad(pv.clone()));
-                    store(
-                        cache,
-                        layer,
-                        Tensor::cat(vec![pk, nk], 2),
-                        Tensor::cat(vec![pv, nv], 2),
-                    );
-                }
-                (
-                    Tensor::cat(vec![Tensor::cat(padded_k, 0), k], 2),
-                    Tensor::cat(vec![Tensor::cat(padded_v, 0), v], 2),
-                )
-            }
+        let (cache_layers, k, v) = match self {
+            Self::None => return (k, v),
+            Self::Shared(cache) => (&mut cache.layers, k, v),
+            Self::Batch(cache) => (&mut cache.layers, k, v),
+        };
+        let (k, v) = match cache_layers.get(layer) {
+            Some((pk, pv)) => (
+                Tensor::cat(vec![pk.clone(), k], 2),
+                Tensor::cat(vec![pv.clone(), v], 2),
+            ),
+            None => (k, v),
+        };
+        if layer < cache_layers.len() {
+            cache_layers[layer] = (k.clone(), v.clone());
+        } else {
+            cache_layers.push((k.clone(), v.clone()));
         }
+        (k, v)
     }
 }
 
-fn store(cache: &mut KvCache, layer: usize, k: Tensor<4>, v: Tensor<4>) {
-    if layer < cache.layers.len() {
-        cache.layers[layer] = (k, v);
-    } else {
-        cache.layers.push((k, v));
+/// The keys and values of a continuous batch: row `r` is one sequence, `[rows, kv_heads, width,
+/// head_dim]` per layer, where column `c` of row `r` holds a real position only where `valid[r][c]`
+/// (a sequence that joined a wider batch is padded; the padding is masked out and costs no accuracy).
+/// Rows join with [`push`](Self::push) (a prefilled [`KvCache`]) and leave with
+/// [`retain`](Self::retain); a decoding step ([`Transformer::step_batch`]) appends one column to all.
+#[derive(Debug, Default)]
+pub struct BatchCache {
+    layers: Vec<(Tensor<4>, Tensor<4>)>,
+    valid: Vec<Vec<bool>>,
+    positions: Vec<usize>,
+}
+
+impl BatchCache {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sequences in the batch.
+    pub fn rows(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// Columns per row (real positions and padding).
+    pub fn width(&self) -> usize {
+        self.valid.first().map_or(0, Vec::len)
+    }
+
+    /// Adds a prefilled sequence as the last row.
+    ///
+    /// # Panics
+    /// Never for caches made by [`Transformer::step`] on the same model (same layers, heads, head size).
+    pub fn push(&mut self, cache: KvCache) {
+        let len = cache.len;
+        if self.rows() == 0 {
+            self.layers = cache.layers;
+            self.valid = vec![vec![true; len]];
+            self.positions = vec![len];
+            return;
+        }
+        let width = self.width();
+        let pad = |t: Tensor<4>, to: usize| {
+            let [n, h, w, d] = t.dims();
+            if w >= to {
+                t
+            } else {
+                let zeros = Tensor::zeros([n, h, to - w, d], &t.device());
+                Tensor::cat(vec![t, zeros], 2)
+            }
+        };
+        let to = width.max(len);
+        for ((bk, bv), (k, v)) in self.layers.iter_mut().zip(cache.layers) {
+            *bk = Tensor::cat(vec![pad(bk.clone(), to), pad(k, to)], 0);
+            *bv = Tensor::cat(vec![pad(bv.clone(), to), pad(v, to)], 0);
+        }
+        for row in &mut self.valid {
+            row.resize(to, false);
+        }
+        let mut row = vec![true; len];
+        row.resize(to, false);
+        self.valid.push(row);
+        self.positions.push(len);
+    }
+
+    /// Keeps the rows whose `keep` is true (in order) and drops the columns no remaining row uses.
+    pub fn retain(&mut self, keep: &[bool]) {
+        if keep.iter().all(|&k| k) {
+            return;
+        }
+        let rows: Vec<usize> = (0..self.rows())
+            .filter(|&r| keep.get(r).copied().unwrap_or(false))
+            .collect();
+        let mut i = 0;
+        self.valid.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(false)
+        });
+        let mut i = 0;
+        self.positions.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(false)
+        });
+        if rows.is_empty() {
+            self.layers.clear();
+            return;
+        }
+        let columns: Vec<usize> = (0..self.width())
+            .filter(|&c| self.valid.iter().any(|row| row[c]))
+            .collect();
+        let compact = columns.len() < self.width();
+        let Some(device) = self.layers.first().map(|(k, _)| k.device()) else {
+            return;
+        };
+        let index = |ids: &[usize]| {
+            let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(data, [ids.len()]), &device)
+        };
+        let (row_index, column_index) = (index(&rows), index(&columns));
+        for (k, v) in &mut self.layers {
+            *k = k.clone().select(0, row_index.clone());
+            *v = v.clone().select(0, row_index.clone());
+            if compact {
+                *k = k.clone().select(2, column_index.clone());
+                *v = v.clone().select(2, column_index.clone());
+            }
+        }
+        if compact {
+            for row in &mut self.valid {
+                *row = columns.iter().map(|&c| row[c]).collect();
+            }
+        }
     }
 }
 
@@ -357,7 +417,7 @@ impl Block {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: Option<&Tensor<4>>,
-        past: &mut Past<'_, '_>,
+        past: &mut Past<'_>,
         layer: usize,
     ) -> Tensor<3> {
         let h = rms_norm(x.clone(), self.input_norm.val(), config.norm_eps);
@@ -376,7 +436,7 @@ impl Attention {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: Option<&Tensor<4>>,
-        past: &mut Past<'_, '_>,
+        past: &mut Past<'_>,
         layer: usize,
     ) -> Tensor<3> {
         let [batch, len, d_model] = x.dims();
@@ -482,17 +542,15 @@ fn causal_mask(past: usize, len: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(data, [1, 1, len, total]), device)
 }
 
-/// Additive mask `[rows, 1, 1, longest + 1]` for one ragged step: row `r` sees its `positions[r]` cached
-/// keys and the new one (the last column), not the padding between.
-fn padding_mask(positions: &[usize], longest: usize, device: &Device) -> Tensor<4> {
-    let data: Vec<f32> = positions
+/// Additive mask `[rows, 1, 1, width + 1]` for one batch step: row `r` sees its valid columns and the new
+/// one (the last), not the padding.
+fn batch_mask(valid: &[Vec<bool>], device: &Device) -> Tensor<4> {
+    let width = valid.first().map_or(0, Vec::len);
+    let data: Vec<f32> = valid
         .iter()
-        .flat_map(|&p| (0..=longest).map(move |j| if j < p || j == longest { 0.0 } else { -1e9 }))
+        .flat_map(|row| row.iter().map(|&v| if v { 0.0 } else { -1e9 }).chain([0.0]))
         .collect();
-    Tensor::from_data(
-        TensorData::new(data, [positions.len(), 1, 1, longest + 1]),
-        device,
-    )
+    Tensor::from_data(TensorData::new(data, [valid.len(), 1, 1, width + 1]), device)
 }
 
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {

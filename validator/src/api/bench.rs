@@ -121,7 +121,7 @@ pub async fn bench_api(
         miner_key.clone(),
         miner::validators::ValidatorSet::allow_list([validator.account()]),
     );
-    config.models = vec![real];
+    config.models = Arc::new(miner::models::HeldModels::from_models([real]));
     config.limits.concurrency_per_validator = u32::try_from((2 * peak).max(64)).unwrap_or(u32::MAX);
     config.limits.generate.max_sequences = peak;
     // The gateway's own figures, not the miner's per-validator throttle, are measured here.
