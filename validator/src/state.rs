@@ -61,6 +61,35 @@ pub enum StateError {
 /// Result alias for this module.
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
+/// Opens the SQLite database at `path` (WAL, foreign keys, a 5 s busy timeout, `synchronous` as given)
+/// and applies the `migrations` it has not yet run (`user_version` counts them), each in its own
+/// transaction; the validator's state and its API store both open this way.
+///
+/// # Errors
+/// [`StateError::TooNew`] when the file was written by a newer schema, or a SQLite error.
+pub(crate) fn open_migrated(path: &Path, synchronous: &str, migrations: &[&str]) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let supported = migrations.len() as i64;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > supported {
+        return Err(StateError::TooNew {
+            found: version,
+            supported,
+        });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
 /// One miner's result in one round, as stored and shown on `/scores`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinerOutcome {
@@ -219,32 +248,9 @@ impl Store {
 
     /// Opens (creating and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed round survives power loss, not only a process kill.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Self { conn };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StateError::TooNew {
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
-        Ok(())
+        let conn = open_migrated(path, "FULL", MIGRATIONS)?;
+        Ok(Self { conn })
     }
 
     /// The schema version of the open database.
