@@ -214,6 +214,26 @@ impl SignedHttp {
         self.signer.key().account()
     }
 
+    /// The btauth-signed JSON `POST` of `body` to `base` + `path` for `receiver`: its request id, URL and
+    /// request, not yet sent.
+    fn signed_post(
+        &self,
+        base: &str,
+        receiver: &AccountId,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (String, String, reqwest::RequestBuilder) {
+        let signed = self.signer.btauth("POST", path, &body, Some(receiver));
+        let url = format!("{base}{path}");
+        let request = self
+            .http
+            .post(&url)
+            .headers(signed.headers)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        (signed.request_id, url, request)
+    }
+
     /// Sends `body` signed to `base` + `path` (`base` like `http://1.2.3.4:8091`) for `receiver`;
     /// the exchange must finish within `timeout`, the body must not pass `cap` bytes and must carry
     /// `receiver`'s receipt.
@@ -228,14 +248,7 @@ impl SignedHttp {
         timeout: Duration,
         cap: usize,
     ) -> Result<SignedReply, HttpError> {
-        let signed = self.signer.btauth("POST", path, &body, Some(receiver));
-        let url = format!("{base}{path}");
-        let request = self
-            .http
-            .post(&url)
-            .headers(signed.headers)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let (request_id, url, request) = self.signed_post(base, receiver, path, body);
         let started = Instant::now();
         let (status, headers, buf) = exchange(step, &url, request, timeout, cap).await?;
         let elapsed = started.elapsed();
@@ -243,10 +256,7 @@ impl SignedHttp {
             return Err(refusal(step, status, &buf));
         }
         let receipt = Receipt::from_headers(&headers, status, &buf)
-            .and_then(|r| {
-                r.verify(receiver, &self.hotkey(), &signed.request_id, &buf)
-                    .map(|()| r)
-            })
+            .and_then(|r| r.verify(receiver, &self.hotkey(), &request_id, &buf).map(|()| r))
             .map_err(|e| HttpError::Malformed {
                 step,
                 detail: format!("receipt: {e}"),
@@ -275,14 +285,7 @@ impl SignedHttp {
         timeout: Duration,
         error_cap: usize,
     ) -> Result<StreamingReply, HttpError> {
-        let signed = self.signer.btauth("POST", path, &body, Some(receiver));
-        let url = format!("{base}{path}");
-        let request = self
-            .http
-            .post(&url)
-            .headers(signed.headers)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let (request_id, url, request) = self.signed_post(base, receiver, path, body);
         let started = Instant::now();
         let transport = |e: reqwest::Error| HttpError::Transport {
             step,
@@ -316,7 +319,7 @@ impl SignedHttp {
         Ok(StreamingReply {
             step,
             url,
-            request_id: signed.request_id,
+            request_id,
             requester: self.hotkey(),
             response,
             started,
