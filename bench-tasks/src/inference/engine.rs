@@ -548,14 +548,22 @@ mod tests {
             EngineLimits {
                 max_sequences: 2,
                 max_tokens: 8,
-                kv_budget_bytes: per * 30,
+                kv_budget_bytes: per * 25,
             },
         );
         let a = gate.reserve(10).unwrap();
         let b = gate.reserve(10).unwrap();
         assert_eq!(gate.reserve(1).unwrap_err(), Busy::Slots(2));
         drop(a);
-        assert!(matches!(gate.reserve(11), Err(Busy::Memory { .. })));
+        // One slot is free again, but only 15 positions' bytes are.
+        assert_eq!(
+            gate.reserve(16).unwrap_err(),
+            Busy::Memory {
+                needed: per * 16,
+                free: per * 15,
+                budget: per * 25,
+            }
+        );
         let c = gate.reserve(10).unwrap();
         assert_eq!(gate.in_use(), 2);
         drop((b, c));
