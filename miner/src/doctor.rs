@@ -130,6 +130,8 @@ pub async fn run_checks(url: &str, key: Keypair, n: u32, chain: Option<&ChainTar
                     checks.push(inference_round(&client, preset, served).await);
                 }
             }
+            // Organic serving is not a challenge: `/info`'s `models` list what `/v1/generate` serves.
+            TaskClass::Organic => {}
         }
     }
     checks

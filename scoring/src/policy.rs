@@ -44,13 +44,19 @@ pub struct Policy {
     pub burn: Burn,
     /// Score floors applied when turning scores into weights.
     pub weights: WeightRules,
+    /// What serving paying requests (the validator's API) is worth. Not serialized at its default, so
+    /// a policy logged before this section existed hashes as it did then.
+    #[serde(skip_serializing_if = "Organic::is_default")]
+    pub organic: Organic,
 }
 
 /// The task mix: the share of a miner's round score each task class carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskMix {
-    /// Relative weight per task class (default `matmul = 1`, `inference = 1`). Keys are class names
+    /// Relative weight per task class (default `matmul = 1`, `inference = 1`, `organic = 1`: a
+    /// checked organic answer counts as one challenge, so a wrong one costs what a failed challenge
+    /// does). Keys are class names
     /// ([`TaskClass`]); a name that is no class is an error. Weights are relative; they need not sum to
     /// 1. Allowed range per entry: [0, 1000].
     pub mix: BTreeMap<TaskClass, f64>,
@@ -62,7 +68,11 @@ pub struct TaskMix {
 impl Default for TaskMix {
     fn default() -> Self {
         Self {
-            mix: BTreeMap::from([(TaskClass::Matmul, 1.0), (TaskClass::Inference, 1.0)]),
+            mix: BTreeMap::from([
+                (TaskClass::Matmul, 1.0),
+                (TaskClass::Inference, 1.0),
+                (TaskClass::Organic, 1.0),
+            ]),
             unlisted: 0.0,
         }
     }
@@ -230,6 +240,37 @@ pub struct WeightRules {
     pub min_relative_score: f64,
 }
 
+/// Organic serving: the share of a round's score paid for verified organic tokens.
+///
+/// Checked organic answers already count in the task mix (class `organic`), like challenges: by size
+/// and speed when they pass, `penalties.failed_verification` when they do not. That alone would not pay
+/// for serving: a score is an average per challenge, so a miner that served nobody is not marked down.
+/// The volume share does: in a round where any organic tokens were verified, a miner's score becomes
+/// `(1 − share) · score + share · tokens / most_tokens`, where `tokens` are the organic tokens verified
+/// for it that round and `most_tokens` the most any miner had. A miner with any organic answer that failed
+/// verification in the round forfeits its volume share for that round. Tokens are those checked (a
+/// random sample of everything served, `[api] verify_fraction`), so the share tracks tokens served
+/// without paying for any that nobody checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Organic {
+    /// Share of the round score paid by verified organic volume (default 0.2). Range [0, 1]; 0 turns
+    /// volume pay off (checked answers still count in the task mix).
+    pub share: f64,
+}
+
+impl Default for Organic {
+    fn default() -> Self {
+        Self { share: 0.2 }
+    }
+}
+
+impl Organic {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A policy value outside its allowed range, or a file that is not a policy.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PolicyError {
@@ -320,6 +361,8 @@ impl Policy {
         )?;
         let r = self.weights.min_relative_score;
         check("weights.min_relative_score", r, (0.0..1.0).contains(&r), "[0, 1)")?;
+        let o = self.organic.share;
+        check("organic.share", o, (0.0..=1.0).contains(&o), "[0, 1]")?;
         Ok(())
     }
 }
@@ -352,6 +395,7 @@ mod tests {
                 "weights.min_relative_score",
                 "[0, 1)",
             ),
+            ("[organic]\nshare = 1.5", "organic.share", "[0, 1]"),
             (
                 "[penalties]\nfailed_verification = 1000.0",
                 "penalties.failed_verification",

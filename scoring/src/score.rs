@@ -15,7 +15,11 @@
 //!    in `penalties.ignored_codes` (the validator's own fault) are dropped.
 //! 4. A miner's round score is its net credit per challenge, each challenge weighted by its class's
 //!    task-mix weight (never below 0). Averaging per challenge, not per class, means a miner is not
-//!    marked down for classes a validator happened not to send it this round.
+//!    marked down for classes a validator happened not to send it this round. A checked organic answer
+//!    (class `organic`) counts here as one challenge.
+//! 5. In a round that verified organic tokens, `organic.share` of the score is paid by volume: each
+//!    miner's verified organic tokens over the most any miner had (none for a miner that failed an
+//!    organic check in the round), see [`crate::policy::Organic`].
 //!
 //! ```
 //! use scoring::policy::Policy;
@@ -147,18 +151,48 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
         };
         e.0 += mix * credit;
     }
-    net.into_iter()
-        .map(|(uid, (credit, weight))| {
-            (
-                uid,
-                if weight > 0.0 {
-                    (credit / weight).max(0.0)
-                } else {
-                    0.0
-                },
-            )
-        })
-        .collect()
+    let scores = net.into_iter().map(|(uid, (credit, weight))| {
+        (
+            uid,
+            if weight > 0.0 {
+                (credit / weight).max(0.0)
+            } else {
+                0.0
+            },
+        )
+    });
+    with_organic_volume(scores.collect(), observations, policy)
+}
+
+/// Rule 5: blends in the volume share ([`crate::policy::Organic`]) when the round verified organic
+/// tokens; otherwise returns `scores` unchanged.
+fn with_organic_volume(
+    mut scores: BTreeMap<u16, f64>,
+    observations: &[Observation],
+    policy: &Policy,
+) -> BTreeMap<u16, f64> {
+    let share = policy.organic.share;
+    let mut tokens: BTreeMap<u16, f64> = BTreeMap::new();
+    let mut cheated: Vec<u16> = Vec::new();
+    for o in observations.iter().filter(|o| o.task_class == TaskClass::Organic) {
+        if o.passed && o.work_units.is_finite() && o.work_units > 0.0 {
+            *tokens.entry(o.uid).or_default() += o.work_units;
+        } else if policy.penalties.treatment(o.reason) == Treatment::FailedVerification {
+            cheated.push(o.uid);
+        }
+    }
+    for uid in &cheated {
+        tokens.remove(uid);
+    }
+    let most = tokens.values().copied().fold(0.0, f64::max);
+    if share <= 0.0 || most <= 0.0 {
+        return scores;
+    }
+    for (uid, score) in &mut scores {
+        let volume = tokens.get(uid).map_or(0.0, |t| t / most);
+        *score = (1.0 - share) * *score + share * volume;
+    }
+    scores
 }
 
 /// Per-uid scores smoothed across rounds by an exponential moving average. Serializes exactly: a
@@ -257,6 +291,47 @@ mod tests {
         assert!(s[&1] > 0.0);
         assert!(s[&2] < s[&1]);
         assert!(!s.contains_key(&4), "validator-side failures are ignored");
+    }
+
+    /// Serving paying requests pays: with equal challenge results, the miner with more verified organic
+    /// tokens scores higher, a miner that served nobody loses the share, and one wrong organic answer
+    /// costs the volume share and a failed challenge's penalty. A round without organic tokens scores as
+    /// before.
+    #[test]
+    fn verified_organic_tokens_earn_the_volume_share_and_cheating_forfeits_it() {
+        let p = Policy::default();
+        let challenges: Vec<Observation> = (1..=4)
+            .map(|u| obs(u, "matmul", true, "passed", 1.0, 0.0, 1e9))
+            .collect();
+        let plain = score_round(&challenges, &p);
+        let mut round = challenges.clone();
+        // uid 1 served 300 verified tokens, uid 2 100, uid 3 none, uid 4 200 and one wrong answer.
+        round.extend([
+            obs(1, "organic", true, "passed", 2.0, 0.0, 200.0),
+            obs(1, "organic", true, "passed", 1.0, 0.0, 100.0),
+            obs(2, "organic", true, "passed", 1.0, 0.0, 100.0),
+            obs(4, "organic", true, "passed", 2.0, 0.0, 200.0),
+            obs(4, "organic", false, "wrong_token", 1.0, 0.0, 100.0),
+        ]);
+        let s = score_round(&round, &p);
+        assert!(s[&1] > s[&2] && s[&2] > s[&3], "{s:?}");
+        assert!(
+            s[&4] < s[&3],
+            "a cheat on organic traffic must cost more than serving nobody: {s:?}"
+        );
+        // uid 3 had no organic observation: only the share is lost.
+        assert!(
+            (s[&3] - (1.0 - p.organic.share) * plain[&3]).abs() < 1e-12,
+            "{s:?} {plain:?}"
+        );
+        // A share of 0 leaves the task mix alone: uid 3 scores exactly as without organic traffic.
+        let mut no_share = p.clone();
+        no_share.organic.share = 0.0;
+        assert_eq!(score_round(&round, &no_share)[&3], plain[&3]);
+        // Organic answers that failed for the validator's own reasons change nothing.
+        let mut ignored = challenges;
+        ignored.push(obs(2, "organic", false, "bad_challenge", 1.0, 0.0, 100.0));
+        assert_eq!(score_round(&ignored, &p), plain);
     }
 
     /// `unreachable` is an availability fact: it costs `penalties.unavailable`, never the verification

@@ -20,17 +20,21 @@ pub enum TaskClass {
     Matmul,
     /// Verifiable greedy decoding of a seeded transformer (`bench_tasks::inference`).
     Inference,
+    /// Organic inference: a paying request the validator's API routed to the miner, re-checked
+    /// teacher-forced on the validator's CPU after the client had its answer. Work is the tokens checked.
+    Organic,
 }
 
 impl TaskClass {
     /// Every class.
-    pub const ALL: [Self; 2] = [Self::Matmul, Self::Inference];
+    pub const ALL: [Self; 3] = [Self::Matmul, Self::Inference, Self::Organic];
 
     /// The stable name, as serialized (`"matmul"`, `"inference"`).
     pub const fn name(self) -> &'static str {
         match self {
             Self::Matmul => "matmul",
             Self::Inference => "inference",
+            Self::Organic => "organic",
         }
     }
 }
@@ -254,7 +258,7 @@ mod tests {
             assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{c}\""));
             assert_eq!(c.name().parse::<TaskClass>(), Ok(c));
         }
-        assert!(TaskClass::Inference < TaskClass::Matmul);
+        assert!(TaskClass::Inference < TaskClass::Matmul && TaskClass::Matmul < TaskClass::Organic);
         assert!("matmul/4096".parse::<TaskClass>().is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! What `GET /scores` and `GET /` show: per miner its recent verdicts with reason codes, RTT, compute
-//! time, EMA score and current weight. Kept in memory (loaded from the state database at start, updated
-//! after every commit), so serving it never touches SQLite or blocks a round.
+//! time, EMA score and current weight, and, when the API is on, its organic serving (tokens/s, time to
+//! first token, checks, cost per million tokens; [`OrganicView`]). Kept in memory (loaded from the state
+//! database at start, updated after every commit), so serving it never touches SQLite or blocks a round.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -8,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use scoring::weights::WeightVector;
 use serde::Serialize;
 
+use crate::api::stats::{OrganicStats, OrganicView};
 use crate::ledger::Ledger;
 use crate::record::RoundRecord;
 
@@ -63,6 +65,9 @@ pub struct ScoresView {
     pub block: u64,
     /// Per miner, by uid.
     pub miners: Vec<MinerRow>,
+    /// Organic serving through the API, when it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organic: Option<OrganicView>,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +75,7 @@ struct Inner {
     round: u64,
     block: u64,
     rows: BTreeMap<u16, (MinerRow, VecDeque<RecentVerdict>)>,
+    organic: Option<OrganicStats>,
 }
 
 /// Shared, cheap to clone.
@@ -200,6 +206,11 @@ impl Dashboard {
         }
     }
 
+    /// Shows the API's organic figures from now on.
+    pub fn show_organic(&self, stats: OrganicStats) {
+        self.write().organic = Some(stats);
+    }
+
     /// Records the weights that landed on chain.
     pub fn weights_set(&self, w: &WeightVector) {
         let mut inner = self.write();
@@ -230,6 +241,7 @@ impl Dashboard {
                     ..row.clone()
                 })
                 .collect(),
+            organic: inner.organic.as_ref().map(OrganicStats::view),
         }
     }
 }

@@ -115,6 +115,85 @@ pub fn render_html(v: &ScoresView) -> String {
             ms(last.and_then(|r| r.compute_ms)),
         );
     }
-    h.push_str("</table></body></html>");
+    h.push_str("</table>");
+    if let Some(o) = &v.organic {
+        render_organic(&mut h, o);
+    }
+    h.push_str("</body></html>");
     h
+}
+
+/// The organic section: requests by outcome, verified share and cost, then one row per serving miner.
+fn render_organic(h: &mut String, o: &crate::api::stats::OrganicView) {
+    let outcomes = o
+        .requests
+        .iter()
+        .map(|(k, n)| format!("{} {n}", esc(k)))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let dollars = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.4}"));
+    let _ = write!(
+        h,
+        "<h2>Organic serving (API)</h2><p>requests: {} · verified share {:.3} · subnet ${} per million tokens          at ${:.2} per GPU-hour</p><table><tr><th>uid</th><th>requests</th><th>tokens</th><th>tokens/s</th>         <th>TTFT p50 ms</th><th>TTFT p90 ms</th><th>checks passed</th><th>checks failed</th>         <th>$ per million tokens</th></tr>",
+        if outcomes.is_empty() {
+            "–".to_owned()
+        } else {
+            outcomes
+        },
+        o.verified_share,
+        dollars(o.subnet_cost_per_million_dollars),
+        o.gpu_dollars_per_hour,
+    );
+    for m in &o.miners {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td>             <td class=\"{}\">{}</td><td>{}</td></tr>",
+            m.uid,
+            m.requests,
+            m.tokens,
+            m.tokens_per_second,
+            ms(m.ttft_p50_ms),
+            ms(m.ttft_p90_ms),
+            m.checks_passed,
+            if m.checks_failed > 0 { "bad" } else { "" },
+            m.checks_failed,
+            dollars(m.cost_per_million_dollars),
+        );
+    }
+    h.push_str("</table>");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::metrics::ApiMetrics;
+    use crate::api::stats::OrganicStats;
+
+    #[test]
+    fn the_page_shows_organic_serving_only_when_the_api_is_on() {
+        let mut view = ScoresView::default();
+        assert!(!render_html(&view).contains("Organic serving"));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let stats = OrganicStats::new(ApiMetrics::register(&mut registry), 2.0);
+        stats.served(
+            7,
+            "complete",
+            21,
+            Some(Duration::from_millis(250)),
+            Duration::from_millis(1250),
+        );
+        stats.checked(7, "wrong_token", false);
+        view.organic = Some(stats.view());
+        let html = render_html(&view);
+        assert!(html.contains("<h2>Organic serving (API)</h2>"), "{html}");
+        // uid 7: 20 tokens after the first in 1 s, one failed check shown as bad.
+        assert!(
+            html.contains("<tr><td>7</td><td>1</td><td>21</td><td>20.0</td><td>250.0</td>"),
+            "{html}"
+        );
+        assert!(html.contains("<td class=\"bad\">1</td>"), "{html}");
+        assert!(html.contains("complete 1"), "{html}");
+    }
 }

@@ -18,7 +18,9 @@ use crate::record::{
     observations, policy_hash, score_step,
 };
 use crate::roundlog::{LogError, RoundLog};
-use crate::state::{MinerOutcome, RoundCommit, ScoreRow, StateError, Store, WeightSubmission};
+use crate::state::{
+    MinerOutcome, OrganicOutcome, RoundCommit, ScoreRow, StateError, Store, WeightSubmission,
+};
 
 /// An error from the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,10 @@ pub struct RoundInputs {
     pub matmul: bench_tasks::matmul::RoundParams,
     /// Per-miner outcomes.
     pub outcomes: Vec<MinerOutcome>,
+    /// Organic answers checked since the previous round ([`crate::organic::OrganicInbox::drain`]). Those
+    /// of a uid not in `outcomes`, or of another hotkey than its outcome's, are dropped at commit: that
+    /// miner left, and its successor must not inherit its verdicts.
+    pub organic: Vec<OrganicOutcome>,
     /// The chain limits for the weight vector.
     pub limits: ChainLimits,
 }
@@ -168,7 +174,19 @@ impl Ledger {
             .filter(|o| self.hotkeys.get(&o.uid).is_some_and(|h| *h != o.hotkey))
             .map(|o| o.uid)
             .collect();
-        let obs = observations(&inputs.outcomes);
+        let before = inputs.organic.len();
+        let outcomes = &inputs.outcomes;
+        inputs
+            .organic
+            .retain(|g| outcomes.iter().any(|o| o.uid == g.uid && o.hotkey == g.hotkey));
+        inputs.organic.sort_by_key(|g| g.usage_id);
+        if inputs.organic.len() < before {
+            tracing::info!(
+                dropped = before - inputs.organic.len(),
+                "organic verdicts of miners no longer at their uid were dropped"
+            );
+        }
+        let obs = observations(&inputs.outcomes, &inputs.organic);
         let mut book = self.book.clone();
         let out = score_step(&mut book, &forgotten, &obs, &self.policy, &inputs.limits);
         let mut hotkeys = self.hotkeys.clone();
@@ -187,6 +205,7 @@ impl Ledger {
             inference,
             forgotten,
             miners: inputs.outcomes.clone(),
+            organic: inputs.organic.clone(),
             observations: obs,
             round_scores: out.round_scores,
             book: book.clone(),
@@ -211,6 +230,7 @@ impl Ledger {
             started_ms: inputs.started_ms,
             finished_ms: inputs.finished_ms,
             outcomes: inputs.outcomes,
+            organic: inputs.organic,
             scores,
             scoring_state: serde_json::to_string(&book)?,
         };
@@ -319,6 +339,7 @@ mod tests {
                 seed: format!("{round:016x}"),
                 answer_hash: None,
             }],
+            organic: Vec::new(),
             limits: ChainLimits {
                 n: 2,
                 min_allowed_weights: 1,

@@ -9,6 +9,7 @@
 //! - [`ledger`], [`state`], [`roundlog`], [`record`]: SQLite state, the hash-chained round log, and what
 //!   they record, kept consistent by one commit protocol.
 //! - [`replay`]: recompute scores and weights from the log alone.
+//! - [`organic`]: the API's organic verdicts, held until the next round commits and scores them.
 //! - [`api`]: the OpenAI-compatible API (`--api-listen`): keys, routing to miners, receipts, usage,
 //!   organic verification.
 //! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
@@ -51,6 +52,7 @@
 //!         finished_ms: 1,
 //!         matmul: RoundParams::new(64, 1),
 //!         outcomes: vec![outcome(0, true), outcome(1, false)],
+//!         organic: vec![],
 //!         limits: ChainLimits { n: 2, min_allowed_weights: 1, max_weight_limit: u16::MAX },
 //!     })
 //!     .unwrap();
@@ -70,6 +72,7 @@ pub mod ledger;
 pub mod localnet;
 pub mod metrics;
 pub mod network;
+pub mod organic;
 pub mod record;
 pub mod replay;
 pub mod round;

@@ -44,6 +44,7 @@ use crate::dashboard::Dashboard;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::SubmitStatus;
+use crate::organic::OrganicInbox;
 use crate::round::{InferenceRoundConfig, RoundConfig, RoundSummary, Validator};
 pub use crate::setup::MAX_MINERS;
 use crate::setup::client_config;
@@ -308,6 +309,7 @@ pub async fn run(config: &LocalnetConfig) -> anyhow::Result<LocalnetReport> {
         eprint!("{}", report.table());
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("localnet: stopping");
+        l.rounds.abort();
         for s in l.servers {
             s.shutdown().await;
         }
@@ -321,6 +323,8 @@ pub async fn run(config: &LocalnetConfig) -> anyhow::Result<LocalnetReport> {
 struct Lingering {
     servers: Vec<miner::MinerServer>,
     devnet: Devnet,
+    /// The validator's round loop, still scoring (organic verdicts included).
+    rounds: tokio::task::JoinHandle<()>,
 }
 
 async fn run_in(
@@ -386,6 +390,7 @@ async fn run_in(
     let metrics = Metrics::new();
     let ledger = Ledger::open(dir, scoring::policy::Policy::default(), &v_hot.ss58(), netuid)?;
     let dashboard = Dashboard::new();
+    let inbox = OrganicInbox::default();
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);
     let round_config = RoundConfig {
@@ -403,7 +408,8 @@ async fn run_in(
         round_config,
         metrics.clone(),
         dashboard.clone(),
-    );
+    )
+    .with_organic_inbox(inbox.clone());
     let tally = drive_rounds(config, &client, netuid, &v, &say).await?;
 
     // The summary: the validator's view plus incentive read back from the chain.
@@ -447,8 +453,16 @@ async fn run_in(
             ..crate::api::ApiConfig::default()
         };
         let signer = exchange::Client::pooled(Arc::new(RequestSigner::new(v_hot.clone())), 8)?;
-        let api =
-            crate::api::server::start(&api_config, dir, api_network, &signer, &metrics, &dashboard).await?;
+        let api = crate::api::server::start(
+            &api_config,
+            dir,
+            api_network,
+            &signer,
+            &metrics,
+            &dashboard,
+            inbox,
+        )
+        .await?;
         let key = crate::api::store::ApiStore::open_dir(dir).and_then(|mut store| {
             let new = crate::api::store::NewKey {
                 name: "localnet".into(),
@@ -470,7 +484,21 @@ async fn run_in(
              -d '{{\"model\":\"smollm2\",\"messages\":[{{\"role\":\"user\",\"content\":\"Name three colours.\"}}],\"max_tokens\":32}}'",
             dir.display()
         );
-        return Ok((report, Some(Lingering { servers, devnet })));
+        // Rounds go on while the API serves, so organic verdicts are committed and scored with them.
+        let v = Arc::new(v);
+        let rounds = tokio::spawn(async move {
+            if let Err(e) = v.run_until(std::future::pending()).await {
+                eprintln!("localnet: the validator's rounds stopped: {e}");
+            }
+        });
+        return Ok((
+            report,
+            Some(Lingering {
+                servers,
+                devnet,
+                rounds,
+            }),
+        ));
     }
     for s in servers {
         s.shutdown().await;

@@ -23,6 +23,7 @@ use validator::ledger::Ledger;
 use validator::metrics::Metrics;
 use validator::network::Network;
 use validator::network::StaticNetwork;
+use validator::organic::OrganicInbox;
 use validator::round::{RoundConfig, Validator};
 
 #[derive(Debug, Parser)]
@@ -738,8 +739,19 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
             .map(|s| parse_miner(s))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let network = Arc::new(StaticNetwork::new(miners, Duration::from_secs(12)));
-        let _api = start_api(&api_config, &state_dir, &network, &client, &metrics, &dashboard).await?;
-        let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard);
+        let inbox = OrganicInbox::default();
+        let _api = start_api(
+            &api_config,
+            &state_dir,
+            &network,
+            &client,
+            &metrics,
+            &dashboard,
+            &inbox,
+        )
+        .await?;
+        let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard)
+            .with_organic_inbox(inbox);
         return drive(&v, args.rounds, stop).await;
     }
     let name = network_name
@@ -753,13 +765,25 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
         netuid,
         false,
     ));
-    let _api = start_api(&api_config, &state_dir, &network, &client, &metrics, &dashboard).await?;
-    let v = Validator::new(network, client, ledger, secret, round, metrics, dashboard);
+    let inbox = OrganicInbox::default();
+    let _api = start_api(
+        &api_config,
+        &state_dir,
+        &network,
+        &client,
+        &metrics,
+        &dashboard,
+        &inbox,
+    )
+    .await?;
+    let v =
+        Validator::new(network, client, ledger, secret, round, metrics, dashboard).with_organic_inbox(inbox);
     drive(&v, args.rounds, stop).await
 }
 
 /// Starts the API when `config.listen` is set: its store, the model it holds, the directory refresh and
-/// the server. The tasks stop when the returned handles are dropped with the runtime.
+/// the server, its organic verdicts going to `inbox`. The tasks stop when the returned handles are
+/// dropped with the runtime.
 async fn start_api<N: Network>(
     config: &ApiConfig,
     state_dir: &Path,
@@ -767,12 +791,21 @@ async fn start_api<N: Network>(
     client: &Client,
     metrics: &Metrics,
     dashboard: &Dashboard,
+    inbox: &OrganicInbox,
 ) -> anyhow::Result<Option<validator::api::server::Api>> {
     let Some(listen) = config.listen else {
         return Ok(None);
     };
-    let api =
-        validator::api::server::start(config, state_dir, network.clone(), client, metrics, dashboard).await?;
+    let api = validator::api::server::start(
+        config,
+        state_dir,
+        network.clone(),
+        client,
+        metrics,
+        dashboard,
+        inbox.clone(),
+    )
+    .await?;
     let (bound, _handle) = api
         .serve(listen)
         .await

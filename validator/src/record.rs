@@ -19,7 +19,7 @@ use scoring::score::{Observation, ScoreBook, score_round};
 use scoring::weights::{ChainLimits, WeightVector, weights_from_scores};
 use serde::{Deserialize, Serialize};
 
-use crate::state::MinerOutcome;
+use crate::state::{MinerOutcome, OrganicOutcome};
 
 /// Log kind of [`StartRecord`].
 pub const KIND_START: &str = "start";
@@ -85,7 +85,10 @@ pub struct RoundRecord {
     pub forgotten: Vec<u16>,
     /// Per-miner seeds, timings, answer hashes and verdicts.
     pub miners: Vec<MinerOutcome>,
-    /// The observations handed to `scoring` (derived from `miners` by [`observations`]).
+    /// Organic answers the API checked since the previous round (usage ids, timings, verdicts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organic: Vec<OrganicOutcome>,
+    /// The observations handed to `scoring` (derived from `miners` and `organic` by [`observations`]).
     pub observations: Vec<Observation>,
     /// This round's scores.
     pub round_scores: BTreeMap<u16, f64>,
@@ -122,21 +125,29 @@ pub fn policy_hash(policy: &Policy) -> String {
         .to_string()
 }
 
-/// The scoring observations for a round's outcomes: one per miner, elapsed time and RTT in seconds.
-/// A miner whose ping failed has no RTT; its elapsed time is charged in full.
-pub fn observations(outcomes: &[MinerOutcome]) -> Vec<Observation> {
-    outcomes
-        .iter()
-        .map(|o| Observation {
-            uid: o.uid,
-            task_class: o.task,
-            passed: o.verdict.passed,
-            reason: o.verdict.reason,
-            elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
-            rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
-            work_units: o.verdict.work_units,
-        })
-        .collect()
+/// The scoring observations for a round: one per miner's challenge (elapsed time and RTT in seconds; a
+/// miner whose ping failed has no RTT and its elapsed time is charged in full), then one per checked
+/// organic answer (class `organic`, work = tokens checked, elapsed = arrival to last token, no RTT).
+pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Vec<Observation> {
+    let challenges = outcomes.iter().map(|o| Observation {
+        uid: o.uid,
+        task_class: o.task,
+        passed: o.verdict.passed,
+        reason: o.verdict.reason,
+        elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
+        rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
+        work_units: o.verdict.work_units,
+    });
+    let served = organic.iter().map(|o| Observation {
+        uid: o.uid,
+        task_class: bench_tasks::wire::TaskClass::Organic,
+        passed: o.verdict.passed,
+        reason: o.verdict.reason,
+        elapsed_seconds: o.total_ms / 1e3,
+        rtt_seconds: 0.0,
+        work_units: o.verdict.work_units,
+    });
+    challenges.chain(served).collect()
 }
 
 /// What [`score_step`] produces.

@@ -93,7 +93,7 @@ pub fn replay(path: &Path) -> Result<ReplayReport, LogError> {
                         r.round
                     ));
                 }
-                let obs = observations(&r.miners);
+                let obs = observations(&r.miners, &r.organic);
                 if obs != r.observations {
                     report.mismatches.push(format!(
                         "round {}: the observations scored differ from the per-miner verdicts and timings",

@@ -39,6 +39,7 @@ use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
 use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
+use crate::organic::OrganicInbox;
 use crate::record::{InferenceRecord, RoundRecord};
 use crate::state::{MinerOutcome, WeightSubmission};
 
@@ -318,7 +319,8 @@ fn derive_bytes(
     *h.finalize().as_bytes()
 }
 
-fn unix_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 on a clock before it).
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -413,6 +415,7 @@ pub struct Validator<N> {
     metrics: Metrics,
     dashboard: Dashboard,
     verifier: Mutex<Option<(VerifierKey, ModelId, SharedVerifier)>>,
+    organic: OrganicInbox,
 }
 
 /// What one round did.
@@ -451,7 +454,21 @@ impl<N: Network> Validator<N> {
             metrics,
             dashboard,
             verifier: Mutex::new(None),
+            organic: OrganicInbox::default(),
         }
+    }
+
+    /// Scores the organic verdicts `inbox` receives (from the API, [`crate::api::server::Api::new`]):
+    /// each round takes every verdict waiting there into its record.
+    #[must_use]
+    pub fn with_organic_inbox(mut self, inbox: OrganicInbox) -> Self {
+        self.organic = inbox;
+        self
+    }
+
+    /// The inbox whose organic verdicts each round scores.
+    pub fn organic_inbox(&self) -> &OrganicInbox {
+        &self.organic
     }
 
     /// The inference verifier for the configured model and the model id challenges name, built on the
@@ -558,6 +575,7 @@ impl<N: Network> Validator<N> {
             finished_ms: unix_ms(),
             matmul: plan.params,
             outcomes,
+            organic: self.organic.drain(),
             limits: view.limits,
         };
         let inference_record = shared.inference.as_ref().map(|i| i.config.record(&i.model));

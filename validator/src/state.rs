@@ -113,6 +113,32 @@ pub struct MinerOutcome {
     pub answer_hash: Option<String>,
 }
 
+/// One organic answer checked on the validator's CPU (the API's sampled re-check), as a round commits it:
+/// the round that came after the check scores it (class `organic`) with the round's challenges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrganicOutcome {
+    /// The usage row in the API's `api.sqlite` this answer was recorded under.
+    pub usage_id: i64,
+    /// The miner's uid when it served.
+    pub uid: u16,
+    /// The miner's hotkey (ss58).
+    pub hotkey: String,
+    /// The model's sha256, lowercase hex.
+    pub model_sha256: String,
+    /// The verdict; `work_units` is the tokens checked.
+    pub verdict: bench_tasks::Verdict,
+    /// Time from the request's arrival to its first token, in milliseconds.
+    pub ttft_ms: Option<f64>,
+    /// Time from the request's arrival to its last token, in milliseconds.
+    pub total_ms: f64,
+    /// The sampler seed the validator chose, decimal.
+    pub seed: String,
+    /// blake3 of the generated token ids (little-endian u32s).
+    pub answer_hash: String,
+    /// Unix milliseconds when the check finished.
+    pub checked_ms: u64,
+}
+
 /// A miner's score after a round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRow {
@@ -141,6 +167,8 @@ pub struct RoundCommit {
     pub finished_ms: u64,
     /// Per-miner outcomes.
     pub outcomes: Vec<MinerOutcome>,
+    /// Organic answers checked since the previous round.
+    pub organic: Vec<OrganicOutcome>,
     /// Per-miner EMA scores after the round (every miner scoring knows, not only this round's).
     pub scores: Vec<ScoreRow>,
     /// The scoring state (EMA) serialized by `scoring`, restored exactly on restart.
@@ -170,10 +198,11 @@ pub struct WeightSubmission {
 }
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -232,7 +261,27 @@ CREATE TABLE last_log_entry (
     seq  INTEGER NOT NULL,
     line TEXT NOT NULL
 );
-"];
+",
+    r"
+CREATE TABLE organic_verdicts (
+    round        INTEGER NOT NULL REFERENCES rounds(round),
+    usage_id     INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    hotkey       TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    passed       INTEGER NOT NULL,
+    reason       TEXT NOT NULL,
+    detail       TEXT NOT NULL,
+    tokens       REAL NOT NULL,
+    ttft_ms      REAL,
+    total_ms     REAL NOT NULL,
+    seed         TEXT NOT NULL,
+    answer_hash  TEXT NOT NULL,
+    checked_ms   INTEGER NOT NULL,
+    PRIMARY KEY (round, usage_id)
+);
+",
+];
 
 /// The validator's state database.
 #[derive(Debug)]
@@ -313,6 +362,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let r = round as i64;
         let mut deleted = tx.execute("DELETE FROM verdicts WHERE round < ?1", params![r])?;
+        deleted += tx.execute("DELETE FROM organic_verdicts WHERE round < ?1", params![r])?;
         deleted += tx.execute("DELETE FROM weight_submissions WHERE round < ?1", params![r])?;
         deleted += tx.execute("DELETE FROM rounds WHERE round < ?1", params![r])?;
         tx.commit()?;
@@ -416,6 +466,29 @@ impl Store {
                     o.answer_hash
                 ])?;
             }
+            let mut org = tx.prepare(
+                "INSERT INTO organic_verdicts(round, usage_id, uid, hotkey, model_sha256, passed, reason, detail, tokens,
+                 ttft_ms, total_ms, seed, answer_hash, checked_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+            for o in &c.organic {
+                org.execute(params![
+                    c.round as i64,
+                    o.usage_id,
+                    o.uid,
+                    o.hotkey,
+                    o.model_sha256,
+                    o.verdict.passed,
+                    o.verdict.reason.code(),
+                    o.verdict.detail,
+                    o.verdict.work_units,
+                    o.ttft_ms,
+                    o.total_ms,
+                    o.seed,
+                    o.answer_hash,
+                    o.checked_ms as i64
+                ])?;
+            }
             tx.execute("DELETE FROM scores", [])?;
             let mut sc = tx.prepare("INSERT INTO scores(uid, hotkey, ema, round) VALUES (?1, ?2, ?3, ?4)")?;
             for s in &c.scores {
@@ -512,6 +585,46 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             out.push(row?.into_outcome()?);
+        }
+        Ok(out)
+    }
+
+    /// The organic answers round `round` scored, by usage id.
+    pub fn organic_outcomes(&self, round: u64) -> Result<Vec<OrganicOutcome>> {
+        let mut st = self.conn.prepare(
+            "SELECT usage_id, uid, hotkey, model_sha256, passed, reason, detail, tokens, ttft_ms, total_ms, seed,
+             answer_hash, checked_ms FROM organic_verdicts WHERE round = ?1 ORDER BY usage_id",
+        )?;
+        let rows = st.query_map(params![round as i64], |r| {
+            Ok((
+                OrganicOutcome {
+                    usage_id: r.get(0)?,
+                    uid: r.get(1)?,
+                    hotkey: r.get(2)?,
+                    model_sha256: r.get(3)?,
+                    verdict: bench_tasks::Verdict {
+                        passed: r.get(4)?,
+                        reason: bench_tasks::Reason::Passed,
+                        detail: r.get(6)?,
+                        work_units: r.get(7)?,
+                    },
+                    ttft_ms: r.get(8)?,
+                    total_ms: r.get(9)?,
+                    seed: r.get(10)?,
+                    answer_hash: r.get(11)?,
+                    checked_ms: r.get::<_, i64>(12)? as u64,
+                },
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut o, reason) = row?;
+            o.verdict.reason = reason.parse().map_err(|_| StateError::Corrupt {
+                what: "organic verdict reason",
+                detail: reason.clone(),
+            })?;
+            out.push(o);
         }
         Ok(out)
     }
@@ -671,6 +784,18 @@ mod tests {
                 seed: "01".into(),
                 answer_hash: None,
             }],
+            organic: vec![OrganicOutcome {
+                usage_id: 7,
+                uid: 3,
+                hotkey: "hk".into(),
+                model_sha256: "ab".into(),
+                verdict: bench_tasks::Verdict::fail(bench_tasks::Reason::WrongToken, "token 2", 12.0),
+                ttft_ms: Some(80.0),
+                total_ms: 400.0,
+                seed: "9".into(),
+                answer_hash: "cd".into(),
+                checked_ms: 5,
+            }],
             scores: vec![ScoreRow {
                 uid: 3,
                 hotkey: "hk".into(),
@@ -711,6 +836,8 @@ mod tests {
         assert_eq!(recent.len(), 1);
         assert_eq!(recent[0].1, commit(1).outcomes[0]);
         assert_eq!(s.round_outcomes(1).unwrap(), commit(1).outcomes);
+        assert_eq!(s.organic_outcomes(1).unwrap(), commit(1).organic);
+        assert!(s.organic_outcomes(2).unwrap().is_empty());
         assert_eq!(s.scores().unwrap()[0].ema, 0.25);
         assert_eq!(s.verdict_counts().unwrap(), vec![(3, 0, 1)]);
     }
@@ -737,10 +864,12 @@ mod tests {
             s.record_submission(&sub, &e2).unwrap();
             prev = e2.hash;
         }
-        // Rounds 1..=3 go: one round row, one verdict and one submission each.
-        assert_eq!(s.prune_before(4).unwrap(), 9);
+        // Rounds 1..=3 go: one round row, one verdict, one organic verdict and one submission each.
+        assert_eq!(s.prune_before(4).unwrap(), 12);
         assert_eq!(s.round_count().unwrap(), 2);
         assert!(s.round_outcomes(3).unwrap().is_empty());
+        assert!(s.organic_outcomes(3).unwrap().is_empty());
+        assert_eq!(s.organic_outcomes(4).unwrap(), commit(4).organic);
         assert_eq!(s.round_outcomes(4).unwrap(), commit(4).outcomes);
         assert_eq!(s.recent_outcomes(3, 10).unwrap().len(), 2);
         assert_eq!(s.submission_counts().unwrap(), vec![("included".into(), 2)]);
@@ -754,6 +883,28 @@ mod tests {
             Err(StateError::RoundOutOfOrder { got: 6, last: 6 })
         ));
         assert_eq!(s.prune_before(4).unwrap(), 0);
+    }
+
+    /// A database written by a build of schema 1 (before organic verdicts) opens, keeps its rounds and
+    /// takes organic verdicts from then on.
+    #[test]
+    fn a_schema_1_database_migrates_to_organic_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let v1 = open_migrated(&path, "FULL", &MIGRATIONS[..1]).unwrap();
+        v1.execute(
+            "INSERT INTO rounds(round, attempt, block_number, block_hash, started_ms, finished_ms, miners, passed)
+             VALUES (1, 1, 101, 'aa', 1, 2, 0, 0)",
+            [],
+        )
+        .unwrap();
+        drop(v1);
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.last_round().unwrap(), 1);
+        let e2 = LogEntry::new(1, GENESIS, "round", &2).unwrap();
+        s.commit_round(&commit(2), &e2).unwrap();
+        assert_eq!(s.organic_outcomes(2).unwrap(), commit(2).organic);
     }
 
     #[test]

@@ -255,6 +255,7 @@ async fn harness(config: ApiConfig) -> Harness {
         store,
         None,
         ApiMetrics::register(&mut registry),
+        Default::default(),
     );
     let (addr, _) = api
         .serve("127.0.0.1:0".parse::<SocketAddr>().unwrap())
@@ -442,6 +443,48 @@ async fn a_flood_from_one_key_gets_429_and_other_keys_are_unaffected() {
         .unwrap();
     let body = resp.text().await.unwrap();
     assert_eq!(error_code(&body).0, "rate_limit_exceeded");
+}
+
+/// Concurrent requests cannot overrun a token quota: each reserves its completion tokens from what the
+/// key has left, the last one is capped, and once the quota is spent the key gets 429 at once (not after
+/// the key cache expires).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_a_token_quota_without_overrunning_it() {
+    let h = harness(fast_config()).await;
+    let (_d, endpoint) = double(4, Mode::Honest).await;
+    h.directory.set(vec![candidate(endpoint, 0.5)]);
+    let (key, _) = h.new_key(&NewKey {
+        name: "metered".into(),
+        rate_per_min: None,
+        token_quota: Some(30),
+    });
+    let body = r#"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"max_tokens":16}"#;
+    let ask = || h.post("/v1/chat/completions", Some(&key), body);
+    let (a, b, c, d) = tokio::join!(ask(), ask(), ask(), ask());
+    let answers = [a, b, c, d];
+    let mut completion = 0;
+    let mut served = 0;
+    for (status, text) in &answers {
+        match status {
+            200 => {
+                let v: serde_json::Value = serde_json::from_str(text).unwrap();
+                completion += v["usage"]["completion_tokens"].as_u64().unwrap();
+                served += 1;
+            }
+            429 => assert_eq!(error_code(text).0, "insufficient_quota", "{text}"),
+            _ => panic!("{status}: {text}"),
+        }
+    }
+    // Four requests of 16 would be 64: the completions granted fit the quota of 30, and at least two
+    // requests were served (16, then the 14 left).
+    assert!(served >= 2 && completion <= 30, "{answers:?}");
+    h.rows(served).await;
+    let (status, text) = h.post("/v1/chat/completions", Some(&key), body).await;
+    assert_eq!(
+        (status, error_code(&text).0.as_str()),
+        (429, "insufficient_quota"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! The API in front of a real miner serving the real default model (SmolLM2-135M-Instruct;
 //! `scripts/fetch-model.sh`, which `scripts/install-deps.sh` runs; without it this test fails): a streamed
 //! sampled chat and a plain text completion go through, every usage row's receipt verifies, and the
-//! validator's CPU replay of each answer (teacher-forced, with the seed it recorded) passes.
+//! validator's CPU replay of each answer (teacher-forced, with the seed it recorded) passes, and the next
+//! round commits those verdicts to the ledger and the round log and pays the miner for them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,9 @@ use validator::api::route::{Candidate, Directory};
 use validator::api::server::Api;
 use validator::api::store::{ApiStore, NewKey, Outcome, UsageRow};
 use validator::api::verify::HeldModel;
+use validator::ledger::{Ledger, RoundInputs};
+use validator::organic::OrganicInbox;
+use validator::state::MinerOutcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu() {
@@ -71,6 +75,7 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         .unwrap();
     assert_eq!(held.sha256, info.models[0].sha256);
     let mut registry = prometheus_client::registry::Registry::default();
+    let inbox = OrganicInbox::default();
     let api = Api::new(
         ApiConfig {
             verify_fraction: 1.0,
@@ -81,6 +86,7 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         store,
         Some(Arc::new(held)),
         ApiMetrics::register(&mut registry),
+        inbox.clone(),
     );
     let (addr, _) = api
         .serve("127.0.0.1:0".parse::<SocketAddr>().unwrap())
@@ -182,5 +188,73 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
             )
             .unwrap();
     }
+
+    // The verdicts wait for the next round: it commits them with the round's challenge verdicts, scores
+    // them (class `organic`), and the log replays.
+    let organic = inbox.drain();
+    assert_eq!(organic.len(), 2, "{organic:?}");
+    for o in &organic {
+        let row = rows
+            .iter()
+            .find(|r| r.id == o.usage_id)
+            .expect("a verdict for each usage row");
+        assert!(o.verdict.passed, "{o:?}");
+        assert_eq!(o.verdict.work_units, row.completion_tokens as f64);
+        assert_eq!(
+            (o.uid, o.hotkey.as_str()),
+            (1, miner_key.account().to_ss58().as_str())
+        );
+        assert_eq!(o.seed, row.seed);
+    }
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(ledger_dir.path(), scoring::policy::Policy::default(), "v", 1).unwrap();
+    let challenge = |uid: u16, hotkey: String| MinerOutcome {
+        uid,
+        hotkey,
+        task: bench_tasks::wire::TaskClass::Matmul,
+        verdict: bench_tasks::Verdict::pass(1e6),
+        rtt_ms: Some(1.0),
+        total_ms: Some(50.0),
+        compute_ms: Some(49.0),
+        seed: "00".into(),
+        answer_hash: None,
+    };
+    let attempt = ledger.begin_attempt().unwrap();
+    let record = ledger
+        .commit_round(RoundInputs {
+            attempt,
+            block_number: 10,
+            block_hash: "ab".into(),
+            started_ms: 0,
+            finished_ms: 1,
+            matmul: bench_tasks::matmul::RoundParams::new(64, 1),
+            outcomes: vec![
+                challenge(1, miner_key.account().to_ss58()),
+                challenge(2, Keypair::from_uri("//Idle").unwrap().account().to_ss58()),
+            ],
+            organic,
+            limits: scoring::weights::ChainLimits {
+                n: 3,
+                min_allowed_weights: 1,
+                max_weight_limit: u16::MAX,
+            },
+        })
+        .unwrap();
+    assert_eq!(record.organic.len(), 2);
+    assert_eq!(
+        ledger.store().organic_outcomes(record.round).unwrap(),
+        record.organic
+    );
+    // uid 1 served the most verified tokens: it earns the whole volume share. uid 2 served nobody: its
+    // challenge, at the reference speed (0.5), keeps only the rest.
+    let share = scoring::policy::Policy::default().organic.share;
+    assert!(record.round_scores[&1] >= share, "{:?}", record.round_scores);
+    assert!(
+        (record.round_scores[&2] - (1.0 - share) * 0.5).abs() < 1e-9,
+        "{:?}",
+        record.round_scores
+    );
+    let report = validator::replay::replay(&ledger.log_path()).unwrap();
+    assert!(report.matches(), "{:?}", report.mismatches);
     server.shutdown().await;
 }

@@ -172,6 +172,7 @@ pub async fn bench_api(
         store,
         None,
         ApiMetrics::register(&mut registry),
+        Default::default(),
     );
     let (addr, _) = api.serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let http = reqwest::Client::builder()

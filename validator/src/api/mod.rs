@@ -8,6 +8,7 @@
 //! - [`server`]: the axum server that ties them together.
 //! - `bench` (feature `localnet`): `validator bench-api`, the API's figures against an in-process real miner.
 //! - [`metrics`]: tokens/s per miner, time to first token, organic outcomes, verified share, cost.
+//! - [`stats`]: the one bookkeeper of those figures, for `/metrics` and the status page alike.
 
 #[cfg(feature = "localnet")]
 pub mod bench;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod openai;
 pub mod route;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod verify;
 

@@ -33,15 +33,17 @@ use exchange::generate::{GenerateError, GenerationStream, StreamBounds, StreamEv
 use tokio::sync::{mpsc, oneshot};
 
 use super::ApiConfig;
-use super::metrics::{ApiMetrics, MinerLabel};
+use super::metrics::ApiMetrics;
 use super::openai::{
     self, AnswerMessage, ApiError, Asked, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChatCompletionRequest, ChunkChoice, Completion, CompletionChoice, CompletionRequest, Delta, Input, Model,
     ModelList, SSE_DONE, Served, Usage,
 };
 use super::route::{Candidate, Directory, NoMiner};
+use super::stats::OrganicStats;
 use super::store::{ApiKey, ApiStore, Outcome, UsageRow, now_ms};
-use super::verify::{HeldModel, Job, OrganicVerdict, VerifyQueue};
+use super::verify::{HeldModel, Job, VerifyQueue, is_cheat};
+use crate::organic::OrganicInbox;
 
 /// How long a looked-up key is trusted before the database is asked again (so a revocation by
 /// `validator api-key revoke`, another process, takes effect within this).
@@ -72,15 +74,29 @@ struct Shared {
     held: Option<Arc<HeldModel>>,
     verify: Option<VerifyQueue>,
     metrics: ApiMetrics,
-    totals: Arc<Mutex<Totals>>,
+    stats: OrganicStats,
+    /// Per key with a quota: completion tokens reserved by its requests in flight.
+    reserved: Mutex<HashMap<i64, u64>>,
 }
 
-#[derive(Debug, Default)]
-struct Totals {
-    complete: u64,
-    verified: u64,
+/// Completion tokens a request holds against its key's quota; released when the request ends (after its
+/// usage is counted).
+struct QuotaHold {
+    shared: Arc<Shared>,
+    key_id: i64,
     tokens: u64,
-    seconds: f64,
+}
+
+impl Drop for QuotaHold {
+    fn drop(&mut self) {
+        let mut reserved = lock(&self.shared.reserved);
+        if let Some(n) = reserved.get_mut(&self.key_id) {
+            *n = n.saturating_sub(self.tokens);
+            if *n == 0 {
+                reserved.remove(&self.key_id);
+            }
+        }
+    }
 }
 
 /// A token bucket: `rate_per_min` requests a minute, bursts of up to a tenth of that (at least 1).
@@ -109,7 +125,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Api {
     /// The API over `store`, routing among `directory`'s miners with `client`; `held` is the model the
-    /// validator holds (verification, text prompts), if any.
+    /// validator holds (verification, text prompts), if any. Every organic verdict goes to `organic`,
+    /// which the round loop drains and scores ([`crate::round::Validator::with_organic_inbox`]).
     pub fn new(
         config: ApiConfig,
         client: Client,
@@ -117,33 +134,29 @@ impl Api {
         store: ApiStore,
         held: Option<Arc<HeldModel>>,
         metrics: ApiMetrics,
+        organic: OrganicInbox,
     ) -> Self {
         let store = Arc::new(Mutex::new(store));
-        let totals = Arc::new(Mutex::new(Totals::default()));
+        let stats = OrganicStats::new(metrics.clone(), config.gpu_dollars_per_hour);
         let verify = held.as_ref().map(|model| {
             let store = store.clone();
             let directory = directory.clone();
-            let metrics = metrics.clone();
-            let totals = totals.clone();
+            let stats = stats.clone();
             VerifyQueue::start(
                 model.clone(),
                 config.verify_queue,
-                Arc::new(move |job: &Job, v: &OrganicVerdict| {
+                Arc::new(move |job: &Job, v: &bench_tasks::Verdict| {
                     let state = if v.passed { "passed" } else { "failed" };
                     let detail = format!("{}: {}", v.reason, v.detail);
                     if let Err(e) = lock(&store).set_verification(job.usage_id, state, &detail) {
                         tracing::error!("recording an organic verdict failed: {e}");
                     }
-                    metrics.verification(&v.reason);
+                    stats.checked(job.miner_uid, v.reason.code(), v.passed);
+                    organic.push(job.outcome(v, crate::round::unix_ms()));
                     if v.passed {
                         directory.passed_check(job.miner_uid);
-                        let mut t = lock(&totals);
-                        t.verified += 1;
-                        if t.complete > 0 {
-                            metrics.verified_share.set(t.verified as f64 / t.complete as f64);
-                        }
                     }
-                    if v.is_cheat() {
+                    if is_cheat(v) {
                         tracing::warn!(uid = job.miner_uid, reason = %v.reason, "organic verification failed: {}", v.detail);
                         directory.bench(job.miner_uid, &job.miner_hotkey);
                     }
@@ -161,9 +174,56 @@ impl Api {
                 held,
                 verify,
                 metrics,
-                totals,
+                stats,
+                reserved: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Reserves up to `want` completion tokens against `key`'s quota: what its counted use and its
+    /// requests in flight leave. A request is capped to that (its answer then ends with `length`), so
+    /// concurrent requests cannot overrun a quota by more than their prompts.
+    ///
+    /// # Errors
+    /// 429 `insufficient_quota` when nothing is left.
+    fn reserve_quota(&self, key: &ApiKey, want: usize) -> Result<(usize, Option<QuotaHold>), ApiError> {
+        let Some(quota) = key.token_quota else {
+            return Ok((want, None));
+        };
+        let mut reserved = lock(&self.shared.reserved);
+        let held = reserved.get(&key.id).copied().unwrap_or(0);
+        let left = quota.saturating_sub(key.tokens_used).saturating_sub(held);
+        if left == 0 {
+            return Err(ApiError::rate_limited(
+                "insufficient_quota",
+                format!(
+                    "this key used its quota of {quota} tokens (counting {held} reserved by requests in flight)"
+                ),
+            ));
+        }
+        let grant = (want as u64).min(left);
+        *reserved.entry(key.id).or_insert(0) += grant;
+        let hold = QuotaHold {
+            shared: self.shared.clone(),
+            key_id: key.id,
+            tokens: grant,
+        };
+        Ok((grant as usize, Some(hold)))
+    }
+
+    /// Adds `tokens` to the cached use of key `key_id`, as `record_usage` just did in the store, so the
+    /// next request's quota check sees it without waiting for the cache to expire.
+    fn count_cached(&self, key_id: i64, tokens: u64) {
+        for (key, _) in lock(&self.shared.keys).values_mut() {
+            if let Some(k) = key.as_mut().filter(|k| k.id == key_id) {
+                k.tokens_used += tokens;
+            }
+        }
+    }
+
+    /// The running figures (status page, metrics).
+    pub fn stats(&self) -> &OrganicStats {
+        &self.shared.stats
     }
 
     /// The miner directory.
@@ -268,7 +328,7 @@ impl Api {
     }
 
     fn fail(&self, e: &ApiError) -> Response {
-        self.shared.metrics.outcome(e.code());
+        self.shared.stats.refused(e.code());
         error_response(e)
     }
 }
@@ -286,6 +346,7 @@ pub async fn start<N: crate::network::Network>(
     client: &Client,
     metrics: &crate::metrics::Metrics,
     dashboard: &crate::dashboard::Dashboard,
+    organic: OrganicInbox,
 ) -> Result<Api, crate::state::StateError> {
     let store = ApiStore::open_dir(state_dir)?;
     let held = match config.model.clone() {
@@ -315,7 +376,9 @@ pub async fn start<N: crate::network::Network>(
         store,
         held,
         metrics.api.clone(),
+        organic,
     );
+    dashboard.show_organic(api.stats().clone());
     let (client, dashboard, every) = (client.clone(), dashboard.clone(), config.refresh());
     tokio::spawn(async move {
         loop {
@@ -438,6 +501,7 @@ struct Ticket {
     asked: Asked,
     seed: u64,
     max_tokens: usize,
+    _quota: Option<QuotaHold>,
     arrived: Instant,
     created_ms: u64,
     id: String,
@@ -484,6 +548,10 @@ impl Api {
             Some(n) => n as usize,
             None => (self.shared.config.default_max_tokens as usize).min(cap).max(1),
         };
+        let (max_tokens, quota) = match self.reserve_quota(&key, max_tokens) {
+            Ok(granted) => granted,
+            Err(e) => return self.fail(&e),
+        };
         let seed = asked.seed.unwrap_or_else(rand::random::<u64>);
         let prefix = match route {
             Route::Chat => "chatcmpl",
@@ -494,6 +562,7 @@ impl Api {
             route,
             seed,
             max_tokens,
+            _quota: quota,
             arrived,
             created_ms: now_ms(),
             id: format!("{prefix}-{}", hex::encode(rand::random::<[u8; 12]>())),
@@ -758,51 +827,18 @@ impl Api {
         // Dropping the stream closes the connection: the miner stops generating.
         drop(stream);
         let duration = ticket.arrived.elapsed();
-        let metrics = &self.shared.metrics;
-        metrics.outcome(outcome.as_str());
-        if let Some(t) = ttft {
-            metrics.ttft.observe(t.as_secs_f64());
-        }
-        let uid = MinerLabel {
-            uid: candidate.endpoint.uid.to_string(),
-        };
-        metrics.tokens.get_or_create(&uid).inc_by(ids.len() as u64);
-        let decode = duration.saturating_sub(ttft.unwrap_or_default()).as_secs_f64();
-        if ids.len() > 1 && decode > 0.0 {
-            let tps = (ids.len() - 1) as f64 / decode;
-            let g = metrics.tokens_per_second.get_or_create(&uid);
-            let old = g.get();
-            let ema = if old > 0.0 { 0.8 * old + 0.2 * tps } else { tps };
-            g.set(ema);
-            metrics
-                .cost_per_million
-                .get_or_create(&uid)
-                .set(self.shared.config.gpu_dollars_per_hour / 3600.0 / ema * 1e6);
-        }
+        self.shared.stats.served(
+            candidate.endpoint.uid,
+            outcome.as_str(),
+            ids.len() as u64,
+            ttft,
+            duration,
+        );
         let sampled = outcome == Outcome::Complete
             && done.is_some()
             && self.shared.verify.is_some()
             && (self.shared.directory.on_probation(candidate.endpoint.uid)
                 || rand::random::<f64>() < self.shared.config.verify_fraction);
-        {
-            let mut totals = lock(&self.shared.totals);
-            totals.tokens += ids.len() as u64;
-            totals.seconds += duration.as_secs_f64();
-            if outcome == Outcome::Complete {
-                totals.complete += 1;
-            }
-            if totals.tokens > 0 {
-                metrics.subnet_cost_per_million.set(
-                    self.shared.config.gpu_dollars_per_hour / 3600.0 * totals.seconds / totals.tokens as f64
-                        * 1e6,
-                );
-            }
-            if totals.complete > 0 {
-                metrics
-                    .verified_share
-                    .set(totals.verified as f64 / totals.complete as f64);
-            }
-        }
         let row = UsageRow {
             id: 0,
             key_id: ticket.key_id,
@@ -829,9 +865,13 @@ impl Api {
             receipt: done.as_ref().and_then(|d| serde_json::to_string(&d.receipt).ok()),
         };
         let store = self.shared.store.clone();
+        let counted = row.prompt_tokens + row.completion_tokens;
         let usage_id = tokio::task::spawn_blocking(move || lock(&store).record_usage(&row)).await;
         let usage_id = match usage_id {
-            Ok(Ok(id)) => id,
+            Ok(Ok(id)) => {
+                self.count_cached(ticket.key_id, counted);
+                id
+            }
             Ok(Err(e)) => {
                 tracing::error!("recording usage failed: {e}");
                 return;
@@ -853,6 +893,7 @@ impl Api {
                 usage_id,
                 miner_uid: candidate.endpoint.uid,
                 miner_hotkey: served.miner_hotkey.clone(),
+                model_sha256: model.sha256.clone(),
                 prompt,
                 receipt_prompt_tokens: d.prompt_tokens,
                 generated: ids,
@@ -861,13 +902,17 @@ impl Api {
                     top_p: ticket.asked.top_p,
                     seed: ticket.seed,
                 },
+                ttft_ms: ttft.map(|t| t.as_secs_f64() * 1e3),
+                total_ms: duration.as_secs_f64() * 1e3,
             });
             let skipped = match job {
                 Ok(job) => (!queue.offer(job)).then(|| "queue_full".to_owned()),
                 Err(e) => Some(format!("error: {e}")),
             };
             if let Some(why) = skipped {
-                metrics.verification("skipped");
+                self.shared
+                    .stats
+                    .checked(candidate.endpoint.uid, "skipped", false);
                 let store = self.shared.store.clone();
                 tokio::task::spawn_blocking(move || lock(&store).set_verification(usage_id, "skipped", &why));
             }

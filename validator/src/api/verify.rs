@@ -4,8 +4,12 @@
 //! The validator chose (or recorded) the sampler seed, so it knows the rule every token had to follow:
 //! [`Sampling::choose`] on sequence `b = 0`, positions `t = 0, 1, …` (as the miner's engine decodes an
 //! organic request). [`Verifier::verify_generation`] runs one causal pass over the prompt and the
-//! generated ids and checks each token's deficit under the rule against [`REAL_MODEL_MARGIN`]. Jobs wait in a bounded queue and run one at a time on a blocking thread: a full
-//! queue drops the job (recorded as `skipped`), never the answer.
+//! generated ids and checks each token's deficit under the rule against [`REAL_MODEL_MARGIN`]. Jobs wait
+//! in a bounded queue and run one at a time on a blocking thread: a full queue drops the job (recorded as
+//! `skipped`), never the answer. Each verdict goes to the usage row, the routing directory and, as an
+//! [`OrganicOutcome`] ([`Job::outcome`]), to the round loop's inbox, which scores it.
+//!
+//! [`OrganicOutcome`]: crate::state::OrganicOutcome
 
 use std::sync::Arc;
 
@@ -13,7 +17,10 @@ use bench_tasks::inference::real::{REAL_MODEL_MARGIN, RealModel};
 use bench_tasks::inference::tokenizer::Tokenizer;
 use bench_tasks::inference::{Limits, Sampling, Transformer, Verifier};
 use bench_tasks::wire::ChatMessage;
-use serde::{Deserialize, Serialize};
+use bench_tasks::{Reason, Verdict};
+use scoring::task::Treatment;
+
+use crate::state::OrganicOutcome;
 
 /// A model the validator holds for verification: its sha256, its verifier on the CPU and its tokenizer.
 #[derive(Debug)]
@@ -66,34 +73,11 @@ impl HeldModel {
     }
 }
 
-/// What an organic check concluded, with a stable reason code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrganicVerdict {
-    /// Every token followed the rule within the margin.
-    pub passed: bool,
-    /// `passed`, `wrong_token`, `bad_value`, `prompt_mismatch`, `out_of_vocab`, `too_long`, `error`.
-    pub reason: String,
-    /// Which token, by how much.
-    pub detail: String,
-    /// Tokens checked.
-    pub tokens: usize,
-}
-
-impl OrganicVerdict {
-    fn fail(reason: &str, detail: String, tokens: usize) -> Self {
-        Self {
-            passed: false,
-            reason: reason.to_owned(),
-            detail,
-            tokens,
-        }
-    }
-
-    /// Whether the miner is at fault (a wrong token or a non-finite logit), as opposed to a check that
-    /// could not run.
-    pub fn is_cheat(&self) -> bool {
-        !self.passed && matches!(self.reason.as_str(), "wrong_token" | "out_of_vocab")
-    }
+/// Whether a verdict puts the miner at fault (a wrong token, a token outside the vocabulary, a
+/// non-finite value: what the default policy counts as failed verification), as opposed to a check that
+/// could not run (`bad_challenge`: the validator's side).
+pub fn is_cheat(verdict: &Verdict) -> bool {
+    verdict.reason.default_treatment() == Treatment::FailedVerification
 }
 
 /// One answer to check.
@@ -105,6 +89,8 @@ pub struct Job {
     pub miner_uid: u16,
     /// Its hotkey.
     pub miner_hotkey: String,
+    /// The model's sha256.
+    pub model_sha256: String,
     /// The prompt ids, as the miner decoded them.
     pub prompt: Vec<u32>,
     /// The prompt length the miner's receipt states.
@@ -113,46 +99,63 @@ pub struct Job {
     pub generated: Vec<u32>,
     /// The rule.
     pub sampling: Sampling,
+    /// Milliseconds from the request's arrival to its first token.
+    pub ttft_ms: Option<f64>,
+    /// Milliseconds from the request's arrival to its last token.
+    pub total_ms: f64,
+}
+
+impl Job {
+    /// The ledger's record of this answer under `verdict`, checked at `checked_ms`.
+    pub fn outcome(&self, verdict: &Verdict, checked_ms: u64) -> OrganicOutcome {
+        let mut hasher = blake3::Hasher::new();
+        for id in &self.generated {
+            hasher.update(&id.to_le_bytes());
+        }
+        OrganicOutcome {
+            usage_id: self.usage_id,
+            uid: self.miner_uid,
+            hotkey: self.miner_hotkey.clone(),
+            model_sha256: self.model_sha256.clone(),
+            verdict: verdict.clone(),
+            ttft_ms: self.ttft_ms,
+            total_ms: self.total_ms,
+            seed: self.sampling.seed.to_string(),
+            answer_hash: hasher.finalize().to_hex().to_string(),
+            checked_ms,
+        }
+    }
 }
 
 /// Checks `job` against `model` with [`Verifier::verify_generation`]: every generated token must be
-/// within [`REAL_MODEL_MARGIN`] of the rule's choice (sequence 0, positions from 0). A prompt whose length
-/// differs from the receipt's is `prompt_mismatch` (the validator did not rebuild what the miner decoded:
-/// not the miner's fault as far as this check can tell).
-pub fn check(model: &HeldModel, job: &Job) -> OrganicVerdict {
-    let n = job.generated.len();
-    if n == 0 {
-        return OrganicVerdict {
-            passed: true,
-            reason: "passed".into(),
+/// within [`REAL_MODEL_MARGIN`] of the rule's choice (sequence 0, positions from 0); the verdict's work is
+/// the tokens checked. A prompt whose length differs from the receipt's is `bad_challenge` (the validator
+/// did not rebuild what the miner decoded: not the miner's fault as far as this check can tell).
+pub fn check(model: &HeldModel, job: &Job) -> Verdict {
+    if job.generated.is_empty() {
+        return Verdict {
             detail: "no tokens to check".into(),
-            tokens: 0,
+            ..Verdict::pass(0.0)
         };
     }
     if job.prompt.len() != job.receipt_prompt_tokens {
-        return OrganicVerdict::fail(
-            "prompt_mismatch",
+        return Verdict::fail(
+            Reason::BadChallenge,
             format!(
-                "the validator's prompt has {} tokens, the receipt {}",
+                "prompt mismatch: the validator's prompt has {} tokens, the receipt {}",
                 job.prompt.len(),
                 job.receipt_prompt_tokens
             ),
-            0,
+            0.0,
         );
     }
-    let verdict = model
+    model
         .verifier
-        .verify_generation(&job.prompt, &job.generated, &job.sampling);
-    OrganicVerdict {
-        passed: verdict.passed,
-        reason: verdict.reason.code().to_owned(),
-        detail: verdict.detail,
-        tokens: n,
-    }
+        .verify_generation(&job.prompt, &job.generated, &job.sampling)
 }
 
 /// Where verdicts go once reached (the usage row, metrics, routing).
-pub type Sink = Arc<dyn Fn(&Job, &OrganicVerdict) + Send + Sync>;
+pub type Sink = Arc<dyn Fn(&Job, &Verdict) + Send + Sync>;
 
 /// The bounded queue of checks and its worker.
 #[derive(Debug, Clone)]
