@@ -222,8 +222,9 @@ fn applied(hp: &Hyperparams, p: Hyperparameter) -> Option<(String, String)> {
         }
         Hyperparameter::MinAllowedWeights(v) => (v.to_string(), hp.min_allowed_weights.to_string()),
         Hyperparameter::ImmunityPeriod(v) => (v.to_string(), hp.immunity_period.to_string()),
+        Hyperparameter::MaxAllowedUids(v) => (v.to_string(), hp.max_allowed_uids.to_string()),
         // Not in the hyperparameters the client reads.
-        Hyperparameter::MaxAllowedValidators(_) => return None,
+        Hyperparameter::MaxAllowedValidators(_) | Hyperparameter::MechanismCount(_) => return None,
     };
     (wanted != actual).then_some((wanted, actual))
 }

@@ -203,6 +203,11 @@ pub enum Hyperparameter {
     ImmunityPeriod(u16),
     /// Most uids holding a validator permit (`sudo_set_max_allowed_validators`).
     MaxAllowedValidators(u16),
+    /// Most uids on the subnet (`sudo_set_max_allowed_uids`, root only); times the mechanism count
+    /// at most 256.
+    MaxAllowedUids(u16),
+    /// Mechanisms of the subnet (`sudo_set_mechanism_count`); needs `MaxAllowedUids × count ≤ 256`.
+    MechanismCount(u8),
 }
 
 impl Hyperparameter {
@@ -215,6 +220,8 @@ impl Hyperparameter {
             Self::MinAllowedWeights(_) => "sudo_set_min_allowed_weights",
             Self::ImmunityPeriod(_) => "sudo_set_immunity_period",
             Self::MaxAllowedValidators(_) => "sudo_set_max_allowed_validators",
+            Self::MaxAllowedUids(_) => "sudo_set_max_allowed_uids",
+            Self::MechanismCount(_) => "sudo_set_mechanism_count",
         }
     }
 
@@ -223,7 +230,9 @@ impl Hyperparameter {
             Self::Tempo(v)
             | Self::MinAllowedWeights(v)
             | Self::ImmunityPeriod(v)
-            | Self::MaxAllowedValidators(v) => Value::from(v),
+            | Self::MaxAllowedValidators(v)
+            | Self::MaxAllowedUids(v) => Value::from(v),
+            Self::MechanismCount(v) => Value::from(v),
             Self::WeightsSetRateLimit(v) => Value::from(v),
             Self::CommitRevealWeightsEnabled(v) => Value::bool(v),
         }

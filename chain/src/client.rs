@@ -37,6 +37,7 @@ use tokio::sync::RwLock;
 use crate::calls::{AxonSpec, Call, PALLET};
 use crate::compat::{self, Report};
 use crate::keys::{AccountId, Keypair};
+use crate::mechanism::{EpochConsensus, Mechanisms};
 use crate::metagraph::{self, AxonInfo, Hyperparams, Metagraph, Neuron, Source};
 use crate::submit::{FailureKind, Outcome, RetryPolicy, SubmitReport, classify};
 use crate::timelock::BeaconConfig;
@@ -195,6 +196,18 @@ pub enum ChainError {
     /// The timelocked weights commit could not be built.
     #[error("could not encrypt the timelocked weights commit: {0}; check the beacon public key")]
     Timelock(#[from] crate::timelock::TimelockError),
+    /// The subnet has no such mechanism.
+    #[error(
+        "subnet {netuid} has {count} mechanism(s), so mechanism {mecid} does not exist (the chain refuses it with MechanismDoesNotExist); pick a mechanism below {count}"
+    )]
+    NoMechanism {
+        /// Subnet.
+        netuid: u16,
+        /// The mechanism asked for.
+        mecid: u8,
+        /// `MechanismCountCurrent`.
+        count: u8,
+    },
 }
 
 /// The error's message plus the JSON-RPC `data` of a node error, which holds the reason a node refused
@@ -423,6 +436,24 @@ impl ChainClient {
         Ok(t_now.saturating_sub(t_then) / span)
     }
 
+    /// Like [`Self::fetch`] for an `OptionQuery` entry: `None` when no value is stored.
+    async fn try_fetch<K, V>(&self, at: &AtBlock, entry: &str, keys: K) -> Result<Option<V>, ChainError>
+    where
+        K: subxt::ext::frame_decode::storage::IntoEncodableValues
+            + subxt::ext::frame_decode::storage::IntoDecodableValues,
+        V: DecodeAsType,
+    {
+        let addr = dynamic::storage::<K, V>(PALLET, entry);
+        let value = tokio::time::timeout(self.config.request_timeout, at.storage().try_fetch(addr, keys))
+            .await
+            .map_err(|_| ChainError::Timeout("a storage read"))?
+            .map_err(|e| ChainError::Rpc(format!("{PALLET}::{entry}: {e}")))?;
+        value
+            .map(|v| v.decode())
+            .transpose()
+            .map_err(|e| ChainError::Rpc(format!("{PALLET}::{entry}: {e}")))
+    }
+
     /// Like [`Self::fetch`], but `default` when this runtime does not have the entry.
     async fn fetch_or<K, V>(&self, at: &AtBlock, entry: &str, keys: K, default: V) -> Result<V, ChainError>
     where
@@ -473,8 +504,13 @@ impl ChainClient {
     /// The metagraph at the best block: the runtime API first, storage as the fallback.
     pub async fn metagraph(&self, netuid: u16) -> Result<Metagraph, ChainError> {
         let at = self.at_best().await?;
+        self.metagraph_here(&at, netuid).await
+    }
+
+    /// The metagraph at `at`: the runtime API first, storage as the fallback.
+    async fn metagraph_here(&self, at: &AtBlock, netuid: u16) -> Result<Metagraph, ChainError> {
         let from_api = if self.report.has_neurons_api {
-            match self.neurons_from_api(&at, netuid).await {
+            match self.neurons_from_api(at, netuid).await {
                 Ok(n) => Some(n),
                 Err(e) => {
                     tracing::warn!(netuid, error = %e, "neuron runtime API failed; reading storage instead");
@@ -484,7 +520,67 @@ impl ChainClient {
         } else {
             None
         };
-        self.metagraph_in(&at, netuid, from_api).await
+        self.metagraph_in(at, netuid, from_api).await
+    }
+
+    /// The subnet's mechanisms at the best block: `MechanismCountCurrent` and `MechanismEmissionSplit`
+    /// (one mechanism, even split, on runtimes without them).
+    pub async fn mechanisms(&self, netuid: u16) -> Result<Mechanisms, ChainError> {
+        let at = self.at_best().await?;
+        self.mechanisms_at(&at, netuid).await
+    }
+
+    async fn mechanisms_at(&self, at: &AtBlock, netuid: u16) -> Result<Mechanisms, ChainError> {
+        let k = (netuid,);
+        let count: u8 = self.fetch_or(at, "MechanismCountCurrent", k, 1).await?;
+        let emission_split = if has_storage(at, "MechanismEmissionSplit") {
+            self.try_fetch::<_, Vec<u16>>(at, "MechanismEmissionSplit", k)
+                .await?
+        } else {
+            None
+        };
+        Ok(Mechanisms {
+            count,
+            emission_split,
+        })
+    }
+
+    /// How the subnet's epoch computes rewards (`SubnetEpochConsensus`), [`EpochConsensus::Yuma`] on
+    /// runtimes without it.
+    pub async fn epoch_consensus(&self, netuid: u16) -> Result<EpochConsensus, ChainError> {
+        let at = self.at_best().await?;
+        self.fetch_or(&at, "SubnetEpochConsensus", (netuid,), EpochConsensus::Yuma)
+            .await
+    }
+
+    /// The metagraph of mechanism `mecid` of the subnet at the best block, as subtensor's
+    /// `get_mechagraph` gives it: the subnet's metagraph with each neuron's `incentive` and
+    /// `last_update` read from the mechanism (`Incentive` and `LastUpdate` at
+    /// [`weights::storage_index`]). `dividends`, `consensus`, `validator_trust` and `emission` stay the
+    /// subnet's: the chain keeps them per subnet, each mechanism's weighted by its emission share.
+    /// Mechanism 0 equals [`Self::metagraph`].
+    pub async fn mechanism_metagraph(&self, netuid: u16, mecid: u8) -> Result<Metagraph, ChainError> {
+        let at = self.at_best().await?;
+        let mechanisms = self.mechanisms_at(&at, netuid).await?;
+        if !mechanisms.has(mecid) {
+            return Err(ChainError::NoMechanism {
+                netuid,
+                mecid,
+                count: mechanisms.count,
+            });
+        }
+        let mut graph = self.metagraph_here(&at, netuid).await?;
+        if mecid != 0 {
+            let idx = (weights::storage_index(netuid, mecid),);
+            let incentive: Vec<u16> = self.fetch(&at, "Incentive", idx).await?;
+            let last_update: Vec<u64> = self.fetch(&at, "LastUpdate", idx).await?;
+            for n in &mut graph.neurons {
+                let i = usize::from(n.uid);
+                n.incentive = incentive.get(i).copied().unwrap_or(0);
+                n.last_update = last_update.get(i).copied().unwrap_or(0);
+            }
+        }
+        Ok(graph)
     }
 
     /// The metagraph at block `number` (kept by the node: recent blocks, or any on an archive node),
@@ -929,6 +1025,10 @@ impl ChainClient {
             )));
         }
         let hp = self.hyperparams_at(&at, netuid).await?;
+        let count = self.mechanisms_at(&at, netuid).await?.count;
+        if mecid >= count {
+            return Err(ChainError::NoMechanism { netuid, mecid, count });
+        }
         let me = hotkey.account();
         let uid = self
             .uid_at(&at, netuid, &me)

@@ -96,6 +96,9 @@ pub const STORAGE: &[StorageItem] = &[
     item("ValidatorTrust", 1, true, value_is::<Vec<u16>>),
     item("Incentive", 1, true, value_is::<Vec<u16>>),
     item("Emission", 1, true, value_is::<Vec<u64>>),
+    // Mechanisms (one, with an even split, where absent).
+    item("MechanismCountCurrent", 1, true, value_is::<u8>),
+    item("MechanismEmissionSplit", 1, true, value_is::<Vec<u16>>),
     // Hyperparameters with safe defaults.
     item("RevealPeriodEpochs", 1, true, value_is::<u64>),
     item("MaxAllowedUids", 1, true, value_is::<u16>),

@@ -1,6 +1,7 @@
 //! Chain access for the tensorproof subnet: keys and btcli wallets, hotkey-signed HTTP requests, and a
 //! subxt client for subtensor (the embedded devnet, a localnet, testnet or finney). The embedded devnet
-//! itself is the `devnet` crate (chain/devnet/), which imports only [`timelock`] from here.
+//! itself is the `devnet` crate (chain/devnet/), which imports [`timelock`], [`weights::storage_index`]
+//! and [`mechanism::split_emission`] from here.
 //!
 //! * [`keys`]: sr25519 keypairs and SS58 addresses (prefix 42).
 //! * [`wallet`]: btcli's wallet layout and keyfiles (`$NACL` encryption), and the `wallet new|show`
@@ -13,6 +14,7 @@
 //! * [`calls`], [`compat`]: the extrinsics, storage and runtime APIs used, built dynamically and checked
 //!   against the connected runtime's metadata (and, in tests, finney's).
 //! * [`weights`]: the CR-v2 commit hash, pre-submission checks and rate-limit arithmetic.
+//! * [`mechanism`]: a subnet's mechanisms (count, emission split) and its epoch consensus.
 //! * [`timelock`]: CR-v4 drand-timelocked weight commits (encrypt, decrypt, reveal-round clock).
 //!
 //! A validator signs a request; a miner verifies it and answers with a receipt:
@@ -39,6 +41,7 @@ pub mod calls;
 pub mod client;
 pub mod compat;
 pub mod keys;
+pub mod mechanism;
 pub mod metagraph;
 pub mod reveal;
 pub mod submit;

@@ -278,3 +278,72 @@ fn neurons_lite_decodes_with_finney_types() {
     // Truncated bytes are an error, not a panic.
     assert!(decode_neurons_lite(&bytes[..bytes.len() - 3], &finney()).is_err());
 }
+
+/// The owner's mechanism set-up (`AdminUtils::sudo_set_max_allowed_uids` 15 and
+/// `sudo_set_mechanism_count` 76, under `Sudo::sudo`) encodes against finney.
+#[test]
+fn mechanism_setup_calls_encode_against_finney() {
+    use chain::calls::{Hyperparameter, SetupCall};
+    let client = offline(finney());
+    let at = client.at_block(0u64).unwrap();
+    for (param, index, value) in [
+        (Hyperparameter::MaxAllowedUids(128), 15u8, 128u16.encode()),
+        (Hyperparameter::MechanismCount(2), 76, 2u8.encode()),
+    ] {
+        let call = Call::Setup(SetupCall::SudoSet { netuid: 1, param });
+        let data = at.transactions().call_data(&call.payload()).unwrap();
+        let mut want = vec![12u8, 0, 19, index];
+        want.extend(1u16.encode());
+        want.extend(value);
+        assert_eq!(data, want, "{param:?}");
+    }
+}
+
+/// The keys of the per-mechanism storage the client reads, computed from finney's metadata: a
+/// mechanism's `Incentive` and `LastUpdate` live at `netuid + mecid * 4096` (Identity-hashed u16),
+/// `MechanismCountCurrent` and `MechanismEmissionSplit` at the netuid (Twox64Concat).
+#[test]
+fn mechanism_storage_keys_match_finney() {
+    use sp_crypto_hashing::{twox_64, twox_128};
+    let client = offline(finney());
+    let at = client.at_block(0u64).unwrap();
+    let prefix = |entry: &str| [twox_128(b"SubtensorModule"), twox_128(entry.as_bytes())].concat();
+    let index = chain::weights::storage_index(1, 1);
+    assert_eq!(index, 4097);
+    for entry in ["Incentive", "LastUpdate"] {
+        let e = at
+            .storage()
+            .entry(subxt::dynamic::storage::<(u16,), subxt::dynamic::Value>(
+                "SubtensorModule",
+                entry,
+            ))
+            .unwrap();
+        let mut want = prefix(entry);
+        want.extend(index.encode());
+        assert_eq!(e.fetch_key((index,)).unwrap(), want, "{entry}");
+    }
+    for entry in ["MechanismCountCurrent", "MechanismEmissionSplit"] {
+        let e = at
+            .storage()
+            .entry(subxt::dynamic::storage::<(u16,), subxt::dynamic::Value>(
+                "SubtensorModule",
+                entry,
+            ))
+            .unwrap();
+        let mut want = prefix(entry);
+        want.extend(twox_64(&1u16.encode()));
+        want.extend(1u16.encode());
+        assert_eq!(e.fetch_key((1u16,)).unwrap(), want, "{entry}");
+    }
+    // The client reads both with these value types (`compat::STORAGE`).
+    let report = compat::check(&finney());
+    for entry in [
+        "MechanismCountCurrent",
+        "MechanismEmissionSplit",
+        "Incentive",
+        "LastUpdate",
+    ] {
+        assert!(compat::STORAGE.iter().any(|i| i.name == entry), "{entry}");
+        assert!(!report.degraded.iter().any(|d| d.contains(entry)), "{entry}");
+    }
+}

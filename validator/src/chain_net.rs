@@ -3,9 +3,11 @@
 //! The view lists every neuron with a served axon except the validator itself (and, when
 //! `loopback_only` is set, as localnet and tests do, only axons on 127.0.0.0/8, so traffic never leaves
 //! the machine whatever the chain says). Weights are due once the chain's `WeightsSetRateLimit` has passed
-//! since this validator's `LastUpdate`. Submission goes through [`ChainClient::set_weights`], which picks
-//! `set_weights` or a CR-v2 commit as the subnet requires; a pending commit is revealed on later views
-//! until the chain accepts the reveal.
+//! since this validator's `LastUpdate` on its mechanism. Submission goes through
+//! [`ChainClient::set_mechanism_weights`] on the validator's mechanism (0 unless
+//! [`ChainNetwork::with_mechanism`] picks another), which picks a direct set, a timelocked commit or a
+//! CR-v2 commit as the subnet requires; a pending CR-v2 commit is revealed on later views until the
+//! chain accepts the reveal.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -28,6 +30,7 @@ pub struct ChainNetwork {
     client: Arc<ChainClient>,
     hotkey: Keypair,
     netuid: u16,
+    mecid: u8,
     loopback_only: bool,
     version_key: u64,
     pending: Mutex<Option<(PendingReveal, u32)>>,
@@ -40,10 +43,17 @@ impl ChainNetwork {
             client,
             hotkey,
             netuid,
+            mecid: 0,
             loopback_only,
             version_key: 0,
             pending: Mutex::new(None),
         }
+    }
+
+    /// The same network, setting weights on mechanism `mecid` of the subnet (`--mechanism`).
+    pub const fn with_mechanism(mut self, mecid: u8) -> Self {
+        self.mecid = mecid;
+        self
     }
 
     /// The chain client.
@@ -82,9 +92,10 @@ fn allowed(ip: IpAddr, loopback_only: bool) -> bool {
 impl Network for ChainNetwork {
     async fn view(&self) -> Result<ChainView, NetworkError> {
         self.reveal_pending().await;
+        // The mechanism's view: its `LastUpdate` decides when weights are due.
         let graph = self
             .client
-            .metagraph(self.netuid)
+            .mechanism_metagraph(self.netuid, self.mecid)
             .await
             .map_err(|e| NetworkError(e.to_string()))?;
         let me = self.hotkey.account();
@@ -118,9 +129,10 @@ impl Network for ChainNetwork {
         let started = Instant::now();
         let result = self
             .client
-            .set_weights(
+            .set_mechanism_weights(
                 &self.hotkey,
                 self.netuid,
+                self.mecid,
                 &weights.uids,
                 &weights.weights,
                 self.version_key,

@@ -82,6 +82,9 @@ pub struct LocalnetConfig {
     pub serve_api: Option<SocketAddr>,
     /// The API key to accept (default: a fresh one, printed).
     pub api_key: Option<String>,
+    /// The mechanism the validator sets its weights on (`--mechanism`); above 0 the subnet is split
+    /// into `mechanism + 1` mechanisms (the devnet allows 2, subtensor's default `MaxMechanismCount`).
+    pub mechanism: u8,
 }
 
 impl Default for LocalnetConfig {
@@ -100,6 +103,7 @@ impl Default for LocalnetConfig {
             inference_model: bench_tasks::inference::real::SMOLLM2.to_owned(),
             serve_api: None,
             api_key: None,
+            mechanism: 0,
         }
     }
 }
@@ -162,8 +166,9 @@ pub struct LocalnetReport {
     pub weights_set: u64,
     /// Weight submissions that failed.
     pub weights_failed: u64,
-    /// The extrinsic that carried the weights (`set_weights`, or `commit_timelocked_weights` with
-    /// commit-reveal on).
+    /// The extrinsic that carried the weights (`set_mechanism_weights`, or
+    /// `commit_timelocked_mechanism_weights` with commit-reveal on; the legacy `set_weights` and
+    /// `commit_timelocked_weights` on runtimes without mechanisms).
     pub weights_call: Option<String>,
 }
 
@@ -385,7 +390,9 @@ async fn run_in(
     let netuid = boot.netuid;
 
     // The validator's real round loop over the chain.
-    let network = Arc::new(ChainNetwork::new(client.clone(), v_hot.clone(), netuid, true));
+    let network = Arc::new(
+        ChainNetwork::new(client.clone(), v_hot.clone(), netuid, true).with_mechanism(config.mechanism),
+    );
     let api_network = network.clone();
     let metrics = Metrics::new();
     let ledger = Ledger::open(dir, scoring::policy::Policy::default(), &v_hot.ss58(), netuid)?;
@@ -412,8 +419,8 @@ async fn run_in(
     .with_organic_inbox(inbox.clone());
     let tally = drive_rounds(config, &client, netuid, &v, &say).await?;
 
-    // The summary: the validator's view plus incentive read back from the chain.
-    let graph = client.metagraph(netuid).await?;
+    // The summary: the validator's view plus incentive read back from the chain (its mechanism's).
+    let graph = client.mechanism_metagraph(netuid, config.mechanism).await?;
     let view = dashboard.view();
     let miners = boot
         .miner_uids
@@ -558,6 +565,22 @@ async fn set_up_subnet(
         if let Hyperparameter::CommitRevealWeightsEnabled(on) = hp {
             *on = config.commit_reveal;
         }
+    }
+    if config.mechanism > 0 {
+        let count = config
+            .mechanism
+            .checked_add(1)
+            .filter(|c| *c <= 2)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--mechanism {}: the devnet allows 2 mechanisms (MaxMechanismCount); pass 0 or 1",
+                    config.mechanism
+                )
+            })?;
+        // MaxAllowedUids × count may not exceed 256.
+        plan.hyperparameters
+            .push(Hyperparameter::MaxAllowedUids(256 / u16::from(count)));
+        plan.hyperparameters.push(Hyperparameter::MechanismCount(count));
     }
     let boot = bootstrap::bootstrap(client, &sudo, &plan, &validator, accounts).await?;
     say(format!(

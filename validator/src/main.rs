@@ -113,6 +113,10 @@ enum Cmd {
         /// The API key `--serve-api` accepts (default: a fresh one).
         #[arg(long, requires = "serve_api")]
         api_key: Option<String>,
+        /// The subnet mechanism the validator sets weights on; above 0 the subnet is split into two
+        /// mechanisms (0 or 1 on the devnet).
+        #[arg(long, default_value_t = 0)]
+        mechanism: u8,
     },
     /// Create btcli wallets (validator, miner-1, …) and set up a subnet for them on an external chain
     /// (subtensor's localnet image), with //Alice as sudo.
@@ -272,6 +276,10 @@ struct RunArgs {
     /// `smollm2` (fetched by scripts/fetch-model.sh) or a GGUF path. Default: the config's, else seeded.
     #[arg(long, env = "VALIDATOR_INFERENCE_MODEL", value_name = "MODEL")]
     inference_model: Option<String>,
+    /// The subnet mechanism to set weights on (`set_mechanism_weights`' `mecid`; the subnet owner
+    /// decides how many there are). Default: the config's `mechanism`, else 0.
+    #[arg(long, env = "VALIDATOR_MECHANISM")]
+    mechanism: Option<u8>,
 }
 
 /// Default of `--retain-rounds`.
@@ -288,6 +296,7 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     miners: Vec<String>,
     retain_rounds: Option<u64>,
+    mechanism: Option<u8>,
     round: RoundConfig,
     api: ApiConfig,
 }
@@ -344,10 +353,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             serve_api,
             api_key,
+            mechanism,
         } => {
             let config = validator::localnet::LocalnetConfig {
                 serve_api,
                 api_key,
+                mechanism,
                 miners,
                 adversaries,
                 epochs,
@@ -759,12 +770,10 @@ async fn run_validator(wallet: &WalletArgs, args: RunArgs) -> anyhow::Result<()>
     let net: chain::client::Network = name.parse()?;
     let chain_client =
         chain::client::ChainClient::connect(&net, chain::client::ClientConfig::default()).await?;
-    let network = Arc::new(ChainNetwork::new(
-        Arc::new(chain_client),
-        hotkey_pair,
-        netuid,
-        false,
-    ));
+    let mechanism = args.mechanism.or(file.mechanism).unwrap_or(0);
+    let network = Arc::new(
+        ChainNetwork::new(Arc::new(chain_client), hotkey_pair, netuid, false).with_mechanism(mechanism),
+    );
     let inbox = OrganicInbox::default();
     let _api = start_api(
         &api_config,

@@ -23,6 +23,7 @@ fn config(commit_reveal: bool) -> LocalnetConfig {
         inference_model: "seeded".into(),
         serve_api: None,
         api_key: None,
+        mechanism: 0,
     }
 }
 
@@ -30,7 +31,29 @@ fn config(commit_reveal: bool) -> LocalnetConfig {
 async fn honest_miners_out_earn_a_lazy_one_on_chain() {
     let report = run(&config(false)).await.expect("localnet runs");
     check(&report);
-    assert_eq!(report.weights_call.as_deref(), Some("set_weights"), "{report:?}");
+    assert_eq!(
+        report.weights_call.as_deref(),
+        Some("set_mechanism_weights"),
+        "{report:?}"
+    );
+}
+
+/// The validator on mechanism 1 of a subnet split in two (`--mechanism 1`): its weights go to
+/// mechanism 1 and the incentive the report reads back (mechanism 1's) favours the honest miners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_on_mechanism_one_pay_honest_miners_there() {
+    let report = run(&LocalnetConfig {
+        mechanism: 1,
+        ..config(false)
+    })
+    .await
+    .expect("localnet runs");
+    check(&report);
+    assert_eq!(
+        report.weights_call.as_deref(),
+        Some("set_mechanism_weights"),
+        "{report:?}"
+    );
 }
 
 /// The same through commit-reveal as finney runs it: every weight vector goes on chain as a
@@ -42,7 +65,7 @@ async fn timelocked_weights_reach_the_chain_and_pay_honest_miners() {
     check(&report);
     assert_eq!(
         report.weights_call.as_deref(),
-        Some("commit_timelocked_weights"),
+        Some("commit_timelocked_mechanism_weights"),
         "{report:?}"
     );
 }

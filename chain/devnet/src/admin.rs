@@ -124,6 +124,10 @@ pub mod pallet {
             max_allowed_uids: u16,
         ) -> DispatchResult {
             Self::ensure_setter(origin, netuid, Setter::Root)?;
+            SubtensorPallet::<T>::ensure_max_uids_over_all_mechanisms(
+                max_allowed_uids,
+                subtensor::MechanismCountCurrent::<T>::get(netuid),
+            )?;
             subtensor::MaxAllowedUids::<T>::insert(netuid, max_allowed_uids);
             SubtensorPallet::<T>::deposit_event(subtensor::Event::MaxAllowedUidsSet(
                 netuid,
@@ -349,6 +353,41 @@ pub mod pallet {
             ensure!(alpha_low <= alpha_high, subtensor::Error::<T>::AlphaLowOutOfRange);
             subtensor::AlphaValues::<T>::insert(netuid, (alpha_low, alpha_high));
             Ok(())
+        }
+
+        /// Set `MechanismCountCurrent` (root or the subnet owner): 1..=`MaxMechanismCount`, with
+        /// `MaxAllowedUids × count ≤ 256`. Lowering it clears the removed mechanisms; any change
+        /// resets the emission split to even.
+        #[pallet::call_index(76)]
+        #[pallet::weight(Weight::from_parts(15_000_000, 0))]
+        pub fn sudo_set_mechanism_count(
+            origin: OriginFor<T>,
+            netuid: u16,
+            mechanism_count: u8,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            SubtensorPallet::<T>::do_set_mechanism_count(netuid, mechanism_count)
+        }
+
+        /// Set `MechanismEmissionSplit` (root or the subnet owner): `Some` proportions (at most one
+        /// per mechanism, summing to 65535; missing ones get nothing) or `None` for an even split.
+        #[pallet::call_index(77)]
+        #[pallet::weight(Weight::from_parts(15_000_000, 0))]
+        pub fn sudo_set_mechanism_emission_split(
+            origin: OriginFor<T>,
+            netuid: u16,
+            maybe_split: Option<Vec<u16>>,
+        ) -> DispatchResult {
+            SubtensorPallet::<T>::ensure_subnet_owner_or_root(origin, netuid)?;
+            SubtensorPallet::<T>::do_set_emission_split(netuid, maybe_split)
+        }
+
+        /// Set `MaxMechanismCount` (root): 1..=16.
+        #[pallet::call_index(88)]
+        #[pallet::weight(Weight::from_parts(15_000_000, 0))]
+        pub fn sudo_set_max_mechanism_count(origin: OriginFor<T>, max_mechanism_count: u8) -> DispatchResult {
+            ensure_root(origin)?;
+            SubtensorPallet::<T>::do_set_max_mechanism_count(max_mechanism_count)
         }
 
         /// Set `CommitRevealWeightsVersion` (root).

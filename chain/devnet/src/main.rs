@@ -75,7 +75,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("tensorproof devnet (spec node-subtensor 425)");
+    println!("tensorproof devnet (spec node-subtensor 426)");
     println!("endpoint: {}", devnet.ws_url());
     println!(
         "block time: {}, tempo: {}, dev subnet: {}",

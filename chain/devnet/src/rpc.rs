@@ -171,6 +171,8 @@ fn register_system(m: &mut Module) -> Result<(), RegisterMethodError> {
         };
         Ok::<_, ErrorObjectOwned>(s.lock().next_nonce(&who))
     })?;
+    // The alias real nodes serve (the Bittensor SDK calls it).
+    m.register_alias("account_nextIndex", "system_accountNextIndex")?;
 
     m.register_method("system_peers", |_, _, _| json!([]))?;
     m.register_method("system_nodeRoles", |_, _, _| json!(["Authority"]))?;
@@ -333,6 +335,8 @@ fn register_storage(m: &mut Module) -> Result<(), RegisterMethodError> {
     m.register_method("state_getStorage", |p, s, _| {
         Ok::<_, ErrorObjectOwned>(storage_value(&p, s)?.map(|v| encode_hex(&v)))
     })?;
+    // The alias real nodes serve (the Bittensor SDK reads storage through it).
+    m.register_alias("state_getStorageAt", "state_getStorage")?;
     m.register_method("state_getStorageHash", |p, s, _| {
         Ok::<_, ErrorObjectOwned>(
             storage_value(&p, s)?.map(|v| encode_hex(&polkadot_sdk::sp_io::hashing::blake2_256(&v))),

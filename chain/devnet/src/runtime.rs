@@ -107,7 +107,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: Cow::Borrowed("node-subtensor"),
     impl_name: Cow::Borrowed("tensorproof-devnet"),
     authoring_version: 1,
-    spec_version: 425,
+    spec_version: 426,
     impl_version: 1,
     apis: RUNTIME_API_VERSIONS,
     transaction_version: 1,

@@ -334,7 +334,8 @@ async fn timelocked_commit_is_opened_by_the_chain_in_the_reveal_epoch() {
         panic!("expected a timelocked commit: {res:?}")
     };
     assert!(report.is_included(), "{report:?}");
-    assert_eq!(report.call, "commit_timelocked_weights");
+    // The devnet has the SDK 11.3's mechanism calls, so mechanism 0's commit goes through them.
+    assert_eq!(report.call, "commit_timelocked_mechanism_weights");
     let chain::submit::Outcome::Included { block, .. } = report.outcome else {
         unreachable!()
     };
@@ -506,5 +507,231 @@ async fn a_connection_dropped_mid_submission_still_ends_in_one_inclusion() {
     );
     let graph = client.metagraph(1).await.unwrap();
     assert!(graph.by_uid(0).unwrap().last_update > 0);
+    devnet.shutdown().await;
+}
+
+/// Root and the owner (//Alice) split subnet 1 in two mechanisms, 1/4 and 3/4 of the emission:
+/// through the client's set-up calls (`MaxAllowedUids` 128 so that 2 × 128 ≤ 256, then the count)
+/// and a stock subxt client for the split.
+async fn split_subnet_in_two(devnet: &Devnet, client: &ChainClient) {
+    use chain::calls::{Hyperparameter, SetupCall};
+    use subxt::dynamic::{self, Value};
+    let alice = key("//Alice");
+    for param in [
+        Hyperparameter::MaxAllowedUids(128),
+        Hyperparameter::MechanismCount(2),
+    ] {
+        let report = client
+            .submit(&Call::Setup(SetupCall::SudoSet { netuid: 1, param }), &alice)
+            .await;
+        assert!(report.is_included(), "{param:?}: {report:?}");
+    }
+    let api = subxt::OnlineClient::<subxt::config::substrate::SubstrateConfig>::from_url(devnet.ws_url())
+        .await
+        .expect("subxt connects");
+    let split = Value::unnamed_variant(
+        "Some",
+        [Value::unnamed_composite([
+            Value::from(16_384u16),
+            Value::from(49_151u16),
+        ])],
+    );
+    let call = dynamic::transaction(
+        "AdminUtils".to_string(),
+        "sudo_set_mechanism_emission_split".to_string(),
+        (Value::from(1u16), split),
+    );
+    let at = api.at_current_block().await.expect("block");
+    at.transactions()
+        .sign_and_submit_then_watch_default(&call, &subxt_signer::sr25519::dev::alice())
+        .await
+        .expect("submitted")
+        .wait_for_finalized_success()
+        .await
+        .expect("the owner set the split");
+}
+
+/// Mechanisms end to end: the owner splits the subnet, the client reads the count and split, the
+/// owner (a validator with stake) weights one miner on each mechanism through
+/// `set_mechanism_weights`, each mechanism's metagraph shows its own incentive, and the miners' stake
+/// grows in the ratio of the emission split. A mechanism beyond the count is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mechanism_weights_land_and_pay_per_mechanism() {
+    use chain::calls::SetupCall;
+    use chain::mechanism::{EpochConsensus, Mechanisms};
+    let devnet = devnet(false).await;
+    let client = connect(&devnet).await;
+    assert!(
+        client.compat_report().degraded.is_empty(),
+        "{:?}",
+        client.compat_report()
+    );
+    assert_eq!(client.mechanisms(1).await.unwrap(), Mechanisms::default());
+    assert_eq!(client.epoch_consensus(1).await.unwrap(), EpochConsensus::Yuma);
+    split_subnet_in_two(&devnet, &client).await;
+    let mechanisms = client.mechanisms(1).await.unwrap();
+    assert_eq!(
+        mechanisms,
+        Mechanisms {
+            count: 2,
+            emission_split: Some(vec![16_384, 49_151])
+        }
+    );
+
+    let owner = key("//Alice");
+    let report = client
+        .submit(
+            &Call::Setup(SetupCall::AddStake {
+                hotkey: owner.account(),
+                netuid: 1,
+                amount: 100_000_000_000,
+            }),
+            &owner,
+        )
+        .await;
+    assert!(report.is_included(), "{report:?}");
+    let mut uids = Vec::new();
+    for miner in ["//Charlie", "//Dave"] {
+        let hotkey = key(miner).account();
+        let report = client.burned_register(&key("//Bob"), 1, &hotkey).await;
+        assert!(report.is_included(), "{report:?}");
+        uids.push(client.uid_of(1, &hotkey).await.unwrap().expect("registered"));
+    }
+    let (charlie, dave) = (uids[0], uids[1]);
+    // One weight per mechanism is enough (MinAllowedWeights defaults to 1024, capped at n).
+    let report = client
+        .submit(
+            &Call::Setup(SetupCall::SudoSet {
+                netuid: 1,
+                param: chain::calls::Hyperparameter::MinAllowedWeights(1),
+            }),
+            &owner,
+        )
+        .await;
+    assert!(report.is_included(), "{report:?}");
+
+    let err = client
+        .set_mechanism_weights(&owner, 1, 2, &[charlie], &[65535], 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChainError::NoMechanism {
+                netuid: 1,
+                mecid: 2,
+                count: 2
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        client.mechanism_metagraph(1, 2).await,
+        Err(ChainError::NoMechanism { .. })
+    ));
+    for (mecid, miner) in [(0, charlie), (1, dave)] {
+        let res = client
+            .set_mechanism_weights(&owner, 1, mecid, &[miner], &[65535], 0)
+            .await
+            .unwrap();
+        let WeightsResult::Set { report, .. } = res else {
+            panic!("expected a direct set: {res:?}")
+        };
+        assert!(report.is_included(), "{report:?}");
+        assert_eq!(report.call, "set_mechanism_weights");
+    }
+
+    // Each mechanism's metagraph shows its own incentive once an epoch ran.
+    let incentive = |g: &chain::metagraph::Metagraph, uid| g.by_uid(uid).map_or(0, |n| n.incentive);
+    let mut paid = None;
+    for _ in 0..400 {
+        let (m0, m1) = (
+            client.mechanism_metagraph(1, 0).await.unwrap(),
+            client.mechanism_metagraph(1, 1).await.unwrap(),
+        );
+        if incentive(&m0, charlie) > 0 && incentive(&m1, dave) > 0 {
+            assert_eq!((incentive(&m0, charlie), incentive(&m0, dave)), (65535, 0));
+            assert_eq!((incentive(&m1, charlie), incentive(&m1, dave)), (0, 65535));
+            assert!(m1.by_uid(0).unwrap().last_update > 0, "mechanism 1's LastUpdate");
+            paid = Some(m1);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let before = paid.expect("an epoch pays both mechanisms");
+    let stake = |g: &chain::metagraph::Metagraph, uid| g.by_uid(uid).map_or(0, |n| n.stake);
+    // The next epochs pay mechanism 1's miner three times what mechanism 0's gets.
+    let mut after = None;
+    for _ in 0..400 {
+        let g = client.metagraph(1).await.unwrap();
+        if stake(&g, dave) > stake(&before, dave) {
+            after = Some(g);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let after = after.expect("another epoch pays");
+    let gained = |uid| (stake(&after, uid) - stake(&before, uid)) as f64;
+    let ratio = gained(dave) / gained(charlie);
+    let want = mechanisms.split(1_000_000_000);
+    let want = want[1] as f64 / want[0] as f64;
+    assert!(
+        (ratio - want).abs() < 1e-3,
+        "paid in the ratio {ratio}, split {want}"
+    );
+    devnet.shutdown().await;
+}
+
+/// A CR-v4 commit of mechanism 1's weights (`commit_timelocked_mechanism_weights`, as the SDK 11.3
+/// sends it) is stored under mechanism 1's index and opened by the chain into mechanism 1's weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timelocked_mechanism_commit_is_opened_into_its_mechanism() {
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
+    let devnet = devnet(true).await;
+    let client = connect(&devnet).await;
+    split_subnet_in_two(&devnet, &client).await;
+    // Steady-state blocks for the client's block-time measurement (see the test above).
+    while client.block_number().await.unwrap() < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let owner = key("//Alice");
+    let mec1 = chain::weights::storage_index(1, 1);
+    let res = client
+        .set_mechanism_weights(&owner, 1, 1, &[0], &[65535], 0)
+        .await
+        .unwrap();
+    let WeightsResult::TimelockCommitted {
+        report, reveal_round, ..
+    } = res
+    else {
+        panic!("expected a timelocked commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    assert_eq!(report.call, "commit_timelocked_mechanism_weights");
+    let queued = devnet.with_state(|| {
+        subtensor::TimelockedWeightCommits::<Runtime>::iter_prefix(mec1)
+            .flat_map(|(_, commits)| commits)
+            .map(|(_, _, _, round)| round)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(queued, vec![reveal_round]);
+    let mut opened = false;
+    for _ in 0..400 {
+        let (m1, m0) = devnet.with_state(|| {
+            (
+                subtensor::Weights::<Runtime>::get(mec1, 0),
+                subtensor::Weights::<Runtime>::get(1, 0),
+            )
+        });
+        if !m1.is_empty() {
+            assert_eq!(m1, vec![(0, 65535)]);
+            assert!(m0.is_empty(), "mechanism 0 untouched: {m0:?}");
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(opened, "the chain opened the commit into mechanism 1");
     devnet.shutdown().await;
 }

@@ -216,7 +216,7 @@ async fn storage_queries_answer_at_recent_block_hashes() {
         .await
         .expect("version");
     assert_eq!(version["specName"], json!("node-subtensor"));
-    assert_eq!(version["specVersion"], json!(425));
+    assert_eq!(version["specVersion"], json!(426));
     devnet.shutdown().await;
 }
 
@@ -248,5 +248,83 @@ async fn storage_subscriptions_report_each_change() {
             json!(format!("0x{}", hex::encode(n.to_le_bytes())))
         );
     }
+    devnet.shutdown().await;
+}
+
+/// What the Bittensor SDK 11.3 reads on connect: the RPC aliases real nodes serve
+/// (`state_getStorageAt` for `state_getStorage`, `account_nextIndex` for `system_accountNextIndex`)
+/// answer as the originals do, and `SubtensorModule::TokenSymbol` holds the subnet's symbol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_aliases_and_the_token_symbol() {
+    let devnet = Devnet::spawn(DevnetConfig {
+        block_time: None,
+        dev_subnet: true,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts");
+    devnet.produce_block().await.expect("block");
+    let rpc = RpcClient::from_insecure_url(devnet.ws_url()).await.expect("rpc");
+    let key = system_number_key();
+    let head: String = rpc
+        .request("chain_getBlockHash", rpc_params![])
+        .await
+        .expect("head");
+    for params in [rpc_params![key.clone()], rpc_params![key.clone(), head.clone()]] {
+        let plain: Value = rpc
+            .request("state_getStorage", params.clone())
+            .await
+            .expect("getStorage");
+        let alias: Value = rpc
+            .request("state_getStorageAt", params)
+            .await
+            .expect("getStorageAt");
+        assert_eq!(alias, plain);
+        assert_eq!(plain, json!("0x01000000"), "System::Number is block 1");
+    }
+    let alice = dev::alice().public_key().to_account_id().to_string();
+    let signed = signed_transfer(&devnet).await;
+    let _: Value = rpc
+        .request(
+            "author_submitExtrinsic",
+            rpc_params![format!("0x{}", hex::encode(&signed))],
+        )
+        .await
+        .expect("submitted");
+    let plain: u64 = rpc
+        .request("system_accountNextIndex", rpc_params![alice.clone()])
+        .await
+        .expect("nonce");
+    let alias: u64 = rpc
+        .request("account_nextIndex", rpc_params![alice])
+        .await
+        .expect("alias nonce");
+    assert_eq!((plain, alias), (1, 1), "the pooled transfer counts");
+    let methods: Value = rpc.request("rpc_methods", rpc_params![]).await.expect("methods");
+    for m in ["state_getStorageAt", "account_nextIndex"] {
+        assert!(
+            methods["methods"].as_array().expect("list").contains(&json!(m)),
+            "{m}"
+        );
+    }
+    // TokenSymbol of netuid 1 (Identity-hashed u16 key): α, as subtensor names it; any other
+    // netuid reads the default 𝜏.
+    let symbol_key = |netuid: u16| {
+        let mut k = twox_128(b"SubtensorModule").to_vec();
+        k.extend(twox_128(b"TokenSymbol"));
+        k.extend(netuid.to_le_bytes());
+        format!("0x{}", hex::encode(k))
+    };
+    let symbol: Option<String> = rpc
+        .request("state_getStorage", rpc_params![symbol_key(1)])
+        .await
+        .expect("symbol");
+    let bytes = hex::decode(symbol.expect("stored").trim_start_matches("0x")).expect("hex");
+    assert_eq!(
+        Vec::<u8>::decode(&mut &bytes[..]).expect("Vec<u8>"),
+        "α".as_bytes()
+    );
+    let default = devnet.with_state(|| devnet::subtensor::TokenSymbol::<devnet::runtime::Runtime>::get(7));
+    assert_eq!(default, "𝜏".as_bytes());
     devnet.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! Weight setting, commit-reveal and the pool-level checks, in subtensor's order.
 
 use super::pallet::*;
-use super::{MAX_TEMPO, MAX_UNREVEALED_COMMITS, NetUid};
+use super::{MAX_TEMPO, MAX_UNREVEALED_COMMITS, MechId, NetUid};
 use polkadot_sdk::frame_support::{BoundedVec, ensure, pallet_prelude::DispatchResult, traits::ConstU32};
 use polkadot_sdk::sp_core::H256;
 use polkadot_sdk::sp_runtime::traits::{BlakeTwo256, Hash};
@@ -85,54 +85,42 @@ pub fn check_weights_for_pool<T: Config>(who: &T::AccountId, call: &Call<T>) -> 
             dests,
             weights,
             ..
-        } => {
-            ensure!(dests.len() == weights.len(), ValidationError::InputLengthsUnequal);
-            let uid = Pallet::<T>::pool_uid(*netuid, who)?;
-            Pallet::<T>::pool_min_stake(*netuid, who)?;
-            if !CommitRevealWeightsEnabled::<T>::get(*netuid) {
-                ensure!(
-                    Pallet::<T>::check_rate_limit(*netuid, uid, now),
-                    ValidationError::RateLimitExceeded
-                );
-            }
-            Ok(())
+        } => pool_set_weights::<T>(who, *netuid, 0, dests, weights, now),
+        Call::set_mechanism_weights {
+            netuid,
+            mecid,
+            dests,
+            weights,
+            ..
+        } => pool_set_weights::<T>(who, *netuid, *mecid, dests, weights, now),
+        Call::commit_weights { netuid, .. } => pool_commit::<T>(who, *netuid, 0, None, now),
+        Call::commit_mechanism_weights { netuid, mecid, .. } => {
+            pool_commit::<T>(who, *netuid, *mecid, None, now)
         }
-        Call::commit_weights { netuid, .. } | Call::commit_timelocked_weights { netuid, .. } => {
-            let uid = Pallet::<T>::pool_uid(*netuid, who)?;
-            Pallet::<T>::pool_min_stake(*netuid, who)?;
-            ensure!(
-                Pallet::<T>::check_rate_limit(*netuid, uid, now),
-                ValidationError::RateLimitExceeded
-            );
-            if let Call::commit_timelocked_weights { reveal_round, .. } = call {
-                let last = crate::drand::LastStoredRound::<T>::get();
-                ensure!(*reveal_round >= last, ValidationError::InvalidRevealRound);
-            }
-            Ok(())
-        }
+        Call::commit_timelocked_weights {
+            netuid, reveal_round, ..
+        } => pool_commit::<T>(who, *netuid, 0, Some(*reveal_round), now),
+        Call::commit_timelocked_mechanism_weights {
+            netuid,
+            mecid,
+            reveal_round,
+            ..
+        } => pool_commit::<T>(who, *netuid, *mecid, Some(*reveal_round), now),
         Call::reveal_weights {
             netuid,
             uids,
             values,
             salt,
             version_key,
-        } => {
-            ensure!(uids.len() == values.len(), ValidationError::InputLengthsUnequal);
-            Pallet::<T>::pool_uid(*netuid, who)?;
-            Pallet::<T>::pool_min_stake(*netuid, who)?;
-            let hash = Pallet::<T>::get_commit_hash(who, *netuid, uids, values, salt, *version_key);
-            let commits = WeightCommits::<T>::get(*netuid, who).ok_or(ValidationError::CommitNotFound)?;
-            let (_, epoch, _, _) = commits
-                .iter()
-                .find(|(h, ..)| *h == hash)
-                .ok_or(ValidationError::CommitNotFound)?;
-            ensure!(
-                Pallet::<T>::current_epoch_with_lookahead_at(*netuid, now)
-                    >= epoch.saturating_add(RevealPeriodEpochs::<T>::get(*netuid)),
-                ValidationError::CommitBlockNotInRevealRange
-            );
-            Ok(())
-        }
+        } => pool_reveal::<T>(who, *netuid, 0, uids, values, salt, *version_key, now),
+        Call::reveal_mechanism_weights {
+            netuid,
+            mecid,
+            uids,
+            values,
+            salt,
+            version_key,
+        } => pool_reveal::<T>(who, *netuid, *mecid, uids, values, salt, *version_key, now),
         Call::serve_axon {
             netuid,
             version,
@@ -161,6 +149,80 @@ pub fn check_weights_for_pool<T: Config>(who: &T::AccountId, call: &Call<T>) -> 
     }
 }
 
+/// `set_weights` / `set_mechanism_weights` in the pool: lengths, registration, stake, and the rate
+/// limit of the mechanism when commit-reveal is off.
+fn pool_set_weights<T: Config>(
+    who: &T::AccountId,
+    netuid: NetUid,
+    mecid: MechId,
+    dests: &[u16],
+    weights: &[u16],
+    now: u64,
+) -> Result<(), ValidationError> {
+    ensure!(dests.len() == weights.len(), ValidationError::InputLengthsUnequal);
+    let uid = Pallet::<T>::pool_uid(netuid, who)?;
+    Pallet::<T>::pool_min_stake(netuid, who)?;
+    if !CommitRevealWeightsEnabled::<T>::get(netuid) {
+        ensure!(
+            Pallet::<T>::check_rate_limit(netuid, mecid, uid, now),
+            ValidationError::RateLimitExceeded
+        );
+    }
+    Ok(())
+}
+
+/// A hash or timelocked commit in the pool: registration, stake, the mechanism's rate limit, and
+/// for a timelocked one a reveal round the chain does not hold yet.
+fn pool_commit<T: Config>(
+    who: &T::AccountId,
+    netuid: NetUid,
+    mecid: MechId,
+    reveal_round: Option<u64>,
+    now: u64,
+) -> Result<(), ValidationError> {
+    let uid = Pallet::<T>::pool_uid(netuid, who)?;
+    Pallet::<T>::pool_min_stake(netuid, who)?;
+    ensure!(
+        Pallet::<T>::check_rate_limit(netuid, mecid, uid, now),
+        ValidationError::RateLimitExceeded
+    );
+    if let Some(reveal_round) = reveal_round {
+        let last = crate::drand::LastStoredRound::<T>::get();
+        ensure!(reveal_round >= last, ValidationError::InvalidRevealRound);
+    }
+    Ok(())
+}
+
+/// A CR-v2 reveal in the pool: the commit exists under the mechanism and its reveal epoch came.
+#[allow(clippy::too_many_arguments)]
+fn pool_reveal<T: Config>(
+    who: &T::AccountId,
+    netuid: NetUid,
+    mecid: MechId,
+    uids: &[u16],
+    values: &[u16],
+    salt: &[u16],
+    version_key: u64,
+    now: u64,
+) -> Result<(), ValidationError> {
+    ensure!(uids.len() == values.len(), ValidationError::InputLengthsUnequal);
+    Pallet::<T>::pool_uid(netuid, who)?;
+    Pallet::<T>::pool_min_stake(netuid, who)?;
+    let idx = Pallet::<T>::mechanism_index(netuid, mecid);
+    let hash = Pallet::<T>::get_commit_hash(who, idx, uids, values, salt, version_key);
+    let commits = WeightCommits::<T>::get(idx, who).ok_or(ValidationError::CommitNotFound)?;
+    let (_, epoch, _, _) = commits
+        .iter()
+        .find(|(h, ..)| *h == hash)
+        .ok_or(ValidationError::CommitNotFound)?;
+    ensure!(
+        Pallet::<T>::current_epoch_with_lookahead_at(netuid, now)
+            >= epoch.saturating_add(RevealPeriodEpochs::<T>::get(netuid)),
+        ValidationError::CommitBlockNotInRevealRange
+    );
+    Ok(())
+}
+
 impl<T: Config> Pallet<T> {
     fn pool_uid(netuid: NetUid, who: &T::AccountId) -> Result<u16, ValidationError> {
         Uids::<T>::get(netuid, who).ok_or(ValidationError::UidNotFound)
@@ -185,9 +247,14 @@ impl<T: Config> Pallet<T> {
             || Self::stake_weight(netuid, who) >= StakeThreshold::<T>::get()
     }
 
-    /// `LastUpdate == 0 || now - LastUpdate >= WeightsSetRateLimit`.
-    pub fn check_rate_limit(netuid: NetUid, uid: u16, now: u64) -> bool {
-        let last = LastUpdate::<T>::get(netuid)
+    /// `LastUpdate[idx] == 0 || now - LastUpdate[idx] >= WeightsSetRateLimit`, for the mechanism's
+    /// storage index `idx`.
+    /// A uid that is not registered, or a mechanism the subnet does not have, never passes.
+    pub fn check_rate_limit(netuid: NetUid, mecid: MechId, uid: u16, now: u64) -> bool {
+        if Self::ensure_mechanism_exists(netuid, mecid).is_err() || !Keys::<T>::contains_key(netuid, uid) {
+            return false;
+        }
+        let last = LastUpdate::<T>::get(Self::mechanism_index(netuid, mecid))
             .get(uid as usize)
             .copied()
             .unwrap_or(0);
@@ -245,26 +312,20 @@ impl<T: Config> Pallet<T> {
             == commit_epoch.saturating_add(RevealPeriodEpochs::<T>::get(netuid))
     }
 
-    fn set_last_update(netuid: NetUid, uid: u16, block: u64) {
-        LastUpdate::<T>::mutate(netuid, |v| {
-            if let Some(x) = v.get_mut(uid as usize) {
-                *x = block;
-            }
-        });
-    }
-
-    /// `internal_set_weights` (mechanism 0): every check of subtensor's §2.1 after the
-    /// commit-reveal gate, in order, then max-upscale and store.
+    /// `internal_set_weights` of mechanism `mecid`: every check of subtensor's §2.1 after the
+    /// commit-reveal gate, in order, then max-upscale and store under the mechanism's index.
     pub(crate) fn do_set_weights(
         who: &T::AccountId,
         netuid: NetUid,
+        mecid: MechId,
         uids: Vec<u16>,
         values: Vec<u16>,
         version_key: u64,
     ) -> DispatchResult {
+        let idx = Self::mechanism_index(netuid, mecid);
         ensure!(netuid != 0, Error::<T>::CanNotSetRootNetworkWeights);
         ensure!(uids.len() == values.len(), Error::<T>::WeightVecNotEqualSize);
-        ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::MechanismDoesNotExist);
+        Self::ensure_mechanism_exists(netuid, mecid)?;
         let n = SubnetworkN::<T>::get(netuid);
         ensure!(
             uids.len() <= usize::from(n),
@@ -284,7 +345,7 @@ impl<T: Config> Pallet<T> {
         let cr = CommitRevealWeightsEnabled::<T>::get(netuid);
         if !cr {
             ensure!(
-                Self::check_rate_limit(netuid, uid, now),
+                Self::check_rate_limit(netuid, mecid, uid, now),
                 Error::<T>::SettingWeightsTooFast
             );
         }
@@ -314,17 +375,23 @@ impl<T: Config> Pallet<T> {
                 || scoring::yuma::check_vec_max_limited(&upscaled, max_limit),
             Error::<T>::MaxWeightExceeded
         );
-        Weights::<T>::insert(netuid, uid, uids.into_iter().zip(upscaled).collect::<Vec<_>>());
+        Weights::<T>::insert(idx, uid, uids.into_iter().zip(upscaled).collect::<Vec<_>>());
         if !cr {
-            Self::set_last_update(netuid, uid, now);
+            Self::set_last_update(netuid, idx, uid, now);
         }
-        Self::deposit_event(Event::WeightsSet(netuid, uid));
+        Self::deposit_event(Event::WeightsSet(idx, uid));
         Ok(())
     }
 
-    /// `internal_commit_weights` (mechanism 0).
-    pub(crate) fn do_commit_weights(who: &T::AccountId, netuid: NetUid, commit_hash: H256) -> DispatchResult {
-        ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::MechanismDoesNotExist);
+    /// `internal_commit_weights` of mechanism `mecid`.
+    pub(crate) fn do_commit_weights(
+        who: &T::AccountId,
+        netuid: NetUid,
+        mecid: MechId,
+        commit_hash: H256,
+    ) -> DispatchResult {
+        Self::ensure_mechanism_exists(netuid, mecid)?;
+        let idx = Self::mechanism_index(netuid, mecid);
         ensure!(
             CommitRevealWeightsEnabled::<T>::get(netuid),
             Error::<T>::CommitRevealDisabled
@@ -332,11 +399,11 @@ impl<T: Config> Pallet<T> {
         let uid = Uids::<T>::get(netuid, who).ok_or(Error::<T>::HotKeyNotRegisteredInSubNet)?;
         let now = Self::current_block();
         ensure!(
-            Self::check_rate_limit(netuid, uid, now),
+            Self::check_rate_limit(netuid, mecid, uid, now),
             Error::<T>::CommittingWeightsTooFast
         );
         let commit_epoch = Self::current_epoch_with_lookahead(netuid);
-        let mut commits = WeightCommits::<T>::get(netuid, who).unwrap_or_default();
+        let mut commits = WeightCommits::<T>::get(idx, who).unwrap_or_default();
         while let Some((_, epoch, _, _)) = commits.front() {
             if Self::is_commit_expired(netuid, *epoch) {
                 commits.pop_front();
@@ -349,16 +416,18 @@ impl<T: Config> Pallet<T> {
             Error::<T>::TooManyUnrevealedCommits
         );
         commits.push_back((commit_hash, commit_epoch, now, 0));
-        WeightCommits::<T>::insert(netuid, who, commits);
-        Self::deposit_event(Event::WeightsCommitted(who.clone(), netuid, commit_hash));
-        Self::set_last_update(netuid, uid, now);
+        WeightCommits::<T>::insert(idx, who, commits);
+        Self::deposit_event(Event::WeightsCommitted(who.clone(), idx, commit_hash));
+        Self::set_last_update(netuid, idx, uid, now);
         Ok(())
     }
 
-    /// `internal_reveal_weights` (mechanism 0).
+    /// `internal_reveal_weights` of mechanism `mecid`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_reveal_weights(
         who: &T::AccountId,
         netuid: NetUid,
+        mecid: MechId,
         uids: Vec<u16>,
         values: Vec<u16>,
         salt: Vec<u16>,
@@ -368,7 +437,8 @@ impl<T: Config> Pallet<T> {
             CommitRevealWeightsEnabled::<T>::get(netuid),
             Error::<T>::CommitRevealDisabled
         );
-        let mut commits = WeightCommits::<T>::get(netuid, who).ok_or(Error::<T>::NoWeightsCommitFound)?;
+        let idx = Self::mechanism_index(netuid, mecid);
+        let mut commits = WeightCommits::<T>::get(idx, who).ok_or(Error::<T>::NoWeightsCommitFound)?;
         let mut expired = alloc::vec::Vec::new();
         while let Some((hash, epoch, _, _)) = commits.front() {
             if Self::is_commit_expired(netuid, *epoch) {
@@ -378,7 +448,7 @@ impl<T: Config> Pallet<T> {
                 break;
             }
         }
-        let provided = Self::get_commit_hash(who, netuid, &uids, &values, &salt, version_key);
+        let provided = Self::get_commit_hash(who, idx, &uids, &values, &salt, version_key);
         if commits.is_empty() {
             return Err(if expired.contains(&provided) {
                 Error::<T>::ExpiredWeightCommit
@@ -404,24 +474,26 @@ impl<T: Config> Pallet<T> {
             commits.pop_front();
         }
         if commits.is_empty() {
-            WeightCommits::<T>::remove(netuid, who);
+            WeightCommits::<T>::remove(idx, who);
         } else {
-            WeightCommits::<T>::insert(netuid, who, commits);
+            WeightCommits::<T>::insert(idx, who, commits);
         }
-        Self::do_set_weights(who, netuid, uids, values, version_key)?;
-        Self::deposit_event(Event::WeightsRevealed(who.clone(), netuid, provided));
+        Self::do_set_weights(who, netuid, mecid, uids, values, version_key)?;
+        Self::deposit_event(Event::WeightsRevealed(who.clone(), idx, provided));
         Ok(())
     }
 
-    /// `internal_commit_timelocked_weights` (mechanism 0).
+    /// `internal_commit_timelocked_weights` of mechanism `mecid`.
     pub(crate) fn do_commit_timelocked_weights(
         who: &T::AccountId,
         netuid: NetUid,
+        mecid: MechId,
         commit: BoundedVec<u8, ConstU32<{ super::MAX_CRV3_COMMIT_SIZE_BYTES }>>,
         reveal_round: u64,
         commit_reveal_version: u16,
     ) -> DispatchResult {
-        ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::MechanismDoesNotExist);
+        Self::ensure_mechanism_exists(netuid, mecid)?;
+        let idx = Self::mechanism_index(netuid, mecid);
         ensure!(
             CommitRevealWeightsEnabled::<T>::get(netuid),
             Error::<T>::CommitRevealDisabled
@@ -433,25 +505,25 @@ impl<T: Config> Pallet<T> {
         let uid = Uids::<T>::get(netuid, who).ok_or(Error::<T>::HotKeyNotRegisteredInSubNet)?;
         let now = Self::current_block();
         ensure!(
-            Self::check_rate_limit(netuid, uid, now),
+            Self::check_rate_limit(netuid, mecid, uid, now),
             Error::<T>::CommittingWeightsTooFast
         );
         let epoch = Self::current_epoch_with_lookahead(netuid);
-        let mut commits = TimelockedWeightCommits::<T>::get(netuid, epoch);
+        let mut commits = TimelockedWeightCommits::<T>::get(idx, epoch);
         ensure!(
             commits.iter().filter(|(a, ..)| a == who).count() < MAX_UNREVEALED_COMMITS,
             Error::<T>::TooManyUnrevealedCommits
         );
         let hash = BlakeTwo256::hash(&commit);
         commits.push_back((who.clone(), now, commit, reveal_round));
-        TimelockedWeightCommits::<T>::insert(netuid, epoch, commits);
+        TimelockedWeightCommits::<T>::insert(idx, epoch, commits);
         Self::deposit_event(Event::TimelockedWeightsCommitted(
             who.clone(),
-            netuid,
+            idx,
             hash,
             reveal_round,
         ));
-        Self::set_last_update(netuid, uid, now);
+        Self::set_last_update(netuid, idx, uid, now);
         Ok(())
     }
 }

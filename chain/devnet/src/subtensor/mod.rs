@@ -6,7 +6,12 @@
 //! - no AMM: staking converts TAO to alpha one to one, and the stake weight of a hotkey is its
 //!   `TotalHotkeyAlpha` on the subnet (no root stake, no child/parent hotkeys);
 //! - the registration burn is constant (`Burn`), with no per-interval adjustment;
-//! - a subnet has one mechanism (`MechanismCountCurrent` = 1), so the storage index equals the netuid;
+//! - mechanisms ([`mechanism`]) as subtensor keeps them: `MechanismCountCurrent` and
+//!   `MechanismEmissionSplit` (set through `AdminUtils`), per-mechanism weights, commits, reveals,
+//!   `Incentive`, `LastUpdate` and `Bonds` under the index `netuid + mecid * 4096`, and one Yuma run
+//!   per mechanism on its share of the emission; the owner rate limits and the admin freeze window of
+//!   the `AdminUtils` setters are not modelled;
+//! - `SubnetEpochConsensus` (newer runtimes) is always `Yuma`: there is no setter and no `Null` mode;
 //! - emission per epoch is a fixed `rao_emission` per tempo block, split by Yuma as subtensor's
 //!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap);
 //! - CR-v2 (`commit_weights`/`reveal_weights`) and CR-v4 (`commit_timelocked_weights`) are complete:
@@ -21,6 +26,7 @@
 mod checks;
 mod epoch;
 pub mod info;
+pub mod mechanism;
 
 pub use checks::{ValidationError, check_weights_for_pool};
 pub use pallet::*;
@@ -51,7 +57,7 @@ pub type WeightCommit = (H256, u64, u64, u64);
 #[polkadot_sdk::frame_support::pallet]
 #[allow(missing_debug_implementations, clippy::too_many_arguments)]
 pub mod pallet {
-    use super::{Balance, MAX_CRV3_COMMIT_SIZE_BYTES, NetUid, WeightCommit};
+    use super::{Balance, MAX_CRV3_COMMIT_SIZE_BYTES, MechId, NetUid, WeightCommit};
     use alloc::collections::VecDeque;
     use polkadot_sdk::frame_support::{
         self,
@@ -102,6 +108,29 @@ pub mod pallet {
         pub port: u16,
         /// 4 or 6.
         pub ip_type: u8,
+    }
+
+    /// How a subnet's epoch computes rewards (`SubnetEpochConsensus` in newer runtimes, as the SDK
+    /// 11.3 reads it): Yuma, or Null, where only the highest-stake uid holds a validator permit.
+    #[derive(
+        Encode,
+        Decode,
+        DecodeWithMemTracking,
+        Default,
+        TypeInfo,
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        Debug,
+        MaxEncodedLen,
+    )]
+    pub enum EpochConsensus {
+        /// Yuma consensus (the default).
+        #[default]
+        Yuma,
+        /// Null consensus (not run by the devnet).
+        Null,
     }
 
     /// The pallet.
@@ -231,6 +260,16 @@ pub mod pallet {
     pub fn DefaultMechanismCount() -> u8 {
         1
     }
+    /// Default of `MaxMechanismCount`.
+    #[pallet::type_value]
+    pub fn DefaultMaxMechanismCount() -> u8 {
+        2
+    }
+    /// Default of `TokenSymbol`: 𝜏.
+    #[pallet::type_value]
+    pub fn DefaultTokenSymbol() -> Vec<u8> {
+        "\u{1D70F}".as_bytes().to_vec()
+    }
     /// Default of `RaoEmission`.
     #[pallet::type_value]
     pub fn DefaultRaoEmission() -> u64 {
@@ -253,10 +292,23 @@ pub mod pallet {
     /// Hotkey of the subnet owner.
     #[pallet::storage]
     pub type SubnetOwnerHotkey<T: Config> = StorageMap<_, Identity, NetUid, T::AccountId, OptionQuery>;
-    /// Mechanisms per subnet (always 1 here).
+    /// Mechanisms per subnet (1 unless the owner split the subnet).
     #[pallet::storage]
     pub type MechanismCountCurrent<T> =
         StorageMap<_, Twox64Concat, NetUid, u8, ValueQuery, DefaultMechanismCount>;
+    /// Share of the subnet's emission per mechanism (u16 proportions summing to 65535); unset means
+    /// an even split.
+    #[pallet::storage]
+    pub type MechanismEmissionSplit<T> = StorageMap<_, Twox64Concat, NetUid, Vec<u16>, OptionQuery>;
+    /// Most mechanisms a subnet owner may set.
+    #[pallet::storage]
+    pub type MaxMechanismCount<T> = StorageValue<_, u8, ValueQuery, DefaultMaxMechanismCount>;
+    /// The subnet token's symbol (UTF-8), which the SDK reads on connect.
+    #[pallet::storage]
+    pub type TokenSymbol<T> = StorageMap<_, Identity, NetUid, Vec<u8>, ValueQuery, DefaultTokenSymbol>;
+    /// How a subnet's epoch computes rewards (newer runtimes); always `Yuma` on the devnet.
+    #[pallet::storage]
+    pub type SubnetEpochConsensus<T> = StorageMap<_, Identity, NetUid, EpochConsensus, ValueQuery>;
     /// Whether registration is open.
     #[pallet::storage]
     pub type NetworkRegistrationAllowed<T> = StorageMap<_, Identity, NetUid, bool, ValueQuery, DefaultTrue>;
@@ -875,7 +927,27 @@ pub mod pallet {
                 Error::<T>::CommitRevealEnabled
             );
             let who = ensure_signed(origin)?;
-            Self::do_set_weights(&who, netuid, dests, weights, version_key)
+            Self::do_set_weights(&who, netuid, 0, dests, weights, version_key)
+        }
+
+        /// Set the weights of mechanism `mecid` of a subnet (hotkey), as the SDK 11.3 does. Refused
+        /// while commit-reveal is on.
+        #[pallet::call_index(119)]
+        #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
+        pub fn set_mechanism_weights(
+            origin: OriginFor<T>,
+            netuid: NetUid,
+            mecid: MechId,
+            dests: Vec<u16>,
+            weights: Vec<u16>,
+            version_key: u64,
+        ) -> DispatchResult {
+            ensure!(
+                !CommitRevealWeightsEnabled::<T>::get(netuid),
+                Error::<T>::CommitRevealEnabled
+            );
+            let who = ensure_signed(origin)?;
+            Self::do_set_weights(&who, netuid, mecid, dests, weights, version_key)
         }
 
         /// Add stake from the signing coldkey to `hotkey` on `netuid` (1 TAO → 1 alpha).
@@ -976,7 +1048,36 @@ pub mod pallet {
         #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
         pub fn commit_weights(origin: OriginFor<T>, netuid: NetUid, commit_hash: H256) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_commit_weights(&who, netuid, commit_hash)
+            Self::do_commit_weights(&who, netuid, 0, commit_hash)
+        }
+
+        /// CR-v2 commit of a weights hash for mechanism `mecid` (hotkey).
+        #[pallet::call_index(115)]
+        #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
+        pub fn commit_mechanism_weights(
+            origin: OriginFor<T>,
+            netuid: NetUid,
+            mecid: MechId,
+            commit_hash: H256,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_commit_weights(&who, netuid, mecid, commit_hash)
+        }
+
+        /// CR-v2 reveal for mechanism `mecid` (hotkey).
+        #[pallet::call_index(116)]
+        #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
+        pub fn reveal_mechanism_weights(
+            origin: OriginFor<T>,
+            netuid: NetUid,
+            mecid: MechId,
+            uids: Vec<u16>,
+            values: Vec<u16>,
+            salt: Vec<u16>,
+            version_key: u64,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_reveal_weights(&who, netuid, mecid, uids, values, salt, version_key)
         }
 
         /// CR-v2 reveal (hotkey).
@@ -991,7 +1092,7 @@ pub mod pallet {
             version_key: u64,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_reveal_weights(&who, netuid, uids, values, salt, version_key)
+            Self::do_reveal_weights(&who, netuid, 0, uids, values, salt, version_key)
         }
 
         /// CR-v4 timelocked commit (hotkey): revealed when the drand pulse of `reveal_round` exists.
@@ -1005,7 +1106,30 @@ pub mod pallet {
             commit_reveal_version: u16,
         ) -> DispatchResult {
             let who = ensure_signed(origin)?;
-            Self::do_commit_timelocked_weights(&who, netuid, commit, reveal_round, commit_reveal_version)
+            Self::do_commit_timelocked_weights(&who, netuid, 0, commit, reveal_round, commit_reveal_version)
+        }
+
+        /// CR-v4 timelocked commit of mechanism `mecid`'s weights (hotkey), as the SDK 11.3 sends it;
+        /// revealed when the drand pulse of `reveal_round` exists.
+        #[pallet::call_index(118)]
+        #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
+        pub fn commit_timelocked_mechanism_weights(
+            origin: OriginFor<T>,
+            netuid: NetUid,
+            mecid: MechId,
+            commit: BoundedVec<u8, ConstU32<MAX_CRV3_COMMIT_SIZE_BYTES>>,
+            reveal_round: u64,
+            commit_reveal_version: u16,
+        ) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_commit_timelocked_weights(
+                &who,
+                netuid,
+                mecid,
+                commit,
+                reveal_round,
+                commit_reveal_version,
+            )
         }
     }
 
@@ -1043,6 +1167,7 @@ pub mod pallet {
             SubnetOwner::<T>::insert(netuid, cold);
             SubnetOwnerHotkey::<T>::insert(netuid, hot);
             Tempo::<T>::insert(netuid, DevnetNewSubnetTempo::<T>::get());
+            TokenSymbol::<T>::insert(netuid, super::subnet_symbol(netuid));
             LastEpochBlock::<T>::insert(netuid, now);
             LastMechansimStepBlock::<T>::insert(netuid, now);
             if !Owner::<T>::contains_key(hot) {
@@ -1064,8 +1189,11 @@ pub mod pallet {
             ValidatorTrust::<T>::mutate(netuid, |v| v.push(0));
             StakeWeight::<T>::mutate(netuid, |v| v.push(0));
             Emission::<T>::mutate(netuid, |v| v.push(0));
-            Incentive::<T>::mutate(netuid, |v| v.push(0));
-            LastUpdate::<T>::mutate(netuid, |v| v.push(now));
+            for mecid in 0..MechanismCountCurrent::<T>::get(netuid) {
+                let idx = Self::mechanism_index(netuid, mecid);
+                Incentive::<T>::mutate(idx, |v| v.push(0));
+                Self::set_last_update(netuid, idx, uid, now);
+            }
             Self::set_neuron(netuid, uid, hotkey, now);
             uid
         }
@@ -1084,18 +1212,23 @@ pub mod pallet {
                 IsNetworkMember::<T>::remove(&old, netuid);
                 Axons::<T>::remove(netuid, &old);
                 Prometheus::<T>::remove(netuid, &old);
-                WeightCommits::<T>::remove(netuid, &old);
+                for mecid in 0..MechanismCountCurrent::<T>::get(netuid) {
+                    WeightCommits::<T>::remove(Self::mechanism_index(netuid, mecid), &old);
+                }
             }
-            Weights::<T>::remove(netuid, uid);
-            Bonds::<T>::remove(netuid, uid);
             let i = uid as usize;
+            for mecid in 0..MechanismCountCurrent::<T>::get(netuid) {
+                let idx = Self::mechanism_index(netuid, mecid);
+                Weights::<T>::remove(idx, uid);
+                Bonds::<T>::remove(idx, uid);
+                Incentive::<T>::mutate(idx, |v| v.get_mut(i).map(|x| *x = 0));
+                Self::set_last_update(netuid, idx, uid, now);
+            }
             Emission::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = 0));
-            Incentive::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = 0));
             Consensus::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = 0));
             Dividends::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = 0));
             ValidatorTrust::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = 0));
             ValidatorPermit::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = false));
-            LastUpdate::<T>::mutate(netuid, |v| v.get_mut(i).map(|x| *x = now));
             Self::set_neuron(netuid, uid, hotkey, now);
         }
 
@@ -1217,3 +1350,18 @@ pub mod pallet {
         }
     }
 }
+
+/// The symbol a new subnet gets: as in subtensor's table, the lowercase Greek letter of its netuid
+/// (α for 1 … ω for 24, with `t` for 19); past the Greek letters, where subtensor's table goes on
+/// through other alphabets, the devnet uses `Τ`, subtensor's default.
+pub fn subnet_symbol(netuid: NetUid) -> alloc::vec::Vec<u8> {
+    const GREEK: &str = "αβγδεζηθικλμνξοπρσtυφχψω";
+    GREEK
+        .chars()
+        .nth(usize::from(netuid).wrapping_sub(1))
+        .unwrap_or('Τ')
+        .to_string()
+        .into_bytes()
+}
+
+extern crate alloc;
