@@ -142,11 +142,8 @@ fn admit(state: &AppState, caller: &Caller, arrived: Instant) -> Result<Admitted
             if messages.is_empty() {
                 return Err(bad("bad_input", "messages is empty".into()));
             }
-            let text = tokenizer
-                .render_chat(messages, true)
-                .map_err(|e| bad("bad_messages", e.to_string()))?;
             tokenizer
-                .encode(&text)
+                .encode_chat(messages, true)
                 .map_err(|e| bad("bad_messages", e.to_string()))?
         }
         GenerateInput::PromptTokens(ids) => ids.to_vec(),

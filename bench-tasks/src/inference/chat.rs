@@ -32,7 +32,7 @@ pub struct Completion {
 /// template and the assistant's header.
 ///
 /// # Errors
-/// Those of [`Tokenizer::render_chat`] and [`Tokenizer::encode`].
+/// Those of [`Tokenizer::encode_chat`].
 pub fn chat_prompt(
     tokenizer: &Tokenizer,
     system: Option<&str>,
@@ -49,8 +49,7 @@ pub fn chat_prompt(
         role: "user".into(),
         content: user.into(),
     });
-    let text = tokenizer.render_chat(&messages, true)?;
-    tokenizer.encode(&text)
+    tokenizer.encode_chat(&messages, true)
 }
 
 /// Continues `prompt` by up to `max_tokens` tokens chosen by `sampling` (sequence 0, positions from 0),

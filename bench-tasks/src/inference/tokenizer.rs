@@ -37,6 +37,8 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     bytes: Vec<Vec<u8>>,
     special: Vec<bool>,
+    /// The text of every special token, longest first.
+    special_texts: Vec<String>,
     stop: Vec<u32>,
     bos: Option<u32>,
     chat_template: Option<String>,
@@ -196,10 +198,18 @@ impl Tokenizer {
             }
         }
         let chat_template = file.string("tokenizer.chat_template").ok().map(str::to_owned);
+        let mut special_texts: Vec<String> = tokens
+            .iter()
+            .zip(&special)
+            .filter(|(t, s)| **s && !t.is_empty())
+            .map(|(t, _)| (*t).to_owned())
+            .collect();
+        special_texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
         Ok(Self {
             inner,
             bytes,
             special,
+            special_texts,
             stop,
             bos: id("tokenizer.ggml.bos_token_id")?,
             chat_template,
@@ -274,6 +284,37 @@ impl Tokenizer {
     /// [`InferenceError::OutOfVocab`] for an id outside the vocabulary.
     pub fn decode(&self, ids: &[u32]) -> Result<String, InferenceError> {
         Ok(String::from_utf8_lossy(&self.decode_bytes(ids)?).into_owned())
+    }
+
+    /// The prompt ids of a chat: `messages` rendered with the chat template (and the assistant's header
+    /// when `add_generation_prompt`), then encoded. The one way a chat becomes tokens, for the miner that
+    /// decodes it and the validator that checks it alike.
+    ///
+    /// A message whose text contains a special token's text (`<|im_start|>`, `<|im_end|>`, …) is refused,
+    /// as OpenAI's tokenizer refuses disallowed special tokens: the rendered prompt is encoded with special
+    /// tokens recognized (as reference chat tokenization does), so such text would become a control
+    /// token and let a user forge the chat's structure (a fake `system` turn).
+    ///
+    /// # Errors
+    /// [`InferenceError::Tokenizer`] naming `messages[i].content` for such a message, then those of
+    /// [`render_chat`](Self::render_chat) and [`encode`](Self::encode).
+    pub fn encode_chat(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>, InferenceError> {
+        for (i, m) in messages.iter().enumerate() {
+            for text in [&m.content, &m.role] {
+                if let Some(token) = self.special_texts.iter().find(|t| text.contains(t.as_str())) {
+                    return Err(tok_err(
+                        &format!("messages[{i}]"),
+                        format!("contains the control token `{token}`, which message text may not hold"),
+                    ));
+                }
+            }
+        }
+        let text = self.render_chat(messages, add_generation_prompt)?;
+        self.encode(&text)
     }
 
     /// Renders the file's chat template over `messages`, ending with the assistant's header when

@@ -65,11 +65,9 @@ impl HeldModel {
     /// # Errors
     /// The tokenizer's, in a sentence.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, String> {
-        let text = self
-            .tokenizer
-            .render_chat(messages, true)
-            .map_err(|e| e.to_string())?;
-        self.tokenizer.encode(&text).map_err(|e| e.to_string())
+        self.tokenizer
+            .encode_chat(messages, true)
+            .map_err(|e| e.to_string())
     }
 }
 
