@@ -40,6 +40,10 @@ pub struct SimConfig {
     pub reveal_period_epochs: u32,
     /// The challenge classes.
     pub tasks: Vec<TaskSpec>,
+    /// The subnet's mechanisms (`MechanismCountCurrent`, `MechanismEmissionSplit`): each scores the task
+    /// classes it lists, gets its own weights, bonds and Yuma epoch, and pays its share of the emission.
+    /// Empty (the default): one mechanism scoring every class, as a subnet without mechanisms.
+    pub mechanisms: Vec<MechanismSpec>,
     /// GPU classes by name.
     pub gpus: BTreeMap<String, GpuClass>,
     /// The owner policy under test. The burn, when any, goes to uid 0, the simulated owner.
@@ -68,6 +72,17 @@ pub struct TaskSpec {
     pub work_units: Vec<f64>,
     /// Seconds per work unit on a GPU of throughput 1.
     pub seconds_per_unit: f64,
+}
+
+/// One mechanism of the subnet: the task classes whose scores set its weights and its emission share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MechanismSpec {
+    /// The task classes it scores; each class of `tasks` belongs to exactly one mechanism.
+    pub classes: Vec<TaskClass>,
+    /// Its share of the emission (shares are normalized over the mechanisms; at least one must be above
+    /// 0). On chain, `MechanismEmissionSplit` holds these as u16 parts of 65535.
+    pub emission_share: f64,
 }
 
 /// A GPU model: its speed relative to the reference and what an hour of it costs.
@@ -161,6 +176,10 @@ pub struct MinerGroup {
     /// the group's total stays level. 0 (the default): no cycle.
     #[serde(default)]
     pub cycle_epochs: u32,
+    /// The task classes the group serves; challenges of the others time out (a specialist box: an
+    /// inference-only miner, say). Empty (the default): every class.
+    #[serde(default)]
+    pub serves: Vec<TaskClass>,
 }
 
 /// How a validator sets weights.
@@ -252,6 +271,7 @@ impl Default for SimConfig {
             compute_noise: 0.05,
             copier_cost_per_hour: 0.05,
             reveal_period_epochs: 0,
+            mechanisms: Vec::new(),
             tasks: vec![
                 TaskSpec {
                     class: TaskClass::Matmul,
@@ -411,6 +431,44 @@ impl SimConfig {
         }
         if self.tasks.iter().map(|t| t.share).sum::<f64>() <= 0.0 {
             return Err(invalid("tasks", "the shares must not all be 0"));
+        }
+        if self.mechanisms.len() > 16 {
+            return Err(invalid("mechanisms", "at most 16 (subtensor's limit)"));
+        }
+        for (i, m) in self.mechanisms.iter().enumerate() {
+            in_range(
+                &format!("mechanisms[{i}].emission_share"),
+                m.emission_share,
+                0.0,
+                1e6,
+            )?;
+            if m.classes.is_empty() {
+                return Err(invalid(
+                    format!("mechanisms[{i}].classes"),
+                    "needs at least one class",
+                ));
+            }
+        }
+        if !self.mechanisms.is_empty() {
+            if self.mechanisms.iter().map(|m| m.emission_share).sum::<f64>() <= 0.0 {
+                return Err(invalid("mechanisms", "the emission shares must not all be 0"));
+            }
+            for t in &self.tasks {
+                let owners = self
+                    .mechanisms
+                    .iter()
+                    .filter(|m| m.classes.contains(&t.class))
+                    .count();
+                if owners != 1 {
+                    return Err(invalid(
+                        "mechanisms",
+                        format!(
+                            "task class `{}` must belong to exactly one mechanism, not {owners}",
+                            t.class
+                        ),
+                    ));
+                }
+            }
         }
         for (name, g) in &self.gpus {
             in_range(&format!("gpus.{name}.throughput"), g.throughput, 1e-9, 1e9)?;

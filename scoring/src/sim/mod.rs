@@ -40,14 +40,15 @@ mod svg;
 use std::collections::BTreeMap;
 
 pub use config::{
-    Behaviour, ConfigError, GpuClass, MinerGroup, SimConfig, Strategy, TaskSpec, ValidatorGroup,
+    Behaviour, ConfigError, GpuClass, MechanismSpec, MinerGroup, SimConfig, Strategy, TaskSpec,
+    ValidatorGroup,
 };
 pub use report::{MinerSummary, Summary, ValidatorSummary, write_outputs};
 pub use rng::SimRng;
 pub use svg::{Series, line_chart};
 
 use crate::score::{Observation, ScoreBook, score_round};
-use crate::task::Reason;
+use crate::task::{Reason, TaskClass};
 use crate::weights::{ChainLimits, sdk_convert, weights_from_scores};
 use crate::yuma::{EpochInput, YumaError, run_epoch, vec_u16_max_upscale_to_u16};
 
@@ -88,6 +89,8 @@ pub struct MinerModel {
     pub hidden_latency_s: f64,
     /// Up/down cycle length in epochs (0: none) and this uid's offset in it.
     pub cycle: (u32, u32),
+    /// The task classes it serves (empty: all).
+    pub serves: Vec<TaskClass>,
 }
 
 impl MinerModel {
@@ -221,6 +224,7 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
                 0.0
             },
             cycle: (g.cycle_epochs, 0),
+            serves: g.serves.clone(),
         };
         let uids = g.count * uids_per_unit;
         for k in 0..uids {
@@ -263,7 +267,7 @@ fn answer(
         rtt_seconds: rtt_measured,
         work_units: work,
     };
-    if !up {
+    if !up || !(m.serves.is_empty() || m.serves.contains(&task.class)) {
         return o;
     }
     if m.strategy == Strategy::Copier {
@@ -290,6 +294,67 @@ fn answer(
 
 /// A weight row set by validator `.1`, counting from epoch `.0` (commit-reveal).
 type Commit = (u32, usize, Vec<(u16, u16)>);
+
+/// One mechanism's chain and validator state across epochs.
+struct Mechanism {
+    /// The classes it scores.
+    classes: Vec<TaskClass>,
+    /// Its share of the emission, normalized.
+    fraction: f64,
+    /// Its emission per epoch, rao.
+    emission_rao: u64,
+    /// Each honest validator's EMA book, by validator index.
+    books: BTreeMap<usize, ScoreBook>,
+    /// The weight rows in force, per uid.
+    weights: Vec<Vec<(u16, u16)>>,
+    bonds: Vec<Vec<(u16, u16)>>,
+    last_update: Vec<u64>,
+    prev_consensus: Vec<u16>,
+    /// Commit-reveal: weight rows in submission order, each with the epoch it counts from.
+    committed: std::collections::VecDeque<Commit>,
+}
+
+impl Mechanism {
+    /// The mechanisms `cfg` lists (one scoring every class when it lists none), with the emission split
+    /// in whole rao (the last takes the rounding remainder, so the total is exact).
+    fn all(cfg: &SimConfig, n: usize) -> Vec<Self> {
+        let specs = if cfg.mechanisms.is_empty() {
+            vec![MechanismSpec {
+                classes: cfg.tasks.iter().map(|t| t.class).collect(),
+                emission_share: 1.0,
+            }]
+        } else {
+            cfg.mechanisms.clone()
+        };
+        let total: f64 = specs.iter().map(|m| m.emission_share).sum();
+        let mut left = cfg.rao_emission;
+        let count = specs.len();
+        specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let fraction = m.emission_share / total;
+                let rao = if i + 1 == count {
+                    left
+                } else {
+                    ((cfg.rao_emission as f64 * fraction).round() as u64).min(left)
+                };
+                left -= rao;
+                Self {
+                    classes: m.classes,
+                    fraction,
+                    emission_rao: rao,
+                    books: BTreeMap::new(),
+                    weights: vec![Vec::new(); n],
+                    bonds: vec![Vec::new(); n],
+                    last_update: vec![0; n],
+                    prev_consensus: vec![0; n],
+                    committed: Default::default(),
+                }
+            })
+            .collect()
+    }
+}
 
 /// Run a simulation. `progress` is advanced once per epoch when given.
 pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result<SimResult, SimError> {
@@ -340,17 +405,11 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
     let share_total: f64 = cfg.tasks.iter().map(|t| t.share).sum();
 
     let mut rng = SimRng::new(cfg.seed);
-    let mut books: BTreeMap<usize, ScoreBook> = BTreeMap::new();
-    let mut weights: Vec<Vec<(u16, u16)>> = vec![Vec::new(); n];
-    let mut bonds: Vec<Vec<(u16, u16)>> = vec![Vec::new(); n];
-    let mut last_update = vec![0u64; n];
+    let mut mechs = Mechanism::all(cfg, n);
     let mut permits: Vec<bool> = participants
         .iter()
         .map(|p| !matches!(p.role, Role::Miner(_)))
         .collect();
-    let mut prev_consensus: Vec<u16> = vec![0; n];
-    // Commit-reveal: weight rows in submission order, each with the epoch it counts from.
-    let mut committed: std::collections::VecDeque<Commit> = Default::default();
     let mut rows = Vec::with_capacity(n * cfg.epochs as usize);
     let tempo = u64::from(cfg.tempo);
 
@@ -361,86 +420,128 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
             .map(|(_, m)| rng.chance(m.uptime) && m.in_service(epoch))
             .collect();
         for &(vi, behaviour, jitter_s) in &validators {
-            let set = match behaviour {
-                Behaviour::Honest => {
-                    let mut obs = Vec::with_capacity(miners.len() * cfg.challenges_per_round as usize);
-                    for (k, (uid, m)) in miners.iter().enumerate() {
-                        for _ in 0..cfg.challenges_per_round {
-                            let mut pick = rng.uniform() * share_total;
-                            let task = cfg
-                                .tasks
-                                .iter()
-                                .find(|t| {
-                                    pick -= t.share;
-                                    pick < 0.0
-                                })
-                                .unwrap_or(&cfg.tasks[cfg.tasks.len() - 1]);
-                            let work = task.work_units[rng.index(task.work_units.len())];
-                            obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, work, jitter_s));
-                        }
+            // An honest validator tests every miner once per epoch; each mechanism scores its classes.
+            let obs = (behaviour == Behaviour::Honest).then(|| {
+                let mut obs = Vec::with_capacity(miners.len() * cfg.challenges_per_round as usize);
+                for (k, (uid, m)) in miners.iter().enumerate() {
+                    for _ in 0..cfg.challenges_per_round {
+                        let mut pick = rng.uniform() * share_total;
+                        let task = cfg
+                            .tasks
+                            .iter()
+                            .find(|t| {
+                                pick -= t.share;
+                                pick < 0.0
+                            })
+                            .unwrap_or(&cfg.tasks[cfg.tasks.len() - 1]);
+                        let work = task.work_units[rng.index(task.work_units.len())];
+                        obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, work, jitter_s));
                     }
-                    let book = books.entry(vi).or_default();
-                    book.update(&score_round(&obs, &policy), policy.ema.alpha);
-                    weights_from_scores(&book.scores, &policy, &limits).ok()
                 }
-                Behaviour::Copier => {
-                    let all: Vec<u16> = (0..n as u16).collect();
-                    let c: Vec<f64> = prev_consensus.iter().map(|&x| f64::from(x)).collect();
-                    sdk_convert(&all, &c).ok()
+                obs
+            });
+            for mech in &mut mechs {
+                let set = match &obs {
+                    Some(obs) => {
+                        let mine: Vec<Observation> = obs
+                            .iter()
+                            .filter(|o| mech.classes.contains(&o.task_class))
+                            .cloned()
+                            .collect();
+                        let book = mech.books.entry(vi).or_default();
+                        book.update(&score_round(&mine, &policy), policy.ema.alpha);
+                        weights_from_scores(&book.scores, &policy, &limits).ok()
+                    }
+                    None => {
+                        let all: Vec<u16> = (0..n as u16).collect();
+                        let c: Vec<f64> = mech.prev_consensus.iter().map(|&x| f64::from(x)).collect();
+                        sdk_convert(&all, &c).ok()
+                    }
+                };
+                if let Some(w) = set.filter(|w| !w.uids.is_empty()) {
+                    let row = w
+                        .uids
+                        .iter()
+                        .copied()
+                        .zip(vec_u16_max_upscale_to_u16(&w.weights))
+                        .collect();
+                    mech.committed
+                        .push_back((epoch + cfg.reveal_period_epochs, vi, row));
+                    mech.last_update[vi] = block - 1;
                 }
+            }
+        }
+        // Per mechanism: weights whose reveal epoch has come count from now on (at once without
+        // commit-reveal), then its own epoch on its share of the emission.
+        let mut outs = Vec::with_capacity(mechs.len());
+        for mech in &mut mechs {
+            while mech.committed.front().is_some_and(|(due, _, _)| *due <= epoch) {
+                if let Some((_, vi, row)) = mech.committed.pop_front() {
+                    mech.weights[vi] = row;
+                }
+            }
+            let input = EpochInput {
+                current_block: block,
+                tempo: cfg.tempo,
+                last_mechanism_step_block: if epoch == 0 { 0 } else { block - tempo },
+                owner_uid: Some(0),
+                stake: stake.clone(),
+                weights: mech.weights.clone(),
+                bonds: std::mem::take(&mut mech.bonds),
+                last_update: mech.last_update.clone(),
+                block_at_registration: vec![0; n],
+                validator_permit: permits.clone(),
+                rao_emission: mech.emission_rao,
+                hyperparameters: hp.clone(),
+                commit_blocks: None,
             };
-            if let Some(w) = set.filter(|w| !w.uids.is_empty()) {
-                let row = w
-                    .uids
-                    .iter()
-                    .copied()
-                    .zip(vec_u16_max_upscale_to_u16(&w.weights))
-                    .collect();
-                committed.push_back((epoch + cfg.reveal_period_epochs, vi, row));
-                last_update[vi] = block - 1;
-            }
+            let out = run_epoch(&input)?;
+            mech.bonds = out.bonds.clone();
+            mech.prev_consensus = out.consensus.clone();
+            outs.push(out);
         }
-        // Weights whose reveal epoch has come count from now on (at once without commit-reveal).
-        while committed.front().is_some_and(|(due, _, _)| *due <= epoch) {
-            if let Some((_, vi, row)) = committed.pop_front() {
-                weights[vi] = row;
-            }
-        }
-        let input = EpochInput {
-            current_block: block,
-            tempo: cfg.tempo,
-            last_mechanism_step_block: if epoch == 0 { 0 } else { block - tempo },
-            owner_uid: Some(0),
-            stake: stake.clone(),
-            weights: weights.clone(),
-            bonds: std::mem::take(&mut bonds),
-            last_update: last_update.clone(),
-            block_at_registration: vec![0; n],
-            validator_permit: permits.clone(),
-            rao_emission: cfg.rao_emission,
-            hyperparameters: hp.clone(),
-            commit_blocks: None,
-        };
-        let out = run_epoch(&input)?;
+        // Permits are the subnet's (by stake), the same in every mechanism's epoch.
+        permits = outs[0].validator_permit.clone();
 
-        // Per-uid score and weight as the honest validators (score) and all validators (weight) see it.
+        // Per uid, across mechanisms by emission share: score as the honest validators see it, weight as
+        // all validators set it, incentive, dividends and trust; emission summed.
         let mut score = vec![0.0; n];
         let mut weight = vec![0.0; n];
-        let (mut score_stake, mut weight_stake) = (0.0, 0.0);
-        for &(vi, behaviour, _) in &validators {
-            let s = stake[vi] as f64;
-            if let Some(book) = books.get(&vi).filter(|_| behaviour == Behaviour::Honest) {
-                for (&uid, &v) in &book.scores {
-                    score[uid as usize] += s * v;
+        let mut incentive = vec![0.0; n];
+        let mut dividends = vec![0.0; n];
+        let mut trust = vec![0.0; n];
+        let mut emission = vec![0u64; n];
+        for (mech, out) in mechs.iter().zip(&outs) {
+            let f = mech.fraction;
+            let (mut ms, mut mw) = (vec![0.0; n], vec![0.0; n]);
+            let (mut score_stake, mut weight_stake) = (0.0, 0.0);
+            for &(vi, behaviour, _) in &validators {
+                let st = stake[vi] as f64;
+                if let Some(book) = mech.books.get(&vi).filter(|_| behaviour == Behaviour::Honest) {
+                    for (&uid, &v) in &book.scores {
+                        ms[uid as usize] += st * v;
+                    }
+                    score_stake += st;
                 }
-                score_stake += s;
+                let total: f64 = mech.weights[vi].iter().map(|(_, w)| f64::from(*w)).sum();
+                if total > 0.0 {
+                    for &(uid, w) in &mech.weights[vi] {
+                        mw[uid as usize] += st * f64::from(w) / total;
+                    }
+                    weight_stake += st;
+                }
             }
-            let total: f64 = weights[vi].iter().map(|(_, w)| f64::from(*w)).sum();
-            if total > 0.0 {
-                for &(uid, w) in &weights[vi] {
-                    weight[uid as usize] += s * f64::from(w) / total;
+            for u in 0..n {
+                if score_stake > 0.0 {
+                    score[u] += f * ms[u] / score_stake;
                 }
-                weight_stake += s;
+                if weight_stake > 0.0 {
+                    weight[u] += f * mw[u] / weight_stake;
+                }
+                incentive[u] += f * f64::from(out.incentive[u]) / 65535.0;
+                dividends[u] += f * f64::from(out.dividends[u]) / 65535.0;
+                trust[u] += f * f64::from(out.validator_trust[u]) / 65535.0;
+                emission[u] += out.server_emission[u] + out.validator_emission[u];
             }
         }
         for p in &participants {
@@ -449,26 +550,15 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
                 epoch,
                 uid: p.uid,
                 label: p.label.clone(),
-                score: if score_stake > 0.0 {
-                    score[u] / score_stake
-                } else {
-                    0.0
-                },
-                weight: if weight_stake > 0.0 {
-                    weight[u] / weight_stake
-                } else {
-                    0.0
-                },
-                incentive: f64::from(out.incentive[u]) / 65535.0,
-                dividends: f64::from(out.dividends[u]) / 65535.0,
-                validator_trust: f64::from(out.validator_trust[u]) / 65535.0,
-                emission_rao: out.server_emission[u] + out.validator_emission[u],
+                score: score[u],
+                weight: weight[u],
+                incentive: incentive[u],
+                dividends: dividends[u],
+                validator_trust: trust[u],
+                emission_rao: emission[u],
                 cost: p.cost_per_epoch,
             });
         }
-        bonds = out.bonds;
-        permits = out.validator_permit;
-        prev_consensus = out.consensus;
         if let Some(pb) = progress {
             pb.inc(1);
         }

@@ -162,6 +162,7 @@ fn shipped_configs_are_valid() {
         ("small", include_str!("../../sims/small.toml")),
         ("n256", include_str!("../../sims/n256.toml")),
         ("yuma3_burn", include_str!("../../sims/yuma3_burn.toml")),
+        ("mechanisms", include_str!("../../sims/mechanisms.toml")),
         (
             "n256_commit_reveal",
             include_str!("../../sims/n256_commit_reveal.toml"),
@@ -272,4 +273,64 @@ fn a_miner_cycle_takes_turns_and_keeps_half_the_group_serving() {
     };
     let pattern: Vec<bool> = (0..8).map(|e| m.in_service(e)).collect();
     assert_eq!(pattern.iter().filter(|up| **up).count(), 4);
+}
+
+fn mechanisms() -> SimConfig {
+    SimConfig::from_toml_str(include_str!("../../sims/mechanisms.toml")).expect("the shipped config is valid")
+}
+
+/// One mechanism that scores every class is the subnet without mechanisms, draw for draw.
+#[test]
+fn one_mechanism_scoring_every_class_is_the_plain_subnet() {
+    let plain = small();
+    let mut one = plain.clone();
+    one.mechanisms = vec![MechanismSpec {
+        classes: plain.tasks.iter().map(|t| t.class).collect(),
+        emission_share: 1.0,
+    }];
+    assert_eq!(run(&plain, None).unwrap().rows, run(&one, None).unwrap().rows);
+}
+
+/// Each mechanism pays its share: a specialist of the 0.7 mechanism earns about 0.7/0.3 of a specialist
+/// of the 0.3 one, generalists earn from both, and cheats earn nothing in either.
+#[test]
+fn each_mechanism_pays_its_emission_share() {
+    let result = run(&mechanisms(), None).unwrap();
+    let per_uid = |label: &str| {
+        let m = result.summary.miners.iter().find(|m| m.label == label).unwrap();
+        m.emission_rao as f64 / m.uids as f64
+    };
+    let (compute, inference, generalist) = (
+        per_uid("compute-only"),
+        per_uid("inference-only"),
+        per_uid("generalist"),
+    );
+    let ratio = inference / compute;
+    assert!(
+        (1.8..2.9).contains(&ratio),
+        "inference/compute specialists: {ratio}"
+    );
+    assert!(
+        generalist > compute && generalist > 0.5 * inference,
+        "{generalist} {compute} {inference}"
+    );
+    assert!(per_uid("lazy") < 0.2 * compute, "lazy {}", per_uid("lazy"));
+    assert_eq!(per_uid("copier"), 0.0);
+}
+
+#[test]
+fn a_class_in_no_mechanism_or_in_two_is_refused() {
+    let mut cfg = mechanisms();
+    cfg.mechanisms[1].classes = vec![crate::task::TaskClass::Organic];
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("`inference` must belong to exactly one mechanism, not 0"),
+        "{err}"
+    );
+    cfg.mechanisms[1].classes = vec![crate::task::TaskClass::Matmul, crate::task::TaskClass::Inference];
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("`matmul` must belong to exactly one mechanism, not 2"),
+        "{err}"
+    );
 }
