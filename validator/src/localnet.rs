@@ -324,6 +324,9 @@ pub async fn run(config: &LocalnetConfig) -> anyhow::Result<LocalnetReport> {
     Ok(report)
 }
 
+/// Pause between rounds while the API is served (`--serve-api`).
+const SERVING_ROUND_INTERVAL: Duration = Duration::from_secs(5);
+
 /// What stays up while the API is served (`--serve-api`).
 struct Lingering {
     servers: Vec<miner::MinerServer>,
@@ -456,7 +459,8 @@ async fn run_in(
         let api_config = crate::api::ApiConfig {
             listen: Some(listen),
             model: Some(bench_tasks::inference::real::SMOLLM2.into()),
-            verify_fraction: 0.5,
+            // Every answer is checked, so each request shows up as an organic verdict in the next round.
+            verify_fraction: 1.0,
             ..crate::api::ApiConfig::default()
         };
         let signer = exchange::Client::pooled(Arc::new(RequestSigner::new(v_hot.clone())), 8)?;
@@ -491,11 +495,20 @@ async fn run_in(
              -d '{{\"model\":\"smollm2\",\"messages\":[{{\"role\":\"user\",\"content\":\"Name three colours.\"}}],\"max_tokens\":32}}'",
             dir.display()
         );
-        // Rounds go on while the API serves, so organic verdicts are committed and scored with them.
-        let v = Arc::new(v);
+        // Rounds go on while the API serves, at a calmer pace than the run's (the CPU is the miners'
+        // GPU here), so organic verdicts are committed and scored with them.
         let rounds = tokio::spawn(async move {
-            if let Err(e) = v.run_until(std::future::pending()).await {
-                eprintln!("localnet: the validator's rounds stopped: {e}");
+            loop {
+                match v.run_round().await {
+                    Ok(s) if !s.record.organic.is_empty() => eprintln!(
+                        "localnet: round {} scored {} organic verdicts",
+                        s.record.round,
+                        s.record.organic.len()
+                    ),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("localnet: round failed: {e}"),
+                }
+                tokio::time::sleep(SERVING_ROUND_INTERVAL).await;
             }
         });
         return Ok((
