@@ -540,6 +540,7 @@ async fn challenge_beyond_the_memory_cap_is_refused_before_any_work() {
         round_seed: 1,
         miner_seed: 2,
         dtype: bench_tasks::matmul::MatmulDtype::F32,
+        batch: 1,
     };
     let request = ChallengeRequest {
         id: "too-big-n".into(),

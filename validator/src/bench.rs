@@ -148,6 +148,9 @@ pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) 
     let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2)?;
     let config = RoundConfig {
         matmul_sizes: vec![n],
+        // One product of n per challenge, as this benchmark's CPU miners can compute it; the
+        // validator's cost per challenge does not grow with the batch (bench-tasks bench matmul --batch).
+        matmul_batch: Some(1),
         concurrency,
         interval_secs: 0.0,
         challenge_timeout_secs: 120.0,

@@ -27,16 +27,29 @@
 //!   taking residues. `round` is a function of `C_i`, so a true row has exactly one passing sketch row:
 //!   the binding and sampling arguments hold word for word. Why an honest f16/bf16 kernel produces
 //!   exactly `round(C)` is argued at [`MatmulDtype`].
+//! * Batches ([`MatmulChallenge::batch`] `= B`). The challenge is the stacked product `A·B` of
+//!   `R = B·n` rows; `A`'s row `t·n + i` is row `i` of product `t`, and the `k` rows are drawn
+//!   uniformly from all `R`. The committed sketch (a Merkle root, [`crate::matmul::commit`]) fixes every
+//!   sketch row as firmly as the sketch sent in full, so the arguments above hold with `n` replaced by
+//!   `R`: a miner that skips `s` of the `B` products is wrong on `s·n` rows and passes with probability
+//!   `C(R − s·n, k)/C(R, k) ≤ (1 − s/B)^k` ([`RoundParams::pass_probability_of`]): with `k = 40`,
+//!   skipping 10% of the products passes with ≤ 1.5%, 5% with ≤ 12.9%, whatever `B`.
+//! * Cost of a batch. `B·r` and `R` are shared by every product and every miner (the same `B` factor),
+//!   so the round setup stays O(n²); per miner the verifier rebuilds `k` rows of `A` (O(n) each, column
+//!   hashes once per miner), checks `k` sketch rows (O(n·m) each), and hashes `k` leaves and
+//!   `k·⌈log₂(R/64)⌉` nodes. Nothing grows with `B` but the logarithm, while the miner's work is
+//!   `B·n³`: `B` scales the GPU's work at no cost to the validator.
 //! * Interactivity. The rows are drawn from a keyed hash of the validator's secret only after `S`
 //!   arrived. Deriving them from `S` itself (Fiat–Shamir) would let a cheater grind `S` until the
 //!   rows avoid its skipped ones: `(1−f)^-k` tries, about 67 for `f = 0.10`.
 
 use std::collections::HashSet;
 
+use super::commit::{parse_hash, verify_proof};
 use super::generator::{MatrixGen, MatrixId};
 use super::params::{
     ChallengeError, DEFAULT_K, DEFAULT_M, DEFAULT_P, ENTRY_BOUND, MatmulChallenge, MatmulDtype, MatmulLimits,
-    OpeningRequest, Openings, Round1Answer, SKETCH_BOUND, validate_shape,
+    OpeningRequest, Openings, Round1Answer, SKETCH_BOUND, validate_batch, validate_shape,
 };
 use crate::verdict::{Reason, Verdict};
 
@@ -82,18 +95,25 @@ impl RoundParams {
 
     /// Checks every parameter against `limits` and the exactness bounds.
     pub fn validate(&self, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+        self.validate_batched(1, limits)
+    }
+
+    /// [`validate`](Self::validate) for challenges of `batch` products (`k` may reach `batch·n`).
+    pub fn validate_batched(&self, batch: u32, limits: &MatmulLimits) -> Result<(), ChallengeError> {
         validate_shape(self.n, self.m, self.p, self.dtype, limits)?;
+        validate_batch(batch, limits)?;
         if self.k == 0 {
             return Err(ChallengeError::NoOpenings);
         }
-        let max = self.n.min(limits.max_k);
+        let max = self.n.saturating_mul(batch).min(limits.max_k);
         if self.k > max {
             return Err(ChallengeError::TooManyOpenings { k: self.k, max });
         }
         Ok(())
     }
 
-    /// The challenge for the miner whose seed is `miner_seed`.
+    /// The one-product challenge for the miner whose seed is `miner_seed` (a batched round's come from
+    /// [`RoundSetup::challenge`]).
     pub const fn challenge(&self, miner_seed: u64) -> MatmulChallenge {
         MatmulChallenge {
             n: self.n,
@@ -102,15 +122,24 @@ impl RoundParams {
             round_seed: self.round_seed,
             miner_seed,
             dtype: self.dtype,
+            batch: 1,
         }
     }
 
     /// The probability that a miner wrong on `bad_rows` of the `n` rows survives `k` distinct openings:
     /// `C(n − bad, k) / C(n, k)`, which is at most `(1 − bad/n)^k`.
     pub fn pass_probability(&self, bad_rows: u32) -> f64 {
-        let (n, k) = (f64::from(self.n), self.k);
+        Self::pass_probability_of(self.n, self.k, bad_rows)
+    }
+
+    /// The probability that a miner wrong on `bad_rows` of `rows` rows (of a stacked product: `batch·n`)
+    /// survives `k` distinct openings drawn uniformly: `C(rows − bad, k) / C(rows, k)`, at most
+    /// `(1 − bad/rows)^k`.
+    pub fn pass_probability_of(rows: u32, k: u32, bad_rows: u32) -> f64 {
+        let k = k.min(rows);
+        let rows = f64::from(rows);
         (0..k)
-            .map(|t| ((n - f64::from(bad_rows) - f64::from(t)) / (n - f64::from(t))).max(0.0))
+            .map(|t| ((rows - f64::from(bad_rows) - f64::from(t)) / (rows - f64::from(t))).max(0.0))
             .product()
     }
 }
@@ -121,6 +150,8 @@ impl RoundParams {
 #[derive(Clone)]
 pub struct RoundSetup {
     params: RoundParams,
+    /// Products per challenge.
+    batch: u32,
     limits: MatmulLimits,
     secret: [u8; 32],
     /// Secret Freivalds vector, length `n`.
@@ -135,6 +166,7 @@ impl std::fmt::Debug for RoundSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoundSetup")
             .field("params", &self.params)
+            .field("batch", &self.batch)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -160,7 +192,18 @@ impl RoundSetup {
     /// Validates `params` and computes the round's secret state from `secret` (32 bytes the validator
     /// draws fresh for each round and never reveals). O(n²), once per round.
     pub fn new(params: RoundParams, secret: [u8; 32], limits: &MatmulLimits) -> Result<Self, ChallengeError> {
-        params.validate(limits)?;
+        Self::batched(params, 1, secret, limits)
+    }
+
+    /// [`new`](Self::new) for challenges of `batch` products each (see [`MatmulChallenge`]): the same
+    /// O(n²) setup, whatever `batch`.
+    pub fn batched(
+        params: RoundParams,
+        batch: u32,
+        secret: [u8; 32],
+        limits: &MatmulLimits,
+    ) -> Result<Self, ChallengeError> {
+        params.validate_batched(batch, limits)?;
         let n = params.n as usize;
         let mut xof = stream(
             &secret,
@@ -178,6 +221,7 @@ impl RoundSetup {
             MatrixGen::new(params.round_seed, MatrixId::R, params.n, params.m, SKETCH_BOUND).to_vec();
         Ok(Self {
             params,
+            batch,
             limits: *limits,
             secret,
             r,
@@ -191,15 +235,34 @@ impl RoundSetup {
         &self.params
     }
 
-    /// The challenge for the miner whose seed is `miner_seed`.
-    pub const fn challenge(&self, miner_seed: u64) -> MatmulChallenge {
-        self.params.challenge(miner_seed)
+    /// Products per challenge.
+    pub const fn batch(&self) -> u32 {
+        self.batch
     }
 
-    /// The `k` distinct rows to open for this miner, drawn from the round secret. Call it only after the
-    /// miner's round-1 answer arrived, and send the result as the round-2 request.
+    /// The challenge for the miner whose seed is `miner_seed`.
+    pub const fn challenge(&self, miner_seed: u64) -> MatmulChallenge {
+        let mut c = self.params.challenge(miner_seed);
+        c.batch = self.batch;
+        c
+    }
+
+    /// Rows of the stacked product of this round's challenges, `batch·n`.
+    pub const fn rows(&self) -> u32 {
+        self.challenge(0).rows()
+    }
+
+    /// The probability that a miner wrong on `bad_rows` of this round's [`rows`](Self::rows) passes.
+    pub fn pass_probability(&self, bad_rows: u32) -> f64 {
+        RoundParams::pass_probability_of(self.rows(), self.params.k, bad_rows)
+    }
+
+    /// The `k` distinct rows (of the stacked product, `0..batch·n`) to open for this miner, drawn from
+    /// the round secret. Call it only after the miner's round-1 answer arrived, and send the result as
+    /// the round-2 request.
     pub fn choose_openings(&self, miner_seed: u64) -> OpeningRequest {
-        let (n, k) = (self.params.n, self.params.k.min(self.params.n));
+        let n = self.rows();
+        let k = self.params.k.min(n);
         let mut xof = stream(
             &self.secret,
             "tensorproof/matmul/open",
@@ -235,7 +298,8 @@ impl RoundSetup {
                 "the challenge does not belong to this round".into(),
             );
         }
-        if let Err(e) = request.validate(self.params.n, &self.limits) {
+        let rows = self.rows();
+        if let Err(e) = request.validate(rows, &self.limits) {
             return fail(Reason::BadChallenge, format!("opening request: {e}"));
         }
         let (n, m, p) = (
@@ -243,17 +307,35 @@ impl RoundSetup {
             self.params.m as usize,
             i64::from(self.params.p),
         );
-        if answer.sketch.len() != n * m {
-            return fail(
-                Reason::BadShape,
-                format!(
-                    "sketch has {} values, expected n·m = {}",
-                    answer.sketch.len(),
-                    n * m
-                ),
-            );
-        }
         let sketch_max = (n as f32) * (p as f32 - 1.0) * SKETCH_BOUND as f32;
+        let root = if challenge.committed() {
+            match (&answer.root, answer.sketch.is_empty()) {
+                (Some(root), true) => match parse_hash(root) {
+                    Some(root) => Some(root),
+                    None => {
+                        return fail(Reason::BadShape, "the commitment is not 64 hex digits".into());
+                    }
+                },
+                _ => {
+                    return fail(
+                        Reason::BadShape,
+                        "a batched challenge is answered by a commitment (root) and no sketch".into(),
+                    );
+                }
+            }
+        } else {
+            if answer.root.is_some() || answer.sketch.len() != n * m {
+                return fail(
+                    Reason::BadShape,
+                    format!(
+                        "sketch has {} values, expected n·m = {} (and no root)",
+                        answer.sketch.len(),
+                        n * m
+                    ),
+                );
+            }
+            None
+        };
         if let Some(pos) = answer.sketch.iter().position(|&v| !is_int_within(v, sketch_max)) {
             return fail(
                 Reason::BadValue,
@@ -301,7 +383,7 @@ impl RoundSetup {
         let a_gen = MatrixGen::new(
             challenge.miner_seed,
             MatrixId::A,
-            self.params.n,
+            rows,
             self.params.n,
             ENTRY_BOUND,
         );
@@ -320,7 +402,27 @@ impl RoundSetup {
                     *a += residue * rv;
                 }
             }
-            let claimed = &answer.sketch[i * m..(i + 1) * m];
+            let claimed = match (&root, &opened.proof) {
+                (None, _) => &answer.sketch[i * m..(i + 1) * m],
+                (Some(root), Some(proof)) => {
+                    match verify_proof(root, rows, self.params.m, opened.index, proof) {
+                        Ok(values) if values.iter().all(|&v| is_int_within(v, sketch_max)) => values,
+                        Ok(_) => {
+                            return fail(
+                                Reason::BadValue,
+                                format!("row {i}: a sketch value is not an integer within ±{sketch_max}"),
+                            );
+                        }
+                        Err(e) => return fail(Reason::WrongSketch, e),
+                    }
+                }
+                (Some(_), None) => {
+                    return fail(
+                        Reason::BadShape,
+                        format!("row {i} was opened without its sketch proof"),
+                    );
+                }
+            };
             if acc.iter().zip(claimed).any(|(&a, &s)| a != s as i32) {
                 return fail(
                     Reason::WrongSketch,
@@ -465,6 +567,30 @@ mod tests {
                 assert_eq!(residue(c as f32, 1.0 / f64::from(p), p), 0);
             }
         }
+    }
+
+    #[test]
+    fn batched_rounds_open_rows_across_the_stack_at_the_same_setup() {
+        let lim = MatmulLimits::default();
+        let params = RoundParams {
+            k: 12,
+            ..RoundParams::new(16, 3)
+        };
+        let one = RoundSetup::new(params, [4; 32], &lim).unwrap();
+        let many = RoundSetup::batched(params, 10, [4; 32], &lim).unwrap();
+        assert_eq!((one.rows(), many.rows(), many.challenge(1).batch), (16, 160, 10));
+        assert_eq!(one.br, many.br, "B·r is shared by every product");
+        let rows = many.choose_openings(1).rows;
+        assert!(rows.iter().any(|&r| r >= 16) && rows.iter().all(|&r| r < 160));
+        // Skipping 1 of 10 products (16 of 160 rows) against 12 openings.
+        let p = many.pass_probability(16);
+        assert!(p <= 0.9f64.powi(12) && p > 0.0, "{p}");
+        // More openings than one product has rows: fine for a batch, refused for one product.
+        let wide = RoundParams { k: 100, ..params };
+        assert!(RoundSetup::batched(wide, 10, [4; 32], &lim).is_ok());
+        assert!(RoundSetup::new(wide, [4; 32], &lim).is_err());
+        assert!(RoundSetup::batched(params, 0, [4; 32], &lim).is_err());
+        assert!(RoundSetup::batched(params, lim.max_batch + 1, [4; 32], &lim).is_err());
     }
 
     #[test]
