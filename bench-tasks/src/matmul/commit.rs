@@ -156,7 +156,8 @@ impl SketchTree {
 /// Bytes a [`SketchTree`] of a stacked sketch of `rows × m` holds: an upper bound of
 /// [`SketchTree::bytes`], computed before anything is allocated.
 pub fn tree_bytes(rows: u32, m: u32) -> u64 {
-    u64::from(rows) * u64::from(m) * 4 + 2 * u64::from(leaf_count(rows).max(1)) * 32
+    // Each level holds at most half the one below it, rounded up: fewer than 2·leaves + 32 hashes.
+    u64::from(rows) * u64::from(m) * 4 + (2 * u64::from(leaf_count(rows).max(1)) + 32) * 32
 }
 
 /// Checks `proof` for stacked row `row` of a sketch of `rows × m` against `root`, and returns the row's
