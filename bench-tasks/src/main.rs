@@ -419,8 +419,8 @@ fn print_validator(r: &ValidatorCostReport) {
     );
     println!("  H200 at class peak {:>10.6} s", r.h200_seconds);
     println!(
-        "  validator setup    {:>10.6} s per round (shared by {} miners)",
-        r.round_setup_seconds, r.miners_per_round
+        "  validator setup    {:>10.6} s per round, {:.6} CPU s (shared by {} miners)",
+        r.round_setup_seconds, r.round_setup_cpu_seconds, r.miners_per_round
     );
     println!(
         "  validator verify   {:>10.6} s per miner",

@@ -804,7 +804,7 @@ mod tests {
                 max_n: 640,
                 max_m: 16,
                 max_k: 80,
-                max_batch: 256,
+                max_batch: 512,
             },
             inference: bench_tasks::inference::Limits {
                 max_batch: 5,

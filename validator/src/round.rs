@@ -58,7 +58,7 @@ pub struct RoundConfig {
     /// Without `matmul_batch`: the smallest batch whose products keep an NVIDIA H200 busy this many
     /// milliseconds at the class's peak ([`batch_for_h200`]), at most `matmul_max_batch`.
     pub matmul_h200_ms: f64,
-    /// Most products a sized batch may have (miners refuse batches above their own `max_batch`, 256 by
+    /// Most products a sized batch may have (miners refuse batches above their own `max_batch`, 512 by
     /// default).
     pub matmul_max_batch: u32,
     /// Rows opened per miner (default: `min(40, n)`).
@@ -227,9 +227,10 @@ impl Default for RoundConfig {
     fn default() -> Self {
         Self {
             concurrency: 32,
-            // GPU-sized: one challenge keeps an H200 busy ≥ 50 ms at its class's peak (3 products of
-            // 8192³ in f32, 36 in bf16/f16), while the validator checks k rows per miner.
-            matmul_sizes: vec![8192],
+            // GPU-sized: one challenge keeps an H200 busy ≥ 50 ms at its class's peak (22 products of
+            // 4096³ in f32, 288 in bf16/f16), while the validator checks k rows per miner: n = 4096
+            // keeps that check, and the O(n²) round setup, below a tenth of the H200's time.
+            matmul_sizes: vec![4096],
             matmul_dtypes: vec![MatmulDtype::F32],
             matmul_batch: None,
             matmul_h200_ms: bench_tasks::matmul::params::DEFAULT_H200_SECONDS * 1e3,
@@ -922,7 +923,8 @@ mod tests {
                 assert!(b <= c.matmul_max_batch && b <= MatmulLimits::default().max_batch);
             }
         }
-        assert_eq!(c.batch_for(8192, MatmulDtype::F32), 3);
+        assert_eq!(c.batch_for(4096, MatmulDtype::F32), 22);
+        assert_eq!(c.batch_for(4096, MatmulDtype::Bf16), 288);
         assert_eq!(c.batch_for(8192, MatmulDtype::Bf16), 36);
         assert_eq!(c.batch_for(64, MatmulDtype::F32), c.matmul_max_batch);
         let fixed = RoundConfig {

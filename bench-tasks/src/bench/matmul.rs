@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{median, timed};
+use super::{cpu_seconds, median, timed};
 use crate::backend::{BackendError, BackendKind};
 use burn::tensor::{Tensor, TensorData};
 
@@ -332,8 +332,11 @@ pub struct ValidatorCostReport {
     pub flops: f64,
     /// `flops ÷` an H200's peak for the class ([`MatmulDtype::h200_peak_flops`]).
     pub h200_seconds: f64,
-    /// Median validator setup per round (`B·r`, `R`: O(n²), whatever the batch).
+    /// Median validator setup per round, wall time (`B·r`, `R`: O(n²), whatever the batch; `B·r` is
+    /// split across the cores).
     pub round_setup_seconds: f64,
+    /// Mean CPU seconds of the setup, all cores together (what the amortized figure uses).
+    pub round_setup_cpu_seconds: f64,
     /// Median [`RoundSetup::verify`] per miner (the `k` openings, their leaves and paths).
     pub verify_seconds_per_miner: f64,
     /// Median time to parse the openings' JSON body (the validator's exchange does it before verifying).
@@ -342,7 +345,8 @@ pub struct ValidatorCostReport {
     pub openings_bytes: usize,
     /// Miners sharing one round setup.
     pub miners_per_round: u32,
-    /// `verify_seconds_per_miner + round_setup_seconds / miners_per_round`.
+    /// `verify_seconds_per_miner + round_setup_cpu_seconds / miners_per_round` (verification runs on
+    /// one core: its wall time is its CPU time).
     pub validator_seconds_per_challenge: f64,
     /// `validator_seconds_per_challenge / h200_seconds`: the GPU-sized target is ≤ 0.1.
     pub validator_over_h200: f64,
@@ -369,10 +373,12 @@ pub fn validator_cost(opts: &ValidatorCostOptions) -> Result<ValidatorCostReport
         MatrixGen::new(params.round_seed, MatrixId::B, params.n, params.n, ENTRY_BOUND).to_device(&device);
     let rows = OpenState::exact_rows(&challenge, b, limits);
     let (mut setup_times, mut verify_times, mut decode_times) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut honest_passed, mut openings_bytes) = (true, 0);
+    let (mut honest_passed, mut openings_bytes, mut setup_cpu) = (true, 0, 0.0);
     for t in 0..opts.trials.max(1) {
+        let cpu = cpu_seconds();
         let (setup, secs) =
             timed(|| RoundSetup::batched(params, opts.batch, bench_secret(&params, t), &limits));
+        setup_cpu += cpu_seconds() - cpu;
         let setup = setup?;
         setup_times.push(secs);
         let request = setup.choose_openings(challenge.miner_seed);
@@ -405,11 +411,12 @@ pub fn validator_cost(opts: &ValidatorCostOptions) -> Result<ValidatorCostReport
         honest_passed &= verdict.passed;
     }
     let round_setup_seconds = median(&setup_times);
+    let round_setup_cpu_seconds = setup_cpu / f64::from(opts.trials.max(1));
     let verify_seconds_per_miner = median(&verify_times);
     let decode_seconds_per_miner = median(&decode_times);
     let h200_seconds = challenge.flops() / params.dtype.h200_peak_flops();
     let validator_seconds_per_challenge =
-        verify_seconds_per_miner + round_setup_seconds / f64::from(MINERS_PER_ROUND);
+        verify_seconds_per_miner + round_setup_cpu_seconds / f64::from(MINERS_PER_ROUND);
     Ok(ValidatorCostReport {
         task: "matmul_validator",
         dtype: params.dtype,
@@ -421,6 +428,7 @@ pub fn validator_cost(opts: &ValidatorCostOptions) -> Result<ValidatorCostReport
         flops: challenge.flops(),
         h200_seconds,
         round_setup_seconds,
+        round_setup_cpu_seconds,
         verify_seconds_per_miner,
         decode_seconds_per_miner,
         openings_bytes,

@@ -37,9 +37,9 @@ pub const F32_EXACT: u64 = 1 << 24;
 pub const HARD_MAX_BATCH: u32 = 4_096;
 /// The H200 time a GPU-sized challenge is sized for by default ([`batch_for_h200`]): 50 ms.
 pub const DEFAULT_H200_SECONDS: f64 = 0.05;
-/// The largest batch a validator sizes by default (36 products of 8192³ keep an H200 busy 50 ms in
-/// bf16; miners accept up to [`MatmulLimits::max_batch`], 256 by default).
-pub const DEFAULT_SIZED_MAX_BATCH: u32 = 64;
+/// The largest batch a validator sizes by default (288 products of 4096³ keep an H200 busy 50 ms in
+/// bf16; miners accept up to [`MatmulLimits::max_batch`], 512 by default).
+pub const DEFAULT_SIZED_MAX_BATCH: u32 = 512;
 /// Rows of the stacked sketch per leaf of a batched challenge's commitment ([`crate::matmul::commit`]).
 pub const LEAF_ROWS: u32 = 64;
 
@@ -192,7 +192,7 @@ impl Default for MatmulLimits {
             max_n: 8_192,
             max_m: 64,
             max_k: 1_024,
-            max_batch: 256,
+            max_batch: 512,
         }
     }
 }

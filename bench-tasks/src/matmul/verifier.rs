@@ -395,12 +395,14 @@ impl RoundSetup {
         for opened in &openings.rows {
             let i = opened.index as usize;
             // Sketch: (round(C_i) mod p)·R == S_i. Sums stay below 2^24 (validated), so i32 is exact.
-            acc.fill(0);
-            for (&c, r_row) in opened.values.iter().zip(self.sketch_r.chunks_exact(m)) {
-                let residue = residue(dtype.round(c), p_inv, p as i32);
-                for (a, &rv) in acc.iter_mut().zip(r_row) {
-                    *a += residue * rv;
-                }
+            // The hot loop of a round: the default width unrolled into fixed-size adds, the class's
+            // rounding chosen once per row.
+            let (values, r) = (&opened.values, &self.sketch_r);
+            match (m, dtype) {
+                (8, MatmulDtype::F32) => sketch_row::<8>(values, r, |c| c, p_inv, p as i32, &mut acc),
+                (8, MatmulDtype::Bf16) => sketch_row::<8>(values, r, round_bf16, p_inv, p as i32, &mut acc),
+                (8, MatmulDtype::F16) => sketch_row::<8>(values, r, round_f16, p_inv, p as i32, &mut acc),
+                _ => sketch_row_any(values, r, |c| dtype.round(c), p_inv, p as i32, &mut acc),
             }
             let claimed = match (&root, &opened.proof) {
                 (None, _) => &answer.sketch[i * m..(i + 1) * m],
@@ -450,12 +452,76 @@ impl RoundSetup {
     }
 }
 
-/// `c mod p` in `0..p` for an integral `|c| < 2^24`, without an integer division: `floor(c·(1/p))` in f64
-/// is within one of the true quotient for such small integers, and the two fix-ups correct it.
+/// `acc = (round(values) mod p)·R` for an `R` of width `M` (`acc.len() == M`).
+fn sketch_row<const M: usize>(
+    values: &[f32],
+    sketch_r: &[i32],
+    round: impl Fn(f32) -> f32,
+    p_inv: f64,
+    p: i32,
+    acc: &mut [i32],
+) {
+    let mut sum = [0i32; M];
+    for (&c, r_row) in values.iter().zip(sketch_r.chunks_exact(M)) {
+        let residue = residue(round(c), p_inv, p);
+        for (s, &rv) in sum.iter_mut().zip(r_row) {
+            *s += residue * rv;
+        }
+    }
+    acc.copy_from_slice(&sum);
+}
+
+/// [`sketch_row`] for any width.
+fn sketch_row_any(
+    values: &[f32],
+    sketch_r: &[i32],
+    round: impl Fn(f32) -> f32,
+    p_inv: f64,
+    p: i32,
+    acc: &mut [i32],
+) {
+    acc.fill(0);
+    let m = acc.len();
+    for (&c, r_row) in values.iter().zip(sketch_r.chunks_exact(m)) {
+        let residue = residue(round(c), p_inv, p);
+        for (a, &rv) in acc.iter_mut().zip(r_row) {
+            *a += residue * rv;
+        }
+    }
+}
+
+/// [`MatmulDtype::Bf16`]'s rounding of a finite `x` (round to nearest, ties to even, on the upper 16
+/// bits), without the NaN handling of a general conversion: the verifier applies it only to values it
+/// has checked are finite integers.
+#[inline]
+fn round_bf16(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let lsb = (bits >> 16) & 1;
+    f32::from_bits(bits.wrapping_add(0x7fff + lsb) & 0xffff_0000)
+}
+
+/// [`MatmulDtype::F16`]'s rounding of a finite `x` whose magnitude is an integer or zero: below 2^16 it
+/// keeps 11 significant bits (round to nearest, ties to even) with the same bit trick as
+/// [`round_bf16`]; at f16's overflow edge and beyond it defers to the general conversion.
+#[inline]
+fn round_f16(x: f32) -> f32 {
+    if x.abs() >= 65_504.0 {
+        return MatmulDtype::F16.round(x);
+    }
+    let bits = x.to_bits();
+    let lsb = (bits >> 13) & 1;
+    f32::from_bits(bits.wrapping_add(0xfff + lsb) & !0x1fff)
+}
+
+/// `c mod p` in `0..p` for an integral `|c| < 2^24`, without an integer division: `c·(1/p)` in f64,
+/// truncated, is within one of the floor of the true quotient for such small integers, and the two
+/// fix-ups correct it.
 #[inline]
 fn residue(c: f32, p_inv: f64, p: i32) -> i32 {
     let c = c as i32;
-    let q = (f64::from(c) * p_inv).floor() as i32;
+    // Truncation (a plain conversion, no libm call) is within one of the true quotient's floor on
+    // either side of zero, so the remainder lands in -p..2p and the two fix-ups correct it.
+    let q = (f64::from(c) * p_inv) as i32;
     let mut r = c - q * p;
     if r < 0 {
         r += p;
@@ -468,7 +534,8 @@ fn residue(c: f32, p_inv: f64, p: i32) -> i32 {
 
 /// Whether `v` is a finite integer with `|v| ≤ max`.
 fn is_int_within(v: f32, max: f32) -> bool {
-    v.is_finite() && v.fract() == 0.0 && v.abs() <= max
+    // `max < 2^24`, so within range the conversion to i32 is exact for integers (and no libm call).
+    v.is_finite() && v.abs() <= max && (v as i32) as f32 == v
 }
 
 /// `B·r` with `B` rebuilt row by row from the round seed, split across the available cores.
@@ -548,6 +615,29 @@ mod tests {
             shown.contains("round_seed") && !shown.contains("238") && !shown.contains("secret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn bf16_rounding_of_the_verifier_matches_the_class() {
+        for c in (-4_200_000i32..4_200_000)
+            .step_by(97)
+            .chain([0, 1, -1, 257, 259, -259, 1 << 23])
+        {
+            let x = c as f32;
+            assert_eq!(
+                round_bf16(x).to_bits(),
+                MatmulDtype::Bf16.round(x).to_bits(),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn f16_rounding_of_the_verifier_matches_the_class() {
+        for c in (-70_000i32..70_000).chain([1 << 20, -(1 << 22)]) {
+            let x = c as f32;
+            assert_eq!(round_f16(x).to_bits(), MatmulDtype::F16.round(x).to_bits(), "{c}");
+        }
     }
 
     #[test]
