@@ -576,6 +576,7 @@ fn inference_error(e: InferenceError) -> ApiError {
 fn challenge_error(e: ChallengeError) -> ApiError {
     let reason = match e {
         ChallengeError::TooLarge { .. } => "challenge_too_large",
+        ChallengeError::BadBatch { batch, .. } if batch > 0 => "challenge_too_large",
         _ => "bad_challenge",
     };
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason, e.to_string())

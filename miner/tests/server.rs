@@ -548,6 +548,17 @@ async fn challenge_beyond_the_memory_cap_is_refused_before_any_work() {
     };
     let err = alice.challenge(&request).await.unwrap_err();
     assert_eq!(err.reason(), Some("challenge_too_large"));
+    // A batch above the miner's max_batch is refused the same way, before any work.
+    let request = ChallengeRequest {
+        id: "too-big-batch".into(),
+        challenge: TaskChallenge::Matmul(MatmulChallenge {
+            n: 64,
+            batch: MatmulLimits::default().max_batch + 1,
+            ..oversized
+        }),
+    };
+    let err = alice.challenge(&request).await.unwrap_err();
+    assert_eq!(err.reason(), Some("challenge_too_large"));
     assert_eq!(
         f.server.metrics().device_busy_seconds.get(),
         0.0,
