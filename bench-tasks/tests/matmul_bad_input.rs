@@ -2,7 +2,7 @@
 
 mod common;
 
-use bench_tasks::matmul::params::{HARD_MAX_N, max_p_for};
+use bench_tasks::matmul::params::{HARD_MAX_N, max_p_for, pack_row, unpack_row};
 use bench_tasks::matmul::{
     ChallengeError, MatmulChallenge, MatmulDtype, MatmulJob, MatmulLimits, MinerError, OpenedRow,
     OpeningRequest, Openings, Round1Answer, RoundParams, RoundSetup,
@@ -210,6 +210,7 @@ fn tampered_answers_fail_with_the_right_reason() {
                 e.openings.rows[0] = OpenedRow {
                     index: other,
                     values: e.openings.rows[0].values.clone(),
+                    packed: None,
                     proof: None,
                 };
             },
@@ -262,7 +263,7 @@ fn tampered_batched_answers_fail_with_the_right_reason() {
         honest.request.rows
     );
     type Tamper = fn(&mut Exchange);
-    let cases: [(&str, Tamper, Reason); 9] = [
+    let cases: [(&str, Tamper, Reason); 11] = [
         ("no root", |e| e.answer.root = None, Reason::BadShape),
         (
             "root not hex",
@@ -304,8 +305,30 @@ fn tampered_batched_answers_fail_with_the_right_reason() {
         ),
         (
             "a wrong value in a row",
-            |e| e.openings.rows[0].values[7] += 1.0,
+            |e| {
+                let row = &mut e.openings.rows[0];
+                let mut values = unpack_row(row.packed.as_deref().unwrap(), 24).unwrap();
+                values[7] += 1.0;
+                row.packed = Some(pack_row(&values));
+            },
             Reason::WrongSketch,
+        ),
+        (
+            "a row packed short",
+            |e| {
+                let row = &mut e.openings.rows[2];
+                let values = unpack_row(row.packed.as_deref().unwrap(), 24).unwrap();
+                row.packed = Some(pack_row(&values[..23]));
+            },
+            Reason::BadShape,
+        ),
+        (
+            "a row as values instead of packed",
+            |e| {
+                let row = &mut e.openings.rows[1];
+                row.values = unpack_row(row.packed.take().as_deref().unwrap(), 24).unwrap();
+            },
+            Reason::BadShape,
         ),
         (
             "the one-product challenge of the round",

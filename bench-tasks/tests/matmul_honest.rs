@@ -5,7 +5,7 @@ mod common;
 
 use bench_tasks::Reason;
 use bench_tasks::matmul::generator::{MatrixGen, MatrixId};
-use bench_tasks::matmul::params::ENTRY_BOUND;
+use bench_tasks::matmul::params::{ENTRY_BOUND, unpack_row};
 use bench_tasks::matmul::{MatmulJob, OpeningRequest, Openings, Round1Answer};
 
 /// C = A·B on the CPU, from the generator's reference rows.
@@ -152,7 +152,8 @@ fn batched_products_are_the_stacked_product_on_every_backend() {
             let want: Vec<f32> = (0..nn)
                 .map(|j| (0..nn).map(|l| a[g * nn + l] * b[l * nn + j]).sum::<i32>() as f32)
                 .collect();
-            assert_eq!(row.values, want, "{kind}: stacked row {g}");
+            let packed = row.packed.as_deref().expect("a batch's rows come packed");
+            assert_eq!(unpack_row(packed, nn), Some(want), "{kind}: stacked row {g}");
         }
         roots.push(answer.root.expect("a batched answer is a root"));
     }

@@ -32,7 +32,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::matmul::generator::{MatrixGen, MatrixId};
 use crate::matmul::miner::{OpenState, commit, exact_in, factors, sketch_of};
-use crate::matmul::params::ENTRY_BOUND;
+use crate::matmul::params::{ENTRY_BOUND, pack_row};
 use crate::matmul::{
     Adversary, ChallengeError, MatmulChallenge, MatmulDtype, MatmulJob, MatmulLimits, MinerError, Openings,
     RoundParams, RoundSetup,
@@ -399,6 +399,7 @@ pub fn validator_cost(opts: &ValidatorCostOptions) -> Result<ValidatorCostReport
         if let Some(tree) = &tree {
             for row in &mut openings.rows {
                 row.proof = Some(tree.proof(row.index));
+                row.packed = Some(pack_row(&std::mem::take(&mut row.values)));
             }
         }
         let body = serde_json::to_vec(&openings)?;

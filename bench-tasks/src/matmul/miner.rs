@@ -32,7 +32,7 @@ use super::commit::SketchTree;
 use super::generator::{MatrixGen, MatrixId};
 use super::params::{
     ChallengeError, ENTRY_BOUND, MatmulChallenge, MatmulDtype, MatmulLimits, OpenedRow, OpeningRequest,
-    Openings, Round1Answer, SKETCH_BOUND,
+    Openings, Round1Answer, SKETCH_BOUND, pack_row,
 };
 
 /// Why the miner could not answer.
@@ -383,10 +383,20 @@ impl OpenState {
                 .rows
                 .iter()
                 .zip(flat.chunks_exact(n))
-                .map(|(&index, values)| OpenedRow {
-                    index,
-                    values: values.to_vec(),
-                    proof: self.tree.as_ref().map(|t| t.proof(index)),
+                .map(|(&index, values)| match &self.tree {
+                    // A batched challenge: the row packed, with its sketch proof.
+                    Some(tree) => OpenedRow {
+                        index,
+                        values: Vec::new(),
+                        packed: Some(pack_row(values)),
+                        proof: Some(tree.proof(index)),
+                    },
+                    None => OpenedRow {
+                        index,
+                        values: values.to_vec(),
+                        packed: None,
+                        proof: None,
+                    },
                 })
                 .collect(),
         })

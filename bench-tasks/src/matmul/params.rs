@@ -513,11 +513,44 @@ impl OpeningRequest {
 pub struct OpenedRow {
     /// Row index.
     pub index: u32,
-    /// The `n` values of the row (integers carried as f32).
+    /// The `n` values of the row (integers carried as f32); empty in a batched challenge's openings,
+    /// which carry `packed` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<f32>,
+    /// The row packed ([`pack_row`]: base64 of the `n` values as i32 little-endian), batched challenges
+    /// only: a quarter of the JSON numbers' bytes, and decoded several times faster by the validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<String>,
     /// The row's sketch leaf and Merkle path (batched challenges only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<SketchProof>,
+}
+
+/// `values` (integers of magnitude below 2^31, as every honest row is) packed as base64 (standard
+/// alphabet, padded) of i32 little-endian.
+pub fn pack_row(values: &[f32]) -> String {
+    use base64::Engine as _;
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for &v in values {
+        bytes.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The `n` values of a [`pack_row`] string, or `None` when it is not valid base64 of exactly `n` i32s
+/// (checked against the encoded length before anything is decoded).
+pub fn unpack_row(packed: &str, n: usize) -> Option<Vec<f32>> {
+    use base64::Engine as _;
+    if packed.len() != (4 * n).div_ceil(3) * 4 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(packed).ok()?;
+    (bytes.len() == 4 * n).then(|| {
+        bytes
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+            .collect()
+    })
 }
 
 /// The sketch leaf holding an opened row of a batched challenge, and its Merkle path to the committed
@@ -600,6 +633,17 @@ mod tests {
         let c: MatmulChallenge =
             serde_json::from_str(r#"{"n":4,"m":2,"p":3,"round_seed":1,"miner_seed":2}"#).unwrap();
         assert_eq!(c.dtype, MatmulDtype::F32);
+    }
+
+    #[test]
+    fn packed_rows_round_trip_and_refuse_other_lengths() {
+        let row = [0.0, -1.0, 524_288.0, -524_288.0, 7.0];
+        let packed = pack_row(&row);
+        assert_eq!(unpack_row(&packed, 5).as_deref(), Some(&row[..]));
+        assert_eq!(unpack_row(&packed, 4), None);
+        assert_eq!(unpack_row(&packed, 6), None);
+        assert_eq!(unpack_row(&"!".repeat(packed.len()), 5), None);
+        assert_eq!(unpack_row("", 0), Some(Vec::new()));
     }
 
     #[test]

@@ -43,13 +43,14 @@
 //!   arrived. Deriving them from `S` itself (Fiat–Shamir) would let a cheater grind `S` until the
 //!   rows avoid its skipped ones: `(1−f)^-k` tries, about 67 for `f = 0.10`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use super::commit::{parse_hash, verify_proof};
 use super::generator::{MatrixGen, MatrixId};
 use super::params::{
     ChallengeError, DEFAULT_K, DEFAULT_M, DEFAULT_P, ENTRY_BOUND, MatmulChallenge, MatmulDtype, MatmulLimits,
-    OpeningRequest, Openings, Round1Answer, SKETCH_BOUND, validate_batch, validate_shape,
+    OpeningRequest, Openings, Round1Answer, SKETCH_BOUND, unpack_row, validate_batch, validate_shape,
 };
 use crate::verdict::{Reason, Verdict};
 
@@ -356,6 +357,7 @@ impl RoundSetup {
             );
         }
         let c_max = (n * ENTRY_BOUND as usize * ENTRY_BOUND as usize) as f32;
+        let mut row_values: Vec<Cow<'_, [f32]>> = Vec::with_capacity(openings.rows.len());
         for (opened, &asked) in openings.rows.iter().zip(&request.rows) {
             if opened.index != asked {
                 return fail(
@@ -363,21 +365,42 @@ impl RoundSetup {
                     format!("row {} was opened where row {asked} was asked", opened.index),
                 );
             }
-            if opened.values.len() != n {
+            let values = match (challenge.committed(), &opened.packed) {
+                (false, None) => Cow::Borrowed(&opened.values[..]),
+                (true, Some(packed)) if opened.values.is_empty() => match unpack_row(packed, n) {
+                    Some(values) => Cow::Owned(values),
+                    None => {
+                        return fail(
+                            Reason::BadShape,
+                            format!("row {asked} is not {n} packed i32 values"),
+                        );
+                    }
+                },
+                _ => {
+                    return fail(
+                        Reason::BadShape,
+                        format!(
+                            "row {asked}: a batched challenge's rows come packed, a one-product challenge's as values"
+                        ),
+                    );
+                }
+            };
+            if values.len() != n {
                 return fail(
                     Reason::BadShape,
-                    format!("row {asked} has {} values, expected {n}", opened.values.len()),
+                    format!("row {asked} has {} values, expected {n}", values.len()),
                 );
             }
-            if let Some(j) = opened.values.iter().position(|&v| !is_int_within(v, c_max)) {
+            if let Some(j) = values.iter().position(|&v| !is_int_within(v, c_max)) {
                 return fail(
                     Reason::BadValue,
                     format!(
                         "row {asked} column {j}: {} is not an integer within ±{c_max}",
-                        opened.values[j]
+                        values[j]
                     ),
                 );
             }
+            row_values.push(values);
         }
 
         let a_gen = MatrixGen::new(
@@ -392,12 +415,12 @@ impl RoundSetup {
         let mut acc = vec![0i32; m];
         let p_inv = 1.0 / p as f64;
         let dtype = self.params.dtype;
-        for opened in &openings.rows {
+        for (opened, values) in openings.rows.iter().zip(&row_values) {
             let i = opened.index as usize;
             // Sketch: (round(C_i) mod p)·R == S_i. Sums stay below 2^24 (validated), so i32 is exact.
             // The hot loop of a round: the default width unrolled into fixed-size adds, the class's
             // rounding chosen once per row.
-            let (values, r) = (&opened.values, &self.sketch_r);
+            let (values, r) = (&values[..], &self.sketch_r[..]);
             match (m, dtype) {
                 (8, MatmulDtype::F32) => sketch_row::<8>(values, r, |c| c, p_inv, p as i32, &mut acc),
                 (8, MatmulDtype::Bf16) => sketch_row::<8>(values, r, round_bf16, p_inv, p as i32, &mut acc),
@@ -433,12 +456,7 @@ impl RoundSetup {
             }
             // Freivalds on one row: C_i·r == A_i·(B·r). |terms| < 2^22·2^21, n ≤ 2^16: no i64 overflow.
             a_gen.row_into(opened.index, &a_cols, &mut a_row);
-            let lhs: i64 = opened
-                .values
-                .iter()
-                .zip(&self.r)
-                .map(|(&c, &r)| c as i64 * r)
-                .sum();
+            let lhs: i64 = values.iter().zip(&self.r).map(|(&c, &r)| c as i64 * r).sum();
             let rhs: i64 = a_row
                 .iter()
                 .zip(&self.br)
