@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bench-tasks bench matmul --n 1024 --backend flex --dtype bf16 --json
+//! bench-tasks bench matmul --n 8192 --dtype bf16 --validator-only --trials 10 --json
 //! bench-tasks export-weights --preset medium --model-seed 1 --out medium.safetensors
 //! bench-tasks bench inference --preset tiny --backend flex --json
 //! bench-tasks generate --model smollm2 --chat --prompt "Name three primes." --max-tokens 64
@@ -11,9 +12,12 @@ use std::process::ExitCode;
 
 use bench_tasks::BackendKind;
 use bench_tasks::bench::inference::{InferenceBenchOptions, InferenceBenchReport};
-use bench_tasks::bench::matmul::{MatmulBenchOptions, MatmulBenchReport};
+use bench_tasks::bench::matmul::{
+    MatmulBenchOptions, MatmulBenchReport, ValidatorCostOptions, ValidatorCostReport,
+};
 use bench_tasks::inference::Preset;
-use bench_tasks::matmul::{MatmulDtype, RoundParams};
+use bench_tasks::matmul::params::{DEFAULT_H200_SECONDS, DEFAULT_SIZED_MAX_BATCH};
+use bench_tasks::matmul::{MatmulDtype, RoundParams, batch_for_h200};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -198,6 +202,18 @@ struct MatmulArgs {
     /// Warm miner runs to time.
     #[arg(long, default_value_t = 5)]
     reps: u32,
+    /// Products per challenge [default: 1; with --validator-only, sized as the validator sizes them:
+    /// the smallest batch that keeps an H200 busy --h200-ms at the class's peak, at most 64].
+    #[arg(long)]
+    batch: Option<u32>,
+    /// Size the batch for this many milliseconds of an H200 at the class's peak (as the validator's
+    /// `matmul_h200_ms`) [default with --validator-only: 50].
+    #[arg(long)]
+    h200_ms: Option<f64>,
+    /// Measure the validator's side alone (setup, verification, JSON decoding) against the challenge's
+    /// H200 time; the miner's side is not run, so GPU-sized batches run here in seconds.
+    #[arg(long)]
+    validator_only: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -329,10 +345,31 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
         ..defaults
     }
     .with_dtype(args.dtype);
+    let h200_ms = args
+        .h200_ms
+        .or_else(|| args.validator_only.then_some(DEFAULT_H200_SECONDS * 1e3));
+    let batch = args.batch.unwrap_or_else(|| {
+        h200_ms.map_or(1, |ms| {
+            batch_for_h200(args.n, args.dtype, ms / 1e3, DEFAULT_SIZED_MAX_BATCH)
+        })
+    });
+    if args.validator_only {
+        return bench_validator(
+            &ValidatorCostOptions {
+                backend: args.backend,
+                device_index: args.device,
+                params,
+                batch,
+                trials: args.trials,
+            },
+            args.json,
+        );
+    }
     let opts = MatmulBenchOptions {
         backend: args.backend,
         device_index: args.device,
         params,
+        batch,
         trials: args.trials,
         reps: args.reps,
     };
@@ -353,6 +390,51 @@ fn bench_matmul(args: &MatmulArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench_validator(opts: &ValidatorCostOptions, json: bool) -> ExitCode {
+    match bench_tasks::bench::matmul::validator_cost(opts) {
+        Ok(report) if json => {
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("the report is plain data")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print_validator(&report);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench-tasks: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_validator(r: &ValidatorCostReport) {
+    println!(
+        "matmul validator cost in {} (n = {}, batch = {}, k = {}, m = {}, p = {}; {:.3e} FLOP)",
+        r.dtype, r.n, r.batch, r.k, r.m, r.p, r.flops
+    );
+    println!("  H200 at class peak {:>10.6} s", r.h200_seconds);
+    println!(
+        "  validator setup    {:>10.6} s per round, {:.6} CPU s (shared by {} miners)",
+        r.round_setup_seconds, r.round_setup_cpu_seconds, r.miners_per_round
+    );
+    println!(
+        "  validator verify   {:>10.6} s per miner",
+        r.verify_seconds_per_miner
+    );
+    println!(
+        "  validator CPU      {:>10.6} s per challenge = {:.4} × the H200 time",
+        r.validator_seconds_per_challenge, r.validator_over_h200
+    );
+    println!(
+        "  openings JSON      {:>10.6} s to parse {} bytes ({:.4} × the H200 time with it)",
+        r.decode_seconds_per_miner, r.openings_bytes, r.validator_with_decode_over_h200
+    );
+    println!("  honest passed      {} ({} trials)", r.honest_passed, r.trials);
 }
 
 fn bench_generate(args: &BenchGenerateArgs) -> ExitCode {
@@ -518,8 +600,8 @@ fn print_inference_text(r: &InferenceBenchReport) {
 
 fn print_text(r: &MatmulBenchReport) {
     println!(
-        "matmul on {} in {} (n = {}, k = {}, m = {}, p = {})",
-        r.backend, r.dtype, r.n, r.k, r.m, r.p
+        "matmul on {} in {} (n = {}, batch = {}, k = {}, m = {}, p = {})",
+        r.backend, r.dtype, r.n, r.batch, r.k, r.m, r.p
     );
     println!(
         "  product alone      {:>10.6} s  ({:.4} TFLOP/s)",

@@ -131,9 +131,7 @@ fn mutated_wire_json_never_panics_and_round_trips() {
     let answers = [
         ChallengeResponse {
             id: "round-7-uid-3".into(),
-            answer: TaskAnswer::Matmul(Round1Answer {
-                sketch: (0..64).map(|i| i as f32 - 3.0).collect(),
-            }),
+            answer: TaskAnswer::Matmul(Round1Answer::sketch((0..64).map(|i| i as f32 - 3.0).collect())),
             queue_seconds: 0.25,
             compute_seconds: 1.5,
         },

@@ -2,7 +2,7 @@
 
 mod common;
 
-use bench_tasks::matmul::params::{HARD_MAX_N, max_p_for};
+use bench_tasks::matmul::params::{HARD_MAX_N, max_p_for, pack_row, unpack_row};
 use bench_tasks::matmul::{
     ChallengeError, MatmulChallenge, MatmulDtype, MatmulJob, MatmulLimits, MinerError, OpenedRow,
     OpeningRequest, Openings, Round1Answer, RoundParams, RoundSetup,
@@ -17,6 +17,7 @@ fn challenge(n: u32, m: u32, p: u32) -> MatmulChallenge {
         round_seed: 1,
         miner_seed: 2,
         dtype: MatmulDtype::F32,
+        batch: 1,
     }
 }
 
@@ -134,8 +135,13 @@ struct Exchange {
 
 impl Exchange {
     fn new() -> Self {
+        Self::batched(1)
+    }
+
+    /// An honest exchange of `batch` products of 24² (opening 5 of the stacked rows).
+    fn batched(batch: u32) -> Self {
         let device = &common::devices()[0].1;
-        let setup = common::setup(24, 5, 3, 4);
+        let setup = common::batched(24, batch, 5, 3, 4);
         let challenge = setup.challenge(8);
         let (answer, state) = MatmulJob::run(&challenge, device).unwrap();
         let request = setup.choose_openings(8);
@@ -204,6 +210,8 @@ fn tampered_answers_fail_with_the_right_reason() {
                 e.openings.rows[0] = OpenedRow {
                     index: other,
                     values: e.openings.rows[0].values.clone(),
+                    packed: None,
+                    proof: None,
                 };
             },
             Reason::BadShape,
@@ -242,6 +250,109 @@ fn tampered_answers_fail_with_the_right_reason() {
         assert_eq!(v.reason, want, "{name}: {}", v.detail);
         assert!(!v.detail.is_empty());
     }
+}
+
+#[test]
+fn tampered_batched_answers_fail_with_the_right_reason() {
+    let honest = Exchange::batched(40);
+    assert!(honest.verify().passed, "{}", honest.verify().detail);
+    assert!(honest.answer.sketch.is_empty() && honest.answer.root.is_some());
+    assert!(
+        honest.request.rows.iter().any(|&r| r >= 24),
+        "rows are drawn across the stack: {:?}",
+        honest.request.rows
+    );
+    type Tamper = fn(&mut Exchange);
+    let cases: [(&str, Tamper, Reason); 11] = [
+        ("no root", |e| e.answer.root = None, Reason::BadShape),
+        (
+            "root not hex",
+            |e| e.answer.root = Some("xy".repeat(32)),
+            Reason::BadShape,
+        ),
+        (
+            "another root",
+            |e| e.answer.root = Some("ab".repeat(32)),
+            Reason::WrongSketch,
+        ),
+        (
+            "a sketch beside the root",
+            |e| e.answer.sketch = vec![0.0; 24 * 8],
+            Reason::BadShape,
+        ),
+        (
+            "a row without its proof",
+            |e| e.openings.rows[1].proof = None,
+            Reason::BadShape,
+        ),
+        (
+            "a changed leaf",
+            |e| {
+                if let Some(p) = e.openings.rows[0].proof.as_mut() {
+                    p.leaf[0] += 1.0;
+                }
+            },
+            Reason::WrongSketch,
+        ),
+        (
+            "a shortened path",
+            |e| {
+                if let Some(p) = e.openings.rows[3].proof.as_mut() {
+                    p.path.pop();
+                }
+            },
+            Reason::WrongSketch,
+        ),
+        (
+            "a wrong value in a row",
+            |e| {
+                let row = &mut e.openings.rows[0];
+                let mut values = unpack_row(row.packed.as_deref().unwrap(), 24).unwrap();
+                values[7] += 1.0;
+                row.packed = Some(pack_row(&values));
+            },
+            Reason::WrongSketch,
+        ),
+        (
+            "a row packed short",
+            |e| {
+                let row = &mut e.openings.rows[2];
+                let values = unpack_row(row.packed.as_deref().unwrap(), 24).unwrap();
+                row.packed = Some(pack_row(&values[..23]));
+            },
+            Reason::BadShape,
+        ),
+        (
+            "a row as values instead of packed",
+            |e| {
+                let row = &mut e.openings.rows[1];
+                row.values = unpack_row(row.packed.take().as_deref().unwrap(), 24).unwrap();
+            },
+            Reason::BadShape,
+        ),
+        (
+            "the one-product challenge of the round",
+            |e| e.challenge.batch = 1,
+            Reason::BadChallenge,
+        ),
+    ];
+    for (name, tamper, want) in cases {
+        let mut e = Exchange::batched(40);
+        tamper(&mut e);
+        let v = e.verify();
+        assert!(!v.passed, "{name}: passed");
+        assert_eq!(v.reason, want, "{name}: {}", v.detail);
+    }
+    // A batched challenge names its batch on the wire; a one-product one does not.
+    let json = serde_json::to_string(&honest.challenge).unwrap();
+    assert!(json.contains(r#""batch":40"#), "{json}");
+    assert!(
+        !serde_json::to_string(&Exchange::new().challenge)
+            .unwrap()
+            .contains("batch")
+    );
+    let json = serde_json::to_string(&honest.openings).unwrap();
+    assert_eq!(serde_json::from_str::<Openings>(&json).unwrap(), honest.openings);
 }
 
 #[test]

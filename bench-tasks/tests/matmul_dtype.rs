@@ -139,6 +139,8 @@ fn the_class_is_enforced_both_ways() {
             .map(|r| OpenedRow {
                 index: r.index,
                 values: r.values.iter().map(|&v| MatmulDtype::Bf16.round(v)).collect(),
+                packed: None,
+                proof: None,
             })
             .collect(),
     };

@@ -5,7 +5,7 @@ mod common;
 
 use bench_tasks::Reason;
 use bench_tasks::matmul::generator::{MatrixGen, MatrixId};
-use bench_tasks::matmul::params::ENTRY_BOUND;
+use bench_tasks::matmul::params::{ENTRY_BOUND, unpack_row};
 use bench_tasks::matmul::{MatmulJob, OpeningRequest, Openings, Round1Answer};
 
 /// C = A·B on the CPU, from the generator's reference rows.
@@ -124,4 +124,39 @@ fn flex_and_wgpu_are_bit_identical() {
             assert_eq!(bits(&rf.values), bits(&rw.values), "row {} n={n}", rf.index);
         }
     }
+}
+
+/// A batch of 3 products of 17² (not a multiple of any tile, nor of the 64-row leaves): every stacked
+/// row opened is row `i` of `A_t·B` with `A_t` rows `17t..17t+17` of the stacked generator, every row
+/// passes, on every backend, and every backend commits to the same root.
+#[test]
+fn batched_products_are_the_stacked_product_on_every_backend() {
+    let (n, batch) = (17u32, 3u32);
+    let a = MatrixGen::new(6, MatrixId::A, n * batch, n, ENTRY_BOUND).to_vec();
+    let b = MatrixGen::new(5, MatrixId::B, n, n, ENTRY_BOUND).to_vec();
+    let nn = n as usize;
+    let mut roots = Vec::new();
+    for (kind, device) in common::devices() {
+        let setup = common::batched(n, batch, n * batch, 5, 0);
+        let challenge = setup.challenge(6);
+        let (answer, state) = MatmulJob::run(&challenge, &device).unwrap();
+        let request = OpeningRequest {
+            rows: (0..n * batch).collect(),
+        };
+        let openings = state.open(&request).unwrap();
+        let verdict = setup.verify(&challenge, &answer, &request, &openings);
+        assert!(verdict.passed, "{kind}: {verdict:?}");
+        assert_eq!(verdict.work_units, 3.0 * 17f64.powi(3));
+        for row in &openings.rows {
+            let g = row.index as usize;
+            let want: Vec<f32> = (0..nn)
+                .map(|j| (0..nn).map(|l| a[g * nn + l] * b[l * nn + j]).sum::<i32>() as f32)
+                .collect();
+            let packed = row.packed.as_deref().expect("a batch's rows come packed");
+            assert_eq!(unpack_row(packed, nn), Some(want), "{kind}: stacked row {g}");
+        }
+        roots.push(answer.root.expect("a batched answer is a root"));
+    }
+    roots.dedup();
+    assert_eq!(roots.len(), 1, "backends committed to different sketches");
 }

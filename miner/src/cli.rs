@@ -347,6 +347,9 @@ pub struct MatmulLimitsFile {
     /// Most rows one opening request may ask for.
     #[serde(alias = "max_k", skip_serializing_if = "Option::is_none")]
     pub max_k: Option<u32>,
+    /// Most products one challenge may carry.
+    #[serde(alias = "max_batch", skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<u32>,
 }
 
 /// The `[limits.inference]` table: the inference challenge caps
@@ -389,6 +392,7 @@ impl LimitsFile {
                 max_n: Some(limits.matmul.max_n),
                 max_m: Some(limits.matmul.max_m),
                 max_k: Some(limits.matmul.max_k),
+                max_batch: Some(limits.matmul.max_batch),
             }),
             inference: Some(InferenceLimitsFile {
                 max_batch: Some(limits.inference.max_batch),
@@ -432,7 +436,7 @@ impl LimitsFile {
             idle_timeout_secs
         );
         if let Some(m) = &self.matmul {
-            set!(m, limits.matmul, max_n, max_m, max_k);
+            set!(m, limits.matmul, max_n, max_m, max_k, max_batch);
         }
         if let Some(i) = &self.inference {
             set!(i, limits.inference, max_batch, max_prompt_len, max_new_tokens);
@@ -800,6 +804,7 @@ mod tests {
                 max_n: 640,
                 max_m: 16,
                 max_k: 80,
+                max_batch: 512,
             },
             inference: bench_tasks::inference::Limits {
                 max_batch: 5,

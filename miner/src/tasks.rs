@@ -456,10 +456,16 @@ pub fn inference_work_bytes(challenge: &InferenceChallenge) -> u64 {
     c.param_count() as u64 * 4 + 4 * (kv + wide + scores)
 }
 
-/// Bytes a matmul challenge keeps for its openings: the `n × n` f32 product.
+/// Bytes a matmul challenge keeps for its openings: the `n × n` f32 `B` factor (or product), and for a
+/// batched challenge its stacked sketch and Merkle tree.
 pub fn matmul_state_bytes(challenge: &MatmulChallenge) -> u64 {
     let n = u64::from(challenge.n);
-    n * n * 4
+    let tree = if challenge.committed() {
+        bench_tasks::matmul::commit::tree_bytes(challenge.rows(), challenge.m)
+    } else {
+        0
+    };
+    n * n * 4 + tree
 }
 
 /// Runs round 1 on the device (worker thread only).
@@ -570,6 +576,7 @@ fn inference_error(e: InferenceError) -> ApiError {
 fn challenge_error(e: ChallengeError) -> ApiError {
     let reason = match e {
         ChallengeError::TooLarge { .. } => "challenge_too_large",
+        ChallengeError::BadBatch { batch, .. } if batch > 0 => "challenge_too_large",
         _ => "bad_challenge",
     };
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason, e.to_string())

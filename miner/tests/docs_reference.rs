@@ -315,6 +315,7 @@ fn example_challenge() -> MatmulChallenge {
         round_seed: 1234,
         miner_seed: 5678,
         dtype: bench_tasks::matmul::MatmulDtype::F32,
+        batch: 1,
     }
 }
 

@@ -540,10 +540,22 @@ async fn challenge_beyond_the_memory_cap_is_refused_before_any_work() {
         round_seed: 1,
         miner_seed: 2,
         dtype: bench_tasks::matmul::MatmulDtype::F32,
+        batch: 1,
     };
     let request = ChallengeRequest {
         id: "too-big-n".into(),
         challenge: TaskChallenge::Matmul(oversized),
+    };
+    let err = alice.challenge(&request).await.unwrap_err();
+    assert_eq!(err.reason(), Some("challenge_too_large"));
+    // A batch above the miner's max_batch is refused the same way, before any work.
+    let request = ChallengeRequest {
+        id: "too-big-batch".into(),
+        challenge: TaskChallenge::Matmul(MatmulChallenge {
+            n: 64,
+            batch: MatmulLimits::default().max_batch + 1,
+            ..oversized
+        }),
     };
     let err = alice.challenge(&request).await.unwrap_err();
     assert_eq!(err.reason(), Some("challenge_too_large"));

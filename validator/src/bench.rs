@@ -60,16 +60,8 @@ pub async fn host_miners(count: usize, validator: AccountId) -> anyhow::Result<(
     Ok(())
 }
 
-/// CPU seconds (user + system) of this process, from `/proc/self/stat`.
-pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the state field.
-    (ticks(11) + ticks(12)) / 100.0
-}
+/// CPU seconds (user + system) this process has used so far.
+pub use bench_tasks::bench::cpu_seconds;
 
 /// Peak resident memory of this process in MiB (`VmHWM`).
 pub fn peak_rss_mib() -> f64 {
@@ -148,6 +140,9 @@ pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) 
     let client = Client::pooled(Arc::new(RequestSigner::new(key)), 2)?;
     let config = RoundConfig {
         matmul_sizes: vec![n],
+        // One product of n per challenge, as this benchmark's CPU miners can compute it; the
+        // validator's cost per challenge does not grow with the batch (bench-tasks bench matmul --batch).
+        matmul_batch: Some(1),
         concurrency,
         interval_secs: 0.0,
         challenge_timeout_secs: 120.0,

@@ -221,6 +221,10 @@ fn behaviors(config: &LocalnetConfig) -> anyhow::Result<Vec<Behavior>> {
 }
 
 /// Prefix of the state folders `validator localnet` makes under the temporary directory.
+/// Products per matmul challenge on the localnet (its miners run on the CPU; the rounds still exercise
+/// the batched protocol: commitment, openings across the stack).
+pub const LOCALNET_MAX_BATCH: u32 = 4;
+
 const STATE_DIR_PREFIX: &str = "validator-localnet-";
 /// The file in a state folder its owning process holds an exclusive lock on while it runs.
 const OWNER_LOCK: &str = ".owner";
@@ -405,6 +409,8 @@ async fn run_in(
     rand::fill(&mut secret);
     let round_config = RoundConfig {
         matmul_sizes: config.matmul_sizes.clone(),
+        // Small batches on the CPU miners here: the production default sizes challenges for GPUs.
+        matmul_max_batch: LOCALNET_MAX_BATCH,
         interval_secs: config.round_interval.as_secs_f64(),
         concurrency: 8,
         inference,

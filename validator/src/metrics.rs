@@ -25,6 +25,13 @@ pub struct StepLabels {
     pub step: String,
 }
 
+/// Labels of `validator_matmul_tflops`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DtypeLabels {
+    /// The matmul dtype class (`f32`, `f16`, `bf16`).
+    pub dtype: String,
+}
+
 /// Labels of `validator_weight_submissions_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -35,6 +42,11 @@ pub struct OutcomeLabels {
 fn latency_histogram() -> Histogram {
     // 0.25 ms … about 65 s.
     Histogram::new(exponential_buckets(0.00025, 2.0, 19))
+}
+
+fn tflops_histogram() -> Histogram {
+    // 0.001 … about 1000 TFLOP/s: a 2-core CPU to an H200's tensor cores.
+    Histogram::new(exponential_buckets(0.001, 2.0, 21))
 }
 
 /// Every metric the validator exports. Cheap to clone (shared handles).
@@ -51,6 +63,9 @@ pub struct Metrics {
     pub latency: Family<StepLabels, Histogram, fn() -> Histogram>,
     /// Round wall time, in seconds.
     pub round_seconds: Histogram,
+    /// Throughput of passed matmul answers (`2·batch·n³` over the compute time), in TFLOP/s, by dtype
+    /// class.
+    pub matmul_tflops: Family<DtypeLabels, Histogram, fn() -> Histogram>,
     /// Weight submissions by outcome.
     pub weight_submissions: Family<OutcomeLabels, Counter>,
     /// Errors reading the chain.
@@ -80,6 +95,9 @@ impl Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let round_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let matmul_tflops = Family::<DtypeLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            tflops_histogram as fn() -> Histogram,
+        );
         let weight_submissions = Family::<OutcomeLabels, Counter>::default();
         let chain_errors = Counter::default();
         let miners = Gauge::default();
@@ -102,6 +120,11 @@ impl Metrics {
         );
         registry.register("round_seconds", "Round wall time", round_seconds.clone());
         registry.register(
+            "matmul_tflops",
+            "Throughput of passed matmul answers (2·batch·n³ FLOPs over compute time, RTT removed) by dtype class, in TFLOP/s",
+            matmul_tflops.clone(),
+        );
+        registry.register(
             "weight_submissions",
             "Weight submissions by outcome",
             weight_submissions.clone(),
@@ -117,6 +140,7 @@ impl Metrics {
             verdicts,
             latency,
             round_seconds,
+            matmul_tflops,
             weight_submissions,
             chain_errors,
             miners,
@@ -132,6 +156,18 @@ impl Metrics {
                 step: step.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Records the throughput of a passed matmul answer: `flops` over `compute_seconds`, in class
+    /// `dtype` (nothing for a non-positive time).
+    pub fn observe_tflops(&self, dtype: &str, flops: f64, compute_seconds: f64) {
+        if compute_seconds > 0.0 && flops.is_finite() {
+            self.matmul_tflops
+                .get_or_create(&DtypeLabels {
+                    dtype: dtype.to_owned(),
+                })
+                .observe(flops / compute_seconds / 1e12);
+        }
     }
 
     /// The Prometheus text exposition.

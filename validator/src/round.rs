@@ -2,7 +2,7 @@
 //!
 //! One round, per `ARCHITECTURE.md` ("One validator round"):
 //! 1. read the [`ChainView`] at the current block (miners, block hash, weight limits);
-//! 2. bump the attempt counter (committed), pick the matmul size, derive the round seed and the round's
+//! 2. bump the attempt counter (committed), pick the matmul size, dtype class and batch, derive the round seed and the round's
 //!    secret from the validator secret, the block hash and the attempt, and build the verifier's
 //!    [`RoundSetup`] on the blocking pool;
 //! 3. every miner, in random order, at most `concurrency` at a time: seed
@@ -26,7 +26,7 @@ use bench_tasks::inference::real::{REAL_MODEL_MARGIN, RealModel};
 use bench_tasks::inference::{
     HostWeights, InferenceChallenge, Limits as InferenceLimits, ModelId, Preset, Transformer, Verifier,
 };
-use bench_tasks::matmul::{MatmulLimits, RoundParams, RoundSetup};
+use bench_tasks::matmul::{MatmulDtype, MatmulLimits, RoundParams, RoundSetup, batch_for_h200};
 use bench_tasks::wire::TaskClass;
 use bench_tasks::{Reason, Verdict};
 use exchange::inference::Picks;
@@ -51,6 +51,16 @@ pub struct RoundConfig {
     pub concurrency: usize,
     /// Matmul sizes `n`; each round draws one.
     pub matmul_sizes: Vec<u32>,
+    /// Matmul dtype classes; each round draws one.
+    pub matmul_dtypes: Vec<MatmulDtype>,
+    /// Products per matmul challenge, `B` (default: sized by `matmul_h200_ms`).
+    pub matmul_batch: Option<u32>,
+    /// Without `matmul_batch`: the smallest batch whose products keep an NVIDIA H200 busy this many
+    /// milliseconds at the class's peak ([`batch_for_h200`]), at most `matmul_max_batch`.
+    pub matmul_h200_ms: f64,
+    /// Most products a sized batch may have (miners refuse batches above their own `max_batch`, 512 by
+    /// default).
+    pub matmul_max_batch: u32,
     /// Rows opened per miner (default: `min(40, n)`).
     pub openings: Option<u32>,
     /// Signed pings per miner for the RTT (the smallest counts).
@@ -217,7 +227,14 @@ impl Default for RoundConfig {
     fn default() -> Self {
         Self {
             concurrency: 32,
-            matmul_sizes: vec![192, 256, 320],
+            // GPU-sized: one challenge keeps an H200 busy ≥ 50 ms at its class's peak (22 products of
+            // 4096³ in f32, 288 in bf16/f16), while the validator checks k rows per miner: n = 4096
+            // keeps that check, and the O(n²) round setup, below a tenth of the H200's time.
+            matmul_sizes: vec![4096],
+            matmul_dtypes: vec![MatmulDtype::F32],
+            matmul_batch: None,
+            matmul_h200_ms: bench_tasks::matmul::params::DEFAULT_H200_SECONDS * 1e3,
+            matmul_max_batch: bench_tasks::matmul::params::DEFAULT_SIZED_MAX_BATCH,
             openings: None,
             pings: 2,
             ping_timeout_secs: 2.0,
@@ -235,6 +252,13 @@ impl Default for RoundConfig {
 impl RoundConfig {
     fn secs(s: f64) -> Duration {
         Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(1))
+    }
+
+    /// Products per challenge for size `n` in class `dtype`: `matmul_batch`, or the smallest batch that
+    /// keeps an H200 busy `matmul_h200_ms` at the class's peak, within `1..=matmul_max_batch`.
+    pub fn batch_for(&self, n: u32, dtype: MatmulDtype) -> u32 {
+        self.matmul_batch
+            .unwrap_or_else(|| batch_for_h200(n, dtype, self.matmul_h200_ms / 1e3, self.matmul_max_batch))
     }
 
     /// The bounds of each miner's exchange.
@@ -362,8 +386,10 @@ type SharedVerifier = Arc<Mutex<Verifier>>;
 pub struct RoundPlan {
     /// The attempt this round commits under.
     pub attempt: u64,
-    /// The matmul parameters (size, sketch, openings, round seed).
+    /// The matmul parameters (size, dtype class, sketch, openings, round seed).
     pub params: RoundParams,
+    /// Products per matmul challenge.
+    pub batch: u32,
     /// The verifier's secret for this round (`B·r`), never sent.
     pub setup_secret: [u8; 32],
     /// Key of the hash that picks the inference sequences to check.
@@ -396,10 +422,19 @@ impl RoundPlan {
         Self {
             attempt,
             params,
+            batch: 1,
             setup_secret: derive("tensorproof validator round secret v1"),
             picks_key: derive("tensorproof validator inference picks v1"),
             miners,
         }
+    }
+
+    /// The same plan with matmul challenges in class `dtype`, of `batch` products each.
+    #[must_use]
+    pub fn with_matmul(mut self, dtype: MatmulDtype, batch: u32) -> Self {
+        self.params.dtype = dtype;
+        self.batch = batch;
+        self
     }
 }
 
@@ -557,13 +592,9 @@ impl<N: Network> Validator<N> {
         let started = Instant::now();
         let started_ms = unix_ms();
         let attempt = self.with_ledger(|l| l.begin_attempt()).await?;
-        let plan = RoundPlan::new(
-            &self.secret,
-            &view,
-            attempt,
-            self.pick_size()?,
-            self.config.openings,
-        );
+        let (n, dtype) = self.pick_matmul()?;
+        let plan = RoundPlan::new(&self.secret, &view, attempt, n, self.config.openings)
+            .with_matmul(dtype, self.config.batch_for(n, dtype));
         let shared = Arc::new(self.prepare(&plan).await?);
         let outcomes = challenge_all(&shared, &plan.miners).await?;
         self.count_verdicts(&outcomes);
@@ -603,26 +634,32 @@ impl<N: Network> Validator<N> {
         Ok(view)
     }
 
-    /// This round's matmul size, drawn from `matmul_sizes`.
-    fn pick_size(&self) -> Result<u32, RoundError> {
-        let sizes = &self.config.matmul_sizes;
-        if sizes.is_empty() {
-            return Err(RoundError::Config("matmul_sizes is empty".into()));
+    /// This round's matmul size and dtype class, drawn from `matmul_sizes` and `matmul_dtypes`.
+    fn pick_matmul(&self) -> Result<(u32, MatmulDtype), RoundError> {
+        let (sizes, dtypes) = (&self.config.matmul_sizes, &self.config.matmul_dtypes);
+        if sizes.is_empty() || dtypes.is_empty() {
+            return Err(RoundError::Config(
+                "matmul_sizes and matmul_dtypes must not be empty".into(),
+            ));
         }
-        Ok(sizes[rand::random_range(0..sizes.len())])
+        Ok((
+            sizes[rand::random_range(0..sizes.len())],
+            dtypes[rand::random_range(0..dtypes.len())],
+        ))
     }
 
     /// What every miner task shares: the verifier's setup (built on the verification pool), the
     /// policy's task mix and, when inference is on, its verifier.
     async fn prepare(&self, plan: &RoundPlan) -> Result<RoundShared, RoundError> {
-        let (params, secret) = (plan.params, plan.setup_secret);
+        let (params, batch, secret) = (plan.params, plan.batch, plan.setup_secret);
         let limits = MatmulLimits {
             max_n: params.n.max(MatmulLimits::default().max_n),
+            max_batch: batch.max(MatmulLimits::default().max_batch),
             ..MatmulLimits::default()
         };
         let setup = self
             .pool
-            .run(move || RoundSetup::new(params, secret, &limits))
+            .run(move || RoundSetup::batched(params, batch, secret, &limits))
             .await
             .map_err(RoundError::Join)?
             .map_err(|e| RoundError::Config(e.to_string()))?;
@@ -836,6 +873,12 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         Ok(verify) => verify_on_pool(shared, verify_metric, work, verify).await,
         Err(verdict) => verdict,
     };
+    if let (TaskClass::Matmul, true, Some(ms)) = (task, out.verdict.passed, out.compute_ms) {
+        let challenge = shared.setup.challenge(seed);
+        shared
+            .metrics
+            .observe_tflops(challenge.dtype.name(), challenge.flops(), ms / 1e3);
+    }
     out
 }
 
@@ -867,6 +910,28 @@ mod tests {
         assert_ne!(base, derive_seed(&s, &b, b"alice", 2));
         assert_ne!(base, derive_seed(&s, &[2u8; 32], b"alice", 1));
         assert_ne!(base, derive_seed(&[8u8; 32], &b, b"alice", 1));
+    }
+
+    #[test]
+    fn default_batches_keep_an_h200_busy_and_small_sizes_stay_capped() {
+        let c = RoundConfig::default();
+        for dtype in MatmulDtype::ALL {
+            for &n in &c.matmul_sizes {
+                let b = c.batch_for(n, dtype);
+                let h200 = f64::from(b) * 2.0 * f64::from(n).powi(3) / dtype.h200_peak_flops();
+                assert!(h200 >= 0.05, "{dtype} n={n}: B={b} keeps an H200 busy {h200} s");
+                assert!(b <= c.matmul_max_batch && b <= MatmulLimits::default().max_batch);
+            }
+        }
+        assert_eq!(c.batch_for(4096, MatmulDtype::F32), 22);
+        assert_eq!(c.batch_for(4096, MatmulDtype::Bf16), 288);
+        assert_eq!(c.batch_for(8192, MatmulDtype::Bf16), 36);
+        assert_eq!(c.batch_for(64, MatmulDtype::F32), c.matmul_max_batch);
+        let fixed = RoundConfig {
+            matmul_batch: Some(2),
+            ..RoundConfig::default()
+        };
+        assert_eq!(fixed.batch_for(8192, MatmulDtype::Bf16), 2);
     }
 
     #[test]

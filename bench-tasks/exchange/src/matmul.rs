@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bench_tasks::matmul::RoundSetup;
+use bench_tasks::matmul::params::LEAF_ROWS;
 use bench_tasks::wire::{
     ChallengeRequest, OpenRequest, TaskAnswer, TaskChallenge, TaskOpenRequest, TaskOpenings,
 };
@@ -16,6 +17,10 @@ use crate::{Call, Exchanged};
 const BYTES_PER_VALUE: usize = 24;
 /// Room for the JSON envelope of an answer.
 const ENVELOPE_BYTES: usize = 64 * 1024;
+/// JSON of one Merkle path hash: 64 hex digits, quotes and a comma.
+const BYTES_PER_HASH: usize = 70;
+/// Most hashes in a Merkle path (leaves < 2^32).
+const MAX_PATH: usize = 32;
 
 /// Challenges the miner with `setup`'s challenge for `seed`, then asks for the openings chosen for
 /// `seed`. Latencies go to the call's observer as `challenge` and `open`.
@@ -36,7 +41,13 @@ pub async fn exchange(call: Call<'_>, setup: &Arc<RoundSetup>, seed: u64) -> Exc
     };
     let budget = Budget {
         timeout: call.bounds.challenge_timeout,
-        cap: (n * m * BYTES_PER_VALUE + ENVELOPE_BYTES).min(call.bounds.max_answer_bytes),
+        // A batched answer is a 64-digit root; a one-product answer the n·m sketch.
+        cap: (if challenge.committed() {
+            0
+        } else {
+            n * m * BYTES_PER_VALUE
+        } + ENVELOPE_BYTES)
+            .min(call.bounds.max_answer_bytes),
     };
     let reply = match call.client.challenge(call.to, &request, budget).await {
         Ok(r) => r,
@@ -63,7 +74,15 @@ pub async fn exchange(call: Call<'_>, setup: &Arc<RoundSetup>, seed: u64) -> Exc
     };
     let budget = Budget {
         timeout: call.bounds.open_timeout,
-        cap: (k * n * BYTES_PER_VALUE + ENVELOPE_BYTES).min(call.bounds.max_answer_bytes),
+        // k rows of n values, and for a batch each row's sketch leaf and Merkle path.
+        cap: (k * n * BYTES_PER_VALUE
+            + if challenge.committed() {
+                k * (LEAF_ROWS as usize * m * BYTES_PER_VALUE + MAX_PATH * BYTES_PER_HASH)
+            } else {
+                0
+            }
+            + ENVELOPE_BYTES)
+            .min(call.bounds.max_answer_bytes),
     };
     let reply = match call.client.open(call.to, &open, budget).await {
         Ok(r) => r,

@@ -4,12 +4,16 @@
 //!
 //! | adversary | what it does | cost | caught by |
 //! |---|---|---|---|
-//! | `honest` | the real work | n³ | — |
-//! | `lazy:f` | computes only a fraction `1−f` of the rows of `C`, zeros for the rest, and a sketch consistent with that | (1−f)·n³ | Freivalds on a skipped row, probability `1 − (1−f)^k` |
-//! | `noisy:f` | corrupts one entry (+1) in a fraction `f` of the rows, sketch consistent | n³ | Freivalds, `1 − (1−f)^k` |
-//! | `forged_sketch` | sends the linear shortcut `A·(B·R)` as the sketch (O(n²m)) and computes opened rows on demand | n²·(m+k) | the sketch check, ≈ always |
+//! | `honest` | the real work | B·n³ | — |
+//! | `lazy:f` | skips `round(f·B·n)` rows of the stacked product (zeros there), with a sketch consistent with that: whole products first in a batched challenge (the cheat that saves whole matmuls), random rows of the one product otherwise | (1−f)·B·n³ | Freivalds on a skipped row, probability `1 − C(R−b, k)/C(R, k)` |
+//! | `noisy:f` | corrupts one entry (+1) in a fraction `f` of the rows, sketch consistent | B·n³ | Freivalds, `1 − C(R−b, k)/C(R, k)` |
+//! | `forged_sketch` | sends the linear shortcut `A·(B·R)` as the sketch (O(B·n²m)) and computes opened rows on demand | B·n²·m + k·n² | the sketch check, ≈ always |
 //! | `on_demand` | commits a random sketch and computes only the opened rows afterwards | k·n² | the sketch check, ≈ always |
-//! | `replay` | answers with another miner's result (a challenge for another `A`) | n³ | Freivalds, ≈ always |
+//! | `replay` | answers with another miner's result (a challenge for another `A`) | B·n³ | Freivalds, ≈ always |
+//!
+//! `R = B·n` is the number of rows of the stacked product and `b` the rows the cheat gets wrong
+//! ([`Adversary::bad_rows`]). In a batched challenge the sketch is committed by its Merkle root
+//! ([`crate::matmul::commit`]), so each cheat commits to the sketch it would have sent.
 //!
 //! ```
 //! use bench_tasks::matmul::Adversary;
@@ -26,7 +30,7 @@ use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::generator::splitmix64;
-use super::miner::{MatmulJob, MinerError, OpenState, factors, read_f32, sketch_matrix, sketch_of};
+use super::miner::{MatmulJob, MinerError, OpenState, commit, factors, read_f32, sketch_matrix, sketch_of};
 use super::params::{MatmulChallenge, MatmulLimits, Round1Answer, SKETCH_BOUND};
 
 /// A miner strategy: honest, or one of the cheats the protocol must catch.
@@ -72,14 +76,30 @@ impl Adversary {
         seed: u64,
     ) -> Result<(Round1Answer, OpenState), MinerError> {
         challenge.validate(limits)?;
-        let n = challenge.n;
+        let (n, rows) = (challenge.n, challenge.rows());
         let mut rng = seed ^ challenge.miner_seed.rotate_left(17) ^ challenge.round_seed;
+        let committed = |values: Vec<f32>, state: OpenState| {
+            let (answer, tree) = commit(challenge, values);
+            (answer, state.with_tree(tree))
+        };
         match *self {
             Self::Honest => MatmulJob::run_with_limits(challenge, device, limits),
             Self::Lazy { fraction } => {
-                let (kept, _) = split_rows(n, fraction, &mut rng);
+                let kept = if challenge.batch > 1 {
+                    // Whole products skipped (in a random order), the last one partly: the cheat that
+                    // saves whole matmuls.
+                    let (_, order) = split_rows(challenge.batch, 1.0, &mut rng);
+                    let skipped = self.bad_rows(challenge) as usize;
+                    order
+                        .iter()
+                        .flat_map(|&t| t * n..(t + 1) * n)
+                        .skip(skipped)
+                        .collect()
+                } else {
+                    split_rows(n, fraction, &mut rng).0
+                };
                 let (a, b) = factors(challenge, device);
-                let zeros = Tensor::<2>::zeros([n as usize, n as usize], device);
+                let zeros = Tensor::<2>::zeros([rows as usize, n as usize], device);
                 let c = if kept.is_empty() {
                     zeros
                 } else {
@@ -87,48 +107,43 @@ impl Adversary {
                     let partial = a.select(0, idx.clone()).matmul(b);
                     zeros.select_assign(0, idx, partial, IndexingUpdateOp::Add)
                 };
-                let answer = sketch_of(challenge, &c, device)?;
-                Ok((answer, OpenState::stored(challenge, c, *limits)))
+                let sketch = sketch_of(challenge, &c, device)?;
+                Ok(committed(sketch, OpenState::stored(challenge, c, *limits)))
             }
             Self::Noisy { fraction } => {
-                let (_, bad) = split_rows(n, fraction, &mut rng);
+                let (_, bad) = split_rows(rows, fraction, &mut rng);
                 let (a, b) = factors(challenge, device);
                 let mut c = a.matmul(b);
                 if !bad.is_empty() {
-                    let mut mask = vec![0f32; n as usize];
+                    let mut mask = vec![0f32; rows as usize];
                     for &r in &bad {
                         mask[r as usize] = 1.0;
                     }
                     let mut onehot = vec![0f32; n as usize];
                     onehot[(splitmix64(&mut rng) % u64::from(n)) as usize] = 1.0;
-                    let mask = Tensor::<2>::from_data(TensorData::new(mask, [n as usize, 1]), device);
+                    let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows as usize, 1]), device);
                     let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [1, n as usize]), device);
                     c = c.add(mask.mul(onehot));
                 }
-                let answer = sketch_of(challenge, &c, device)?;
-                Ok((answer, OpenState::stored(challenge, c, *limits)))
+                let sketch = sketch_of(challenge, &c, device)?;
+                Ok(committed(sketch, OpenState::stored(challenge, c, *limits)))
             }
             Self::ForgedSketch => {
                 let (a, b) = factors(challenge, device);
                 let linear = a
                     .clone()
                     .matmul(b.clone().matmul(sketch_matrix(challenge, device)));
-                let answer = Round1Answer {
-                    sketch: read_f32(linear)?,
-                };
-                Ok((answer, OpenState::on_demand(challenge, a, b, *limits)))
+                let sketch = read_f32(linear)?;
+                Ok(committed(sketch, OpenState::on_demand(challenge, a, b, *limits)))
             }
             Self::OnDemand => {
                 let (a, b) = factors(challenge, device);
                 // Garbage in the honest range, so that only the sketch check can catch it.
                 let span = u64::from(n) * u64::from(challenge.p - 1) * u64::from(SKETCH_BOUND);
-                let sketch = (0..u64::from(n) * u64::from(challenge.m))
+                let sketch = (0..u64::from(rows) * u64::from(challenge.m))
                     .map(|_| (splitmix64(&mut rng) % (2 * span + 1)) as f32 - span as f32)
                     .collect();
-                Ok((
-                    Round1Answer { sketch },
-                    OpenState::on_demand(challenge, a, b, *limits),
-                ))
+                Ok(committed(sketch, OpenState::on_demand(challenge, a, b, *limits)))
             }
             Self::Replay => {
                 let other = MatmulChallenge {
@@ -137,6 +152,21 @@ impl Adversary {
                 };
                 MatmulJob::run_with_limits(&other, device, limits)
             }
+        }
+    }
+
+    /// Rows of `challenge`'s stacked product this strategy gets wrong: `round(f·B·n)` for `lazy:f` and
+    /// `noisy:f` (on a batch, lazy skips `⌊f·B⌋` whole products and part of one more), and every row for
+    /// the full cheats. A validator opening `k` of the `B·n` rows misses them all with probability
+    /// [`RoundParams::pass_probability_of`](super::RoundParams::pass_probability_of).
+    pub fn bad_rows(&self, challenge: &MatmulChallenge) -> u32 {
+        let count = |units: u32, fraction: f64| {
+            ((fraction.clamp(0.0, 1.0) * f64::from(units)).round() as u32).min(units)
+        };
+        match *self {
+            Self::Honest => 0,
+            Self::Lazy { fraction } | Self::Noisy { fraction } => count(challenge.rows(), fraction),
+            Self::ForgedSketch | Self::OnDemand | Self::Replay => challenge.rows(),
         }
     }
 }

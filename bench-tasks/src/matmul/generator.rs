@@ -189,9 +189,15 @@ impl MatrixGen {
 
     /// The whole matrix generated on `device` with int tensor ops, as an f32 tensor.
     pub fn to_device(&self, device: &Device) -> Tensor<2> {
+        self.rows_to_device(0..self.rows, device)
+    }
+
+    /// Rows `rows` (a range within `0..rows()`) generated on `device`, as an f32 tensor: the same
+    /// values as the matching rows of [`to_device`](Self::to_device).
+    pub fn rows_to_device(&self, rows: std::ops::Range<u32>, device: &Device) -> Tensor<2> {
         let q = i64::from(Q);
-        let hash = |len: u32, k: &IndexKeys| -> Tensor<1, Int> {
-            let t = Tensor::<1, Int>::arange(0..i64::from(len), device);
+        let hash = |range: std::ops::Range<u32>, k: &IndexKeys| -> Tensor<1, Int> {
+            let t = Tensor::<1, Int>::arange(i64::from(range.start)..i64::from(range.end), device);
             let lo = t.clone().remainder_scalar(q);
             let hi = t.div_scalar(q);
             let h = lo
@@ -207,11 +213,11 @@ impl MatrixGen {
                 .add_scalar(i64::from(k[3]))
                 .remainder_scalar(q)
         };
-        let (r, c) = (self.rows as usize, self.cols as usize);
-        let ru: Tensor<2, Int> = hash(self.rows, &self.row_u).reshape([r, 1]);
-        let rv: Tensor<2, Int> = hash(self.rows, &self.row_v).reshape([r, 1]);
-        let cu: Tensor<2, Int> = hash(self.cols, &self.col_u).reshape([1, c]);
-        let cv: Tensor<2, Int> = hash(self.cols, &self.col_v).reshape([1, c]);
+        let (r, c) = (rows.len(), self.cols as usize);
+        let ru: Tensor<2, Int> = hash(rows.clone(), &self.row_u).reshape([r, 1]);
+        let rv: Tensor<2, Int> = hash(rows, &self.row_v).reshape([r, 1]);
+        let cu: Tensor<2, Int> = hash(0..self.cols, &self.col_u).reshape([1, c]);
+        let cv: Tensor<2, Int> = hash(0..self.cols, &self.col_v).reshape([1, c]);
         let x = ru.clone().mul(cu).add(rv).add(cv.clone()).remainder_scalar(q);
         let x = x.clone().mul(x).add(ru).remainder_scalar(q);
         let x = x.clone().mul(x).add(cv).remainder_scalar(q);
@@ -287,6 +293,12 @@ mod tests {
             let dev: Vec<f32> = g.to_device(&device).into_data().try_into_vec_as::<f32>().unwrap();
             let cpu: Vec<f32> = g.to_vec().into_iter().map(|x| x as f32).collect();
             assert_eq!(dev, cpu, "{rows}x{cols}");
+            let part: Vec<f32> = g
+                .rows_to_device(rows / 3..rows, &device)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            assert_eq!(part, cpu[(rows / 3 * cols) as usize..], "{rows}x{cols} tail");
         }
     }
 }

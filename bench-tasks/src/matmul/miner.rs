@@ -1,25 +1,38 @@
-//! The miner's side, on any burn device: generate `A` and `B`, multiply, sketch, keep `C`, open rows.
+//! The miner's side, on any burn device: generate `A` and `B`, multiply, sketch, commit, keep what the
+//! openings need, open rows.
+//!
+//! A batched challenge (`batch = B`) is the stacked product `A·B` with `A` of `B·n` rows
+//! ([`MatmulChallenge`]); the honest miner works through it a group of products at a time
+//! ([`GROUP_ELEMENTS`] bounds the device memory of a group), keeps only `B` and the sketch, and recomputes
+//! the exact rows the validator opens.
 //!
 //! ```
 //! # #[cfg(feature = "flex")] {
-//! use bench_tasks::matmul::{MatmulChallenge, MatmulJob, OpeningRequest};
+//! use bench_tasks::matmul::{MatmulChallenge, MatmulDtype, MatmulJob, OpeningRequest};
 //!
 //! let device = burn::tensor::Device::flex();
-//! use bench_tasks::matmul::MatmulDtype;
-//! let challenge = MatmulChallenge { n: 48, m: 8, p: 251, round_seed: 1, miner_seed: 2, dtype: MatmulDtype::Bf16 };
+//! let challenge = MatmulChallenge { n: 48, m: 8, p: 251, round_seed: 1, miner_seed: 2, dtype: MatmulDtype::Bf16, batch: 1 };
 //! let (answer, state) = MatmulJob::run(&challenge, &device).unwrap();
 //! assert_eq!(answer.sketch.len(), 48 * 8);
 //! let openings = state.open(&OpeningRequest { rows: vec![3, 40] }).unwrap();
 //! assert_eq!(openings.rows[1].values.len(), 48);
+//!
+//! // Three products: the answer is a commitment, and rows are numbered across the stack.
+//! let batched = MatmulChallenge { batch: 3, ..challenge };
+//! let (answer, state) = MatmulJob::run(&batched, &device).unwrap();
+//! assert!(answer.sketch.is_empty() && answer.root.is_some());
+//! let openings = state.open(&OpeningRequest { rows: vec![5, 140] }).unwrap();
+//! assert!(openings.rows[1].proof.is_some());
 //! # }
 //! ```
 
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 
+use super::commit::SketchTree;
 use super::generator::{MatrixGen, MatrixId};
 use super::params::{
     ChallengeError, ENTRY_BOUND, MatmulChallenge, MatmulDtype, MatmulLimits, OpenedRow, OpeningRequest,
-    Openings, Round1Answer, SKETCH_BOUND,
+    Openings, Round1Answer, SKETCH_BOUND, pack_row,
 };
 
 /// Why the miner could not answer.
@@ -34,13 +47,17 @@ pub enum MinerError {
     Device(String),
 }
 
+/// Entries of `A` (and of `C`) one group of products may hold on the device: 2^26 (256 MiB in f32), so
+/// a group is one product of 8192² or 16 products of 2048².
+pub const GROUP_ELEMENTS: u64 = 1 << 26;
+
 /// Entry point of the honest miner.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MatmulJob;
 
 impl MatmulJob {
-    /// Runs the timed round 1 with [`MatmulLimits::default`]: returns the sketch and the state that
-    /// answers the opening request.
+    /// Runs the timed round 1 with [`MatmulLimits::default`]: returns the answer (the sketch, or the
+    /// commitment of a batched challenge) and the state that answers the opening request.
     pub fn run(
         challenge: &MatmulChallenge,
         device: &Device,
@@ -49,31 +66,72 @@ impl MatmulJob {
     }
 
     /// [`run`](Self::run) with explicit limits (the miner's configured memory cap).
+    ///
+    /// Each group of products is multiplied in the class's format (f32 accumulation in the kernel) and
+    /// sketched on the device; only the sketch is read back. A device without a qualified kernel in the
+    /// format ([`exact_in`]) computes the exact product in f32 and rounds it on the host: the same
+    /// answer, slower. The exact rows are recomputed in f32 from `B` when opened.
     pub fn run_with_limits(
         challenge: &MatmulChallenge,
         device: &Device,
         limits: &MatmulLimits,
     ) -> Result<(Round1Answer, OpenState), MinerError> {
         challenge.validate(limits)?;
-        let (a, b) = factors(challenge, device);
-        if challenge.dtype == MatmulDtype::F32 {
-            let c = a.matmul(b);
-            let answer = sketch_of(challenge, &c, device)?;
-            return Ok((answer, OpenState::stored(challenge, c, *limits)));
-        }
-        // The product in the class's format (f32 accumulation in the kernel), widened for the sketch;
-        // the exact rows are recomputed in f32 from `B` when opened. A device without a qualified kernel
-        // in the format ([`exact_in`]) computes the exact product in f32 and rounds it on the host: the
-        // same answer, slower.
+        let n = challenge.n;
+        let a_gen = MatrixGen::new(
+            challenge.miner_seed,
+            MatrixId::A,
+            challenge.rows(),
+            n,
+            ENTRY_BOUND,
+        );
+        let b = MatrixGen::new(challenge.round_seed, MatrixId::B, n, n, ENTRY_BOUND).to_device(device);
+        let r = sketch_matrix(challenge, device);
+        let native = challenge.dtype != MatmulDtype::F32 && exact_in(device, challenge.dtype);
         let dtype = challenge.dtype.float_dtype();
-        let c_rounded = if exact_in(device, challenge.dtype) {
-            product_in(a, b.clone(), dtype).cast(FloatDType::F32)
-        } else {
-            // Exact in f32; `sketch_of` rounds it.
-            a.matmul(b.clone())
-        };
-        let answer = sketch_of(challenge, &c_rounded, device)?;
-        Ok((answer, OpenState::exact_rows(challenge, b, *limits)))
+        let b_in = if native { b.clone().cast(dtype) } else { b.clone() };
+        let per_group =
+            (GROUP_ELEMENTS / (u64::from(n) * u64::from(n)).max(1)).clamp(1, u64::from(HARD_GROUP));
+        let mut sketches = Vec::new();
+        let mut first = 0u32;
+        while first < challenge.batch {
+            let last = (u64::from(first) + per_group).min(u64::from(challenge.batch)) as u32;
+            let a = a_gen.rows_to_device(first * n..last * n, device);
+            let c = if native {
+                a.cast(dtype).matmul(b_in.clone()).cast(FloatDType::F32)
+            } else {
+                // Exact in f32; the sketch rounds it to the class.
+                a.matmul(b.clone())
+            };
+            sketches.push(sketch_tensor(challenge, &c, r.clone(), device)?);
+            first = last;
+        }
+        let sketch = read_f32(Tensor::cat(sketches, 0))?;
+        let (answer, tree) = commit(challenge, sketch);
+        Ok((
+            answer,
+            OpenState::exact_rows(challenge, b, *limits).with_tree(tree),
+        ))
+    }
+}
+
+/// Most products in one group, whatever their size (bounds the number of tensors concatenated).
+const HARD_GROUP: u32 = 1024;
+
+/// The round-1 answer for a stacked sketch: the sketch itself for one product, or the Merkle root of
+/// its rows (and the tree the openings need) for a batch.
+pub(crate) fn commit(challenge: &MatmulChallenge, sketch: Vec<f32>) -> (Round1Answer, Option<SketchTree>) {
+    if challenge.committed() {
+        let tree = SketchTree::build(sketch, challenge.m as usize);
+        (
+            Round1Answer {
+                sketch: Vec::new(),
+                root: Some(tree.root_hex()),
+            },
+            Some(tree),
+        )
+    } else {
+        (Round1Answer::sketch(sketch), None)
     }
 }
 
@@ -139,10 +197,17 @@ pub fn product_in(a: Tensor<2>, b: Tensor<2>, dtype: FloatDType) -> Tensor<2> {
     }
 }
 
-/// `A` and `B` of a validated challenge, generated on `device`.
+/// `A` (stacked, `batch·n × n`) and `B` of a validated challenge, generated on `device`.
 pub(crate) fn factors(challenge: &MatmulChallenge, device: &Device) -> (Tensor<2>, Tensor<2>) {
     let n = challenge.n;
-    let a = MatrixGen::new(challenge.miner_seed, MatrixId::A, n, n, ENTRY_BOUND).to_device(device);
+    let a = MatrixGen::new(
+        challenge.miner_seed,
+        MatrixId::A,
+        challenge.rows(),
+        n,
+        ENTRY_BOUND,
+    )
+    .to_device(device);
     let b = MatrixGen::new(challenge.round_seed, MatrixId::B, n, n, ENTRY_BOUND).to_device(device);
     (a, b)
 }
@@ -159,18 +224,34 @@ pub(crate) fn sketch_matrix(challenge: &MatmulChallenge, device: &Device) -> Ten
     .to_device(device)
 }
 
-/// The non-linear sketch `S = (round(C) mod p)·R`, computed on the device and read back; `round` is the
-/// conversion to the challenge's dtype class (none for f32; idempotent on an already rounded `C`).
+/// The non-linear sketch `S = (round(C) mod p)·R` of (a block of rows of) the stacked `C`, read back;
+/// `round` is the conversion to the challenge's dtype class (none for f32; idempotent on an already
+/// rounded `C`).
+pub(crate) fn sketch_of(
+    challenge: &MatmulChallenge,
+    c: &Tensor<2>,
+    device: &Device,
+) -> Result<Vec<f32>, MinerError> {
+    read_f32(sketch_tensor(
+        challenge,
+        c,
+        sketch_matrix(challenge, device),
+        device,
+    )?)
+}
+
+/// [`sketch_of`] left on the device, with `R` given.
 ///
 /// `C` holds exact integers (so does `round(C)`: above 2^11 every f16 value is an even integer, above
 /// 2^8 every bf16 value), so the cast to int is exact; burn's int remainder is floor modulo (result
 /// in `0..p` for a positive divisor) on every backend; residues below 2^11 times `R`'s entries summed
 /// over `n` stay below 2^24 (checked by validation), so the float product is exact again.
-pub(crate) fn sketch_of(
+fn sketch_tensor(
     challenge: &MatmulChallenge,
     c: &Tensor<2>,
+    r: Tensor<2>,
     device: &Device,
-) -> Result<Round1Answer, MinerError> {
+) -> Result<Tensor<2>, MinerError> {
     let dtype = challenge.dtype.float_dtype();
     let c = if challenge.dtype == MatmulDtype::F32 {
         c.clone()
@@ -181,8 +262,7 @@ pub(crate) fn sketch_of(
         c.clone().cast(dtype).cast(FloatDType::F32)
     };
     let residues = c.int().remainder_scalar(i64::from(challenge.p)).float();
-    let s = residues.matmul(sketch_matrix(challenge, device));
-    Ok(Round1Answer { sketch: read_f32(s)? })
+    Ok(residues.matmul(r))
 }
 
 pub(crate) fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, MinerError> {
@@ -200,25 +280,25 @@ enum RowSource {
     /// Rows recomputed from `A` and `B` when asked (the on-demand adversaries).
     OnDemand(Box<[Tensor<2>; 2]>),
     /// Exact rows recomputed in f32 from rows of `A` rebuilt on the host and `B` kept on the device
-    /// (the honest miner of a 16-bit class, whose stored product is rounded).
+    /// (the honest miner, which keeps neither `C` nor its rounded form).
     ExactRows(Box<(MatrixGen, Tensor<2>)>),
 }
 
 /// What the miner keeps between round 1 and round 2.
 #[derive(Debug)]
 pub struct OpenState {
+    /// Rows of the stacked product.
+    rows: u32,
     n: u32,
     limits: MatmulLimits,
     source: RowSource,
+    /// The commitment of a batched challenge (its sketch and hashes).
+    tree: Option<Box<SketchTree>>,
 }
 
 impl OpenState {
     pub(crate) fn stored(challenge: &MatmulChallenge, c: Tensor<2>, limits: MatmulLimits) -> Self {
-        Self {
-            n: challenge.n,
-            limits,
-            source: RowSource::Stored(Box::new(c)),
-        }
+        Self::with_source(challenge, limits, RowSource::Stored(Box::new(c)))
     }
 
     pub(crate) fn on_demand(
@@ -227,21 +307,34 @@ impl OpenState {
         b: Tensor<2>,
         limits: MatmulLimits,
     ) -> Self {
-        Self {
-            n: challenge.n,
-            limits,
-            source: RowSource::OnDemand(Box::new([a, b])),
-        }
+        Self::with_source(challenge, limits, RowSource::OnDemand(Box::new([a, b])))
     }
 
     pub(crate) fn exact_rows(challenge: &MatmulChallenge, b: Tensor<2>, limits: MatmulLimits) -> Self {
-        let n = challenge.n;
-        let a_gen = MatrixGen::new(challenge.miner_seed, MatrixId::A, n, n, ENTRY_BOUND);
+        let a_gen = MatrixGen::new(
+            challenge.miner_seed,
+            MatrixId::A,
+            challenge.rows(),
+            challenge.n,
+            ENTRY_BOUND,
+        );
+        Self::with_source(challenge, limits, RowSource::ExactRows(Box::new((a_gen, b))))
+    }
+
+    fn with_source(challenge: &MatmulChallenge, limits: MatmulLimits, source: RowSource) -> Self {
         Self {
-            n,
+            rows: challenge.rows(),
+            n: challenge.n,
             limits,
-            source: RowSource::ExactRows(Box::new((a_gen, b))),
+            source,
+            tree: None,
         }
+    }
+
+    /// The state with the commitment of its batched answer (none for a one-product challenge).
+    pub(crate) fn with_tree(mut self, tree: Option<SketchTree>) -> Self {
+        self.tree = tree.map(Box::new);
+        self
     }
 
     /// Matrix side of the challenge this state answers.
@@ -249,10 +342,16 @@ impl OpenState {
         self.n
     }
 
-    /// Answers the validator's opening request with the asked rows of `C`, in the order asked.
-    /// The request is validated first (count, range, duplicates).
+    /// Rows of the stacked product (`batch·n`) this state answers.
+    pub const fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// Answers the validator's opening request with the asked rows of `C`, in the order asked, each
+    /// with its sketch proof when the challenge was batched. The request is validated first (count,
+    /// range, duplicates).
     pub fn open(&self, request: &OpeningRequest) -> Result<Openings, MinerError> {
-        request.validate(self.n, &self.limits)?;
+        request.validate(self.rows, &self.limits)?;
         let device = match &self.source {
             RowSource::Stored(c) => c.device(),
             RowSource::OnDemand(ab) => ab[0].device(),
@@ -284,9 +383,20 @@ impl OpenState {
                 .rows
                 .iter()
                 .zip(flat.chunks_exact(n))
-                .map(|(&index, values)| OpenedRow {
-                    index,
-                    values: values.to_vec(),
+                .map(|(&index, values)| match &self.tree {
+                    // A batched challenge: the row packed, with its sketch proof.
+                    Some(tree) => OpenedRow {
+                        index,
+                        values: Vec::new(),
+                        packed: Some(pack_row(values)),
+                        proof: Some(tree.proof(index)),
+                    },
+                    None => OpenedRow {
+                        index,
+                        values: values.to_vec(),
+                        packed: None,
+                        proof: None,
+                    },
                 })
                 .collect(),
         })

@@ -15,6 +15,11 @@
 //! 4. [`RoundSetup::verify`] checks shapes and values, then for each opened row `S_i = (C_i mod p)·R`
 //!    and `C_i·r = A_i·(B·r)`, and returns a [`Verdict`](crate::Verdict).
 //!
+//! A challenge may carry `batch = B` independent products (each `n × n`, `A_t` seeded per index, `B`
+//! shared): the miner answers round 1 with a Merkle root of the stacked sketch ([`commit`]) instead of
+//! the sketch, and the validator opens `k` rows drawn across all `B·n`. That is how a validator sizes a
+//! challenge for a GPU ([`params::batch_for_h200`]) while its own CPU cost stays that of `k` rows.
+//!
 //! The soundness argument, with the numbers for the default `k`, is in [`verifier`]; the generator's
 //! exactness argument in [`generator`]; the cheats the tests run in [`adversary`].
 //!
@@ -46,6 +51,7 @@
 //! ```
 
 pub mod adversary;
+pub mod commit;
 pub mod generator;
 pub mod miner;
 pub mod params;
@@ -54,7 +60,7 @@ pub mod verifier;
 pub use adversary::{Adversary, AdversaryParseError};
 pub use miner::{MatmulJob, MinerError, OpenState};
 pub use params::{
-    ChallengeError, DtypeParseError, F16_MAX_N, MatmulChallenge, MatmulDtype, MatmulLimits, OpenedRow,
-    OpeningRequest, Openings, Round1Answer,
+    ChallengeError, DtypeParseError, F16_MAX_N, HARD_MAX_BATCH, MatmulChallenge, MatmulDtype, MatmulLimits,
+    OpenedRow, OpeningRequest, Openings, Round1Answer, SketchProof, batch_for_h200,
 };
 pub use verifier::{RoundParams, RoundSetup};

@@ -32,6 +32,16 @@ pub const ENTRY_BOUND: u32 = 8;
 pub const SKETCH_BOUND: u32 = 4;
 /// f32 represents every integer of magnitude below 2^24 exactly.
 pub const F32_EXACT: u64 = 1 << 24;
+/// Most products one challenge may carry, whatever a node's limits: it keeps the stacked row count
+/// `batch·n ≤ 2^28`, far below the generator's `Q²` and `u32`.
+pub const HARD_MAX_BATCH: u32 = 4_096;
+/// The H200 time a GPU-sized challenge is sized for by default ([`batch_for_h200`]): 50 ms.
+pub const DEFAULT_H200_SECONDS: f64 = 0.05;
+/// The largest batch a validator sizes by default (288 products of 4096³ keep an H200 busy 50 ms in
+/// bf16; miners accept up to [`MatmulLimits::max_batch`], 512 by default).
+pub const DEFAULT_SIZED_MAX_BATCH: u32 = 512;
+/// Rows of the stacked sketch per leaf of a batched challenge's commitment ([`crate::matmul::commit`]).
+pub const LEAF_ROWS: u32 = 64;
 
 /// Largest `n` of the [`MatmulDtype::F16`] class: beyond it an honest entry of `C` could overflow f16's
 /// largest finite value, 65,504 (see [`MatmulDtype`] for the bound).
@@ -171,6 +181,9 @@ pub struct MatmulLimits {
     pub max_m: u32,
     /// Most rows one opening request may ask for.
     pub max_k: u32,
+    /// Most products one challenge may carry (the miner keeps `B` plus the stacked sketch,
+    /// `batch·n·m` values; the device works through the products a few at a time).
+    pub max_batch: u32,
 }
 
 impl Default for MatmulLimits {
@@ -179,6 +192,7 @@ impl Default for MatmulLimits {
             max_n: 8_192,
             max_m: 64,
             max_k: 1_024,
+            max_batch: 512,
         }
     }
 }
@@ -247,13 +261,22 @@ pub enum ChallengeError {
         /// The cap.
         max: u32,
     },
-    /// An opening request names a row outside `0..n`.
+    /// An opening request names a row outside `0..n` (`n`: the rows of the stacked product,
+    /// `batch·n`).
     #[error("row {row} is outside 0..{n}; ask only for rows of the matrix")]
     RowOutOfRange {
         /// Row asked for.
         row: u32,
-        /// Matrix size.
+        /// Rows of the stacked product.
         n: u32,
+    },
+    /// The batch is 0 or above the node's cap (or [`HARD_MAX_BATCH`]).
+    #[error("batch = {batch} products is outside 1..={max}; ask for fewer products or raise max_batch")]
+    BadBatch {
+        /// Requested batch.
+        batch: u32,
+        /// The cap.
+        max: u32,
     },
     /// An opening request names a row twice.
     #[error("row {row} is asked for twice; ask for distinct rows")]
@@ -326,10 +349,62 @@ pub(crate) fn validate_shape(
     Ok(())
 }
 
-/// One miner's matmul challenge: compute `C = A·B` (`n × n`) and the sketch `S = (C mod p)·R`.
+/// Checks a batch (products per challenge) against the limits and [`HARD_MAX_BATCH`].
+pub(crate) fn validate_batch(batch: u32, limits: &MatmulLimits) -> Result<(), ChallengeError> {
+    let max = limits.max_batch.min(HARD_MAX_BATCH);
+    if batch == 0 || batch > max {
+        return Err(ChallengeError::BadBatch { batch, max });
+    }
+    Ok(())
+}
+
+/// The smallest batch whose `batch·2n³` FLOPs keep an NVIDIA H200 busy at least `seconds` at the class's
+/// peak ([`MatmulDtype::h200_peak_flops`]), within `1..=max`: how a validator sizes GPU challenges.
+///
+/// ```
+/// use bench_tasks::matmul::{MatmulDtype, params::batch_for_h200};
+///
+/// // 50 ms of an H200: 36 bf16 products of 8192³, 3 in f32.
+/// assert_eq!(batch_for_h200(8192, MatmulDtype::Bf16, 0.05, 256), 36);
+/// assert_eq!(batch_for_h200(8192, MatmulDtype::F32, 0.05, 256), 3);
+/// assert_eq!(batch_for_h200(64, MatmulDtype::F32, 0.05, 4), 4);
+/// assert_eq!(batch_for_h200(64, MatmulDtype::F32, 0.0, 4), 1);
+/// ```
+pub fn batch_for_h200(n: u32, dtype: MatmulDtype, seconds: f64, max: u32) -> u32 {
+    let per_product = 2.0 * f64::from(n.max(1)).powi(3) / dtype.h200_peak_flops();
+    let wanted = (seconds.max(0.0) / per_product).ceil();
+    if wanted.is_finite() {
+        (wanted as u32).clamp(1, max.max(1))
+    } else {
+        max.max(1)
+    }
+}
+
+const fn one() -> u32 {
+    1
+}
+
+// serde's skip_serializing_if passes a reference.
+const fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+/// One miner's matmul challenge: compute `batch` products `C_t = A_t·B` (`n × n` each) and the sketch
+/// `S = (C mod p)·R` of their stack.
 ///
 /// `B` and `R` come from `round_seed` and are shared by every miner in a round; `A` comes from
 /// `miner_seed`, which the validator binds to one miner and one block, so answers cannot be shared.
+///
+/// # Batches
+///
+/// With `batch = B > 1` the challenge is `B` independent products with the same `B` factor: `A_t` is the
+/// `t`-th block of `n` rows of the stacked matrix `A` (`B·n × n`) the generator derives from
+/// `miner_seed` (row `t·n + i`; every row is a non-linear function of its own index, so each block is a
+/// fresh matrix), and the answer is the stacked product `C = A·B` (`B·n × n`), whose rows the validator
+/// numbers `0..B·n`. The round-1 answer is then not the sketch itself (`B·n·m` values, too many to send
+/// in the timed round) but the Merkle root of its rows ([`crate::matmul::commit`]), and each opened row
+/// carries its sketch leaf and path. `B = 1` is the original challenge, bit for bit (absent on the
+/// wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MatmulChallenge {
     /// Matrix side.
@@ -345,45 +420,73 @@ pub struct MatmulChallenge {
     /// Number format of the product (absent on the wire: f32).
     #[serde(default, skip_serializing_if = "MatmulDtype::is_f32")]
     pub dtype: MatmulDtype,
+    /// Independent products `B` (absent on the wire: 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub batch: u32,
 }
 
 impl MatmulChallenge {
     /// Checks the parameters against `limits` and the exactness bounds; call before any work.
     pub fn validate(&self, limits: &MatmulLimits) -> Result<(), ChallengeError> {
-        validate_shape(self.n, self.m, self.p, self.dtype, limits)
+        validate_shape(self.n, self.m, self.p, self.dtype, limits)?;
+        validate_batch(self.batch, limits)
     }
 
-    /// Multiply-adds an honest miner performs (`n³`), the challenge's work units.
+    /// Rows of the stacked product, `batch·n`: the rows an opening request numbers. Saturates on
+    /// parameters that [`validate`](Self::validate) refuses.
+    pub const fn rows(&self) -> u32 {
+        self.batch.saturating_mul(self.n)
+    }
+
+    /// Whether the round-1 answer is a commitment (`batch > 1`) rather than the sketch itself.
+    pub const fn committed(&self) -> bool {
+        self.batch > 1
+    }
+
+    /// Multiply-adds an honest miner performs (`batch·n³`), the challenge's work units.
     pub fn work_units(&self) -> f64 {
-        f64::from(self.n).powi(3)
+        f64::from(self.batch) * f64::from(self.n).powi(3)
     }
 
-    /// Floating-point operations of the product (`2·n³`), for TFLOP/s figures.
+    /// Floating-point operations of the products (`2·batch·n³`), for TFLOP/s figures.
     pub fn flops(&self) -> f64 {
         2.0 * self.work_units()
     }
 }
 
-/// The timed round-1 answer: the sketch `S = (C mod p)·R`, `n × m` row-major.
+/// The timed round-1 answer: the sketch `S = (C mod p)·R` (`n × m`, row-major) of a one-product
+/// challenge, or the Merkle root of the stacked sketch's rows (`batch·n × m`) of a batched one.
 ///
-/// Values are integers carried as f32 (what the device produces); the verifier rejects anything
+/// Sketch values are integers carried as f32 (what the device produces); the verifier rejects anything
 /// non-finite, fractional or out of the honest range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Round1Answer {
-    /// `S`, row-major, `n·m` values.
+    /// `S`, row-major, `n·m` values (empty in a batched answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sketch: Vec<f32>,
+    /// The commitment to the stacked sketch, 64 lowercase hex digits (batched challenges only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+impl Round1Answer {
+    /// The answer of a one-product challenge: its sketch.
+    pub const fn sketch(sketch: Vec<f32>) -> Self {
+        Self { sketch, root: None }
+    }
 }
 
 /// The validator's round-2 request: the rows of `C` it chose after receiving the sketch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpeningRequest {
-    /// Distinct row indices in `0..n`.
+    /// Distinct row indices of the stacked product, in `0..batch·n`.
     pub rows: Vec<u32>,
 }
 
 impl OpeningRequest {
-    /// Checks the request against the challenge size and the limits: `1 ≤ k ≤ min(n, max_k)`, every row
-    /// in `0..n`, no row twice.
+    /// Checks the request against the rows of the stacked product (`n` here is
+    /// [`MatmulChallenge::rows`]) and the limits: `1 ≤ k ≤ min(n, max_k)`, every row in `0..n`, no row
+    /// twice.
     pub fn validate(&self, n: u32, limits: &MatmulLimits) -> Result<(), ChallengeError> {
         let k = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
         if k == 0 {
@@ -410,8 +513,54 @@ impl OpeningRequest {
 pub struct OpenedRow {
     /// Row index.
     pub index: u32,
-    /// The `n` values of the row (integers carried as f32).
+    /// The `n` values of the row (integers carried as f32); empty in a batched challenge's openings,
+    /// which carry `packed` instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<f32>,
+    /// The row packed ([`pack_row`]: base64 of the `n` values as i32 little-endian), batched challenges
+    /// only: a quarter of the JSON numbers' bytes, and decoded several times faster by the validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<String>,
+    /// The row's sketch leaf and Merkle path (batched challenges only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<SketchProof>,
+}
+
+/// `values` (integers of magnitude below 2^31, as every honest row is) packed as base64 (standard
+/// alphabet, padded) of i32 little-endian.
+pub fn pack_row(values: &[f32]) -> String {
+    use base64::Engine as _;
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for &v in values {
+        bytes.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The `n` values of a [`pack_row`] string, or `None` when it is not valid base64 of exactly `n` i32s
+/// (checked against the encoded length before anything is decoded).
+pub fn unpack_row(packed: &str, n: usize) -> Option<Vec<f32>> {
+    use base64::Engine as _;
+    if packed.len() != (4 * n).div_ceil(3) * 4 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(packed).ok()?;
+    (bytes.len() == 4 * n).then(|| {
+        bytes
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+            .collect()
+    })
+}
+
+/// The sketch leaf holding an opened row of a batched challenge, and its Merkle path to the committed
+/// root ([`crate::matmul::commit`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SketchProof {
+    /// The leaf's sketch rows (at most [`LEAF_ROWS`] rows of `m` values, row-major).
+    pub leaf: Vec<f32>,
+    /// Sibling hashes from the leaf up to the root, 64 lowercase hex digits each.
+    pub path: Vec<String>,
 }
 
 /// The miner's round-2 answer: the requested rows, in the order asked.
@@ -484,6 +633,17 @@ mod tests {
         let c: MatmulChallenge =
             serde_json::from_str(r#"{"n":4,"m":2,"p":3,"round_seed":1,"miner_seed":2}"#).unwrap();
         assert_eq!(c.dtype, MatmulDtype::F32);
+    }
+
+    #[test]
+    fn packed_rows_round_trip_and_refuse_other_lengths() {
+        let row = [0.0, -1.0, 524_288.0, -524_288.0, 7.0];
+        let packed = pack_row(&row);
+        assert_eq!(unpack_row(&packed, 5).as_deref(), Some(&row[..]));
+        assert_eq!(unpack_row(&packed, 4), None);
+        assert_eq!(unpack_row(&packed, 6), None);
+        assert_eq!(unpack_row(&"!".repeat(packed.len()), 5), None);
+        assert_eq!(unpack_row("", 0), Some(Vec::new()));
     }
 
     #[test]

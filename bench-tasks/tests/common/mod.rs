@@ -21,11 +21,17 @@ pub fn secret(t: u32) -> [u8; 32] {
 
 /// A round setup with the given size and openings.
 pub fn setup(n: u32, k: u32, round_seed: u64, t: u32) -> RoundSetup {
-    RoundSetup::new(
+    batched(n, 1, k, round_seed, t)
+}
+
+/// A round setup of `batch` products per challenge with the given size and openings.
+pub fn batched(n: u32, batch: u32, k: u32, round_seed: u64, t: u32) -> RoundSetup {
+    RoundSetup::batched(
         RoundParams {
             k,
             ..RoundParams::new(n, round_seed)
         },
+        batch,
         secret(t),
         &MatmulLimits::default(),
     )
