@@ -3,12 +3,20 @@
 //!
 //! Rules, in order:
 //! 1. Correctness gates everything: only a passed answer earns credit.
-//! 2. A passed answer earns `work / mean_work × latency_factor`, where `mean_work` is the mean work
-//!    of all challenges of that task class in the round (so classes measured in different units,
-//!    multiply-adds or tokens, are comparable and bigger challenges count for more) and the
+//! 2. A passed answer earns `work / (devices × mean_work) × latency_factor`, where `mean_work` is the
+//!    mean work of one challenge of that task class in the round (so classes measured in different
+//!    units, multiply-adds or tokens, are comparable and bigger challenges count for more) and the
 //!    latency factor compares its throughput (work per compute second, compute = measured time −
-//!    measured RTT) with the round's reference throughput for the class, a work-weighted quantile
-//!    (`latency.reference_quantile`) of the passed answers' throughput ([`LatencyCurve`]).
+//!    measured RTT) with the round's reference throughput for the class ([`LatencyCurve`]): a
+//!    quantile (`latency.reference_quantile`) of the passed answers' throughput per device, each
+//!    answer's vote weighted by the compute it delivered (work per device × throughput), so a GPU
+//!    split across uids or claiming devices it lacks votes as much as it computes, no more.
+//!
+//!    An observation may be a **device group** (`devices > 1`): the validator sent a miner one
+//!    challenge per device it advertises, all at once, and the observation carries their summed work
+//!    over the wall time of the group. Its size counts once (`work / devices` per challenge) and its
+//!    throughput is the group's, so `d` real GPUs earn `d` times one GPU under the linear curve, and a
+//!    miner claiming `d` devices with one GPU takes `d` times as long and earns as one.
 //! 3. A failed verification costs `penalties.failed_verification` credits at the mean work;
 //!    a timeout, an unreachable miner, a refusal or a malformed answer costs `penalties.unavailable`
 //!    (0 by default); reasons
@@ -29,7 +37,7 @@
 //! let obs = |uid, passed, elapsed| Observation {
 //!     uid, task_class: TaskClass::Matmul, passed,
 //!     reason: if passed { Reason::Passed } else { Reason::WrongRow },
-//!     elapsed_seconds: elapsed, rtt_seconds: 0.05, work_units: 8.0e9,
+//!     elapsed_seconds: elapsed, rtt_seconds: 0.05, work_units: 8.0e9, devices: 1,
 //! };
 //! let scores = score_round(&[obs(1, true, 1.0), obs(2, true, 2.0), obs(3, false, 0.5)], &Policy::default());
 //! assert!(scores[&1] > scores[&2]);
@@ -61,11 +69,30 @@ pub struct Observation {
     pub elapsed_seconds: f64,
     /// Round-trip time measured on the same connection just before, in seconds.
     pub rtt_seconds: f64,
-    /// The work the challenge represents (multiply-adds, tokens).
+    /// The work the challenge represents (multiply-adds, tokens); for a device group, the summed work
+    /// of its challenges.
     pub work_units: f64,
+    /// How many challenges, sent at once (one per device the miner advertised), this observation sums
+    /// (1 for a plain challenge; absent from records written before device groups).
+    #[serde(default = "one_device", skip_serializing_if = "is_one_device")]
+    pub devices: u32,
+}
+
+const fn one_device() -> u32 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+const fn is_one_device(d: &u32) -> bool {
+    *d == 1
 }
 
 impl Observation {
+    /// The challenges this observation sums, at least 1.
+    pub fn challenges(&self) -> f64 {
+        f64::from(self.devices.max(1))
+    }
+
     /// Compute time: elapsed minus RTT, at least `min_seconds` (and `min_seconds` for non-finite input).
     pub fn compute_seconds(&self, min_seconds: f64) -> f64 {
         let c = self.elapsed_seconds - self.rtt_seconds;
@@ -92,29 +119,33 @@ fn weighted_quantile(pairs: &mut [(f64, f64)], q: f64) -> Option<f64> {
 }
 
 /// Score one round of observations: a score ≥ 0 for every uid that appears (0 for a uid that only
-/// failed). Scores are in credits per challenge: 0.5 for a miner at the reference speed on mean-size work.
+/// failed). Scores are in credits per challenge: under the default linear curve, 1 for a miner at the
+/// reference speed on mean-size work, `d` for a group of `d` such devices (0.5 under the logistic).
 pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u16, f64> {
     let min_c = policy.latency.min_compute_seconds;
     let pen = &policy.penalties;
     let usable = |o: &&Observation| {
         pen.treatment(o.reason) != Treatment::Ignored && o.work_units.is_finite() && o.work_units > 0.0
     };
-    // Per class: the mean work of every challenge sent (the validator chooses the sizes, so miners
-    // cannot move it), and the reference throughput: a work-weighted quantile of the passed answers'
-    // throughput (every unit of work gets one vote, so large challenges, whose timing network jitter
-    // barely touches, set it).
+    // Per class: the mean work of one challenge sent (the validator chooses the sizes, so miners
+    // cannot move it), and the reference throughput: a quantile of the passed answers' throughput per
+    // device, each weighted by the compute it delivered (work per device × throughput). Large
+    // challenges, whose timing network jitter barely touches, weigh most, and a GPU's vote is its
+    // compute whether it runs as one uid, is split across k (k votes of 1/k) or claims devices it
+    // lacks (its group's throughput is one GPU's).
     let mut work: BTreeMap<TaskClass, (f64, f64)> = BTreeMap::new();
     let mut speeds: BTreeMap<TaskClass, Vec<(f64, f64)>> = BTreeMap::new();
     for o in observations.iter().filter(usable) {
         let w = work.entry(o.task_class).or_default();
         w.0 += o.work_units;
-        w.1 += 1.0;
+        w.1 += o.challenges();
         if o.passed {
             let speed = o.work_units / o.compute_seconds(min_c);
+            let per_device = o.work_units / o.challenges();
             speeds
                 .entry(o.task_class)
                 .or_default()
-                .push((speed, o.work_units));
+                .push((speed / o.challenges(), per_device * speed));
         }
     }
     let reference: BTreeMap<TaskClass, (f64, f64)> = speeds
@@ -130,20 +161,20 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
         })
         .collect();
 
-    // Per uid: mix-weighted net credit and mix-weighted challenge count.
+    // Per uid: mix-weighted net credit and mix-weighted challenge count (a device group counts once).
     let mut net: BTreeMap<u16, (f64, f64)> = BTreeMap::new();
     for o in observations.iter().filter(usable) {
         let mix = policy.tasks.weight_of(o.task_class);
         let e = net.entry(o.uid).or_default();
         e.1 += mix;
-        let Some(&(mean_work, med_speed)) = reference.get(&o.task_class) else {
+        let Some(&(mean_work, ref_speed)) = reference.get(&o.task_class) else {
             // Nobody passed this class in the round: nothing to compare with, and no credit to lose.
             continue;
         };
-        let size = o.work_units / mean_work;
+        let size = o.work_units / (o.challenges() * mean_work);
         let credit = if o.passed {
             let speed = o.work_units / o.compute_seconds(min_c);
-            size * policy.latency.factor(speed / med_speed)
+            size * policy.latency.factor(speed / ref_speed)
         } else if pen.treatment(o.reason) == Treatment::FailedVerification {
             -size * pen.failed_verification
         } else {
@@ -165,7 +196,9 @@ pub fn score_round(observations: &[Observation], policy: &Policy) -> BTreeMap<u1
 }
 
 /// Rule 5: blends in the volume share ([`crate::policy::Organic`]) when the round verified organic
-/// tokens; otherwise returns `scores` unchanged.
+/// tokens; otherwise returns `scores` unchanged. The volume pool is `share` of the round's summed
+/// challenge scores, split by verified tokens, so the share means the same under any latency curve and
+/// however many devices the miners have.
 fn with_organic_volume(
     mut scores: BTreeMap<u16, f64>,
     observations: &[Observation],
@@ -184,12 +217,14 @@ fn with_organic_volume(
     for uid in &cheated {
         tokens.remove(uid);
     }
-    let most = tokens.values().copied().fold(0.0, f64::max);
-    if share <= 0.0 || most <= 0.0 {
+    let all_tokens: f64 = tokens.values().sum();
+    if share <= 0.0 || all_tokens <= 0.0 {
         return scores;
     }
+    let total: f64 = scores.values().sum();
+    let pool = if total > 0.0 { total } else { 1.0 };
     for (uid, score) in &mut scores {
-        let volume = tokens.get(uid).map_or(0.0, |t| t / most);
+        let volume = tokens.get(uid).map_or(0.0, |t| t / all_tokens) * pool;
         *score = (1.0 - share) * *score + share * volume;
     }
     scores
@@ -249,7 +284,72 @@ mod tests {
             elapsed_seconds: elapsed,
             rtt_seconds: rtt,
             work_units: work,
+            devices: 1,
         }
+    }
+
+    fn group(uid: u16, devices: u32, elapsed: f64, work: f64) -> Observation {
+        Observation {
+            devices,
+            ..obs(uid, "matmul", true, "passed", elapsed, 0.0, work)
+        }
+    }
+
+    /// Issue 17: a box earns for every GPU it has, and no more. Peers (uids 10..14) run one GPU that
+    /// does 1e9 work in 1 s. A real 2-GPU box answers its 2 concurrent challenges in the same second
+    /// and earns twice a 1-GPU miner; a 1-GPU miner claiming 8 devices answers 8 challenges in 8 s
+    /// and earns what it would have earned honestly, and so does the same GPU split over 4 uids.
+    #[test]
+    fn a_device_group_earns_per_real_gpu_and_lying_or_splitting_earns_nothing_extra() {
+        let p = Policy::default();
+        let peers = |extra: Vec<Observation>| {
+            let mut round: Vec<Observation> = (10..14).map(|u| group(u, 1, 1.0, 1e9)).collect();
+            round.extend(extra);
+            score_round(&round, &p)
+        };
+        let honest = peers(vec![group(1, 1, 1.0, 1e9)])[&1];
+        let liar = peers(vec![group(1, 8, 8.0, 8e9)])[&1];
+        let two = peers(vec![group(1, 2, 1.0, 2e9)])[&1];
+        assert!(liar <= honest * (1.0 + 1e-9), "liar {liar} vs honest {honest}");
+        assert!(
+            (two / honest - 2.0).abs() < 0.05,
+            "2 GPUs earn {two}, one {honest}"
+        );
+        // The liar's 8 challenges do not drag the reference down: the peers score as before.
+        let with_liar = peers(vec![group(1, 8, 8.0, 8e9)]);
+        let with_honest = peers(vec![group(1, 1, 1.0, 1e9)]);
+        assert!((with_liar[&10] - with_honest[&10]).abs() < 1e-9);
+        // One GPU split over 4 uids, each getting a quarter of it.
+        let split = peers((1..=4).map(|u| group(u, 1, 4.0, 1e9)).collect());
+        let split_total: f64 = (1..=4).map(|u| split[&u]).sum();
+        assert!(
+            split_total <= honest * (1.0 + 1e-9),
+            "split {split_total} vs {honest}"
+        );
+        // A failed group costs one challenge's penalty at its per-challenge size, not eight.
+        let mut failed = group(1, 8, 8.0, 8e9);
+        failed.passed = false;
+        failed.reason = Reason::WrongRow;
+        let mut round: Vec<Observation> = (10..14).map(|u| group(u, 1, 1.0, 1e9)).collect();
+        round.push(failed);
+        round.push(group(1, 1, 1.0, 1e9));
+        // One good answer (1 credit) and one failed group (−1): net 0.
+        assert_eq!(score_round(&round, &p)[&1], 0.0);
+    }
+
+    /// A record written before device groups (no `devices` field) reads as single challenges, and a
+    /// single challenge serializes without the field.
+    #[test]
+    fn devices_defaults_to_one_on_the_wire() {
+        let o = obs(1, "matmul", true, "passed", 1.0, 0.0, 1e9);
+        let json = serde_json::to_string(&o).unwrap();
+        assert!(!json.contains("devices"), "{json}");
+        assert_eq!(serde_json::from_str::<Observation>(&json).unwrap(), o);
+        let g = group(1, 4, 1.0, 4e9);
+        assert_eq!(
+            serde_json::from_str::<Observation>(&serde_json::to_string(&g).unwrap()).unwrap(),
+            g
+        );
     }
 
     #[test]
@@ -262,7 +362,9 @@ mod tests {
                 .map(|u| obs(u, "matmul", true, "passed", 1.0, 0.0, 1e9))
                 .collect();
             round.push(obs(1, "matmul", true, "passed", t, 0.0, 1e9));
-            let s = score_round(&round, &p)[&1];
+            // Relative to a peer: weights are relative, and a fast uid may set the reference itself.
+            let scores = score_round(&round, &p);
+            let s = scores[&1] / scores[&2];
             assert!(s < last, "score must fall as compute time grows");
             last = s;
         }

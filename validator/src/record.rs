@@ -137,6 +137,7 @@ pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Ve
         elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
         rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
         work_units: o.verdict.work_units,
+        devices: o.devices,
     });
     let served = organic.iter().map(|o| Observation {
         uid: o.uid,
@@ -146,6 +147,7 @@ pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Ve
         elapsed_seconds: o.total_ms / 1e3,
         rtt_seconds: 0.0,
         work_units: o.verdict.work_units,
+        devices: 1,
     });
     challenges.chain(served).collect()
 }

@@ -75,8 +75,12 @@ pub enum Role {
 pub struct MinerModel {
     /// Strategy.
     pub strategy: Strategy,
-    /// Throughput it delivers per uid, relative to the reference GPU.
+    /// Throughput of one of its devices (per uid), relative to the reference GPU.
     pub throughput: f64,
+    /// Devices that really compute for the uid (a sybil uid: one share of its box).
+    pub devices: u32,
+    /// Devices it advertises: the validator sends `min(claimed, max_devices)` challenges at once.
+    pub claimed: u32,
     /// Round-trip time, seconds.
     pub rtt_s: f64,
     /// RTT standard deviation, seconds.
@@ -198,14 +202,22 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
             Strategy::Slow => (gpu.throughput * g.speed_factor, gpu.cost_per_hour),
             Strategy::Copier => (0.0, cfg.copier_cost_per_hour),
             Strategy::Sybil => (
-                gpu.throughput / f64::from(g.uids_per_gpu),
+                gpu.throughput * f64::from(g.gpus_per_box) / f64::from(g.uids_per_gpu),
                 gpu.cost_per_hour / f64::from(g.uids_per_gpu),
             ),
             Strategy::Relay => (remote.throughput, remote.cost_per_hour + cfg.copier_cost_per_hour),
         };
+        // A sybil uid computes on its share of the box as one device; the others on every GPU.
+        let (devices, cost_per_hour) = match g.strategy {
+            Strategy::Sybil => (1, cost_per_hour * f64::from(g.gpus_per_box)),
+            Strategy::Copier => (g.gpus_per_box, cost_per_hour),
+            _ => (g.gpus_per_box, cost_per_hour * f64::from(g.gpus_per_box)),
+        };
         let model = MinerModel {
             strategy: g.strategy,
             throughput,
+            devices,
+            claimed: g.claimed_devices.unwrap_or(devices),
             rtt_s: g.rtt_ms / 1000.0,
             jitter_s: g.jitter_ms / 1000.0,
             skip_fraction: if g.strategy == Strategy::Lazy {
@@ -244,7 +256,8 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
     out
 }
 
-/// Simulate one challenge sent to one miner.
+/// Simulate one challenge sent to one miner: as the validator does, one challenge of size `work` per
+/// device the miner claims (up to `max_devices`), all at once, observed as one group.
 #[allow(clippy::too_many_arguments)]
 fn answer(
     cfg: &SimConfig,
@@ -256,6 +269,7 @@ fn answer(
     work: f64,
     validator_jitter_s: f64,
 ) -> Observation {
+    let group = m.claimed.clamp(1, cfg.max_devices);
     let net = |rng: &mut SimRng| (m.rtt_s + m.jitter_s * rng.normal()).max(0.0);
     let rtt_measured = (net(rng) + validator_jitter_s * rng.normal()).max(0.0);
     let mut o = Observation {
@@ -265,7 +279,8 @@ fn answer(
         reason: Reason::Timeout,
         elapsed_seconds: cfg.timeout_seconds,
         rtt_seconds: rtt_measured,
-        work_units: work,
+        work_units: work * f64::from(group),
+        devices: group,
     };
     if !up || !(m.serves.is_empty() || m.serves.contains(&task.class)) {
         return o;
@@ -275,7 +290,10 @@ fn answer(
         o.reason = Reason::WrongSketch;
         return o;
     }
-    let compute = work * task.seconds_per_unit / m.throughput
+    // The group's challenges share the devices it really has: `group` challenges on
+    // `min(group, devices)` of them.
+    let busy = f64::from(group.min(m.devices).max(1));
+    let compute = o.work_units * task.seconds_per_unit / (m.throughput * busy)
         * (cfg.compute_noise * rng.normal()).exp()
         * (1.0 - m.skip_fraction);
     let elapsed = compute + net(rng) + m.hidden_latency_s;
@@ -283,7 +301,8 @@ fn answer(
         return o;
     }
     o.elapsed_seconds = elapsed;
-    if m.skip_fraction > 0.0 && !rng.chance((1.0 - m.skip_fraction).powf(f64::from(cfg.openings))) {
+    let openings = f64::from(cfg.openings) * f64::from(group);
+    if m.skip_fraction > 0.0 && !rng.chance((1.0 - m.skip_fraction).powf(openings)) {
         o.reason = Reason::WrongRow;
         return o;
     }

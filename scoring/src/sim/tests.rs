@@ -18,7 +18,7 @@ fn honest_miners_earn_the_most_per_gpu_dollar() {
     for m in s
         .miners
         .iter()
-        .filter(|m| m.label != "honest" && m.label != "owner")
+        .filter(|m| !["honest", "owner", "sybil"].contains(&m.label.as_str()))
     {
         assert!(
             m.relative_to_honest < 1.0,
@@ -27,11 +27,19 @@ fn honest_miners_earn_the_most_per_gpu_dollar() {
             m.relative_to_honest
         );
     }
+    // Splitting one GPU across 3 uids is neutral under the linear curve: per dollar (that is, per GPU)
+    // the split earns what one uid on it would, up to the sampling noise of 40 epochs (1.043 with this
+    // seed; 0.97 to 1.02 over 400 epochs with seeds 1 to 4).
+    let sybil = get("sybil").relative_to_honest;
+    assert!(
+        (sybil - 1.0).abs() < 0.06,
+        "sybil earns {sybil} of honest per dollar"
+    );
     // Copiers and lazy miners are caught by verification: nothing at all for copiers.
     assert_eq!(get("copier").emission_rao, 0);
     assert!(get("lazy").relative_to_honest < 0.2);
-    // The honest miners take most of the miner emission.
-    assert!(honest.share > 0.5, "honest share {}", honest.share);
+    // The honest miners (4 of 13 GPUs' worth of uids, one of them split) take the largest share.
+    assert!(honest.share > 0.4, "honest share {}", honest.share);
 }
 
 #[test]
@@ -82,12 +90,12 @@ fn summary_numbers_are_the_csv_totals() {
             .relative_to_honest
     };
     for (label, want) in [
-        ("lazy", 0.016),
-        ("slow", 0.199),
-        ("flaky", 0.529),
+        ("lazy", 0.014),
+        ("slow", 0.319),
+        ("flaky", 0.537),
         ("copier", 0.0),
-        ("sybil", 0.632),
-        ("relay", 0.900),
+        ("sybil", 1.043),
+        ("relay", 0.907),
     ] {
         assert!(
             (rel(label) - want).abs() < 0.0015,
@@ -96,7 +104,7 @@ fn summary_numbers_are_the_csv_totals() {
         );
     }
     assert!(
-        (s.miners[0].share - 0.5026).abs() < 0.0015,
+        (s.miners[0].share - 0.4633).abs() < 0.0015,
         "honest share {}",
         s.miners[0].share
     );
@@ -335,14 +343,14 @@ fn a_class_in_no_mechanism_or_in_two_is_refused() {
     );
 }
 
-/// Issue 17's first claim at the default task mix and sizes: a miner with 100× the throughput earns at
-/// least 30× per uid (776× in this run). The simulator's overheads are the network's RTT and jitter;
-/// the real stack's fixed costs per answer (HTTP, signing, generation) are not modelled here.
-///
-/// The second claim does not hold in this population yet: the fast GPU split across 4 uids (the
-/// `split` group) earns 1.56× what one uid on the same GPU earns, because its 4 uids are half the
-/// passed answers and so set the 0.75-quantile reference speed themselves. Not asserted; a scoring
-/// change (issue 17's open part).
+/// Issue 17 at the default task mix and sizes. A miner with 100× the throughput earns at least 30× per
+/// uid. One fast GPU split across 4 uids (the `split` group) earns, summed over its uids, no more than
+/// the same GPU as one uid (`fast`), within a 5 % tolerance for timing noise: the linear curve pays each
+/// uid a quarter and the compute-weighted reference gives the split no extra vote (under the old
+/// logistic default the split earned 1.56×). A box of 8 fast GPUs earns about 8 fast uids; a fast uid
+/// claiming 8 devices it lacks earns no more than a fast uid. The simulator's overheads are the
+/// network's RTT and jitter; the real stack's fixed costs per answer (HTTP, signing, generation) are
+/// not modelled here.
 #[test]
 fn a_hundred_times_the_throughput_earns_thirty_times_per_uid() {
     let cfg = SimConfig::from_toml_str(
@@ -367,6 +375,18 @@ fn a_hundred_times_the_throughput_earns_thirty_times_per_uid() {
         count = 1
         gpu = "fast"
         uids_per_gpu = 4
+        [[miners]]
+        strategy = "honest"
+        label = "box"
+        count = 1
+        gpu = "fast"
+        gpus_per_box = 8
+        [[miners]]
+        strategy = "honest"
+        label = "liar"
+        count = 1
+        gpu = "fast"
+        claimed_devices = 8
         [gpus.fast]
         throughput = 100.0
         cost_per_hour = 3.0
@@ -387,5 +407,19 @@ fn a_hundred_times_the_throughput_earns_thirty_times_per_uid() {
         fast > 0.0 && fast >= 30.0 * slow,
         "fast {fast} vs slow {slow} per uid"
     );
-    assert!(get("split").emission_rao > 0);
+    let split = get("split").emission_rao as f64;
+    assert!(
+        split > 0.0 && split <= 1.05 * fast,
+        "split GPU {split} vs one uid {fast}"
+    );
+    let boxed = per_uid("box");
+    assert!(
+        (6.0 * fast..10.0 * fast).contains(&boxed),
+        "8-GPU box {boxed} vs one GPU {fast}"
+    );
+    assert!(
+        per_uid("liar") <= 1.05 * fast,
+        "liar {} vs {fast}",
+        per_uid("liar")
+    );
 }
