@@ -218,6 +218,7 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         compute_ms: Some(49.0),
         seed: "00".into(),
         answer_hash: None,
+        devices: 1,
     };
     let attempt = ledger.begin_attempt().unwrap();
     let record = ledger
