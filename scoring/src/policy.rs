@@ -131,6 +131,13 @@ pub struct LatencyCurve {
     /// shape the reference only scales every credit of the class alike (and sets what `max_ratio` and
     /// the penalties mean), so moving it gains no miner a larger share of the class. Range [0.5, 1].
     pub reference_quantile: f64,
+    /// How far each round moves a class's reference toward that round's quantile (default 0.05: a
+    /// change of hardware shows half its effect after about 14 rounds). 1 uses each round's quantile
+    /// alone. The reference lives in the validator's score book ([`crate::score::ScoreBook::fold_round`]):
+    /// a round's quantile depends on which miners drew the class that round, and a slow reference
+    /// keeps that luck of the draw from paying uids that are present in every class every round (many
+    /// uids behind one GPU). Range (0, 1].
+    pub reference_alpha: f64,
     /// Smallest compute time credited, in seconds, so that an RTT measured too high cannot make an
     /// answer look instant (default 0.001). Range (0, 60].
     pub min_compute_seconds: f64,
@@ -161,6 +168,7 @@ impl Default for LatencyCurve {
             softness: 0.5,
             floor: 0.0,
             reference_quantile: 0.75,
+            reference_alpha: 0.05,
             min_compute_seconds: 0.001,
             max_ratio: 100.0,
         }
@@ -386,6 +394,8 @@ impl Policy {
         )?;
         let m = l.min_compute_seconds;
         check("latency.min_compute_seconds", m, m > 0.0 && m <= 60.0, "(0, 60]")?;
+        let ra = l.reference_alpha;
+        check("latency.reference_alpha", ra, ra > 0.0 && ra <= 1.0, "(0, 1]")?;
         let c = l.max_ratio;
         check("latency.max_ratio", c, (1.0..=1e6).contains(&c), "[1, 1e6]")?;
         let a = self.ema.alpha;

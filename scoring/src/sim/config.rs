@@ -23,7 +23,8 @@ pub struct SimConfig {
     pub block_seconds: f64,
     /// Emission per epoch, miners and validators together, in rao (default 1e9).
     pub rao_emission: u64,
-    /// Challenges each validator sends each miner per epoch (default 4).
+    /// Challenges each validator sends each miner per epoch, each drawn as one validator round (one
+    /// size per class for every miner), scored together as one round of the EMA (default 4).
     pub challenges_per_round: u32,
     /// Rows the validator opens per challenge: a lazy miner skipping a fraction `f` of the work passes
     /// with probability `(1 − f)^openings` (default 4).
@@ -71,7 +72,8 @@ pub struct TaskSpec {
     pub class: TaskClass,
     /// Share of challenges of this class.
     pub share: f64,
-    /// Possible challenge sizes in work units, drawn uniformly.
+    /// Possible challenge sizes in work units, drawn uniformly once per round (every miner of the
+    /// round gets the same size, as the validator draws one `n` per round).
     pub work_units: Vec<f64>,
     /// Seconds per work unit on a GPU of throughput 1.
     pub seconds_per_unit: f64,

@@ -1,9 +1,10 @@
 //! The incentive simulator: miner and validator populations, the real scoring code and the real Yuma
 //! epoch, over many epochs.
 //!
-//! Each epoch, every honest validator sends every miner `challenges_per_round` challenges, turns the
-//! simulated answers into [`Observation`]s, scores them with [`score_round`], folds them into its
-//! [`ScoreBook`] and sets weights with [`weights_from_scores`]; weight-copying validators copy the
+//! Each epoch, every honest validator sends every miner `challenges_per_round` challenges (each as in
+//! one validator round: one size per class shared by every miner, a class per miner), turns the
+//! simulated answers into [`Observation`]s, scores them together and folds them into its
+//! [`ScoreBook`] ([`ScoreBook::fold_round`]), and sets weights with [`weights_from_scores`]; weight-copying validators copy the
 //! previous epoch's consensus. Then [`run_epoch`] runs on the resulting chain state, and bonds and
 //! permits carry over. Uid 0 is the subnet owner (and the burn sink), validators come next, then
 //! miners.
@@ -27,7 +28,6 @@
 //! ```
 //!
 //! [`Observation`]: crate::score::Observation
-//! [`score_round`]: crate::score::score_round
 //! [`ScoreBook`]: crate::score::ScoreBook
 //! [`weights_from_scores`]: crate::weights::weights_from_scores
 //! [`run_epoch`]: crate::yuma::run_epoch
@@ -47,7 +47,7 @@ pub use report::{MinerSummary, Summary, ValidatorSummary, write_outputs};
 pub use rng::SimRng;
 pub use svg::{Series, line_chart};
 
-use crate::score::{Observation, ScoreBook, score_round};
+use crate::score::{Observation, ScoreBook};
 use crate::task::{Reason, TaskClass};
 use crate::weights::{ChainLimits, sdk_convert, weights_from_scores};
 use crate::yuma::{EpochInput, YumaError, run_epoch, vec_u16_max_upscale_to_u16};
@@ -441,34 +441,47 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
         for &(vi, behaviour, jitter_s) in &validators {
             // An honest validator tests every miner once per epoch; each mechanism scores its classes.
             let obs = (behaviour == Behaviour::Honest).then(|| {
-                let mut obs = Vec::with_capacity(miners.len() * cfg.challenges_per_round as usize);
+                // Each of the epoch's challenges is one validator round: one size per class, the same
+                // for every miner (the validator draws `n` per round), and a class per miner.
+                let sizes: Vec<Vec<f64>> = (0..cfg.challenges_per_round)
+                    .map(|_| {
+                        cfg.tasks
+                            .iter()
+                            .map(|t| t.work_units[rng.index(t.work_units.len())])
+                            .collect()
+                    })
+                    .collect();
+                let mut obs: Vec<Vec<Observation>> = vec![Vec::with_capacity(miners.len()); sizes.len()];
                 for (k, (uid, m)) in miners.iter().enumerate() {
-                    for _ in 0..cfg.challenges_per_round {
+                    for (round, obs) in sizes.iter().zip(&mut obs) {
                         let mut pick = rng.uniform() * share_total;
-                        let task = cfg
+                        let t = cfg
                             .tasks
                             .iter()
-                            .find(|t| {
+                            .position(|t| {
                                 pick -= t.share;
                                 pick < 0.0
                             })
-                            .unwrap_or(&cfg.tasks[cfg.tasks.len() - 1]);
-                        let work = task.work_units[rng.index(task.work_units.len())];
-                        obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, work, jitter_s));
+                            .unwrap_or(cfg.tasks.len() - 1);
+                        let task = &cfg.tasks[t];
+                        obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, round[t], jitter_s));
                     }
                 }
                 obs
             });
             for mech in &mut mechs {
                 let set = match &obs {
-                    Some(obs) => {
-                        let mine: Vec<Observation> = obs
+                    Some(rounds) => {
+                        // The epoch's rounds scored together (so a failed challenge's penalty offsets
+                        // the epoch's passes, as several challenges per validator round would).
+                        let mine: Vec<Observation> = rounds
                             .iter()
+                            .flatten()
                             .filter(|o| mech.classes.contains(&o.task_class))
                             .cloned()
                             .collect();
                         let book = mech.books.entry(vi).or_default();
-                        book.update(&score_round(&mine, &policy), policy.ema.alpha);
+                        book.fold_round(&mine, &policy);
                         weights_from_scores(&book.scores, &policy, &limits).ok()
                     }
                     None => {
