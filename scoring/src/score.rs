@@ -25,9 +25,9 @@
 //!    task-mix weight (never below 0). Averaging per challenge, not per class, means a miner is not
 //!    marked down for classes a validator happened not to send it this round. A checked organic answer
 //!    (class `organic`) counts here as one challenge.
-//! 5. In a round that verified organic tokens, `organic.share` of the score is paid by volume: each
-//!    miner's verified organic tokens over the most any miner had (none for a miner that failed an
-//!    organic check in the round), see [`crate::policy::Organic`].
+//! 5. In a round that verified organic tokens, `organic.share` of the round's summed score is paid by
+//!    volume, split by each miner's verified organic tokens (none for a miner that failed an organic
+//!    check in the round), see [`crate::policy::Organic`].
 //!
 //! ```
 //! use scoring::policy::Policy;
