@@ -216,7 +216,7 @@ pub struct WeightSubmission {
 }
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -925,7 +925,7 @@ mod tests {
         .unwrap();
         drop(v1);
         let mut s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.last_round().unwrap(), 1);
         let e2 = LogEntry::new(1, GENESIS, "round", &2).unwrap();
         s.commit_round(&commit(2), &e2).unwrap();
