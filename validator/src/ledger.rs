@@ -338,6 +338,7 @@ mod tests {
                 compute_ms: Some(1.0),
                 seed: format!("{round:016x}"),
                 answer_hash: None,
+                devices: 1,
             }],
             organic: Vec::new(),
             limits: ChainLimits {

@@ -42,6 +42,7 @@
 //!     compute_ms: Some(19.0),
 //!     seed: "00".into(),
 //!     answer_hash: None,
+//!     devices: 1,
 //! };
 //! let record = ledger
 //!     .commit_round(RoundInputs {

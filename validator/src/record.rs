@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use bench_tasks::matmul::RoundParams;
 use scoring::policy::Policy;
-use scoring::score::{Observation, ScoreBook, score_round};
+use scoring::score::{Observation, ScoreBook};
 use scoring::weights::{ChainLimits, WeightVector, weights_from_scores};
 use serde::{Deserialize, Serialize};
 
@@ -137,6 +137,7 @@ pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Ve
         elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
         rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
         work_units: o.verdict.work_units,
+        devices: o.devices,
     });
     let served = organic.iter().map(|o| Observation {
         uid: o.uid,
@@ -146,6 +147,7 @@ pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Ve
         elapsed_seconds: o.total_ms / 1e3,
         rtt_seconds: 0.0,
         work_units: o.verdict.work_units,
+        devices: 1,
     });
     challenges.chain(served).collect()
 }
@@ -171,8 +173,7 @@ pub fn score_step(
     for &uid in forget {
         book.forget(uid);
     }
-    let round_scores = score_round(observations, policy);
-    book.update(&round_scores, policy.ema.alpha);
+    let round_scores = book.fold_round(observations, policy);
     let weights = weights_from_scores(&book.scores, policy, limits).map_err(|e| e.to_string());
     ScoreOutput {
         round_scores,

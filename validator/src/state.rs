@@ -109,8 +109,26 @@ pub struct MinerOutcome {
     pub compute_ms: Option<f64>,
     /// Hex of the challenge seed used for this miner.
     pub seed: String,
-    /// blake3 of the miner's answer bodies (absent when there was none).
+    /// blake3 of the miner's answer bodies (absent when there was none; for a device group, blake3 of
+    /// its challenges' answer hashes in device order).
     pub answer_hash: Option<String>,
+    /// The challenges this verdict sums: a miner advertising `d` devices in `/info` is sent
+    /// `min(d, [round] max_devices)` challenges at once (seeds derived from `seed` and the device index,
+    /// [`crate::round::device_seed`]), scored as one group whose `verdict.work_units` is their summed
+    /// work and whose `total_ms` is the group's wall time, so `work_units / compute_ms` is the box's
+    /// throughput. When some time out or are refused and none fails verification, the group is the
+    /// ones that passed. 1 for a single challenge (absent from records written before device groups).
+    #[serde(default = "one_device", skip_serializing_if = "is_one_device")]
+    pub devices: u32,
+}
+
+const fn one_device() -> u32 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+const fn is_one_device(d: &u32) -> bool {
+    *d == 1
 }
 
 /// One organic answer checked on the validator's CPU (the API's sampled re-check), as a round commits it:
@@ -198,7 +216,7 @@ pub struct WeightSubmission {
 }
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -281,6 +299,7 @@ CREATE TABLE organic_verdicts (
     PRIMARY KEY (round, usage_id)
 );
 ",
+    "ALTER TABLE verdicts ADD COLUMN devices INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The validator's state database.
@@ -447,7 +466,8 @@ impl Store {
         {
             let mut ins = tx.prepare(
                 "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
-                 compute_ms, seed, answer_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 compute_ms, seed, answer_hash, devices)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for o in &c.outcomes {
                 ins.execute(params![
@@ -463,7 +483,8 @@ impl Store {
                     o.total_ms,
                     o.compute_ms,
                     o.seed,
-                    o.answer_hash
+                    o.answer_hash,
+                    o.devices
                 ])?;
             }
             let mut org = tx.prepare(
@@ -562,7 +583,7 @@ impl Store {
     pub fn recent_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+             answer_hash, devices FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![uid, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
@@ -579,7 +600,7 @@ impl Store {
     pub fn round_outcomes(&self, round: u64) -> Result<Vec<MinerOutcome>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash FROM verdicts WHERE round = ?1 ORDER BY uid",
+             answer_hash, devices FROM verdicts WHERE round = ?1 ORDER BY uid",
         )?;
         let rows = st.query_map(params![round as i64], OutcomeRow::from_row)?;
         let mut out = Vec::new();
@@ -710,6 +731,7 @@ struct OutcomeRow {
     compute_ms: Option<f64>,
     seed: String,
     answer_hash: Option<String>,
+    devices: u32,
 }
 
 impl OutcomeRow {
@@ -727,6 +749,7 @@ impl OutcomeRow {
             compute_ms: r.get(10)?,
             seed: r.get(11)?,
             answer_hash: r.get(12)?,
+            devices: r.get(13)?,
         })
     }
 
@@ -756,6 +779,7 @@ impl OutcomeRow {
             compute_ms: self.compute_ms,
             seed: self.seed,
             answer_hash: self.answer_hash,
+            devices: self.devices,
         })
     }
 }
@@ -783,6 +807,7 @@ mod tests {
                 compute_ms: None,
                 seed: "01".into(),
                 answer_hash: None,
+                devices: 2,
             }],
             organic: vec![OrganicOutcome {
                 usage_id: 7,
@@ -900,7 +925,7 @@ mod tests {
         .unwrap();
         drop(v1);
         let mut s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.last_round().unwrap(), 1);
         let e2 = LogEntry::new(1, GENESIS, "round", &2).unwrap();
         s.commit_round(&commit(2), &e2).unwrap();

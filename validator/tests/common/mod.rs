@@ -40,6 +40,16 @@ pub(crate) async fn start_miner(seed: &str, behavior: Behavior) -> MinerServer {
     MinerServer::start(config, listener).await.unwrap()
 }
 
+/// Starts an honest miner server on loopback serving `devices` (flex: one CPU worker each), allowing
+/// the test validator.
+pub(crate) async fn start_miner_devices(seed: &str, devices: Vec<usize>) -> MinerServer {
+    let key = Keypair::from_uri(&format!("//{seed}")).unwrap();
+    let mut config = MinerConfig::new(key, ValidatorSet::allow_list([validator_key().account()]));
+    config.devices = devices;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    MinerServer::start(config, listener).await.unwrap()
+}
+
 /// The endpoint of a running miner.
 pub(crate) fn endpoint(uid: u16, server: &MinerServer) -> MinerEndpoint {
     MinerEndpoint {
