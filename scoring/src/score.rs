@@ -22,7 +22,12 @@
 //!    (0 by default); reasons
 //!    in `penalties.ignored_codes` (the validator's own fault) are dropped.
 //! 4. A miner's round score is its net credit per challenge, each challenge weighted by its class's
-//!    task-mix weight (never below 0). Averaging per challenge, not per class, means a miner is not
+//!    task-mix weight. It may be negative: a round whose failed verifications outweigh its passed
+//!    answers carries that debt into the EMA ([`ScoreBook::update`]), so a miner that cheats on one
+//!    task class and answers another honestly does not keep the honest rounds' credit (with a score
+//!    clamped at 0 per round, a `lazy` miner kept about half an honest miner's emission on the
+//!    localnet). Weights count only positive smoothed scores ([`crate::weights::weights_from_scores`]).
+//!    Averaging per challenge, not per class, means a miner is not
 //!    marked down for classes a validator happened not to send it this round. A checked organic answer
 //!    (class `organic`) counts here as one challenge.
 //! 5. In a round that verified organic tokens, `organic.share` of the round's summed score is paid by
@@ -41,7 +46,7 @@
 //! };
 //! let scores = score_round(&[obs(1, true, 1.0), obs(2, true, 2.0), obs(3, false, 0.5)], &Policy::default());
 //! assert!(scores[&1] > scores[&2]);
-//! assert_eq!(scores[&3], 0.0);
+//! assert_eq!(scores[&3], -2.0); // a wrong answer costs `penalties.failed_verification` (2)
 //! ```
 //!
 //! [`LatencyCurve`]: crate::policy::LatencyCurve
@@ -118,8 +123,9 @@ fn weighted_quantile(pairs: &mut [(f64, f64)], q: f64) -> Option<f64> {
     pairs.last().map(|p| p.0)
 }
 
-/// Score one round of observations: a score ≥ 0 for every uid that appears (0 for a uid that only
-/// failed). Scores are in credits per challenge: under the default linear curve, 1 for a miner at the
+/// Score one round of observations: a score for every uid that appears (0 for a uid that only timed
+/// out or was unreachable under the default penalties, negative for one whose failed verifications
+/// outweigh its credit). Scores are in credits per challenge: under the default linear curve, 1 for a miner at the
 /// reference speed on mean-size work, `d` for a group of `d` such devices (0.5 under the logistic).
 ///
 /// This is the stateless form: each class's reference is this round's quantile alone. A validator
@@ -209,7 +215,7 @@ fn score_against(
         (
             uid,
             if weight > 0.0 {
-                (credit / weight).max(0.0)
+                credit / weight
             } else {
                 0.0
             },
@@ -244,7 +250,7 @@ fn with_organic_volume(
     if share <= 0.0 || all_tokens <= 0.0 {
         return scores;
     }
-    let total: f64 = scores.values().sum();
+    let total: f64 = scores.values().filter(|s| **s > 0.0).sum();
     let pool = if total > 0.0 { total } else { 1.0 };
     for (uid, score) in &mut scores {
         let volume = tokens.get(uid).map_or(0.0, |t| t / all_tokens) * pool;
@@ -388,8 +394,10 @@ mod tests {
         let mut round: Vec<Observation> = (10..14).map(|u| group(u, 1, 1.0, 1e9)).collect();
         round.push(failed);
         round.push(group(1, 1, 1.0, 1e9));
-        // One good answer (1 credit) and one failed group (−1): net 0.
-        assert_eq!(score_round(&round, &p)[&1], 0.0);
+        // One good answer (1 credit) and one failed group (−2 at `failed_verification` 2, not −16):
+        // net −1 over two challenges.
+        let net = score_round(&round, &p)[&1];
+        assert!((net + 0.5).abs() < 1e-9, "{net}");
     }
 
     /// The book's reference moves slowly: a round in which only a slow uid drew the class (the fast
@@ -484,6 +492,43 @@ mod tests {
         assert!(s[&1] > 0.0);
         assert!(s[&2] < s[&1]);
         assert!(!s.contains_key(&4), "validator-side failures are ignored");
+    }
+
+    /// A miner that cheats on one class and answers the other honestly (the localnet's `lazy` miner:
+    /// it skips matmul rows and serves inference) must not keep its honest rounds' credit: a round
+    /// it fails verification in scores negative, the debt carries through the EMA, and its weight is
+    /// 0 while an honest peer's is not. With round scores clamped at 0 it kept about half an honest
+    /// miner's EMA.
+    #[test]
+    fn a_failed_verification_carries_into_the_ema_and_costs_the_weight() {
+        use crate::weights::{ChainLimits, weights_from_scores};
+        let p = Policy::default();
+        let mut book = ScoreBook::new();
+        for round in 0..40 {
+            let class = if round % 2 == 0 { "matmul" } else { "inference" };
+            let cheat_passes = class == "inference";
+            let reason = if cheat_passes { "passed" } else { "wrong_row" };
+            let obs = [
+                obs(1, class, true, "passed", 1.0, 0.0, 1e9),
+                obs(2, class, true, "passed", 1.0, 0.0, 1e9),
+                obs(3, class, cheat_passes, reason, 1.0, 0.0, 1e9),
+            ];
+            let scores = book.fold_round(&obs, &p);
+            if !cheat_passes {
+                assert!(scores[&3] < 0.0, "round {round}: {scores:?}");
+            }
+        }
+        assert!(book.scores[&1] > 0.5, "{:?}", book.scores);
+        assert!(book.scores[&3] < 0.0, "the cheater's debt: {:?}", book.scores);
+        let limits = ChainLimits {
+            n: 4,
+            min_allowed_weights: 0,
+            max_weight_limit: u16::MAX,
+        };
+        let w = weights_from_scores(&book.scores, &p, &limits).unwrap();
+        let of = |uid: u16| w.uids.iter().position(|&u| u == uid).map_or(0, |i| w.weights[i]);
+        assert!(of(1) > 0 && of(2) > 0, "{w:?}");
+        assert_eq!(of(3), 0, "{w:?}");
     }
 
     /// Serving paying requests pays: with equal challenge results, the miner with more verified organic
