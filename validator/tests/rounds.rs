@@ -52,10 +52,10 @@ async fn honest_miners_pass_cheaters_fail_and_replay_matches() {
         "{:?}",
         by_uid(4).verdict
     );
-    // Only honest miners get weight.
+    // Only honest miners get weight; the forger's failed verifications leave it in debt.
     let w = rec.weights.clone().unwrap();
     assert_eq!(w.uids, vec![0, 1]);
-    assert!(rec.book.scores[&0] > 0.0 && rec.book.scores[&2] == 0.0);
+    assert!(rec.book.scores[&0] > 0.0 && rec.book.scores[&2] < 0.0);
 
     // Replay from the log alone matches; an edited log is caught.
     let log = v.ledger().lock().unwrap().log_path();
