@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Everyday operations of the unchanged Bittensor SDK (PyPI ``bittensor``) against a devnet.
+
+    python everyday.py ws://127.0.0.1:9944 [--netuid 1] [--coldkey //Bob] [--hotkey //Bob//miner]
+
+Does what a new subnet user does, in order: read the block number, read the metagraph,
+register a hotkey (burned registration), serve an axon, add stake, set weights, read the
+weights back. Each operation runs even if an earlier one failed. Prints ONE JSON line:
+
+    {"sdk": "11.3.0", "passed": [...], "failed": [...], "ops": {name: {"ok": bool,
+     "error": str | null, "value": ...}}}
+
+``value`` holds what the SDK returned (block number, metagraph n/hotkeys, uid, stake in
+rao, the u16 weights read back) so that a test can compare it with the chain's own state.
+Exit status 0 when every operation passed, 1 otherwise. Used by chain/devnet/tests/sdk_client.rs.
+"""
+
+import argparse
+import json
+import sys
+import traceback
+
+import bittensor as bt
+from bittensor.keyfiles import Keypair
+
+
+class DevWallet:
+    """A wallet held in memory, built from dev key URIs (the SDK's ``KeyedWallet`` shape)."""
+
+    def __init__(self, coldkey_uri, hotkey_uri):
+        self.coldkey = Keypair.create_from_uri(coldkey_uri)
+        self.coldkeypub = self.coldkey
+        self.hotkey = Keypair.create_from_uri(hotkey_uri)
+        self.hotkeypub = self.hotkey
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("endpoint")
+    parser.add_argument("--netuid", type=int, default=1)
+    parser.add_argument("--coldkey", default="//Bob")
+    parser.add_argument("--hotkey", default="//Bob//miner")
+    parser.add_argument("--stake-tao", type=float, default=10.0)
+    parser.add_argument("--axon-port", type=int, default=8091)
+    parser.add_argument("--verbose", action="store_true", help="print tracebacks to stderr")
+    args = parser.parse_args()
+
+    wallet = DevWallet(args.coldkey, args.hotkey)
+    hotkey = wallet.hotkey.ss58_address
+    netuid = args.netuid
+    ops = {}
+
+    def run(name, fn):
+        try:
+            ops[name] = {"ok": True, "error": None, "value": fn()}
+        except BaseException as e:  # noqa: BLE001 -- report every failure, go on
+            if args.verbose:
+                traceback.print_exc()
+            ops[name] = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000], "value": None}
+
+    def executed(result):
+        if not result.success:
+            raise RuntimeError(f"extrinsic failed: {result}")
+        return {"block": getattr(result, "block_number", None)}
+
+    sub = bt.Subtensor(args.endpoint)
+
+    def metagraph():
+        mg = sub.subnets.metagraph(netuid)
+        if mg is None:
+            raise RuntimeError(f"no metagraph for netuid {netuid}")
+        return {"n": len(mg), "hotkeys": list(mg.hotkeys)}
+
+    def uid_of_hotkey():
+        uid = sub.neurons.uid(hotkey, netuid)
+        if uid is None:
+            raise RuntimeError(f"{hotkey} has no uid on netuid {netuid}")
+        return uid
+
+    def burned_register():
+        out = executed(sub.execute(bt.BurnedRegister(netuid=netuid), wallet))
+        out["uid"] = uid_of_hotkey()
+        return out
+
+    def serve_axon():
+        out = executed(
+            sub.execute(bt.ServeAxon(netuid=netuid, ip="127.0.0.1", port=args.axon_port), wallet)
+        )
+        return out
+
+    def add_stake():
+        before = sub.staking.get(wallet.coldkey.ss58_address, hotkey, netuid)
+        out = executed(
+            sub.execute(
+                bt.AddStake(hotkey_ss58=hotkey, netuid=netuid, amount_tao=bt.tao(args.stake_tao)),
+                wallet,
+            )
+        )
+        after = sub.staking.get(wallet.coldkey.ss58_address, hotkey, netuid)
+        if after.rao <= before.rao:
+            raise RuntimeError(f"stake did not grow: {before} -> {after}")
+        out["stake_rao"] = after.rao
+        return out
+
+    weights_set = {}
+
+    def set_weights():
+        mg = sub.subnets.metagraph(netuid)
+        uids = [n.uid for n in mg]
+        # Uneven weights over every uid, so that the read-back can be checked for order.
+        weights = [float(i + 1) for i in range(len(uids))]
+        weights_set.update(zip(uids, weights))
+        out = executed(sub.execute(bt.SetWeights(netuid=netuid, uids=uids, weights=weights), wallet))
+        out["uids"] = uids
+        out["weights"] = weights
+        return out
+
+    def read_weights():
+        my_uid = uid_of_hotkey()
+        rows = sub.weights.weights(netuid)
+        row = rows.get(my_uid)
+        if not row:
+            raise RuntimeError(f"no weights row for uid {my_uid}: {rows}")
+        top = max(weights_set.values()) if weights_set else 1.0
+        for uid, w in weights_set.items():
+            got = row.get(uid, 0.0)
+            if abs(got - w / top) > 1e-3 * max(1.0, w / top):
+                raise RuntimeError(f"uid {uid}: read {got}, set {w / top} (row {row})")
+        return {"uid": my_uid, "row": {str(k): v for k, v in sorted(row.items())}}
+
+    run("block", lambda: sub.block)
+    run("metagraph", metagraph)
+    run("burned_register", burned_register)
+    run("serve_axon", serve_axon)
+    run("add_stake", add_stake)
+    run("set_weights", set_weights)
+    run("read_weights", read_weights)
+    run("metagraph_after", metagraph)
+
+    passed = [k for k, v in ops.items() if v["ok"]]
+    failed = [k for k, v in ops.items() if not v["ok"]]
+    print(json.dumps({"sdk": bt.__version__, "hotkey": hotkey, "passed": passed, "failed": failed, "ops": ops}), flush=True)
+    try:
+        sub.close()
+    except Exception:  # noqa: BLE001
+        pass
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
