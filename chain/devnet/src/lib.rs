@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod commitments;
 pub mod drand;
 pub mod node;
 pub mod rpc;

@@ -209,13 +209,14 @@ fn subtensor_calls_events_errors_and_storage_match_finney() {
     let ds = dp.storage().expect("storage");
     assert_eq!(ds.prefix(), fs.prefix());
     // The stateful epoch scheduler (subtensor spec 425, which the devnet follows) adds these, and
-    // newer runtimes `SubnetEpochConsensus` (which the SDK 11.3 reads); the finney metadata in the
-    // reference predates them.
+    // newer runtimes `SubnetEpochConsensus` and `CollateralLockShare` (which the SDK 11.3 reads);
+    // the finney metadata in the reference predates them.
     let stateful = [
         "SubnetEpochIndex",
         "LastEpochBlock",
         "PendingEpochAt",
         "SubnetEpochConsensus",
+        "CollateralLockShare",
     ];
     let mut checked = 0;
     let mut mismatched = Vec::new();

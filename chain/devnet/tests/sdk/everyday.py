@@ -82,6 +82,16 @@ def main():
         out["uid"] = uid_of_hotkey()
         return out
 
+    def burned_register_unshielded():
+        # The same `burned_register` call, submitted in the clear through the SDK's raw-call
+        # path (`submit_call`): the intent above always goes through the MEV shield.
+        if ops.get("burned_register", {}).get("ok"):
+            return {"skipped": "registered by the intent", "uid": ops["burned_register"]["value"]["uid"]}
+        call = bt.calls.SubtensorModule.burned_register(netuid=netuid, hotkey=hotkey)
+        out = executed(sub.submit_call(call, wallet))
+        out["uid"] = uid_of_hotkey()
+        return out
+
     def serve_axon():
         out = executed(
             sub.execute(bt.ServeAxon(netuid=netuid, ip="127.0.0.1", port=args.axon_port), wallet)
@@ -131,6 +141,7 @@ def main():
     run("block", lambda: sub.block)
     run("metagraph", metagraph)
     run("burned_register", burned_register)
+    run("burned_register_unshielded", burned_register_unshielded)
     run("serve_axon", serve_axon)
     run("add_stake", add_stake)
     run("set_weights", set_weights)
