@@ -17,6 +17,7 @@
 //! ```
 
 pub mod admin;
+pub mod aura;
 pub mod bench;
 pub mod commitments;
 pub mod drand;

@@ -1,7 +1,8 @@
 //! The devnet's FRAME runtime, executed natively.
 //!
-//! Pallet indices follow finney (`System` 0, `Timestamp` 2, `Balances` 5, `TransactionPayment` 6,
-//! `SubtensorModule` 7, `Sudo` 12, `AdminUtils` 19, `Drand` 26), and so does the transaction
+//! Pallet indices follow finney (`System` 0, `Timestamp` 2, `Aura` 3, `Balances` 5,
+//! `TransactionPayment` 6, `SubtensorModule` 7, `Sudo` 12, `Commitments` 18, `AdminUtils` 19,
+//! `Drand` 26), and so does the transaction
 //! extension pipeline (`SystemTxExtension, CustomTxExtension, CheckMetadataHash`), so that a client
 //! built for finney signs the same bytes.
 
@@ -46,6 +47,7 @@ use scale_info::TypeInfo;
 pub use polkadot_sdk::sp_runtime::AccountId32 as AccountId;
 
 use super::admin as pallet_admin_utils;
+use super::aura as pallet_aura;
 use super::commitments as pallet_commitments;
 use super::drand as pallet_drand;
 use super::subtensor as pallet_subtensor;
@@ -131,6 +133,7 @@ construct_runtime!(
     pub enum Runtime {
         System: frame_system = 0,
         Timestamp: pallet_timestamp = 2,
+        Aura: pallet_aura = 3,
         Balances: pallet_balances = 5,
         TransactionPayment: pallet_transaction_payment = 6,
         SubtensorModule: pallet_subtensor = 7,
@@ -197,6 +200,8 @@ impl pallet_admin_utils::Config for Runtime {}
 impl pallet_drand::Config for Runtime {}
 
 impl pallet_commitments::Config for Runtime {}
+
+impl pallet_aura::Config for Runtime {}
 
 // Keep unused-import lints quiet for types only some configurations use.
 const _: Option<ConstBool<true>> = None;
@@ -467,12 +472,13 @@ pub fn dispatch_runtime_api(method: &str, data: &[u8]) -> Option<Vec<u8>> {
 /// outer types (`RuntimeEvent`, `RuntimeCall`, …) live in `node_subtensor_runtime`, and the pallets'
 /// types in their crates (`pallet_subtensor::pallet::Call`, …). Clients key on these paths (e.g.
 /// `*::RuntimeEvent` to decode `System.Events`).
-const SUBTENSOR_PATHS: [(&[&str], &str); 6] = [
+const SUBTENSOR_PATHS: [(&[&str], &str); 7] = [
     (&["devnet", "runtime"], "node_subtensor_runtime"),
     (&["devnet", "subtensor"], "pallet_subtensor"),
     (&["devnet", "admin"], "pallet_admin_utils"),
     (&["devnet", "drand"], "pallet_drand"),
     (&["devnet", "commitments"], "pallet_commitments"),
+    (&["devnet", "aura"], "pallet_aura"),
     (&["devnet"], "node_subtensor_runtime"),
 ];
 

@@ -4,8 +4,10 @@
     python everyday.py ws://127.0.0.1:9944 [--netuid 1] [--coldkey //Bob] [--hotkey //Bob//miner]
 
 Does what a new subnet user does, in order: read the block number, read the metagraph,
-register a hotkey (burned registration), serve an axon, add stake, set weights, read the
-weights back. Each operation runs even if an earlier one failed. Prints ONE JSON line:
+register a hotkey (burned registration: the SDK's intent, which always goes through the MEV
+shield, then the same call in the clear through the SDK's raw-call path), fund the hotkey, serve
+an axon, add stake, lower the subnet's min_allowed_weights as its owner, set weights (after the rate limit that registration starts), read the weights
+back, read the metagraph again. Each operation runs even if an earlier one failed. Prints ONE JSON line:
 
     {"sdk": "11.3.0", "passed": [...], "failed": [...], "ops": {name: {"ok": bool,
      "error": str | null, "value": ...}}}
@@ -41,7 +43,11 @@ def main():
     parser.add_argument("--coldkey", default="//Bob")
     parser.add_argument("--hotkey", default="//Bob//miner")
     parser.add_argument("--stake-tao", type=float, default=10.0)
+    parser.add_argument("--fund-tao", type=float, default=1.0)
+    parser.add_argument("--axon-ip", default="203.0.113.7", help="subtensor refuses 127.0.0.1")
     parser.add_argument("--axon-port", type=int, default=8091)
+    parser.add_argument("--owner", default="//Alice", help="the subnet owner's coldkey")
+    parser.add_argument("--wait-s", type=float, default=120.0, help="longest wait for the rate limit")
     parser.add_argument("--verbose", action="store_true", help="print tracebacks to stderr")
     args = parser.parse_args()
 
@@ -61,7 +67,7 @@ def main():
     def executed(result):
         if not result.success:
             raise RuntimeError(f"extrinsic failed: {result}")
-        return {"block": getattr(result, "block_number", None)}
+        return {"extrinsic": result.extrinsic_id}
 
     sub = bt.Subtensor(args.endpoint)
 
@@ -92,9 +98,19 @@ def main():
         out["uid"] = uid_of_hotkey()
         return out
 
+    def fund_hotkey():
+        # The hotkey signs serve_axon and set_weights. Both are free (Pays::No), but FRAME's
+        # CheckNonce refuses any signer whose account does not exist, so the hotkey needs the
+        # existential deposit: a miner funds it once, as here.
+        out = executed(
+            sub.execute(bt.Transfer(dest_ss58=hotkey, amount_tao=bt.tao(args.fund_tao)), wallet)
+        )
+        out["free_rao"] = sub.balances.get(hotkey).rao
+        return out
+
     def serve_axon():
         out = executed(
-            sub.execute(bt.ServeAxon(netuid=netuid, ip="127.0.0.1", port=args.axon_port), wallet)
+            sub.execute(bt.ServeAxon(netuid=netuid, ip=args.axon_ip, port=args.axon_port), wallet)
         )
         return out
 
@@ -112,9 +128,28 @@ def main():
         out["stake_rao"] = after.rao
         return out
 
+    def owner_set_min_allowed_weights():
+        # New subnets require 1024 weights per set (subtensor's default); the SDK checks this
+        # before signing, so on a small subnet the owner lowers it first.
+        owner = DevWallet(args.owner, args.owner)
+        out = executed(
+            sub.execute(
+                bt.SetHyperparameter(netuid=netuid, name="min_allowed_weights", value=1), owner
+            )
+        )
+        out["min_allowed_weights"] = sub.hyperparameters.min_allowed_weights(netuid)
+        return out
+
     weights_set = {}
 
     def set_weights():
+        # Registration starts the weights rate limit (LastUpdate = registration block): wait it
+        # out as a validator would, then set weights.
+        my_uid = uid_of_hotkey()
+        limit = sub.hyperparameters.weights_rate_limit(netuid)
+        since = sub.epochs.blocks_since_last_update(netuid, my_uid)
+        if since is not None and since < limit:
+            sub.wait_for_block(sub.block + (limit - since), timeout=args.wait_s)
         mg = sub.subnets.metagraph(netuid)
         uids = [n.uid for n in mg]
         # Uneven weights over every uid, so that the read-back can be checked for order.
@@ -131,19 +166,22 @@ def main():
         row = rows.get(my_uid)
         if not row:
             raise RuntimeError(f"no weights row for uid {my_uid}: {rows}")
-        top = max(weights_set.values()) if weights_set else 1.0
+        # The SDK reads weights back as shares of the row (they sum to 1): compare proportions.
+        total = sum(weights_set.values())
         for uid, w in weights_set.items():
             got = row.get(uid, 0.0)
-            if abs(got - w / top) > 1e-3 * max(1.0, w / top):
-                raise RuntimeError(f"uid {uid}: read {got}, set {w / top} (row {row})")
+            if abs(got - w / total) > 1e-3:
+                raise RuntimeError(f"uid {uid}: read {got}, set {w / total} (row {row})")
         return {"uid": my_uid, "row": {str(k): v for k, v in sorted(row.items())}}
 
     run("block", lambda: sub.block)
     run("metagraph", metagraph)
     run("burned_register", burned_register)
     run("burned_register_unshielded", burned_register_unshielded)
+    run("fund_hotkey", fund_hotkey)
     run("serve_axon", serve_axon)
     run("add_stake", add_stake)
+    run("owner_set_min_allowed_weights", owner_set_min_allowed_weights)
     run("set_weights", set_weights)
     run("read_weights", read_weights)
     run("metagraph_after", metagraph)
