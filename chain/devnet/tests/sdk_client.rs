@@ -34,7 +34,7 @@ fn workspace_root() -> PathBuf {
 fn sdk_python(root: &Path) -> Option<PathBuf> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let venv_ok = Command::new(&python)
-        .args(["-m", "venv", "--help"])
+        .args(["-c", "import ensurepip, venv"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
