@@ -163,6 +163,16 @@ async fn the_bittensor_sdk_does_everyday_operations_against_the_devnet() {
     ] {
         assert_eq!(ops[op]["ok"], true, "{op} ran and passed");
     }
+    // The SDK decoded each receipt's events with the served metadata.
+    for (op, event) in [
+        ("burned_register_unshielded", "SubtensorModule.NeuronRegistered"),
+        ("serve_axon", "SubtensorModule.AxonServed"),
+        ("add_stake", "SubtensorModule.StakeAdded"),
+        ("set_weights", "SubtensorModule.WeightsSet"),
+    ] {
+        let events = ops[op]["value"]["events"].as_array().expect("events");
+        assert!(events.contains(&Value::from(event)), "{op}: {events:?}");
+    }
     // The one documented gap: the BurnedRegister intent always goes through the MEV shield.
     let shielded = ops["burned_register"]["error"].as_str().unwrap_or("");
     assert!(

@@ -67,7 +67,11 @@ def main():
     def executed(result):
         if not result.success:
             raise RuntimeError(f"extrinsic failed: {result}")
-        return {"extrinsic": result.extrinsic_id}
+        # The SDK decodes System.Events with the served metadata: the receipt must carry them.
+        events = [f"{e['module_id']}.{e['event_id']}" for e in result.events]
+        if "System.ExtrinsicSuccess" not in events:
+            raise RuntimeError(f"no ExtrinsicSuccess among the decoded events {events}")
+        return {"extrinsic": result.extrinsic_id, "events": events}
 
     sub = bt.Subtensor(args.endpoint)
 
