@@ -3,8 +3,10 @@
 //! Call names, call indices, argument names and types, storage names and hashers, event and error
 //! names follow opentensor/subtensor (`pallets/subtensor`), so that a client generated from finney's
 //! metadata talks to the devnet unchanged. What is simplified, and why:
-//! - no AMM: staking converts TAO to alpha one to one, and the stake weight of a hotkey is its
-//!   `TotalHotkeyAlpha` on the subnet (no root stake, no child/parent hotkeys);
+//! - no AMM: staking converts TAO to alpha one to one (`SwapRuntimeApi::current_alpha_price` is
+//!   always 1 TAO, so `add_stake_limit` fills whole or fails `SlippageTooHigh`; a coldkey's `Alpha`
+//!   shares equal its alpha), and the stake weight of a hotkey is its `TotalHotkeyAlpha` on the
+//!   subnet (no root stake, no child/parent hotkeys, no collateral: `CollateralLockShare` is 0);
 //! - the registration burn is constant (`Burn`), with no per-interval adjustment;
 //! - mechanisms ([`mechanism`]) as subtensor keeps them: `MechanismCountCurrent` and
 //!   `MechanismEmissionSplit` (set through `AdminUtils`), per-mechanism weights, commits, reveals,
