@@ -17,7 +17,9 @@
 //! ```
 
 pub mod admin;
+pub mod aura;
 pub mod bench;
+pub mod commitments;
 pub mod drand;
 pub mod node;
 pub mod rpc;

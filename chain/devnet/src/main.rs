@@ -75,7 +75,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("tensorproof devnet (spec node-subtensor 426)");
+    println!(
+        "tensorproof devnet (spec node-subtensor {})",
+        devnet::runtime::VERSION.spec_version
+    );
     println!("endpoint: {}", devnet.ws_url());
     println!(
         "block time: {}, tempo: {}, dev subnet: {}",

@@ -1,7 +1,8 @@
 //! The devnet's FRAME runtime, executed natively.
 //!
-//! Pallet indices follow finney (`System` 0, `Timestamp` 2, `Balances` 5, `TransactionPayment` 6,
-//! `SubtensorModule` 7, `Sudo` 12, `AdminUtils` 19, `Drand` 26), and so does the transaction
+//! Pallet indices follow finney (`System` 0, `Timestamp` 2, `Aura` 3, `Balances` 5,
+//! `TransactionPayment` 6, `SubtensorModule` 7, `Sudo` 12, `Commitments` 18, `AdminUtils` 19,
+//! `Drand` 26), and so does the transaction
 //! extension pipeline (`SystemTxExtension, CustomTxExtension, CheckMetadataHash`), so that a client
 //! built for finney signs the same bytes.
 
@@ -46,9 +47,11 @@ use scale_info::TypeInfo;
 pub use polkadot_sdk::sp_runtime::AccountId32 as AccountId;
 
 use super::admin as pallet_admin_utils;
+use super::aura as pallet_aura;
+use super::commitments as pallet_commitments;
 use super::drand as pallet_drand;
 use super::subtensor as pallet_subtensor;
-use super::subtensor::info::{NeuronInfoLite, SubnetHyperparamsV2};
+use super::subtensor::info::{Metagraph, NeuronInfoLite, StakeInfo, SubnetHyperparamsV2};
 
 /// Signature type (sr25519, ed25519 or ecdsa).
 pub type Signature = MultiSignature;
@@ -107,7 +110,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: Cow::Borrowed("node-subtensor"),
     impl_name: Cow::Borrowed("tensorproof-devnet"),
     authoring_version: 1,
-    spec_version: 426,
+    spec_version: 427,
     impl_version: 1,
     apis: RUNTIME_API_VERSIONS,
     transaction_version: 1,
@@ -130,10 +133,12 @@ construct_runtime!(
     pub enum Runtime {
         System: frame_system = 0,
         Timestamp: pallet_timestamp = 2,
+        Aura: pallet_aura = 3,
         Balances: pallet_balances = 5,
         TransactionPayment: pallet_transaction_payment = 6,
         SubtensorModule: pallet_subtensor = 7,
         Sudo: pallet_sudo = 12,
+        Commitments: pallet_commitments = 18,
         AdminUtils: pallet_admin_utils = 19,
         Drand: pallet_drand = 26,
     }
@@ -193,6 +198,10 @@ impl pallet_subtensor::Config for Runtime {}
 impl pallet_admin_utils::Config for Runtime {}
 
 impl pallet_drand::Config for Runtime {}
+
+impl pallet_commitments::Config for Runtime {}
+
+impl pallet_aura::Config for Runtime {}
 
 // Keep unused-import lints quiet for types only some configurations use.
 const _: Option<ConstBool<true>> = None;
@@ -301,6 +310,24 @@ polkadot_sdk::sp_api::decl_runtime_apis! {
         fn get_subnet_hyperparams_v2(netuid: u16) -> Option<SubnetHyperparamsV2>;
         /// First block of the next epoch.
         fn get_next_epoch_start_block(netuid: u16) -> Option<u64>;
+        /// The whole metagraph of a subnet in one call (what the SDK's metagraph read uses).
+        fn get_metagraph(netuid: u16) -> Option<Metagraph<AccountId>>;
+    }
+
+    /// Subtensor's `StakeInfoRuntimeApi` (the call the SDK's stake read uses).
+    pub trait StakeInfoRuntimeApi {
+        /// The stake of `coldkey_account` on `hotkey_account` on `netuid`.
+        fn get_stake_info_for_hotkey_coldkey_netuid(
+            hotkey_account: AccountId,
+            coldkey_account: AccountId,
+            netuid: u16,
+        ) -> Option<StakeInfo<AccountId>>;
+    }
+
+    /// Subtensor's `SwapRuntimeApi` (the call the SDK's slippage-protected staking uses).
+    pub trait SwapRuntimeApi {
+        /// Rao of TAO per alpha of `netuid` at the current pool price.
+        fn current_alpha_price(netuid: u16) -> u64;
     }
 }
 
@@ -321,11 +348,11 @@ impl_runtime_apis! {
 
     impl polkadot_sdk::sp_api::Metadata<Block> for Runtime {
         fn metadata() -> OpaqueMetadata {
-            OpaqueMetadata::new(Self::metadata().into())
+            OpaqueMetadata::new(subtensor_type_paths(Self::metadata().into()))
         }
 
         fn metadata_at_version(version: u32) -> Option<OpaqueMetadata> {
-            Self::metadata_at_version(version)
+            Self::metadata_at_version(version).map(|m| OpaqueMetadata::new(subtensor_type_paths(m.to_vec())))
         }
 
         fn metadata_versions() -> Vec<u32> {
@@ -412,6 +439,26 @@ impl_runtime_apis! {
         fn get_next_epoch_start_block(netuid: u16) -> Option<u64> {
             SubtensorModule::get_next_epoch_start_block(netuid)
         }
+
+        fn get_metagraph(netuid: u16) -> Option<Metagraph<AccountId>> {
+            SubtensorModule::get_metagraph(netuid)
+        }
+    }
+
+    impl self::StakeInfoRuntimeApi<Block> for Runtime {
+        fn get_stake_info_for_hotkey_coldkey_netuid(
+            hotkey_account: AccountId,
+            coldkey_account: AccountId,
+            netuid: u16,
+        ) -> Option<StakeInfo<AccountId>> {
+            SubtensorModule::get_stake_info_for_hotkey_coldkey_netuid(hotkey_account, coldkey_account, netuid)
+        }
+    }
+
+    impl self::SwapRuntimeApi<Block> for Runtime {
+        fn current_alpha_price(netuid: u16) -> u64 {
+            SubtensorModule::current_alpha_price(netuid)
+        }
     }
 }
 
@@ -419,4 +466,42 @@ impl_runtime_apis! {
 /// `state_call` does. `None` when the method does not exist.
 pub fn dispatch_runtime_api(method: &str, data: &[u8]) -> Option<Vec<u8>> {
     api::dispatch(method, data)
+}
+
+/// Where a type path of the devnet's own modules reads as subtensor's: `construct_runtime`'s
+/// outer types (`RuntimeEvent`, `RuntimeCall`, …) live in `node_subtensor_runtime`, and the pallets'
+/// types in their crates (`pallet_subtensor::pallet::Call`, …). Clients key on these paths (e.g.
+/// `*::RuntimeEvent` to decode `System.Events`).
+const SUBTENSOR_PATHS: [(&[&str], &str); 7] = [
+    (&["devnet", "runtime"], "node_subtensor_runtime"),
+    (&["devnet", "subtensor"], "pallet_subtensor"),
+    (&["devnet", "admin"], "pallet_admin_utils"),
+    (&["devnet", "drand"], "pallet_drand"),
+    (&["devnet", "commitments"], "pallet_commitments"),
+    (&["devnet", "aura"], "pallet_aura"),
+    (&["devnet"], "node_subtensor_runtime"),
+];
+
+/// Rewrite the type paths of SCALE-encoded, magic-prefixed metadata (V14–V16) as subtensor's
+/// ([`SUBTENSOR_PATHS`]). Bytes that do not decode as metadata are returned unchanged.
+pub fn subtensor_type_paths(bytes: Vec<u8>) -> Vec<u8> {
+    use subxt::ext::frame_metadata::{RuntimeMetadata, RuntimeMetadataPrefixed};
+    let Ok(mut prefixed) = RuntimeMetadataPrefixed::decode(&mut &bytes[..]) else {
+        return bytes;
+    };
+    let types = match &mut prefixed.1 {
+        RuntimeMetadata::V14(m) => &mut m.types,
+        RuntimeMetadata::V15(m) => &mut m.types,
+        RuntimeMetadata::V16(m) => &mut m.types,
+        _ => return bytes,
+    };
+    for ty in types.types.iter_mut() {
+        let segments = &mut ty.ty.path.segments;
+        if let Some((prefix, crate_name)) = SUBTENSOR_PATHS.iter().find(|(prefix, _)| {
+            segments.len() > prefix.len() && segments.iter().zip(prefix.iter()).all(|(a, b)| a == b)
+        }) {
+            segments.splice(..prefix.len(), [(*crate_name).into()]);
+        }
+    }
+    prefixed.encode()
 }

@@ -209,13 +209,14 @@ fn subtensor_calls_events_errors_and_storage_match_finney() {
     let ds = dp.storage().expect("storage");
     assert_eq!(ds.prefix(), fs.prefix());
     // The stateful epoch scheduler (subtensor spec 425, which the devnet follows) adds these, and
-    // newer runtimes `SubnetEpochConsensus` (which the SDK 11.3 reads); the finney metadata in the
-    // reference predates them.
+    // newer runtimes `SubnetEpochConsensus` and `CollateralLockShare` (which the SDK 11.3 reads);
+    // the finney metadata in the reference predates them.
     let stateful = [
         "SubnetEpochIndex",
         "LastEpochBlock",
         "PendingEpochAt",
         "SubnetEpochConsensus",
+        "CollateralLockShare",
     ];
     let mut checked = 0;
     let mut mismatched = Vec::new();
@@ -273,6 +274,9 @@ fn runtime_apis_match_finney() {
         ("NeuronInfoRuntimeApi", "get_neurons_lite"),
         ("NeuronInfoRuntimeApi", "get_neuron_lite"),
         ("SubnetInfoRuntimeApi", "get_subnet_hyperparams_v2"),
+        ("SubnetInfoRuntimeApi", "get_metagraph"),
+        ("StakeInfoRuntimeApi", "get_stake_info_for_hotkey_coldkey_netuid"),
+        ("SwapRuntimeApi", "current_alpha_price"),
     ] {
         let dm = d
             .runtime_api_trait_by_name(api)
@@ -293,5 +297,67 @@ fn runtime_apis_match_finney() {
                 .collect()
         };
         assert_eq!(ins(&d, &dm), ins(&f, &fm), "{api}_{method} inputs");
+    }
+}
+
+/// `Commitments` (index 18) and `Aura` (index 3) have finney's storage the SDK reads.
+#[test]
+fn commitments_storage_matches_finney() {
+    let (f, d) = (finney(), devnet(16));
+    for m in [&f, &d] {
+        assert_eq!(
+            m.pallet_by_name("Commitments").expect("Commitments").call_index(),
+            18
+        );
+        assert_eq!(m.pallet_by_name("Aura").expect("Aura").call_index(), 3);
+    }
+    let entry = |m: &Metadata, name: &str| {
+        let e = m
+            .pallet_by_name("Commitments")
+            .and_then(|p| p.storage())
+            .and_then(|s| s.entry_by_name(name))
+            .unwrap_or_else(|| panic!("Commitments::{name}"))
+            .clone();
+        let keys: Vec<String> = e
+            .keys()
+            .map(|k| format!("{:?} {}", k.hasher, shape(m.types(), k.key_id, 0)))
+            .collect();
+        (keys, shape(m.types(), e.value_ty(), 0))
+    };
+    for name in ["CommitmentOf", "RevealedCommitments"] {
+        assert_eq!(entry(&d, name), entry(&f, name), "Commitments::{name}");
+    }
+}
+
+/// The metadata served to clients (the `Metadata` runtime API, as `state_getMetadata` answers)
+/// names types as subtensor does: `node_subtensor_runtime::RuntimeEvent`, `pallet_subtensor::…`.
+#[test]
+fn served_metadata_uses_subtensors_type_paths() {
+    use subxt::ext::codec::{Decode, Encode};
+    for version in [14u32, 15, 16] {
+        let raw = devnet::runtime::dispatch_runtime_api("Metadata_metadata_at_version", &version.encode())
+            .expect("Metadata_metadata_at_version");
+        let opaque = Option::<Vec<u8>>::decode(&mut &raw[..])
+            .expect("SCALE option")
+            .expect("version served");
+        let md = Metadata::decode_from(&opaque[..]).expect("metadata decodes");
+        let paths: Vec<String> = md
+            .types()
+            .types
+            .iter()
+            .map(|t| t.ty.path.segments.join("::"))
+            .collect();
+        for want in [
+            "node_subtensor_runtime::RuntimeEvent",
+            "node_subtensor_runtime::RuntimeCall",
+            "pallet_subtensor::pallet::Call",
+            "pallet_subtensor::pallet::Event",
+        ] {
+            assert!(paths.iter().any(|p| p == want), "v{version}: {want} missing");
+        }
+        assert!(
+            !paths.iter().any(|p| p.starts_with("devnet::")),
+            "v{version}: a devnet:: path is left"
+        );
     }
 }

@@ -216,7 +216,10 @@ async fn storage_queries_answer_at_recent_block_hashes() {
         .await
         .expect("version");
     assert_eq!(version["specName"], json!("node-subtensor"));
-    assert_eq!(version["specVersion"], json!(426));
+    assert_eq!(
+        version["specVersion"],
+        json!(devnet::runtime::VERSION.spec_version)
+    );
     devnet.shutdown().await;
 }
 

@@ -3,8 +3,10 @@
 //! Call names, call indices, argument names and types, storage names and hashers, event and error
 //! names follow opentensor/subtensor (`pallets/subtensor`), so that a client generated from finney's
 //! metadata talks to the devnet unchanged. What is simplified, and why:
-//! - no AMM: staking converts TAO to alpha one to one, and the stake weight of a hotkey is its
-//!   `TotalHotkeyAlpha` on the subnet (no root stake, no child/parent hotkeys);
+//! - no AMM: staking converts TAO to alpha one to one (`SwapRuntimeApi::current_alpha_price` is
+//!   always 1 TAO, so `add_stake_limit` fills whole or fails `SlippageTooHigh`; a coldkey's `Alpha`
+//!   shares equal its alpha), and the stake weight of a hotkey is its `TotalHotkeyAlpha` on the
+//!   subnet (no root stake, no child/parent hotkeys, no collateral: `CollateralLockShare` is 0);
 //! - the registration burn is constant (`Burn`), with no per-interval adjustment;
 //! - mechanisms ([`mechanism`]) as subtensor keeps them: `MechanismCountCurrent` and
 //!   `MechanismEmissionSplit` (set through `AdminUtils`), per-mechanism weights, commits, reveals,
@@ -91,6 +93,25 @@ pub mod pallet {
         pub placeholder1: u8,
         /// Unused.
         pub placeholder2: u8,
+    }
+
+    /// Subtensor's `U64F64` (`substrate_fixed::FixedU128`) as SCALE sees it: the raw bits.
+    #[derive(
+        Encode,
+        Decode,
+        DecodeWithMemTracking,
+        Default,
+        TypeInfo,
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        Debug,
+        MaxEncodedLen,
+    )]
+    pub struct U64F64 {
+        /// `value × 2^64`.
+        pub bits: u128,
     }
 
     /// Prometheus endpoint of a neuron (`PrometheusInfo` in subtensor).
@@ -353,6 +374,23 @@ pub mod pallet {
     #[pallet::storage]
     pub type TotalHotkeyAlpha<T: Config> =
         StorageDoubleMap<_, Blake2_128Concat, T::AccountId, Identity, NetUid, Balance, ValueQuery>;
+    /// (hotkey, coldkey, netuid) → the coldkey's shares of the hotkey's alpha (U64F64 bits, as
+    /// subtensor's `Alpha`); on the devnet one share is one alpha.
+    #[pallet::storage]
+    pub type Alpha<T: Config> = StorageNMap<
+        _,
+        (
+            NMapKey<Blake2_128Concat, T::AccountId>,
+            NMapKey<Blake2_128Concat, T::AccountId>,
+            NMapKey<Identity, NetUid>,
+        ),
+        U64F64,
+        ValueQuery,
+    >;
+    /// Share of the registration cost locked as miner collateral (×65535; newer runtimes, read by
+    /// the SDK 11.3 before `burned_register`). Always 0 on the devnet: the whole cost is burned.
+    #[pallet::storage]
+    pub type CollateralLockShare<T> = StorageMap<_, Identity, NetUid, u16, ValueQuery>;
     /// All TAO staked.
     #[pallet::storage]
     pub type TotalStake<T> = StorageValue<_, Balance, ValueQuery>;
@@ -960,35 +998,34 @@ pub mod pallet {
             amount_staked: Balance,
         ) -> DispatchResult {
             let coldkey = ensure_signed(origin)?;
-            ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::SubnetNotExists);
-            ensure!(
-                Owner::<T>::contains_key(&hotkey),
-                Error::<T>::HotKeyAccountNotExists
-            );
-            ensure!(amount_staked > 0, Error::<T>::AmountTooLow);
-            Self::burn_from(&coldkey, amount_staked)?;
-            TotalHotkeyAlpha::<T>::mutate(&hotkey, netuid, |a| *a = a.saturating_add(amount_staked));
-            TotalStake::<T>::mutate(|t| *t = t.saturating_add(amount_staked));
-            SubnetTAO::<T>::mutate(netuid, |t| *t = t.saturating_add(amount_staked));
-            StakingHotkeys::<T>::mutate(&coldkey, |hs| {
-                if !hs.contains(&hotkey) {
-                    hs.push(hotkey.clone())
-                }
-            });
-            Self::deposit_event(Event::StakeAdded(
-                coldkey,
-                hotkey,
-                amount_staked,
-                amount_staked,
-                netuid,
-                0,
-            ));
-            Ok(())
+            Self::do_add_stake(coldkey, hotkey, netuid, amount_staked)
         }
 
-        /// Serve an axon (hotkey).
+        /// `add_stake` refused when the alpha price is above `limit_price` (rao per alpha). The
+        /// devnet's price is constant ([`Pallet::current_alpha_price`]), so a fill is always whole
+        /// and `allow_partial` changes nothing.
+        #[pallet::call_index(88)]
+        #[pallet::weight(Weight::from_parts(50_000_000, 0))]
+        pub fn add_stake_limit(
+            origin: OriginFor<T>,
+            hotkey: T::AccountId,
+            netuid: NetUid,
+            amount_staked: Balance,
+            limit_price: u64,
+            allow_partial: bool,
+        ) -> DispatchResult {
+            let coldkey = ensure_signed(origin)?;
+            let _ = allow_partial;
+            ensure!(
+                Self::current_alpha_price(netuid) <= limit_price,
+                Error::<T>::SlippageTooHigh
+            );
+            Self::do_add_stake(coldkey, hotkey, netuid, amount_staked)
+        }
+
+        /// Serve an axon (hotkey). Free, as on subtensor (`Pays::No`): a hotkey need hold no TAO.
         #[pallet::call_index(4)]
-        #[pallet::weight(Weight::from_parts(20_000_000, 0))]
+        #[pallet::weight((Weight::from_parts(20_000_000, 0), DispatchClass::Normal, Pays::No))]
         #[allow(clippy::too_many_arguments)]
         pub fn serve_axon(
             origin: OriginFor<T>,
@@ -1138,6 +1175,36 @@ pub mod pallet {
         pub fn current_block() -> u64 {
             use polkadot_sdk::sp_runtime::SaturatedConversion;
             frame_system::Pallet::<T>::block_number().saturated_into::<u64>()
+        }
+
+        /// Stake `amount` of the coldkey's TAO on `hotkey` (1 TAO → 1 alpha; shares in `Alpha`
+        /// equal alpha, as U64F64).
+        fn do_add_stake(
+            coldkey: T::AccountId,
+            hotkey: T::AccountId,
+            netuid: NetUid,
+            amount: Balance,
+        ) -> DispatchResult {
+            ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::SubnetNotExists);
+            ensure!(
+                Owner::<T>::contains_key(&hotkey),
+                Error::<T>::HotKeyAccountNotExists
+            );
+            ensure!(amount > 0, Error::<T>::AmountTooLow);
+            Self::burn_from(&coldkey, amount)?;
+            TotalHotkeyAlpha::<T>::mutate(&hotkey, netuid, |a| *a = a.saturating_add(amount));
+            Alpha::<T>::mutate((&hotkey, &coldkey, netuid), |shares| {
+                shares.bits = shares.bits.saturating_add(u128::from(amount) << 64)
+            });
+            TotalStake::<T>::mutate(|t| *t = t.saturating_add(amount));
+            SubnetTAO::<T>::mutate(netuid, |t| *t = t.saturating_add(amount));
+            StakingHotkeys::<T>::mutate(&coldkey, |hs| {
+                if !hs.contains(&hotkey) {
+                    hs.push(hotkey.clone())
+                }
+            });
+            Self::deposit_event(Event::StakeAdded(coldkey, hotkey, amount, amount, netuid, 0));
+            Ok(())
         }
 
         /// Withdraw `amount` from `who` and burn it.
