@@ -75,8 +75,13 @@ pub struct RoundRecord {
     pub finished_ms: u64,
     /// blake3 of the policy JSON in force (the last `start` entry's `policy_hash`).
     pub policy_hash: String,
-    /// Matmul parameters.
+    /// Matmul parameters: size `n`, dtype class (`dtype`, absent for f32), sketch, openings, round seed.
     pub matmul: RoundParams,
+    /// Products per matmul challenge, `B`: a challenge is `B·n³` multiply-adds (`2·B·n³` FLOPs). Absent
+    /// in logs written before it was recorded (every matmul verdict's `work_units`, `B·n³`, still gives
+    /// it); replay does not need it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matmul_batch: Option<u32>,
     /// Inference parameters, when the round could send inference challenges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference: Option<InferenceRecord>,

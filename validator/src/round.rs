@@ -479,6 +479,7 @@ impl<N: Network> Validator<N> {
             .verify_threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         dashboard.load(&ledger);
+        metrics.set_miner_tflops(&dashboard.matmul_tflops());
         Self {
             network,
             client,
@@ -605,6 +606,7 @@ impl<N: Network> Validator<N> {
             started_ms,
             finished_ms: unix_ms(),
             matmul: plan.params,
+            matmul_batch: plan.batch,
             outcomes,
             organic: self.organic.drain(),
             limits: view.limits,
@@ -716,6 +718,7 @@ impl<N: Network> Validator<N> {
         self.metrics.miners.set(record.miners.len() as i64);
         self.metrics.block.set(view.block_number as i64);
         self.dashboard.round_committed(record);
+        self.metrics.set_miner_tflops(&self.dashboard.matmul_tflops());
     }
 
     /// Submits the round's weights when the chain accepts weights now, and records the outcome.
@@ -815,6 +818,8 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         compute_ms: None,
         seed: format!("{seed:016x}"),
         answer_hash: None,
+        dtype: (task == TaskClass::Matmul).then_some(shared.setup.params().dtype),
+        device: None,
     };
     let to = miner.target();
 
@@ -867,6 +872,7 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
     }
     out.answer_hash = exchanged.answer_hash;
+    out.device = exchanged.device;
 
     // 3. Verification on the verification pool.
     out.verdict = match exchanged.result {

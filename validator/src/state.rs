@@ -111,6 +111,15 @@ pub struct MinerOutcome {
     pub seed: String,
     /// blake3 of the miner's answer bodies (absent when there was none).
     pub answer_hash: Option<String>,
+    /// The dtype class of the matmul challenge (matmul outcomes only; absent for inference and in
+    /// records written before it was recorded). The round's `matmul` parameters hold it too; kept per
+    /// outcome so the state database can show throughput per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<bench_tasks::matmul::MatmulDtype>,
+    /// The device the miner said computed its answer ([`bench_tasks::wire::ChallengeResponse::device`]);
+    /// absent when it did not say (older miners, failed calls). Informational, never scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<u32>,
 }
 
 /// One organic answer checked on the validator's CPU (the API's sampled re-check), as a round commits it:
@@ -198,7 +207,7 @@ pub struct WeightSubmission {
 }
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -280,6 +289,11 @@ CREATE TABLE organic_verdicts (
     checked_ms   INTEGER NOT NULL,
     PRIMARY KEY (round, usage_id)
 );
+",
+    // Matmul outcomes' dtype class and the device the miner named (NULL in rows written before).
+    r"
+ALTER TABLE verdicts ADD COLUMN dtype TEXT;
+ALTER TABLE verdicts ADD COLUMN device INTEGER;
 ",
 ];
 
@@ -447,7 +461,8 @@ impl Store {
         {
             let mut ins = tx.prepare(
                 "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
-                 compute_ms, seed, answer_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 compute_ms, seed, answer_hash, dtype, device)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for o in &c.outcomes {
                 ins.execute(params![
@@ -463,7 +478,9 @@ impl Store {
                     o.total_ms,
                     o.compute_ms,
                     o.seed,
-                    o.answer_hash
+                    o.answer_hash,
+                    o.dtype.map(bench_tasks::matmul::MatmulDtype::name),
+                    o.device
                 ])?;
             }
             let mut org = tx.prepare(
@@ -562,7 +579,27 @@ impl Store {
     pub fn recent_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+             answer_hash, dtype, device FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![uid, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (round, row) = row?;
+            out.push((round, row.into_outcome()?));
+        }
+        Ok(out)
+    }
+
+    /// The most recent `limit` passed matmul outcomes of one uid with a recorded dtype class and compute
+    /// time, newest first, with their round numbers: what its throughput figures are made of.
+    pub fn passed_matmul_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
+        let mut st = self.conn.prepare(
+            "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
+             answer_hash, dtype, device FROM verdicts
+             WHERE uid = ?1 AND task = 'matmul' AND passed = 1 AND dtype IS NOT NULL AND compute_ms IS NOT NULL
+             ORDER BY round DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![uid, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
@@ -579,7 +616,7 @@ impl Store {
     pub fn round_outcomes(&self, round: u64) -> Result<Vec<MinerOutcome>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash FROM verdicts WHERE round = ?1 ORDER BY uid",
+             answer_hash, dtype, device FROM verdicts WHERE round = ?1 ORDER BY uid",
         )?;
         let rows = st.query_map(params![round as i64], OutcomeRow::from_row)?;
         let mut out = Vec::new();
@@ -710,6 +747,8 @@ struct OutcomeRow {
     compute_ms: Option<f64>,
     seed: String,
     answer_hash: Option<String>,
+    dtype: Option<String>,
+    device: Option<u32>,
 }
 
 impl OutcomeRow {
@@ -727,6 +766,8 @@ impl OutcomeRow {
             compute_ms: r.get(10)?,
             seed: r.get(11)?,
             answer_hash: r.get(12)?,
+            dtype: r.get(13)?,
+            device: r.get(14)?,
         })
     }
 
@@ -741,6 +782,15 @@ impl OutcomeRow {
             what: "verdict reason",
             detail: self.reason.clone(),
         })?;
+        let dtype = self
+            .dtype
+            .map(|d| {
+                d.parse().map_err(|_| StateError::Corrupt {
+                    what: "verdict dtype class",
+                    detail: d.clone(),
+                })
+            })
+            .transpose()?;
         Ok(MinerOutcome {
             uid: self.uid,
             hotkey: self.hotkey,
@@ -756,6 +806,8 @@ impl OutcomeRow {
             compute_ms: self.compute_ms,
             seed: self.seed,
             answer_hash: self.answer_hash,
+            dtype,
+            device: self.device,
         })
     }
 }
@@ -783,6 +835,8 @@ mod tests {
                 compute_ms: None,
                 seed: "01".into(),
                 answer_hash: None,
+                dtype: Some(bench_tasks::matmul::MatmulDtype::Bf16),
+                device: Some(1),
             }],
             organic: vec![OrganicOutcome {
                 usage_id: 7,
@@ -900,11 +954,54 @@ mod tests {
         .unwrap();
         drop(v1);
         let mut s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.last_round().unwrap(), 1);
         let e2 = LogEntry::new(1, GENESIS, "round", &2).unwrap();
         s.commit_round(&commit(2), &e2).unwrap();
         assert_eq!(s.organic_outcomes(2).unwrap(), commit(2).organic);
+    }
+
+    /// A database written by a build of schema 2 (before verdicts recorded the dtype class and the
+    /// device) opens; its verdicts read back without them, and new ones keep them.
+    #[test]
+    fn a_schema_2_database_migrates_to_dtype_and_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let v2 = open_migrated(&path, "FULL", &MIGRATIONS[..2]).unwrap();
+        v2.execute(
+            "INSERT INTO rounds(round, attempt, block_number, block_hash, started_ms, finished_ms, miners, passed)
+             VALUES (1, 1, 101, 'aa', 1, 2, 1, 1)",
+            [],
+        )
+        .unwrap();
+        v2.execute(
+            "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
+             compute_ms, seed, answer_hash) VALUES (1, 3, 'hk', 'matmul', 1, 'passed', '', 64.0, 1.0, 3.0, 2.0,
+             '01', NULL)",
+            [],
+        )
+        .unwrap();
+        drop(v2);
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let old = &s.round_outcomes(1).unwrap()[0];
+        assert!(old.verdict.passed);
+        assert_eq!((old.dtype, old.device), (None, None));
+        // Without a recorded class it yields no throughput sample.
+        assert!(s.passed_matmul_outcomes(3, 10).unwrap().is_empty());
+        let mut c = commit(2);
+        c.outcomes[0].verdict = bench_tasks::Verdict::pass(64.0);
+        c.outcomes[0].compute_ms = Some(2.0);
+        s.commit_round(&c, &LogEntry::new(1, GENESIS, "round", &2).unwrap())
+            .unwrap();
+        assert_eq!(s.round_outcomes(2).unwrap(), c.outcomes);
+        let passed = s.passed_matmul_outcomes(3, 10).unwrap();
+        assert_eq!(passed.len(), 1);
+        assert_eq!(passed[0].0, 2);
+        assert_eq!(
+            (passed[0].1.dtype, passed[0].1.device),
+            (Some(bench_tasks::matmul::MatmulDtype::Bf16), Some(1))
+        );
     }
 
     #[test]

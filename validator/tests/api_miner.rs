@@ -218,6 +218,8 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         compute_ms: Some(49.0),
         seed: "00".into(),
         answer_hash: None,
+        dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
+        device: None,
     };
     let attempt = ledger.begin_attempt().unwrap();
     let record = ledger
@@ -228,6 +230,7 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
             started_ms: 0,
             finished_ms: 1,
             matmul: bench_tasks::matmul::RoundParams::new(64, 1),
+            matmul_batch: 1,
             outcomes: vec![
                 challenge(1, miner_key.account().to_ss58()),
                 challenge(2, Keypair::from_uri("//Idle").unwrap().account().to_ss58()),
