@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::api::stats::{OrganicStats, OrganicView};
 use crate::ledger::Ledger;
 use crate::record::RoundRecord;
-use crate::throughput::{DeviceTflops, Throughput, Tflops, WINDOW};
+use crate::throughput::{DeviceTflops, Tflops, Throughput, WINDOW};
 
 /// Verdicts kept per miner.
 pub const RECENT: usize = 16;
@@ -293,5 +293,154 @@ impl Dashboard {
             miners: inner.rows.values().map(Entry::view).collect(),
             organic: inner.organic.as_ref().map(OrganicStats::view),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bench_tasks::matmul::{MatmulDtype, RoundParams};
+    use scoring::policy::Policy;
+    use scoring::weights::ChainLimits;
+
+    use super::*;
+    use crate::ledger::RoundInputs;
+    use crate::state::MinerOutcome;
+
+    /// A passed matmul answer that ran at `tflops` TFLOP/s (its FLOPs over 1 s of compute).
+    fn answer(uid: u16, hotkey: &str, dtype: MatmulDtype, device: Option<u32>, tflops: f64) -> MinerOutcome {
+        MinerOutcome {
+            uid,
+            hotkey: hotkey.into(),
+            task: bench_tasks::wire::TaskClass::Matmul,
+            verdict: bench_tasks::Verdict::pass(0.5e12 * tflops),
+            rtt_ms: Some(1.0),
+            total_ms: Some(1001.0),
+            compute_ms: Some(1000.0),
+            seed: "00".into(),
+            answer_hash: None,
+            dtype: Some(dtype),
+            device,
+        }
+    }
+
+    fn commit(ledger: &mut Ledger, dash: &Dashboard, round: u64, outcomes: Vec<MinerOutcome>) {
+        let record = ledger
+            .commit_round(RoundInputs {
+                attempt: round,
+                block_number: round,
+                block_hash: "ab".into(),
+                started_ms: 0,
+                finished_ms: 1,
+                matmul: RoundParams::new(64, round),
+                matmul_batch: 1,
+                outcomes,
+                organic: vec![],
+                limits: ChainLimits {
+                    n: 4,
+                    min_allowed_weights: 1,
+                    max_weight_limit: u16::MAX,
+                },
+            })
+            .unwrap();
+        dash.round_committed(&record);
+    }
+
+    #[test]
+    fn throughput_is_shown_per_class_and_device_rebuilt_on_load_and_reset_for_a_new_hotkey() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), Policy::default(), "v", 1).unwrap();
+        let live = Dashboard::new();
+        for round in 1..=4u64 {
+            let t = round as f64;
+            commit(
+                &mut ledger,
+                &live,
+                round,
+                vec![
+                    answer(0, "a", MatmulDtype::Bf16, Some((round % 2) as u32), 100.0 * t),
+                    answer(1, "b", MatmulDtype::F32, None, t),
+                ],
+            );
+        }
+        let view = live.view();
+        let a = &view.miners[0];
+        // bf16 at 100, 200, 300, 400 TFLOP/s: median 250; device 1 ran rounds 1 and 3, device 0 rounds 2 and 4.
+        assert_eq!(
+            a.matmul_tflops["bf16"],
+            Tflops {
+                tflops: 250.0,
+                samples: 4
+            }
+        );
+        assert_eq!(
+            a.matmul_devices,
+            vec![
+                DeviceTflops {
+                    device: 0,
+                    dtype: "bf16",
+                    tflops: 300.0,
+                    samples: 2
+                },
+                DeviceTflops {
+                    device: 1,
+                    dtype: "bf16",
+                    tflops: 200.0,
+                    samples: 2
+                },
+            ]
+        );
+        let b = &view.miners[1];
+        assert_eq!(
+            b.matmul_tflops["f32"],
+            Tflops {
+                tflops: 2.5,
+                samples: 4
+            }
+        );
+        assert!(b.matmul_devices.is_empty());
+        assert_eq!(live.matmul_tflops(), vec![(0, "bf16", 250.0), (1, "f32", 2.5)]);
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["miners"][0]["matmul_tflops"]["bf16"]["tflops"], 250.0);
+        assert_eq!(json["miners"][0]["matmul_devices"][1]["device"], 1);
+
+        // A restart rebuilds the same figures from the state database.
+        let loaded = Dashboard::new();
+        loaded.load(&ledger);
+        let again = loaded.view();
+        for (x, y) in view.miners.iter().zip(&again.miners) {
+            assert_eq!(
+                (&x.matmul_tflops, &x.matmul_devices),
+                (&y.matmul_tflops, &y.matmul_devices)
+            );
+        }
+
+        // A new hotkey at uid 0 starts from nothing.
+        commit(
+            &mut ledger,
+            &live,
+            5,
+            vec![
+                answer(0, "c", MatmulDtype::F16, Some(3), 7.0),
+                answer(1, "b", MatmulDtype::F32, None, 3.0),
+            ],
+        );
+        let a = &live.view().miners[0];
+        assert_eq!(a.matmul_tflops.keys().copied().collect::<Vec<_>>(), vec!["f16"]);
+        assert_eq!(a.matmul_devices.len(), 1);
+        let metrics = crate::metrics::Metrics::new();
+        metrics.set_miner_tflops(&live.matmul_tflops());
+        let text = metrics.render();
+        assert!(
+            text.contains("validator_miner_matmul_tflops{uid=\"0\",dtype=\"f16\"} 7.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("validator_miner_matmul_tflops{uid=\"1\",dtype=\"f32\"} 3.0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("dtype=\"bf16\"} "),
+            "uid 0's old hotkey's series is gone: {text}"
+        );
     }
 }

@@ -234,12 +234,34 @@ mod tests {
         assert!(html.contains("<th>matmul TFLOP/s</th>"), "{html}");
         assert!(!html.contains("Matmul throughput per device"), "{html}");
         view.miners[0].matmul_tflops = BTreeMap::from([
-            ("bf16", Tflops { tflops: 312.44, samples: 4 }),
-            ("f32", Tflops { tflops: 45.06, samples: 2 }),
+            (
+                "bf16",
+                Tflops {
+                    tflops: 312.44,
+                    samples: 4,
+                },
+            ),
+            (
+                "f32",
+                Tflops {
+                    tflops: 45.06,
+                    samples: 2,
+                },
+            ),
         ]);
         view.miners[0].matmul_devices = vec![
-            DeviceTflops { device: 0, dtype: "bf16", tflops: 300.0, samples: 2 },
-            DeviceTflops { device: 1, dtype: "bf16", tflops: 324.9, samples: 2 },
+            DeviceTflops {
+                device: 0,
+                dtype: "bf16",
+                tflops: 300.0,
+                samples: 2,
+            },
+            DeviceTflops {
+                device: 1,
+                dtype: "bf16",
+                tflops: 324.9,
+                samples: 2,
+            },
         ];
         let html = render_html(&view);
         // uid 1's last column lists its classes; uid 2, with none, shows a dash.

@@ -102,10 +102,7 @@ impl Throughput {
         let Some((dtype, tflops)) = sample(o) else {
             return;
         };
-        self.by_dtype
-            .entry(dtype.name())
-            .or_default()
-            .push(round, tflops);
+        self.by_dtype.entry(dtype.name()).or_default().push(round, tflops);
         let Some(device) = o.device else {
             return;
         };
@@ -187,7 +184,10 @@ mod tests {
         let o = answer(MatmulDtype::Bf16, None, 2.0 * 4096f64.powi(3), 50.0);
         let (dtype, tflops) = sample(&o).unwrap();
         assert_eq!(dtype, MatmulDtype::Bf16);
-        assert!((tflops - 4.0 * 4096f64.powi(3) / 0.05 / 1e12).abs() < 1e-9, "{tflops}");
+        assert!(
+            (tflops - 4.0 * 4096f64.powi(3) / 0.05 / 1e12).abs() < 1e-9,
+            "{tflops}"
+        );
         let failed = MinerOutcome {
             verdict: Verdict::fail(Reason::WrongRow, "row 1", 1e9),
             ..o.clone()
@@ -211,7 +211,10 @@ mod tests {
         let mut t = Throughput::default();
         // f32 on device 0: 1, 2, …, 20 TFLOP/s (1e12 FLOPs in 1 s = 1 TFLOP/s, work = flops / 2).
         for (round, tflops) in (1..=20u64).zip(1..=20) {
-            t.record(round, &answer(MatmulDtype::F32, Some(0), f64::from(tflops) * 0.5e12, 1e3));
+            t.record(
+                round,
+                &answer(MatmulDtype::F32, Some(0), f64::from(tflops) * 0.5e12, 1e3),
+            );
         }
         // bf16 on device 1, an unknown device, then device 1 again.
         t.record(21, &answer(MatmulDtype::Bf16, Some(1), 100e12, 1e3));
@@ -219,15 +222,37 @@ mod tests {
         t.record(23, &answer(MatmulDtype::Bf16, Some(1), 200e12, 1e3));
         let by_dtype = t.by_dtype();
         // The last 16 f32 samples are 5..=20: median (12 + 13) / 2.
-        assert_eq!(by_dtype["f32"], Tflops { tflops: 12.5, samples: WINDOW });
-        assert_eq!(by_dtype["bf16"], Tflops { tflops: 400.0, samples: 3 });
+        assert_eq!(
+            by_dtype["f32"],
+            Tflops {
+                tflops: 12.5,
+                samples: WINDOW
+            }
+        );
+        assert_eq!(
+            by_dtype["bf16"],
+            Tflops {
+                tflops: 400.0,
+                samples: 3
+            }
+        );
         assert!(!by_dtype.contains_key("f16"));
         let devices = t.by_device();
         assert_eq!(
             devices,
             vec![
-                DeviceTflops { device: 0, dtype: "f32", tflops: 12.5, samples: WINDOW },
-                DeviceTflops { device: 1, dtype: "bf16", tflops: 300.0, samples: 2 },
+                DeviceTflops {
+                    device: 0,
+                    dtype: "f32",
+                    tflops: 12.5,
+                    samples: WINDOW
+                },
+                DeviceTflops {
+                    device: 1,
+                    dtype: "bf16",
+                    tflops: 300.0,
+                    samples: 2
+                },
             ]
         );
     }
@@ -236,13 +261,19 @@ mod tests {
     fn a_miner_naming_too_many_devices_loses_the_stalest() {
         let mut t = Throughput::default();
         for device in 0..MAX_DEVICES as u32 {
-            t.record(u64::from(device) + 1, &answer(MatmulDtype::F32, Some(device), 1e12, 1e3));
+            t.record(
+                u64::from(device) + 1,
+                &answer(MatmulDtype::F32, Some(device), 1e12, 1e3),
+            );
         }
         // Device 0 answers again, so device 1 is now the stalest.
         t.record(100, &answer(MatmulDtype::Bf16, Some(0), 1e12, 1e3));
         t.record(101, &answer(MatmulDtype::F32, Some(999), 1e12, 1e3));
         let devices: std::collections::BTreeSet<u32> = t.by_device().iter().map(|d| d.device).collect();
         assert_eq!(devices.len(), MAX_DEVICES);
-        assert!(devices.contains(&0) && devices.contains(&999) && !devices.contains(&1), "{devices:?}");
+        assert!(
+            devices.contains(&0) && devices.contains(&999) && !devices.contains(&1),
+            "{devices:?}"
+        );
     }
 }
