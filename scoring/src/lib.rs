@@ -32,6 +32,7 @@
 //!     elapsed_seconds: elapsed,
 //!     rtt_seconds: 0.03,
 //!     work_units: 5.5e11,
+//!     devices: 1,
 //! };
 //! let round = [verdict(1, 0.05, true), verdict(2, 0.09, true), verdict(3, 0.02, false)];
 //!

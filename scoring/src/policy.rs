@@ -10,6 +10,7 @@
 //!     inference = 1.0
 //!
 //!     [latency]
+//!     shape = "logistic"
 //!     softness = 0.4
 //!
 //!     [burn]
@@ -89,63 +90,112 @@ impl TaskMix {
 /// class in the same round, scales its credit.
 ///
 /// Speed is throughput: work units per second of compute time, where compute time is the time the
-/// validator measured minus the round-trip time it measured on the same connection. With `x` the
-/// natural log of (speed / the round's reference speed for that class, see `reference_quantile`),
-/// the factor is
-/// `floor + (1 − floor) · 1 / (1 + e^(−x / softness))`.
+/// validator measured minus the round-trip time it measured on the same connection (for a miner sent
+/// one challenge per device, the group's work over the group's wall time). `ratio` is speed over the
+/// round's reference speed for that class (see `reference_quantile`).
 ///
-/// Why this shape: ComputeHorde scored `1/t` and then `1 − t/(2·timeout)` and went back to pass/fail
-/// (see `prior-art.md` §2), because an unbounded, steep reward makes small, noisy timing differences
-/// (network jitter, validator load) decide emission, and a miner that is twice as fast takes far more
-/// than twice the reward. The logistic in log-speed is bounded (a miner can never take more than a
-/// full credit, however fast), smooth (jitter moves scores a little, not a lot), scale-free (only
-/// ratios to the reference matter, so a task's size and the validator's hardware cancel), and
-/// symmetric: half as fast as the reference costs as much as twice as fast gains. With `floor = 0` the
-/// factor is `r^(1/softness) / (1 + r^(1/softness))` for a speed ratio `r`; a softness below 1 makes
-/// it grow faster than linearly below the reference, so one GPU split across `k` uids (each at speed
-/// `1/k`) earns `k · f(1/k) < f(1)`: sybils lose. A correct answer, however slow, still earns more
-/// than a wrong one, so correctness stays the first gate.
+/// **`shape = "linear"` (the default)**: the factor is `min(ratio, max_ratio)`: credit is
+/// proportional to throughput. That is the only shape under which splitting one GPU across `k` uids
+/// neither pays nor costs: each uid gets `1/k` of the GPU, so `k · (ratio / k) = ratio`. It also pays a
+/// box with `d` GPUs `d` times one GPU (the validator sends it `d` challenges at once), and a miner 100×
+/// as fast 100× as much. What keeps timing noise from deciding emission is not a bounded curve but the
+/// challenge size (the validator sizes challenges to keep a GPU busy for tens of milliseconds, far above
+/// network jitter), `min_compute_seconds` and the cap `max_ratio`.
+///
+/// **`shape = "logistic"`**: the factor is `floor + (1 − floor) · 1 / (1 + e^(−x / softness))` with
+/// `x = ln(ratio)`: bounded (a miner can never take more than a full credit, however fast), smooth and
+/// symmetric in log-speed. ComputeHorde's `1/t` and `1 − t/(2·timeout)` rewards let jitter decide
+/// emission (see `prior-art.md` §2), which is why this shape was the first default. Its weakness is
+/// saturation: near and above the reference, twice the speed earns far less than twice the credit, so
+/// a fast GPU split across uids (each at a lower ratio, on the steep part of the curve) earns more than
+/// the same GPU as one uid, and an 8-GPU box cannot earn 8×. With `floor = 0` the factor is
+/// `r^(1/softness) / (1 + r^(1/softness))`; splitting loses only while every split uid stays well below
+/// the reference. Kept for owners who prefer a bounded reward.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LatencyCurve {
-    /// Width of the logistic in log-speed units (default 0.5: twice the reference speed earns 0.80 of the
-    /// span above the floor, half earns 0.20). Larger is flatter; at 1 or more, splitting one GPU
-    /// across several uids stops losing. Range (0, 10].
+    /// `linear` (default) or `logistic`: see the type's documentation.
+    pub shape: CurveShape,
+    /// Logistic only: width of the logistic in log-speed units (default 0.5: twice the reference speed
+    /// earns 0.80 of the span above the floor, half earns 0.20). Larger is flatter. Range (0, 10].
     pub softness: f64,
-    /// Factor for a correct answer infinitely slower than the reference (default 0). Range [0, 1].
-    /// A floor above 0 pays sybils: k uids behind one GPU each earn at least `floor`, so splitting a
-    /// GPU across many uids eventually beats running it as one; the simulator shows where.
+    /// Logistic only: factor for a correct answer infinitely slower than the reference (default 0).
+    /// Range [0, 1]. A floor above 0 pays sybils: k uids behind one GPU each earn at least `floor`, so
+    /// splitting a GPU across many uids eventually beats running it as one; the simulator shows where.
     pub floor: f64,
-    /// Which work-weighted quantile of the round's passed throughputs (per class) is the reference
-    /// speed that earns the midpoint (default 0.75). Above the median so that a crowd of slow uids
-    /// (sybils sharing a GPU, throttled cards) cannot drag the reference down and make everyone,
-    /// themselves included, look fast; below 1 so that one outlier cannot set it. Range [0.5, 1].
+    /// Which quantile of the round's passed throughputs (per class, per device, each answer's vote
+    /// weighted by the compute it delivered: work per device times throughput) is the reference speed
+    /// (default 0.75). Weighting by delivered compute gives every GPU's compute the same vote however
+    /// many uids it is split across or devices it claims; above the median so that a crowd of slow
+    /// uids cannot drag the reference down; below 1 so that one outlier cannot set it. Under the linear
+    /// shape the reference only scales every credit of the class alike (and sets what `max_ratio` and
+    /// the penalties mean), so moving it gains no miner a larger share of the class. Range [0.5, 1].
     pub reference_quantile: f64,
+    /// How far each round moves a class's reference toward that round's quantile (default 0.05: a
+    /// change of hardware shows half its effect after about 14 rounds). 1 uses each round's quantile
+    /// alone. The reference lives in the validator's score book ([`crate::score::ScoreBook::fold_round`]):
+    /// a round's quantile depends on which miners drew the class that round, and a slow reference
+    /// keeps that luck of the draw from paying uids that are present in every class every round (many
+    /// uids behind one GPU). Range (0, 1].
+    pub reference_alpha: f64,
     /// Smallest compute time credited, in seconds, so that an RTT measured too high cannot make an
     /// answer look instant (default 0.001). Range (0, 60].
     pub min_compute_seconds: f64,
+    /// Linear only: the most one answer (or one device group) is credited, as a multiple of the
+    /// reference speed (default 100). A cap bounds what one mismeasured timing can earn, but it also
+    /// reopens the split: a box faster than `max_ratio` × the reference earns more split across uids
+    /// (each below the cap) than as one. Keep it above the fastest box you expect (8 GPUs each 3× the
+    /// reference is 24); challenge sizes and `min_compute_seconds` are the noise guards. Range
+    /// [1, 1e6].
+    pub max_ratio: f64,
+}
+
+/// The shape of the [`LatencyCurve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurveShape {
+    /// Credit proportional to throughput, up to `max_ratio` (the default).
+    #[default]
+    Linear,
+    /// The bounded logistic in log-speed (`softness`, `floor`).
+    Logistic,
 }
 
 impl Default for LatencyCurve {
     fn default() -> Self {
         Self {
+            shape: CurveShape::Linear,
             softness: 0.5,
             floor: 0.0,
             reference_quantile: 0.75,
+            reference_alpha: 0.05,
             min_compute_seconds: 0.001,
+            max_ratio: 100.0,
         }
     }
 }
 
 impl LatencyCurve {
-    /// The latency factor in `[floor, 1]` for a speed relative to the round reference (`ratio = speed /
-    /// reference`; a ratio of 1 gives the midpoint).
+    /// The latency factor for a speed relative to the round reference (`ratio = speed / reference`):
+    /// `min(ratio, max_ratio)` for the linear shape (1 at the reference), in `[floor, 1]` for the
+    /// logistic (0.5 at the reference). A non-finite or non-positive ratio earns the floor (linear: 0).
     pub fn factor(&self, ratio: f64) -> f64 {
-        if !ratio.is_finite() || ratio <= 0.0 {
-            return self.floor;
+        match self.shape {
+            CurveShape::Linear => {
+                if ratio.is_finite() && ratio > 0.0 {
+                    ratio.min(self.max_ratio)
+                } else {
+                    0.0
+                }
+            }
+            CurveShape::Logistic => {
+                if !ratio.is_finite() || ratio <= 0.0 {
+                    return self.floor;
+                }
+                let x = ratio.ln() / self.softness;
+                self.floor + (1.0 - self.floor) / (1.0 + (-x).exp())
+            }
         }
-        let x = ratio.ln() / self.softness;
-        self.floor + (1.0 - self.floor) / (1.0 + (-x).exp())
     }
 }
 
@@ -164,12 +214,14 @@ impl Default for Ema {
     }
 }
 
-/// Penalties, in units of the credit the challenge would have earned at the reference speed.
+/// Penalties, in credits at the challenge's size: a credit is what a reference-speed answer earns under
+/// the linear curve (the logistic pays 0.5 at the reference and at most 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Penalties {
-    /// Extra penalty for an answer that failed verification, on top of earning nothing (default 1:
-    /// one wrong answer cancels one good one). Range [0, 100].
+    /// Extra penalty for an answer that failed verification, on top of earning nothing (default 2: one
+    /// wrong answer cancels two reference-speed answers, what the default of 1 cost when the logistic
+    /// paid 0.5 at the reference). Range [0, 100].
     pub failed_verification: f64,
     /// Penalty for a miner that was not available or did not answer usefully (default 0: those just
     /// earn nothing): codes `timeout`, `unreachable` (connection refused or broken), `refused` (the
@@ -214,7 +266,7 @@ fn reasons_treated(t: Treatment) -> Vec<Reason> {
 impl Default for Penalties {
     fn default() -> Self {
         Self {
-            failed_verification: 1.0,
+            failed_verification: 2.0,
             unavailable: 0.0,
             verification_failure_codes: reasons_treated(Treatment::FailedVerification),
             ignored_codes: reasons_treated(Treatment::Ignored),
@@ -246,8 +298,12 @@ pub struct WeightRules {
 /// and speed when they pass, `penalties.failed_verification` when they do not. That alone would not pay
 /// for serving: a score is an average per challenge, so a miner that served nobody is not marked down.
 /// The volume share does: in a round where any organic tokens were verified, a miner's score becomes
-/// `(1 − share) · score + share · tokens / most_tokens`, where `tokens` are the organic tokens verified
-/// for it that round and `most_tokens` the most any miner had. A miner with any organic answer that failed
+/// `(1 − share) · score + share · (tokens / all_tokens) · all_scores`, where `tokens` are the organic
+/// tokens verified for it that round, `all_tokens` those of every miner and `all_scores` the sum of the
+/// round's scores before the blend: exactly `share` of the round's score goes by serving volume, in the
+/// scores' own units (a reference-speed answer is 1 under the linear curve, 0.5 under the logistic, and
+/// a box of `d` GPUs scores `d`), so the share keeps its meaning whatever the curve and the boxes. A
+/// miner with any organic answer that failed
 /// verification in the round forfeits its volume share for that round. Tokens are those checked (a
 /// random sample of everything served, `[api] verify_fraction`), so the share tracks tokens served
 /// without paying for any that nobody checked.
@@ -338,6 +394,10 @@ impl Policy {
         )?;
         let m = l.min_compute_seconds;
         check("latency.min_compute_seconds", m, m > 0.0 && m <= 60.0, "(0, 60]")?;
+        let ra = l.reference_alpha;
+        check("latency.reference_alpha", ra, ra > 0.0 && ra <= 1.0, "(0, 1]")?;
+        let c = l.max_ratio;
+        check("latency.max_ratio", c, (1.0..=1e6).contains(&c), "[1, 1e6]")?;
         let a = self.ema.alpha;
         check("ema.alpha", a, a > 0.0 && a <= 1.0, "(0, 1]")?;
         let p = &self.penalties;
@@ -425,8 +485,11 @@ mod tests {
     }
 
     #[test]
-    fn latency_curve_is_bounded_monotone_and_symmetric() {
-        let c = LatencyCurve::default();
+    fn logistic_curve_is_bounded_monotone_and_symmetric() {
+        let c = LatencyCurve {
+            shape: CurveShape::Logistic,
+            ..LatencyCurve::default()
+        };
         assert!((c.factor(1.0) - 0.5).abs() < 1e-12);
         assert!(c.factor(1e9) <= 1.0 && c.factor(1e-9) >= c.floor);
         let mut last = 0.0;
@@ -434,11 +497,48 @@ mod tests {
             assert!(c.factor(r) > last);
             last = c.factor(r);
         }
-        // Splitting one GPU over k uids never pays under the default curve.
+        // Splitting one GPU below the reference over k uids loses; splitting a GPU far above it pays
+        // (the saturation the linear default removes).
         for k in 2..50 {
             assert!(f64::from(k) * c.factor(1.0 / f64::from(k)) < c.factor(1.0));
         }
+        assert!(4.0 * c.factor(4.0 / 4.0) > c.factor(4.0));
         let mid = c.factor(1.0);
         assert!(((c.factor(2.0) - mid) - (mid - c.factor(0.5))).abs() < 1e-12);
+    }
+
+    /// The default curve is linear up to the cap: splitting a GPU over k uids (each at ratio r/k)
+    /// earns exactly what the GPU earns as one uid, below the cap; above it, splitting pays, which is
+    /// why the cap is generous.
+    #[test]
+    fn linear_curve_is_split_neutral_below_its_cap() {
+        let c = LatencyCurve::default();
+        assert_eq!(c.shape, CurveShape::Linear);
+        assert_eq!(c.factor(1.0), 1.0);
+        assert_eq!(c.factor(0.0), 0.0);
+        assert_eq!(c.factor(f64::NAN), 0.0);
+        for r in [0.01, 0.3, 1.0, 7.0, 40.0, 100.0] {
+            for k in 1..64 {
+                let split = f64::from(k) * c.factor(r / f64::from(k));
+                assert!((split - c.factor(r)).abs() <= 1e-9 * r, "r={r} k={k}");
+            }
+        }
+        assert_eq!(c.factor(1e4), c.max_ratio);
+        assert!(4.0 * c.factor(400.0 / 4.0) > c.factor(400.0));
+    }
+
+    /// A policy written before `shape` and `max_ratio` existed still parses (it gets the new defaults).
+    #[test]
+    fn old_latency_tables_parse() {
+        let p = Policy::from_toml_str(
+            "[latency]\nsoftness = 0.5\nfloor = 0.0\nreference_quantile = 0.75\nmin_compute_seconds = 0.001",
+        )
+        .unwrap();
+        assert_eq!(p, Policy::default());
+        let p = Policy::from_toml_str("[latency]\nshape = \"logistic\"\nsoftness = 0.4").unwrap();
+        assert_eq!(p.latency.shape, CurveShape::Logistic);
+        assert!(Policy::from_toml_str("[latency]\nshape = \"cubic\"").is_err());
+        let err = Policy::from_toml_str("[latency]\nmax_ratio = 0.5").unwrap_err();
+        assert!(err.to_string().contains("latency.max_ratio"), "{err}");
     }
 }

@@ -147,7 +147,8 @@ fn cap_shares(w: &mut [f64], cap: f64) -> bool {
 }
 
 /// Turn per-uid scores into the weight vector to submit, applying the policy and the chain limits.
-/// An empty vector means "nothing to weigh" (no positive score and no burn).
+/// A negative score (a miner still working off failed verifications) weighs 0. An empty vector means
+/// "nothing to weigh" (no positive score and no burn).
 pub fn weights_from_scores(
     scores: &BTreeMap<u16, f64>,
     policy: &Policy,
@@ -156,11 +157,12 @@ pub fn weights_from_scores(
     let n = usize::from(limits.n);
     let mut dense = vec![0.0_f64; n];
     for (&uid, &s) in scores {
-        if !s.is_finite() || s < 0.0 {
+        if !s.is_finite() {
             return Err(WeightError::Invalid { uid, value: s });
         }
+        // A negative score is a miner still paying off failed verifications: no weight.
         if let Some(d) = dense.get_mut(usize::from(uid)) {
-            *d = s;
+            *d = s.max(0.0);
         }
     }
     let best = dense.iter().copied().fold(0.0_f64, f64::max);

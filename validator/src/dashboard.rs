@@ -318,8 +318,16 @@ mod tests {
             compute_ms: Some(1000.0),
             seed: "00".into(),
             answer_hash: None,
+            devices: 1,
             dtype: Some(dtype),
-            device,
+            device_runs: device
+                .map(|device| {
+                    vec![crate::state::DeviceRun {
+                        device,
+                        compute_ms: 1000.0,
+                    }]
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -342,8 +342,9 @@ mod tests {
                 compute_ms: Some(1.0),
                 seed: format!("{round:016x}"),
                 answer_hash: None,
+                devices: 1,
                 dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
-                device: None,
+                device_runs: Vec::new(),
             }],
             organic: Vec::new(),
             limits: ChainLimits {

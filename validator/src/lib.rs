@@ -43,8 +43,9 @@
 //!     compute_ms: Some(19.0),
 //!     seed: "00".into(),
 //!     answer_hash: None,
+//!     devices: 1,
 //!     dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
-//!     device: Some(0),
+//!     device_runs: Vec::new(),
 //! };
 //! let record = ledger
 //!     .commit_round(RoundInputs {

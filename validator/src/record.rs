@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use bench_tasks::matmul::RoundParams;
 use scoring::policy::Policy;
-use scoring::score::{Observation, ScoreBook, score_round};
+use scoring::score::{Observation, ScoreBook};
 use scoring::weights::{ChainLimits, WeightVector, weights_from_scores};
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +142,7 @@ pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Ve
         elapsed_seconds: o.total_ms.unwrap_or(0.0) / 1e3,
         rtt_seconds: o.rtt_ms.unwrap_or(0.0) / 1e3,
         work_units: o.verdict.work_units,
+        devices: o.devices,
     });
     let served = organic.iter().map(|o| Observation {
         uid: o.uid,
@@ -151,6 +152,7 @@ pub fn observations(outcomes: &[MinerOutcome], organic: &[OrganicOutcome]) -> Ve
         elapsed_seconds: o.total_ms / 1e3,
         rtt_seconds: 0.0,
         work_units: o.verdict.work_units,
+        devices: 1,
     });
     challenges.chain(served).collect()
 }
@@ -176,8 +178,7 @@ pub fn score_step(
     for &uid in forget {
         book.forget(uid);
     }
-    let round_scores = score_round(observations, policy);
-    book.update(&round_scores, policy.ema.alpha);
+    let round_scores = book.fold_round(observations, policy);
     let weights = weights_from_scores(&book.scores, policy, limits).map_err(|e| e.to_string());
     ScoreOutput {
         round_scores,
@@ -201,7 +202,11 @@ mod tests {
         let r: RoundRecord = serde_json::from_str(OLD_ROUND).unwrap();
         assert_eq!(r.matmul_batch, None);
         assert_eq!(r.matmul.dtype, MatmulDtype::Bf16);
-        assert!(r.miners.iter().all(|m| m.dtype.is_none() && m.device.is_none()));
+        assert!(
+            r.miners
+                .iter()
+                .all(|m| m.dtype.is_none() && m.device_runs.is_empty())
+        );
         // The observations still derive from the outcomes alone.
         assert_eq!(observations(&r.miners, &r.organic), r.observations);
         assert_eq!(serde_json::to_string(&r).unwrap(), OLD_ROUND);
@@ -222,8 +227,16 @@ mod tests {
             compute_ms: Some(19.0 + f64::from(uid)),
             seed: "00000000000000aa".into(),
             answer_hash: None,
+            devices: 1,
             dtype: Some(MatmulDtype::Bf16),
-            device,
+            device_runs: device
+                .map(|device| {
+                    vec![crate::state::DeviceRun {
+                        device,
+                        compute_ms: 19.0,
+                    }]
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -271,7 +284,7 @@ mod tests {
                 for m in round["miners"].as_array_mut().unwrap() {
                     let m = m.as_object_mut().unwrap();
                     stripped += usize::from(m.remove("dtype").is_some());
-                    stripped += usize::from(m.remove("device").is_some());
+                    stripped += usize::from(m.remove("device_runs").is_some());
                 }
             }
             let entry = LogEntry::new(e.seq, &prev, &e.kind, &body).unwrap();

@@ -33,7 +33,7 @@ use exchange::inference::Picks;
 use exchange::{Bounds, Call, Client, MinerEndpoint, verdict_reason};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::sync::{Barrier, Semaphore};
 
 use crate::dashboard::Dashboard;
 use crate::ledger::{Ledger, LedgerError, RoundInputs};
@@ -41,14 +41,27 @@ use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
 use crate::organic::OrganicInbox;
 use crate::record::{InferenceRecord, RoundRecord};
-use crate::state::{MinerOutcome, WeightSubmission};
+use crate::state::{DeviceRun, MinerOutcome, WeightSubmission};
 
 /// Round settings (the `[round]` table of `validator.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoundConfig {
-    /// Miners challenged at once.
+    /// Miners challenged at once (default 256, a whole subnet at the default `MaxAllowedUids`). Miners are
+    /// taken in waves of this many, in random order; within a wave every miner's pings and `/info` come
+    /// first, then all its challenges are sent together. Keep it at least the subnet's miner count: a GPU
+    /// split across several uids is then asked for all their answers at once and each uid gets its
+    /// share of the GPU, which is what makes splitting not pay. Uids challenged in different waves
+    /// would each get the whole GPU. The validator's CPU is used only as answers arrive (verification
+    /// runs on `verify_threads`); what a wave holds is its answers' bodies: `concurrency ×
+    /// max_devices` openings waiting for verification at most (about `k·n·4` bytes each, 0.7 MB at
+    /// n = 4096 and k = 40).
     pub concurrency: usize,
+    /// Most challenges sent to one miner at once (default 8): a miner advertising `d` devices in its
+    /// `/info` gets `min(d, max_devices)` challenges together, one per device, scored as one group (its
+    /// throughput is their summed work over the group's wall time), so a box earns for every GPU it
+    /// has and a miner advertising devices it lacks only takes longer. 1 turns device groups off.
+    pub max_devices: u32,
     /// Matmul sizes `n`; each round draws one.
     pub matmul_sizes: Vec<u32>,
     /// Matmul dtype classes; each round draws one.
@@ -226,7 +239,8 @@ pub fn pick_task(seed: u64, matmul: f64, inference: f64) -> TaskClass {
 impl Default for RoundConfig {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: 256,
+            max_devices: 8,
             // GPU-sized: one challenge keeps an H200 busy ≥ 50 ms at its class's peak (22 products of
             // 4096³ in f32, 288 in bf16/f16), while the validator checks k rows per miner: n = 4096
             // keeps that check, and the O(n²) round setup, below a tenth of the H200's time.
@@ -341,6 +355,19 @@ fn derive_bytes(
     h.update(extra);
     h.update(&attempt.to_le_bytes());
     *h.finalize().as_bytes()
+}
+
+/// The seed of challenge `device` in a miner's device group: the miner's seed itself for device 0 (so a
+/// one-device miner gets what it always got), else `H(domain ‖ seed ‖ device)`.
+pub fn device_seed(seed: u64, device: u32) -> u64 {
+    if device == 0 {
+        return seed;
+    }
+    let mut h = blake3::Hasher::new_derive_key("tensorproof validator device seed v1");
+    h.update(&seed.to_le_bytes());
+    h.update(&device.to_le_bytes());
+    let b = h.finalize();
+    u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// Milliseconds since the Unix epoch (0 on a clock before it).
@@ -771,32 +798,79 @@ impl<N: Network> Validator<N> {
     }
 }
 
-/// Challenges every miner, in random order, at most `concurrency` at a time.
+/// Challenges every miner, in random order, in waves of `concurrency`: within a wave every miner is
+/// pinged (and its `/info` read) first, then all its challenges start together.
 async fn challenge_all(
     shared: &Arc<RoundShared>,
     miners: &[(MinerEndpoint, u64)],
 ) -> Result<Vec<MinerOutcome>, RoundError> {
     let mut order = miners.to_vec();
     order.shuffle(&mut rand::rng());
-    let slots = Arc::new(Semaphore::new(shared.config.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (miner, seed) in order {
-        let (shared, slots) = (shared.clone(), slots.clone());
-        tasks.spawn(async move {
-            let _slot = slots.acquire_owned().await;
-            probe_miner(&shared, &miner, seed).await
-        });
-    }
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    while let Some(res) = tasks.join_next().await {
-        outcomes.push(res.map_err(|e| RoundError::Join(e.to_string()))?);
+    let mut outcomes = Vec::with_capacity(order.len());
+    for wave in order.chunks(shared.config.concurrency.max(1)) {
+        let ready = Arc::new(Barrier::new(wave.len()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (miner, seed) in wave.iter().cloned() {
+            let (shared, ready) = (shared.clone(), ready.clone());
+            tasks.spawn(async move { probe_miner(&shared, &miner, seed, &ready).await });
+        }
+        while let Some(res) = tasks.join_next().await {
+            outcomes.push(res.map_err(|e| RoundError::Join(e.to_string()))?);
+        }
     }
     Ok(outcomes)
 }
 
-/// Challenges one miner end to end with the task its seed draws; every failure becomes a failed
-/// verdict with its reason.
-async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> MinerOutcome {
+/// How long a miner task may wait at its wave's barrier: every other task gets there within its
+/// `/info` read and its pings, each bounded by `ping_timeout_secs`.
+fn barrier_timeout(cfg: &RoundConfig) -> Duration {
+    RoundConfig::secs(cfg.ping_timeout_secs * f64::from(cfg.pings.saturating_add(1)) + 5.0)
+}
+
+/// How many devices `miner` advertises in `/info` (1 when it lists none or `/info` fails: an older
+/// miner, or one that does not say), capped by `max_devices`.
+async fn advertised_devices(shared: &RoundShared, to: &exchange::Target) -> u32 {
+    let cap = shared.config.max_devices.max(1);
+    if cap == 1 {
+        return 1;
+    }
+    let budget = exchange::Budget {
+        timeout: RoundConfig::secs(shared.config.ping_timeout_secs),
+        cap: INFO_BYTES,
+    };
+    match shared.client.info(&to.base, budget).await {
+        Ok(info) => u32::try_from(info.devices.len())
+            .unwrap_or(u32::MAX)
+            .clamp(1, cap),
+        Err(e) => {
+            tracing::debug!(miner = %to.base, "no /info, one device: {e}");
+            1
+        }
+    }
+}
+
+/// Largest `/info` body read, in bytes.
+const INFO_BYTES: usize = 64 * 1024;
+
+/// One challenge of a device group, answered and verified.
+struct DeviceResult {
+    verdict: Verdict,
+    /// When its answer arrived (absent without one).
+    answered_at: Option<Instant>,
+    answer_hash: Option<String>,
+    /// The device the miner said computed the answer.
+    device: Option<u32>,
+}
+
+/// Challenges one miner end to end with the task its seed draws, one challenge per advertised device
+/// (up to `max_devices`), all sent together once every miner of the wave has been pinged; every failure
+/// becomes a failed verdict with its reason.
+async fn probe_miner(
+    shared: &Arc<RoundShared>,
+    miner: &MinerEndpoint,
+    seed: u64,
+    ready: &Barrier,
+) -> MinerOutcome {
     let inference = shared
         .inference
         .as_ref()
@@ -818,18 +892,29 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         compute_ms: None,
         seed: format!("{seed:016x}"),
         answer_hash: None,
+        devices: 1,
         dtype: (task == TaskClass::Matmul).then_some(shared.setup.params().dtype),
-        device: None,
+        device_runs: Vec::new(),
     };
     let to = miner.target();
 
-    // 1. RTT on the pooled connection.
+    // 1. Devices from /info, then the RTT on the pooled connection; then wait for the wave.
     let cfg = &shared.config;
-    match shared
+    let devices = advertised_devices(shared, &to).await;
+    let rtt = shared
         .client
         .rtt(&to, cfg.pings, RoundConfig::secs(cfg.ping_timeout_secs))
+        .await;
+    if tokio::time::timeout(barrier_timeout(cfg), ready.wait())
         .await
+        .is_err()
     {
+        tracing::warn!(
+            uid = miner.uid,
+            "the wave's barrier timed out; challenging anyway"
+        );
+    }
+    match rtt {
         Ok(rtt) => {
             shared.metrics.observe("rtt", rtt.as_secs_f64());
             out.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
@@ -840,18 +925,73 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
         }
     }
 
-    // 2. The task's exchange (the challenge, and openings chosen only after its answer).
-    let id = format!("{}-{}", shared.attempt, miner.uid);
+    // 2. The device group: each challenge's exchange (openings chosen only after its answer) and
+    // verification on the verification pool, all at once.
+    let started = Instant::now();
+    let mut group = tokio::task::JoinSet::new();
+    for device in 0..devices {
+        let (shared, to) = (shared.clone(), to.clone());
+        let id = if device == 0 {
+            format!("{}-{}", shared.attempt, miner.uid)
+        } else {
+            format!("{}-{}-{device}", shared.attempt, miner.uid)
+        };
+        let seed = device_seed(seed, device);
+        group.spawn(async move { (device, challenge_device(&shared, &to, &id, task, seed).await) });
+    }
+    let mut results: Vec<(u32, DeviceResult)> = Vec::with_capacity(devices as usize);
+    while let Some(res) = group.join_next().await {
+        match res {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                out.verdict = Verdict::fail(Reason::Malformed, format!("challenge task: {e}"), work);
+                return out;
+            }
+        }
+    }
+    results.sort_by_key(|(d, _)| *d);
+    let results: Vec<DeviceResult> = results.into_iter().map(|(_, r)| r).collect();
+    let grouped = combine(&results, started);
+    out.device_runs = device_runs(task, &results, started, out.rtt_ms);
+    out.verdict = grouped.verdict;
+    out.devices = grouped.devices;
+    out.answer_hash = grouped.answer_hash;
+    if let Some(elapsed) = grouped.elapsed {
+        let total_ms = elapsed.as_secs_f64() * 1e3;
+        out.total_ms = Some(total_ms);
+        out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
+    }
+    if let (TaskClass::Matmul, true, Some(ms)) = (task, out.verdict.passed, out.compute_ms) {
+        let challenge = shared.setup.challenge(seed);
+        shared.metrics.observe_tflops(
+            challenge.dtype.name(),
+            challenge.flops() * f64::from(out.devices),
+            ms / 1e3,
+        );
+    }
+    out
+}
+
+/// One challenge of class `task` for `seed` under challenge id `id`, answered and verified.
+async fn challenge_device(
+    shared: &RoundShared,
+    to: &exchange::Target,
+    id: &str,
+    task: TaskClass,
+    seed: u64,
+) -> DeviceResult {
     let metrics = shared.metrics.clone();
     let observe = move |step: &'static str, elapsed: Duration| metrics.observe(step, elapsed.as_secs_f64());
     let call = Call {
         client: &shared.client,
-        to: &to,
-        id: &id,
+        to,
+        id,
         bounds: &shared.bounds,
         observe: &observe,
     };
-    let (exchanged, verify_metric) = match inference {
+    let sent = Instant::now();
+    let (exchanged, verify_metric) = match shared.inference.as_ref().filter(|_| task == TaskClass::Inference)
+    {
         Some(i) => {
             let picks = Picks {
                 key: shared.picks_key,
@@ -866,26 +1006,113 @@ async fn probe_miner(shared: &RoundShared, miner: &MinerEndpoint, seed: u64) -> 
             "verify",
         ),
     };
-    if let Some(elapsed) = exchanged.answer_elapsed {
-        let total_ms = elapsed.as_secs_f64() * 1e3;
-        out.total_ms = Some(total_ms);
-        out.compute_ms = out.rtt_ms.map(|r| (total_ms - r).max(0.0));
-    }
-    out.answer_hash = exchanged.answer_hash;
-    out.device = exchanged.device;
-
-    // 3. Verification on the verification pool.
-    out.verdict = match exchanged.result {
+    let work = exchanged.work;
+    let verdict = match exchanged.result {
         Ok(verify) => verify_on_pool(shared, verify_metric, work, verify).await,
         Err(verdict) => verdict,
     };
-    if let (TaskClass::Matmul, true, Some(ms)) = (task, out.verdict.passed, out.compute_ms) {
-        let challenge = shared.setup.challenge(seed);
-        shared
-            .metrics
-            .observe_tflops(challenge.dtype.name(), challenge.flops(), ms / 1e3);
+    DeviceResult {
+        verdict,
+        answered_at: exchanged.answer_elapsed.map(|e| sent + e),
+        answer_hash: exchanged.answer_hash,
+        device: exchanged.device,
     }
-    out
+}
+
+/// The passed matmul challenges of a group whose answers named their device, each with its own compute
+/// time (from the group's start to its answer, less the RTT): what `/scores` shows per device.
+fn device_runs(
+    task: TaskClass,
+    results: &[DeviceResult],
+    started: Instant,
+    rtt_ms: Option<f64>,
+) -> Vec<DeviceRun> {
+    let Some(rtt_ms) = rtt_ms.filter(|_| task == TaskClass::Matmul) else {
+        return Vec::new();
+    };
+    results
+        .iter()
+        .filter(|r| r.verdict.passed)
+        .filter_map(|r| {
+            let elapsed = r.answered_at?.saturating_duration_since(started);
+            Some(DeviceRun {
+                device: r.device?,
+                compute_ms: (elapsed.as_secs_f64() * 1e3 - rtt_ms).max(0.0),
+            })
+        })
+        .collect()
+}
+
+/// A device group folded into one verdict.
+#[derive(Debug)]
+struct Grouped {
+    verdict: Verdict,
+    /// The challenges the verdict sums.
+    devices: u32,
+    /// From the group's start to the last counted answer.
+    elapsed: Option<Duration>,
+    answer_hash: Option<String>,
+}
+
+/// Folds a device group into one verdict: every challenge passed, the group passes with their summed
+/// work; any failed verification fails the group (a wrong answer anywhere forfeits all of it) with the
+/// group's work; otherwise (timeouts, refusals) the challenges that passed form the group, and with
+/// none, the first failure does. The time is from `started` to the last counted answer.
+fn combine(results: &[DeviceResult], started: Instant) -> Grouped {
+    let total_work: f64 = results.iter().map(|r| r.verdict.work_units).sum();
+    let count = |rs: &[&DeviceResult]| u32::try_from(rs.len()).unwrap_or(u32::MAX).max(1);
+    let elapsed = |rs: &[&DeviceResult]| {
+        rs.iter()
+            .filter_map(|r| r.answered_at)
+            .max()
+            .map(|t| t.saturating_duration_since(started))
+    };
+    let hash = |rs: &[&DeviceResult]| {
+        if let [one] = rs {
+            return one.answer_hash.clone();
+        }
+        let hashes: Vec<&str> = rs.iter().filter_map(|r| r.answer_hash.as_deref()).collect();
+        (!hashes.is_empty()).then(|| blake3::hash(hashes.join(",").as_bytes()).to_hex().to_string())
+    };
+    let all: Vec<&DeviceResult> = results.iter().collect();
+    let passed: Vec<&DeviceResult> = results.iter().filter(|r| r.verdict.passed).collect();
+    let wrong = results
+        .iter()
+        .find(|r| r.verdict.reason.default_treatment() == scoring::task::Treatment::FailedVerification);
+    let first_failure = results.iter().find(|r| !r.verdict.passed);
+    let (verdict, counted) = match (wrong, first_failure) {
+        (Some(w), _) => (with_work(&w.verdict, total_work, results.len()), all),
+        (None, None) => (Verdict::pass(total_work), all),
+        (None, Some(f)) if passed.is_empty() => (with_work(&f.verdict, total_work, results.len()), all),
+        (None, Some(f)) => {
+            let work = passed.iter().map(|r| r.verdict.work_units).sum();
+            let mut v = Verdict::pass(work);
+            v.detail = format!(
+                "{} of {} challenges passed; first failure: {} {}",
+                passed.len(),
+                results.len(),
+                f.verdict.reason.code(),
+                f.verdict.detail
+            );
+            (v, passed)
+        }
+    };
+    Grouped {
+        verdict,
+        devices: count(&counted),
+        elapsed: elapsed(&counted),
+        answer_hash: hash(&counted),
+    }
+}
+
+/// `v` with the group's work, and the group size in its detail when there is a group.
+fn with_work(v: &Verdict, work: f64, devices: usize) -> Verdict {
+    let mut v = v.clone();
+    v.work_units = work;
+    if devices > 1 {
+        v.detail = format!("one of {devices} challenges: {}", v.detail);
+    }
+    v
 }
 
 /// Runs `verify` on the verification pool, timed into the `metric` histogram; a task that could not
@@ -938,6 +1165,73 @@ mod tests {
             ..RoundConfig::default()
         };
         assert_eq!(fixed.batch_for(8192, MatmulDtype::Bf16), 2);
+    }
+
+    #[test]
+    fn device_seeds_keep_device_zero_and_differ_per_device() {
+        assert_eq!(device_seed(77, 0), 77);
+        let seeds: std::collections::BTreeSet<u64> = (0..8).map(|d| device_seed(77, d)).collect();
+        assert_eq!(seeds.len(), 8);
+        assert_ne!(device_seed(77, 1), device_seed(78, 1));
+    }
+
+    /// A device group: all passed sums the work; one wrong answer fails the whole group; timeouts
+    /// leave the ones that passed, timed to the last of them; nothing passed keeps the first failure.
+    #[test]
+    fn a_device_group_folds_into_one_verdict() {
+        let started = Instant::now();
+        let at = |ms: u64| Some(started + Duration::from_millis(ms));
+        let ok = |ms: u64| DeviceResult {
+            verdict: Verdict::pass(10.0),
+            answered_at: at(ms),
+            answer_hash: Some(format!("h{ms}")),
+            device: u32::try_from(ms).ok(),
+        };
+        let failed = |reason: Reason, ms: Option<u64>| DeviceResult {
+            verdict: Verdict::fail(reason, "x", 10.0),
+            answered_at: ms.and_then(at),
+            answer_hash: None,
+            device: Some(7),
+        };
+        // Per device: the passed challenges, each timed to its own answer less the RTT.
+        let runs = device_runs(
+            TaskClass::Matmul,
+            &[ok(40), failed(Reason::Timeout, None), ok(50)],
+            started,
+            Some(10.0),
+        );
+        assert_eq!(
+            runs.iter()
+                .map(|r| (r.device, r.compute_ms.round()))
+                .collect::<Vec<_>>(),
+            vec![(40, 30.0), (50, 40.0)]
+        );
+        assert!(device_runs(TaskClass::Inference, &[ok(40)], started, Some(10.0)).is_empty());
+        let g = combine(&[ok(40), ok(50)], started);
+        assert!(g.verdict.passed);
+        assert_eq!((g.verdict.work_units, g.devices), (20.0, 2));
+        assert_eq!(g.elapsed, Some(Duration::from_millis(50)));
+        assert_ne!(g.answer_hash, Some("h40".into()));
+        let one = combine(&[ok(40)], started);
+        assert_eq!((one.devices, one.answer_hash), (1, Some("h40".into())));
+
+        let g = combine(&[ok(40), failed(Reason::WrongRow, Some(45)), ok(50)], started);
+        assert_eq!(g.verdict.reason, Reason::WrongRow);
+        assert_eq!((g.verdict.work_units, g.devices), (30.0, 3));
+
+        let g = combine(&[ok(40), failed(Reason::Timeout, None), ok(60)], started);
+        assert!(g.verdict.passed, "{:?}", g.verdict);
+        assert_eq!((g.verdict.work_units, g.devices), (20.0, 2));
+        assert_eq!(g.elapsed, Some(Duration::from_millis(60)));
+        assert!(g.verdict.detail.contains("2 of 3"), "{}", g.verdict.detail);
+
+        let g = combine(
+            &[failed(Reason::Refused, None), failed(Reason::Timeout, None)],
+            started,
+        );
+        assert_eq!(g.verdict.reason, Reason::Refused);
+        assert_eq!((g.verdict.work_units, g.devices), (20.0, 2));
+        assert_eq!(g.elapsed, None);
     }
 
     #[test]

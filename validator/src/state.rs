@@ -109,17 +109,46 @@ pub struct MinerOutcome {
     pub compute_ms: Option<f64>,
     /// Hex of the challenge seed used for this miner.
     pub seed: String,
-    /// blake3 of the miner's answer bodies (absent when there was none).
+    /// blake3 of the miner's answer bodies (absent when there was none; for a device group, blake3 of
+    /// its challenges' answer hashes in device order).
     pub answer_hash: Option<String>,
-    /// The dtype class of the matmul challenge (matmul outcomes only; absent for inference and in
+    /// The challenges this verdict sums: a miner advertising `d` devices in `/info` is sent
+    /// `min(d, [round] max_devices)` challenges at once (seeds derived from `seed` and the device index,
+    /// [`crate::round::device_seed`]), scored as one group whose `verdict.work_units` is their summed
+    /// work and whose `total_ms` is the group's wall time, so `work_units / compute_ms` is the box's
+    /// throughput. When some time out or are refused and none fails verification, the group is the
+    /// ones that passed. 1 for a single challenge (absent from records written before device groups).
+    #[serde(default = "one_device", skip_serializing_if = "is_one_device")]
+    pub devices: u32,
+    /// The dtype class of the matmul challenges (matmul outcomes only; absent for inference and in
     /// records written before it was recorded). The round's `matmul` parameters hold it too; kept per
     /// outcome so the state database can show throughput per class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<bench_tasks::matmul::MatmulDtype>,
-    /// The device the miner said computed its answer ([`bench_tasks::wire::ChallengeResponse::device`]);
-    /// absent when it did not say (older miners, failed calls). Informational, never scored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<u32>,
+    /// One entry per passed challenge of the group whose answer named the device that computed it
+    /// ([`bench_tasks::wire::ChallengeResponse::device`]), with that challenge's own compute time; each
+    /// challenge's work is `verdict.work_units / devices`. Empty when no answer named its device (older
+    /// miners) and in older records. Informational, never scored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_runs: Vec<DeviceRun>,
+}
+
+/// One passed challenge of a device group, on the device the miner named.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRun {
+    /// The device index the miner named (the `index` of its `/info` `devices` entry).
+    pub device: u32,
+    /// From sending the challenge to its answer, less the ping RTT, in milliseconds.
+    pub compute_ms: f64,
+}
+
+const fn one_device() -> u32 {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+const fn is_one_device(d: &u32) -> bool {
+    *d == 1
 }
 
 /// One organic answer checked on the validator's CPU (the API's sampled re-check), as a round commits it:
@@ -207,7 +236,7 @@ pub struct WeightSubmission {
 }
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -290,10 +319,11 @@ CREATE TABLE organic_verdicts (
     PRIMARY KEY (round, usage_id)
 );
 ",
-    // Matmul outcomes' dtype class and the device the miner named (NULL in rows written before).
+    "ALTER TABLE verdicts ADD COLUMN devices INTEGER NOT NULL DEFAULT 1;",
+    // Matmul outcomes' dtype class and per-device runs (JSON; NULL in rows written before).
     r"
 ALTER TABLE verdicts ADD COLUMN dtype TEXT;
-ALTER TABLE verdicts ADD COLUMN device INTEGER;
+ALTER TABLE verdicts ADD COLUMN device_runs TEXT;
 ",
 ];
 
@@ -461,8 +491,8 @@ impl Store {
         {
             let mut ins = tx.prepare(
                 "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
-                 compute_ms, seed, answer_hash, dtype, device)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 compute_ms, seed, answer_hash, devices, dtype, device_runs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for o in &c.outcomes {
                 ins.execute(params![
@@ -479,8 +509,10 @@ impl Store {
                     o.compute_ms,
                     o.seed,
                     o.answer_hash,
+                    o.devices,
                     o.dtype.map(bench_tasks::matmul::MatmulDtype::name),
-                    o.device
+                    (!o.device_runs.is_empty())
+                        .then(|| serde_json::to_string(&o.device_runs).unwrap_or_default())
                 ])?;
             }
             let mut org = tx.prepare(
@@ -579,7 +611,7 @@ impl Store {
     pub fn recent_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash, dtype, device FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+             answer_hash, devices, dtype, device_runs FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![uid, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
@@ -597,7 +629,7 @@ impl Store {
     pub fn passed_matmul_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash, dtype, device FROM verdicts
+             answer_hash, devices, dtype, device_runs FROM verdicts
              WHERE uid = ?1 AND task = 'matmul' AND passed = 1 AND dtype IS NOT NULL AND compute_ms IS NOT NULL
              ORDER BY round DESC LIMIT ?2",
         )?;
@@ -616,7 +648,7 @@ impl Store {
     pub fn round_outcomes(&self, round: u64) -> Result<Vec<MinerOutcome>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash, dtype, device FROM verdicts WHERE round = ?1 ORDER BY uid",
+             answer_hash, devices, dtype, device_runs FROM verdicts WHERE round = ?1 ORDER BY uid",
         )?;
         let rows = st.query_map(params![round as i64], OutcomeRow::from_row)?;
         let mut out = Vec::new();
@@ -747,8 +779,9 @@ struct OutcomeRow {
     compute_ms: Option<f64>,
     seed: String,
     answer_hash: Option<String>,
+    devices: u32,
     dtype: Option<String>,
-    device: Option<u32>,
+    device_runs: Option<String>,
 }
 
 impl OutcomeRow {
@@ -766,8 +799,9 @@ impl OutcomeRow {
             compute_ms: r.get(10)?,
             seed: r.get(11)?,
             answer_hash: r.get(12)?,
-            dtype: r.get(13)?,
-            device: r.get(14)?,
+            devices: r.get(13)?,
+            dtype: r.get(14)?,
+            device_runs: r.get(15)?,
         })
     }
 
@@ -791,6 +825,16 @@ impl OutcomeRow {
                 })
             })
             .transpose()?;
+        let device_runs = self
+            .device_runs
+            .map(|j| {
+                serde_json::from_str(&j).map_err(|e| StateError::Corrupt {
+                    what: "verdict device runs",
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(MinerOutcome {
             uid: self.uid,
             hotkey: self.hotkey,
@@ -806,8 +850,9 @@ impl OutcomeRow {
             compute_ms: self.compute_ms,
             seed: self.seed,
             answer_hash: self.answer_hash,
+            devices: self.devices,
             dtype,
-            device: self.device,
+            device_runs,
         })
     }
 }
@@ -835,8 +880,12 @@ mod tests {
                 compute_ms: None,
                 seed: "01".into(),
                 answer_hash: None,
+                devices: 2,
                 dtype: Some(bench_tasks::matmul::MatmulDtype::Bf16),
-                device: Some(1),
+                device_runs: vec![DeviceRun {
+                    device: 1,
+                    compute_ms: 2.0,
+                }],
             }],
             organic: vec![OrganicOutcome {
                 usage_id: 7,
@@ -961,13 +1010,13 @@ mod tests {
         assert_eq!(s.organic_outcomes(2).unwrap(), commit(2).organic);
     }
 
-    /// A database written by a build of schema 2 (before verdicts recorded the dtype class and the
-    /// device) opens; its verdicts read back without them, and new ones keep them.
+    /// A database written by a build of schema 3 (before verdicts recorded the dtype class and the
+    /// device runs) opens; its verdicts read back without them, and new ones keep them.
     #[test]
-    fn a_schema_2_database_migrates_to_dtype_and_device() {
+    fn a_schema_3_database_migrates_to_dtype_and_device_runs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite");
-        let v2 = open_migrated(&path, "FULL", &MIGRATIONS[..2]).unwrap();
+        let v2 = open_migrated(&path, "FULL", &MIGRATIONS[..3]).unwrap();
         v2.execute(
             "INSERT INTO rounds(round, attempt, block_number, block_hash, started_ms, finished_ms, miners, passed)
              VALUES (1, 1, 101, 'aa', 1, 2, 1, 1)",
@@ -986,7 +1035,7 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         let old = &s.round_outcomes(1).unwrap()[0];
         assert!(old.verdict.passed);
-        assert_eq!((old.dtype, old.device), (None, None));
+        assert_eq!((old.dtype, old.device_runs.len()), (None, 0));
         // Without a recorded class it yields no throughput sample.
         assert!(s.passed_matmul_outcomes(3, 10).unwrap().is_empty());
         let mut c = commit(2);
@@ -999,8 +1048,14 @@ mod tests {
         assert_eq!(passed.len(), 1);
         assert_eq!(passed[0].0, 2);
         assert_eq!(
-            (passed[0].1.dtype, passed[0].1.device),
-            (Some(bench_tasks::matmul::MatmulDtype::Bf16), Some(1))
+            (passed[0].1.dtype, passed[0].1.device_runs.clone()),
+            (
+                Some(bench_tasks::matmul::MatmulDtype::Bf16),
+                vec![DeviceRun {
+                    device: 1,
+                    compute_ms: 2.0
+                }]
+            )
         );
     }
 

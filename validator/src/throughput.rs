@@ -1,9 +1,11 @@
 //! Achieved matmul throughput per miner, as `/scores`, the status page and `/metrics` show it: TFLOP/s per
 //! dtype class, and per (device, dtype class) for miners that name the device of each answer.
 //!
-//! One sample is one passed matmul answer: its FLOPs (`2·B·n³`, twice the verdict's `work_units`) over
-//! its compute time as the validator saw it (`compute_ms`: the answer's wall time less the ping RTT, the
-//! same time the `validator_matmul_tflops` histogram uses). A figure is the **median of the last
+//! Per class, one sample is one passed matmul outcome: its FLOPs (`2·B·n³` per challenge of its device
+//! group, twice the verdict's `work_units`) over its compute time as the validator saw it (`compute_ms`:
+//! the group's wall time less the ping RTT, the same time the `validator_matmul_tflops` histogram uses),
+//! so the whole box's throughput. Per device, one sample is one passed challenge of a group whose answer
+//! named its device ([`crate::state::DeviceRun`]): its own FLOPs over its own compute time. A figure is the **median of the last
 //! [`WINDOW`] samples** of its class (or device and class): a median, not an EMA, so one answer slowed by
 //! the network or a busy queue moves it little, and a restart rebuilds it exactly from the state
 //! database's verdicts. Failed answers, inference answers and answers without a compute time give no
@@ -103,16 +105,17 @@ impl Throughput {
             return;
         };
         self.by_dtype.entry(dtype.name()).or_default().push(round, tflops);
-        let Some(device) = o.device else {
-            return;
-        };
-        if !self.by_device.keys().any(|k| k.0 == device) && self.devices() >= MAX_DEVICES {
-            self.evict_stalest_device();
+        // Each challenge of a device group has the same work.
+        let flops = 2.0 * o.verdict.work_units / f64::from(o.devices.max(1));
+        for run in o.device_runs.iter().filter(|r| r.compute_ms > 0.0) {
+            if !self.by_device.keys().any(|k| k.0 == run.device) && self.devices() >= MAX_DEVICES {
+                self.evict_stalest_device();
+            }
+            self.by_device
+                .entry((run.device, dtype.name()))
+                .or_default()
+                .push(round, flops / (run.compute_ms / 1e3) / 1e12);
         }
-        self.by_device
-            .entry((device, dtype.name()))
-            .or_default()
-            .push(round, tflops);
     }
 
     /// Distinct devices tracked.
@@ -173,8 +176,11 @@ mod tests {
             compute_ms: Some(compute_ms),
             seed: "00".into(),
             answer_hash: None,
+            devices: 1,
             dtype: Some(dtype),
-            device,
+            device_runs: device
+                .map(|device| vec![crate::state::DeviceRun { device, compute_ms }])
+                .unwrap_or_default(),
         }
     }
 

@@ -218,8 +218,9 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         compute_ms: Some(49.0),
         seed: "00".into(),
         answer_hash: None,
+        devices: 1,
         dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
-        device: None,
+        device_runs: Vec::new(),
     };
     let attempt = ledger.begin_attempt().unwrap();
     let record = ledger
@@ -249,11 +250,11 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         record.organic
     );
     // uid 1 served the most verified tokens: it earns the whole volume share. uid 2 served nobody: its
-    // challenge, at the reference speed (0.5), keeps only the rest.
+    // challenge, at the reference speed (1 credit under the linear curve), keeps only the rest.
     let share = scoring::policy::Policy::default().organic.share;
     assert!(record.round_scores[&1] >= share, "{:?}", record.round_scores);
     assert!(
-        (record.round_scores[&2] - (1.0 - share) * 0.5).abs() < 1e-9,
+        (record.round_scores[&2] - (1.0 - share) * 1.0).abs() < 1e-9,
         "{:?}",
         record.round_scores
     );

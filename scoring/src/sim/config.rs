@@ -23,13 +23,17 @@ pub struct SimConfig {
     pub block_seconds: f64,
     /// Emission per epoch, miners and validators together, in rao (default 1e9).
     pub rao_emission: u64,
-    /// Challenges each validator sends each miner per epoch (default 4).
+    /// Challenges each validator sends each miner per epoch, each drawn as one validator round (one
+    /// size per class for every miner), scored together as one round of the EMA (default 4).
     pub challenges_per_round: u32,
     /// Rows the validator opens per challenge: a lazy miner skipping a fraction `f` of the work passes
     /// with probability `(1 − f)^openings` (default 4).
     pub openings: u32,
     /// Answers slower than this fail as timeouts, in seconds (default 30).
     pub timeout_seconds: f64,
+    /// The validator's `[round] max_devices`: a miner claiming `d` devices gets `min(d, max_devices)`
+    /// challenges at once, scored as one group (default 8).
+    pub max_devices: u32,
     /// Relative spread of a GPU's compute time between runs (log-normal σ, default 0.05).
     pub compute_noise: f64,
     /// Cost per hour of the CPU box a copier runs on, in dollars (default 0.05).
@@ -68,7 +72,8 @@ pub struct TaskSpec {
     pub class: TaskClass,
     /// Share of challenges of this class.
     pub share: f64,
-    /// Possible challenge sizes in work units, drawn uniformly.
+    /// Possible challenge sizes in work units, drawn uniformly once per round (every miner of the
+    /// round gets the same size, as the validator draws one `n` per round).
     pub work_units: Vec<f64>,
     /// Seconds per work unit on a GPU of throughput 1.
     pub seconds_per_unit: f64,
@@ -109,7 +114,8 @@ pub enum Strategy {
     Flaky,
     /// Runs no GPU and returns another miner's answer; seeds are bound to the miner, so it fails.
     Copier,
-    /// One GPU behind `uids_per_gpu` uids, each uid getting a share of it.
+    /// One box behind `uids_per_gpu` uids, each uid getting a share of its GPUs (its challenges run
+    /// at once on the shared GPU, as the validator sends every miner's challenges together).
     Sybil,
     /// Forwards challenges to a `remote_gpu` elsewhere, paying `extra_latency_ms` that the validator's
     /// RTT ping (answered by the relay) does not see.
@@ -140,12 +146,21 @@ pub struct MinerGroup {
     /// Label in the CSV, charts and summary (default: the strategy name).
     #[serde(default)]
     pub label: Option<String>,
-    /// Number of miners (for `sybil`, of GPUs; each registers `uids_per_gpu` uids). Default 1.
+    /// Number of miners (for `sybil`, of boxes; each registers `uids_per_gpu` uids). Default 1.
     #[serde(default = "one")]
     pub count: u32,
     /// GPU class name (default `h100`).
     #[serde(default = "default_gpu")]
     pub gpu: String,
+    /// GPUs in each miner's box, all of class `gpu` (default 1). The box costs that many GPUs. A
+    /// `sybil` box splits all of them across its `uids_per_gpu` uids.
+    #[serde(default = "one")]
+    pub gpus_per_box: u32,
+    /// Devices the box advertises in `/info` (default: `gpus_per_box`). The validator sends that many
+    /// challenges at once (up to `max_devices`); claiming more than the box has only makes the group
+    /// take longer.
+    #[serde(default)]
+    pub claimed_devices: Option<u32>,
     /// Network round-trip time to validators, in milliseconds (default 30).
     #[serde(default = "default_rtt")]
     pub rtt_ms: f64,
@@ -268,6 +283,7 @@ impl Default for SimConfig {
             challenges_per_round: 4,
             openings: 4,
             timeout_seconds: 30.0,
+            max_devices: 8,
             compute_noise: 0.05,
             copier_cost_per_hour: 0.05,
             reveal_period_epochs: 0,
@@ -406,6 +422,9 @@ impl SimConfig {
             return Err(invalid("openings", "must be at most 10000"));
         }
         in_range("timeout_seconds", self.timeout_seconds, 0.001, 86_400.0)?;
+        if self.max_devices == 0 || self.max_devices > 64 {
+            return Err(invalid("max_devices", "must be in [1, 64]"));
+        }
         in_range("compute_noise", self.compute_noise, 0.0, 2.0)?;
         in_range("copier_cost_per_hour", self.copier_cost_per_hour, 0.0, 1e6)?;
         if self.reveal_period_epochs > 100 {
@@ -500,6 +519,12 @@ impl SimConfig {
             in_range(&f("speed_factor"), m.speed_factor, 1e-6, 1.0)?;
             in_range(&f("uptime"), m.uptime, 0.0, 1.0)?;
             in_range(&f("extra_latency_ms"), m.extra_latency_ms, 0.0, 60_000.0)?;
+            if m.gpus_per_box == 0 || m.gpus_per_box > 64 {
+                return Err(invalid(f("gpus_per_box"), "must be in [1, 64]"));
+            }
+            if m.claimed_devices.is_some_and(|d| d == 0 || d > 64) {
+                return Err(invalid(f("claimed_devices"), "must be in [1, 64]"));
+            }
             if m.uids_per_gpu == 0 || m.uids_per_gpu > 256 {
                 return Err(invalid(f("uids_per_gpu"), "must be in [1, 256]"));
             }

@@ -1,9 +1,10 @@
 //! The incentive simulator: miner and validator populations, the real scoring code and the real Yuma
 //! epoch, over many epochs.
 //!
-//! Each epoch, every honest validator sends every miner `challenges_per_round` challenges, turns the
-//! simulated answers into [`Observation`]s, scores them with [`score_round`], folds them into its
-//! [`ScoreBook`] and sets weights with [`weights_from_scores`]; weight-copying validators copy the
+//! Each epoch, every honest validator sends every miner `challenges_per_round` challenges (each as in
+//! one validator round: one size per class shared by every miner, a class per miner), turns the
+//! simulated answers into [`Observation`]s, scores them together and folds them into its
+//! [`ScoreBook`] ([`ScoreBook::fold_round`]), and sets weights with [`weights_from_scores`]; weight-copying validators copy the
 //! previous epoch's consensus. Then [`run_epoch`] runs on the resulting chain state, and bonds and
 //! permits carry over. Uid 0 is the subnet owner (and the burn sink), validators come next, then
 //! miners.
@@ -27,7 +28,6 @@
 //! ```
 //!
 //! [`Observation`]: crate::score::Observation
-//! [`score_round`]: crate::score::score_round
 //! [`ScoreBook`]: crate::score::ScoreBook
 //! [`weights_from_scores`]: crate::weights::weights_from_scores
 //! [`run_epoch`]: crate::yuma::run_epoch
@@ -47,7 +47,7 @@ pub use report::{MinerSummary, Summary, ValidatorSummary, write_outputs};
 pub use rng::SimRng;
 pub use svg::{Series, line_chart};
 
-use crate::score::{Observation, ScoreBook, score_round};
+use crate::score::{Observation, ScoreBook};
 use crate::task::{Reason, TaskClass};
 use crate::weights::{ChainLimits, sdk_convert, weights_from_scores};
 use crate::yuma::{EpochInput, YumaError, run_epoch, vec_u16_max_upscale_to_u16};
@@ -75,8 +75,12 @@ pub enum Role {
 pub struct MinerModel {
     /// Strategy.
     pub strategy: Strategy,
-    /// Throughput it delivers per uid, relative to the reference GPU.
+    /// Throughput of one of its devices (per uid), relative to the reference GPU.
     pub throughput: f64,
+    /// Devices that really compute for the uid (a sybil uid: one share of its box).
+    pub devices: u32,
+    /// Devices it advertises: the validator sends `min(claimed, max_devices)` challenges at once.
+    pub claimed: u32,
     /// Round-trip time, seconds.
     pub rtt_s: f64,
     /// RTT standard deviation, seconds.
@@ -198,14 +202,22 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
             Strategy::Slow => (gpu.throughput * g.speed_factor, gpu.cost_per_hour),
             Strategy::Copier => (0.0, cfg.copier_cost_per_hour),
             Strategy::Sybil => (
-                gpu.throughput / f64::from(g.uids_per_gpu),
+                gpu.throughput * f64::from(g.gpus_per_box) / f64::from(g.uids_per_gpu),
                 gpu.cost_per_hour / f64::from(g.uids_per_gpu),
             ),
             Strategy::Relay => (remote.throughput, remote.cost_per_hour + cfg.copier_cost_per_hour),
         };
+        // A sybil uid computes on its share of the box as one device; the others on every GPU.
+        let (devices, cost_per_hour) = match g.strategy {
+            Strategy::Sybil => (1, cost_per_hour * f64::from(g.gpus_per_box)),
+            Strategy::Copier => (g.gpus_per_box, cost_per_hour),
+            _ => (g.gpus_per_box, cost_per_hour * f64::from(g.gpus_per_box)),
+        };
         let model = MinerModel {
             strategy: g.strategy,
             throughput,
+            devices,
+            claimed: g.claimed_devices.unwrap_or(devices),
             rtt_s: g.rtt_ms / 1000.0,
             jitter_s: g.jitter_ms / 1000.0,
             skip_fraction: if g.strategy == Strategy::Lazy {
@@ -244,7 +256,8 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
     out
 }
 
-/// Simulate one challenge sent to one miner.
+/// Simulate one challenge sent to one miner: as the validator does, one challenge of size `work` per
+/// device the miner claims (up to `max_devices`), all at once, observed as one group.
 #[allow(clippy::too_many_arguments)]
 fn answer(
     cfg: &SimConfig,
@@ -256,6 +269,7 @@ fn answer(
     work: f64,
     validator_jitter_s: f64,
 ) -> Observation {
+    let group = m.claimed.clamp(1, cfg.max_devices);
     let net = |rng: &mut SimRng| (m.rtt_s + m.jitter_s * rng.normal()).max(0.0);
     let rtt_measured = (net(rng) + validator_jitter_s * rng.normal()).max(0.0);
     let mut o = Observation {
@@ -265,7 +279,8 @@ fn answer(
         reason: Reason::Timeout,
         elapsed_seconds: cfg.timeout_seconds,
         rtt_seconds: rtt_measured,
-        work_units: work,
+        work_units: work * f64::from(group),
+        devices: group,
     };
     if !up || !(m.serves.is_empty() || m.serves.contains(&task.class)) {
         return o;
@@ -275,7 +290,10 @@ fn answer(
         o.reason = Reason::WrongSketch;
         return o;
     }
-    let compute = work * task.seconds_per_unit / m.throughput
+    // The group's challenges share the devices it really has: `group` challenges on
+    // `min(group, devices)` of them.
+    let busy = f64::from(group.min(m.devices).max(1));
+    let compute = o.work_units * task.seconds_per_unit / (m.throughput * busy)
         * (cfg.compute_noise * rng.normal()).exp()
         * (1.0 - m.skip_fraction);
     let elapsed = compute + net(rng) + m.hidden_latency_s;
@@ -283,7 +301,8 @@ fn answer(
         return o;
     }
     o.elapsed_seconds = elapsed;
-    if m.skip_fraction > 0.0 && !rng.chance((1.0 - m.skip_fraction).powf(f64::from(cfg.openings))) {
+    let openings = f64::from(cfg.openings) * f64::from(group);
+    if m.skip_fraction > 0.0 && !rng.chance((1.0 - m.skip_fraction).powf(openings)) {
         o.reason = Reason::WrongRow;
         return o;
     }
@@ -422,34 +441,47 @@ pub fn run(cfg: &SimConfig, progress: Option<&indicatif::ProgressBar>) -> Result
         for &(vi, behaviour, jitter_s) in &validators {
             // An honest validator tests every miner once per epoch; each mechanism scores its classes.
             let obs = (behaviour == Behaviour::Honest).then(|| {
-                let mut obs = Vec::with_capacity(miners.len() * cfg.challenges_per_round as usize);
+                // Each of the epoch's challenges is one validator round: one size per class, the same
+                // for every miner (the validator draws `n` per round), and a class per miner.
+                let sizes: Vec<Vec<f64>> = (0..cfg.challenges_per_round)
+                    .map(|_| {
+                        cfg.tasks
+                            .iter()
+                            .map(|t| t.work_units[rng.index(t.work_units.len())])
+                            .collect()
+                    })
+                    .collect();
+                let mut obs: Vec<Vec<Observation>> = vec![Vec::with_capacity(miners.len()); sizes.len()];
                 for (k, (uid, m)) in miners.iter().enumerate() {
-                    for _ in 0..cfg.challenges_per_round {
+                    for (round, obs) in sizes.iter().zip(&mut obs) {
                         let mut pick = rng.uniform() * share_total;
-                        let task = cfg
+                        let t = cfg
                             .tasks
                             .iter()
-                            .find(|t| {
+                            .position(|t| {
                                 pick -= t.share;
                                 pick < 0.0
                             })
-                            .unwrap_or(&cfg.tasks[cfg.tasks.len() - 1]);
-                        let work = task.work_units[rng.index(task.work_units.len())];
-                        obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, work, jitter_s));
+                            .unwrap_or(cfg.tasks.len() - 1);
+                        let task = &cfg.tasks[t];
+                        obs.push(answer(cfg, &mut rng, m, *uid, up[k], task, round[t], jitter_s));
                     }
                 }
                 obs
             });
             for mech in &mut mechs {
                 let set = match &obs {
-                    Some(obs) => {
-                        let mine: Vec<Observation> = obs
+                    Some(rounds) => {
+                        // The epoch's rounds scored together (so a failed challenge's penalty offsets
+                        // the epoch's passes, as several challenges per validator round would).
+                        let mine: Vec<Observation> = rounds
                             .iter()
+                            .flatten()
                             .filter(|o| mech.classes.contains(&o.task_class))
                             .cloned()
                             .collect();
                         let book = mech.books.entry(vi).or_default();
-                        book.update(&score_round(&mine, &policy), policy.ema.alpha);
+                        book.fold_round(&mine, &policy);
                         weights_from_scores(&book.scores, &policy, &limits).ok()
                     }
                     None => {

@@ -18,7 +18,7 @@ fn honest_miners_earn_the_most_per_gpu_dollar() {
     for m in s
         .miners
         .iter()
-        .filter(|m| m.label != "honest" && m.label != "owner")
+        .filter(|m| !["honest", "owner", "sybil"].contains(&m.label.as_str()))
     {
         assert!(
             m.relative_to_honest < 1.0,
@@ -27,11 +27,19 @@ fn honest_miners_earn_the_most_per_gpu_dollar() {
             m.relative_to_honest
         );
     }
+    // Splitting one GPU across 3 uids is neutral under the linear curve: per dollar (that is, per GPU)
+    // the split earns what one uid on it would, up to the sampling noise of 40 epochs (1.003 with this
+    // seed, 0.98 to 1.03 with seeds 1 to 5).
+    let sybil = get("sybil").relative_to_honest;
+    assert!(
+        (sybil - 1.0).abs() < 0.06,
+        "sybil earns {sybil} of honest per dollar"
+    );
     // Copiers and lazy miners are caught by verification: nothing at all for copiers.
     assert_eq!(get("copier").emission_rao, 0);
     assert!(get("lazy").relative_to_honest < 0.2);
-    // The honest miners take most of the miner emission.
-    assert!(honest.share > 0.5, "honest share {}", honest.share);
+    // The honest miners (4 of 13 GPUs' worth of uids, one of them split) take the largest share.
+    assert!(honest.share > 0.4, "honest share {}", honest.share);
 }
 
 #[test]
@@ -82,12 +90,12 @@ fn summary_numbers_are_the_csv_totals() {
             .relative_to_honest
     };
     for (label, want) in [
-        ("lazy", 0.016),
-        ("slow", 0.199),
-        ("flaky", 0.529),
+        ("lazy", 0.0),
+        ("slow", 0.350),
+        ("flaky", 0.598),
         ("copier", 0.0),
-        ("sybil", 0.632),
-        ("relay", 0.900),
+        ("sybil", 1.002),
+        ("relay", 0.873),
     ] {
         assert!(
             (rel(label) - want).abs() < 0.0015,
@@ -96,7 +104,7 @@ fn summary_numbers_are_the_csv_totals() {
         );
     }
     assert!(
-        (s.miners[0].share - 0.5026).abs() < 0.0015,
+        (s.miners[0].share - 0.4608).abs() < 0.0015,
         "honest share {}",
         s.miners[0].share
     );
@@ -314,7 +322,9 @@ fn each_mechanism_pays_its_emission_share() {
         generalist > compute && generalist > 0.5 * inference,
         "{generalist} {compute} {inference}"
     );
-    assert!(per_uid("lazy") < 0.2 * compute, "lazy {}", per_uid("lazy"));
+    // Lazy miners (skipping 0.3 of the work, 4 rows opened) earn 0.13 to 0.22 of a compute specialist
+    // over seeds 1 to 5 and the shipped 7; honest GPUs never pay less.
+    assert!(per_uid("lazy") < 0.3 * compute, "lazy {}", per_uid("lazy"));
     assert_eq!(per_uid("copier"), 0.0);
 }
 
@@ -335,20 +345,86 @@ fn a_class_in_no_mechanism_or_in_two_is_refused() {
     );
 }
 
-/// Issue 17's first claim at the default task mix and sizes: a miner with 100× the throughput earns at
-/// least 30× per uid (776× in this run). The simulator's overheads are the network's RTT and jitter;
+/// Issue 17 at the default task mix and sizes. A miner with 100× the throughput earns at least 30× per
+/// uid. One fast GPU split across 4 uids (the `split` group) earns, summed over its uids, no more than
+/// the same GPU as one uid (`fast`), within 5 % for timing noise: the linear curve pays each uid a
+/// quarter, and the reference moves slowly across rounds, so the split's uids, present in every class
+/// every round, do not collect the rounds whose reference dropped because the fast uids drew the other
+/// class (with a per-round reference they earned 1.33× to 1.6×; under the old logistic default 1.56×).
+/// The split's remaining edge (1.02 over 400 epochs) is the 100× GPU's own timing: its smallest
+/// challenge takes 0.2 ms, under `min_compute_seconds` and the network's jitter, which understates
+/// the unsplit GPU more than the split. The simulator's overheads are the network's RTT and jitter;
 /// the real stack's fixed costs per answer (HTTP, signing, generation) are not modelled here.
-///
-/// The second claim does not hold in this population yet: the fast GPU split across 4 uids (the
-/// `split` group) earns 1.56× what one uid on the same GPU earns, because its 4 uids are half the
-/// passed answers and so set the 0.75-quantile reference speed themselves. Not asserted; a scoring
-/// change (issue 17's open part).
 #[test]
 fn a_hundred_times_the_throughput_earns_thirty_times_per_uid() {
-    let cfg = SimConfig::from_toml_str(
+    let result = run(&issue17("epochs = 30"), None).unwrap();
+    let get = |label: &str| result.summary.miners.iter().find(|m| m.label == label).unwrap();
+    let per_uid = |label: &str| get(label).emission_rao as f64 / get(label).uids as f64;
+    let (fast, slow) = (per_uid("fast"), per_uid("slow"));
+    assert!(
+        fast > 0.0 && fast >= 30.0 * slow,
+        "fast {fast} vs slow {slow} per uid"
+    );
+    let split = get("split").emission_rao as f64;
+    assert!(
+        split > 0.0 && split <= 1.05 * fast,
+        "split GPU {split} vs one uid {fast}"
+    );
+}
+
+/// Issue 17, every GPU in the box, with challenges sized for the 100× GPU (its smallest takes 22 ms,
+/// as the validator sizes challenges to keep a GPU busy): a box of 8 such GPUs (8 challenges at once
+/// per round) earns about 8 times one of them as a uid; a uid with one such GPU claiming 8 devices, and
+/// the GPU split over 4 uids, earn no more than the GPU as one uid (5 % tolerance for timing noise;
+/// over 200 epochs, seeds 17 to 20: box 7.8 to 8.0, split 1.00 to 1.01, claimed devices 0.99 to 1.03).
+#[test]
+fn a_box_earns_for_every_gpu_and_claiming_devices_it_lacks_earns_nothing() {
+    let tasks = r#"
+        epochs = 200
+        timeout_seconds = 3000
+        [[tasks]]
+        class = "matmul"
+        share = 0.5
+        work_units = [5.50e13, 4.40e14, 3.52e15]
+        seconds_per_unit = 4.0e-14
+        [[tasks]]
+        class = "inference"
+        share = 0.5
+        work_units = [102400.0, 204800.0, 409600.0]
+        seconds_per_unit = 5.0e-4
+        [[miners]]
+        strategy = "honest"
+        label = "box"
+        count = 1
+        gpu = "fast"
+        gpus_per_box = 8
+        [[miners]]
+        strategy = "honest"
+        label = "liar"
+        count = 1
+        gpu = "fast"
+        claimed_devices = 8
+    "#;
+    let result = run(&issue17(tasks), None).unwrap();
+    let get = |label: &str| result.summary.miners.iter().find(|m| m.label == label).unwrap();
+    let per_uid = |label: &str| get(label).emission_rao as f64 / get(label).uids as f64;
+    let fast = per_uid("fast");
+    let (boxed, liar, split) = (per_uid("box"), per_uid("liar"), get("split").emission_rao as f64);
+    assert!(
+        (7.5..8.5).contains(&(boxed / fast)),
+        "8-GPU box {boxed} vs one GPU {fast}"
+    );
+    assert!(liar <= 1.05 * fast, "claiming 8 devices {liar} vs one GPU {fast}");
+    assert!(split <= 1.05 * fast, "split GPU {split} vs one uid {fast}");
+}
+
+/// The issue-17 population: two 100× GPUs as one uid each, two 1× GPUs, one 100× GPU split over 4
+/// uids, plus `extra` (top-level keys, tables and miner groups).
+fn issue17(extra: &str) -> SimConfig {
+    SimConfig::from_toml_str(&format!(
         r#"
         seed = 17
-        epochs = 30
+        {extra}
         [[validators]]
         count = 2
         [[miners]]
@@ -376,16 +452,7 @@ fn a_hundred_times_the_throughput_earns_thirty_times_per_uid() {
         [gpus.h100]
         throughput = 1.0
         cost_per_hour = 2.5
-        "#,
-    )
-    .unwrap();
-    let result = run(&cfg, None).unwrap();
-    let get = |label: &str| result.summary.miners.iter().find(|m| m.label == label).unwrap();
-    let per_uid = |label: &str| get(label).emission_rao as f64 / get(label).uids as f64;
-    let (fast, slow) = (per_uid("fast"), per_uid("slow"));
-    assert!(
-        fast > 0.0 && fast >= 30.0 * slow,
-        "fast {fast} vs slow {slow} per uid"
-    );
-    assert!(get("split").emission_rao > 0);
+        "#
+    ))
+    .unwrap()
 }

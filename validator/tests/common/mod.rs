@@ -40,8 +40,9 @@ pub(crate) async fn start_miner(seed: &str, behavior: Behavior) -> MinerServer {
     MinerServer::start(config, listener).await.unwrap()
 }
 
-/// Starts a real honest miner server on loopback serving flex `devices` (`miner run --devices`).
-pub(crate) async fn start_miner_on_devices(seed: &str, devices: Vec<usize>) -> MinerServer {
+/// Starts an honest miner server on loopback serving `devices` (flex: one CPU worker each), allowing
+/// the test validator.
+pub(crate) async fn start_miner_devices(seed: &str, devices: Vec<usize>) -> MinerServer {
     let key = Keypair::from_uri(&format!("//{seed}")).unwrap();
     let mut config = MinerConfig::new(key, ValidatorSet::allow_list([validator_key().account()]));
     config.devices = devices;
