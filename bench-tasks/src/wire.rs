@@ -118,6 +118,12 @@ pub struct ChallengeResponse {
     pub queue_seconds: f64,
     /// Seconds of device work (self-reported; informational, never trusted for scoring).
     pub compute_seconds: f64,
+    /// The index ([`DeviceInfo::index`]) of the device that computed the answer, on a miner serving
+    /// several (`miner run --devices`). Self-reported and informational: validators show throughput per
+    /// device with it and never score it. Absent from older miners (unknown), and older validators ignore
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<u32>,
 }
 
 /// A task's round-2 opening request, tagged by class.
@@ -414,6 +420,29 @@ pub struct GenerateResponse<R> {
     pub text: String,
     /// Counts, timings and receipt, as in the streamed form's last event.
     pub done: GenerateDone<R>,
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    /// The device index is optional both ways: an older miner's answer (no `device`) parses as unknown,
+    /// and an answer without one serializes as an older miner's did.
+    #[test]
+    fn the_answering_device_is_optional_on_the_wire() {
+        let old = r#"{"id":"7-3","answer":{"task":"matmul","answer":{"sketch":[1.0]}},"queue_seconds":0.5,"compute_seconds":1.5}"#;
+        let parsed: ChallengeResponse = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed.device, None);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), old);
+        let on_one = ChallengeResponse {
+            device: Some(1),
+            ..parsed
+        };
+        let json = serde_json::to_string(&on_one).unwrap();
+        assert!(json.ends_with(r#""compute_seconds":1.5,"device":1}"#), "{json}");
+        let back: ChallengeResponse = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, on_one);
+    }
 }
 
 #[cfg(test)]

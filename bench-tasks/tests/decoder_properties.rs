@@ -134,6 +134,7 @@ fn mutated_wire_json_never_panics_and_round_trips() {
             answer: TaskAnswer::Matmul(Round1Answer::sketch((0..64).map(|i| i as f32 - 3.0).collect())),
             queue_seconds: 0.25,
             compute_seconds: 1.5,
+            device: Some(1),
         },
         ChallengeResponse {
             id: "inference-1".into(),
@@ -142,6 +143,7 @@ fn mutated_wire_json_never_panics_and_round_trips() {
             }),
             queue_seconds: 0.0,
             compute_seconds: 0.5,
+            device: None,
         },
     ];
     let open = OpenRequest {

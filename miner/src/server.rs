@@ -494,6 +494,11 @@ async fn run_challenge(state: &AppState, caller: Caller) -> Result<ChallengeResp
         answer: computed.answer,
         queue_seconds: waited,
         compute_seconds: computed.seconds,
+        device: state
+            .info
+            .devices
+            .get(slot)
+            .and_then(|d| u32::try_from(d.index).ok()),
     })
 }
 

@@ -87,6 +87,11 @@ async fn two_devices_two_workers_and_state_stays_on_its_device() {
         .await
         .expect("answered while device 0 is held: it ran on device 1")
         .expect("round 1");
+    assert_eq!(
+        answer.body.device,
+        Some(1),
+        "the answer names the device that computed it"
+    );
     let TaskAnswer::Matmul(sketch) = answer.body.answer else {
         panic!("a matmul challenge got another task's answer")
     };

@@ -418,12 +418,13 @@ fn the_worked_matmul_example_is_what_the_miner_and_verifier_compute() {
         "byte count of the example body"
     );
 
-    // The honest answer, as the miner serializes it (with zero timings).
+    // The honest answer, as a one-device miner serializes it (with zero timings).
     let response = ChallengeResponse {
         id: "7-3".into(),
         answer: TaskAnswer::Matmul(answer.clone()),
         queue_seconds: 0.0,
         compute_seconds: 0.0,
+        device: Some(0),
     };
     assert_eq!(
         block(&text, "example-challenge-response"),

@@ -211,16 +211,9 @@ fn score_against(
         };
         e.0 += mix * credit;
     }
-    let scores = net.into_iter().map(|(uid, (credit, weight))| {
-        (
-            uid,
-            if weight > 0.0 {
-                credit / weight
-            } else {
-                0.0
-            },
-        )
-    });
+    let scores = net
+        .into_iter()
+        .map(|(uid, (credit, weight))| (uid, if weight > 0.0 { credit / weight } else { 0.0 }));
     with_organic_volume(scores.collect(), observations, policy)
 }
 

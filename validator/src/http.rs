@@ -10,8 +10,9 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 
-use crate::dashboard::{Dashboard, ScoresView};
+use crate::dashboard::{Dashboard, MinerRow, ScoresView};
 use crate::metrics::Metrics;
+use crate::throughput::WINDOW;
 
 #[derive(Debug, Clone)]
 struct AppState {
@@ -89,7 +90,7 @@ pub fn render_html(v: &ScoresView) -> String {
          <h1>tensorproof validator</h1><p>round {} at block {} · <a href=\"/scores\">JSON</a> · \
          <a href=\"/metrics\">metrics</a></p><table><tr><th>uid</th><th>hotkey</th><th>EMA score</th>\
          <th>weight</th><th>computed</th><th>passed</th><th>failed</th><th>last verdict</th><th>RTT ms</th>\
-         <th>compute ms</th></tr>",
+         <th>compute ms</th><th>matmul TFLOP/s</th></tr>",
         v.round, v.block
     );
     for m in &v.miners {
@@ -102,7 +103,7 @@ pub fn render_html(v: &ScoresView) -> String {
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=\"l\">{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"l {class}\">{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"l {class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             m.uid,
             esc(&m.hotkey),
             m.score,
@@ -113,14 +114,52 @@ pub fn render_html(v: &ScoresView) -> String {
             esc(&verdict),
             ms(last.and_then(|r| r.rtt_ms)),
             ms(last.and_then(|r| r.compute_ms)),
+            tflops(m),
         );
     }
     h.push_str("</table>");
+    render_devices(&mut h, v);
     if let Some(o) = &v.organic {
         render_organic(&mut h, o);
     }
     h.push_str("</body></html>");
     h
+}
+
+/// A miner's matmul TFLOP/s per dtype class, `bf16 312.4 · f32 45.1` (`–` when it has none).
+fn tflops(m: &MinerRow) -> String {
+    if m.matmul_tflops.is_empty() {
+        return "–".to_owned();
+    }
+    m.matmul_tflops
+        .iter()
+        .map(|(dtype, f)| format!("{dtype} {:.1}", f.tflops))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The per-device section: one row per (miner, device, dtype class), only when some miner named its
+/// devices.
+fn render_devices(h: &mut String, v: &ScoresView) {
+    if v.miners.iter().all(|m| m.matmul_devices.is_empty()) {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<h2>Matmul throughput per device</h2><p>median TFLOP/s of the last {WINDOW} passed answers per device \
+         and dtype class, by the device index the miner named</p><table><tr><th>uid</th><th>device</th>\
+         <th>dtype</th><th>TFLOP/s</th><th>answers</th></tr>"
+    );
+    for m in &v.miners {
+        for d in &m.matmul_devices {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{:.1}</td><td>{}</td></tr>",
+                m.uid, d.device, d.dtype, d.tflops, d.samples
+            );
+        }
+    }
+    h.push_str("</table>");
 }
 
 /// The organic section: requests by outcome, verified share and cost, then one row per serving miner.
@@ -165,11 +204,82 @@ fn render_organic(h: &mut String, o: &crate::api::stats::OrganicView) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use super::*;
     use crate::api::metrics::ApiMetrics;
     use crate::api::stats::OrganicStats;
+    use crate::throughput::{DeviceTflops, Tflops};
+
+    #[test]
+    fn the_page_shows_matmul_tflops_per_class_and_per_device() {
+        let row = |uid: u16| MinerRow {
+            uid,
+            hotkey: format!("hk{uid}"),
+            score: 0.5,
+            weight: 0,
+            computed_weight: 0,
+            passed: 3,
+            failed: 0,
+            recent: Vec::new(),
+            matmul_tflops: BTreeMap::new(),
+            matmul_devices: Vec::new(),
+        };
+        let mut view = ScoresView {
+            miners: vec![row(1), row(2)],
+            ..ScoresView::default()
+        };
+        let html = render_html(&view);
+        assert!(html.contains("<th>matmul TFLOP/s</th>"), "{html}");
+        assert!(!html.contains("Matmul throughput per device"), "{html}");
+        view.miners[0].matmul_tflops = BTreeMap::from([
+            (
+                "bf16",
+                Tflops {
+                    tflops: 312.44,
+                    samples: 4,
+                },
+            ),
+            (
+                "f32",
+                Tflops {
+                    tflops: 45.06,
+                    samples: 2,
+                },
+            ),
+        ]);
+        view.miners[0].matmul_devices = vec![
+            DeviceTflops {
+                device: 0,
+                dtype: "bf16",
+                tflops: 300.0,
+                samples: 2,
+            },
+            DeviceTflops {
+                device: 1,
+                dtype: "bf16",
+                tflops: 324.9,
+                samples: 2,
+            },
+        ];
+        let html = render_html(&view);
+        // uid 1's last column lists its classes; uid 2, with none, shows a dash.
+        assert!(html.contains("<td>bf16 312.4 · f32 45.1</td></tr>"), "{html}");
+        let row2 = &html[html.find("<tr><td>2</td>").unwrap()..];
+        let row2 = &row2[..row2.find("</tr>").unwrap()];
+        assert_eq!(row2.matches("<td").count(), 11, "one cell per column: {row2}");
+        assert!(row2.ends_with("<td>–</td>"), "{row2}");
+        assert!(html.contains("<h2>Matmul throughput per device</h2>"), "{html}");
+        assert!(
+            html.contains("<tr><td>1</td><td>0</td><td class=\"l\">bf16</td><td>300.0</td><td>2</td></tr>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>1</td><td>1</td><td class=\"l\">bf16</td><td>324.9</td><td>2</td></tr>"),
+            "{html}"
+        );
+    }
 
     #[test]
     fn the_page_shows_organic_serving_only_when_the_api_is_on() {

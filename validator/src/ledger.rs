@@ -49,8 +49,10 @@ pub struct RoundInputs {
     pub started_ms: u64,
     /// Unix ms at end.
     pub finished_ms: u64,
-    /// Matmul parameters.
+    /// Matmul parameters (size, dtype class, sketch, openings, round seed).
     pub matmul: bench_tasks::matmul::RoundParams,
+    /// Products per matmul challenge, `B` (work `B·n³` multiply-adds per challenge).
+    pub matmul_batch: u32,
     /// Per-miner outcomes.
     pub outcomes: Vec<MinerOutcome>,
     /// Organic answers checked since the previous round ([`crate::organic::OrganicInbox::drain`]). Those
@@ -202,6 +204,7 @@ impl Ledger {
             finished_ms: inputs.finished_ms,
             policy_hash: self.policy_hash.clone(),
             matmul: inputs.matmul,
+            matmul_batch: Some(inputs.matmul_batch),
             inference,
             forgotten,
             miners: inputs.outcomes.clone(),
@@ -328,6 +331,7 @@ mod tests {
                 round_seed: round,
                 dtype: bench_tasks::matmul::MatmulDtype::F32,
             },
+            matmul_batch: 1,
             outcomes: vec![MinerOutcome {
                 uid: 1,
                 hotkey: "hk".into(),
@@ -339,6 +343,8 @@ mod tests {
                 seed: format!("{round:016x}"),
                 answer_hash: None,
                 devices: 1,
+                dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
+                device_runs: Vec::new(),
             }],
             organic: Vec::new(),
             limits: ChainLimits {

@@ -12,7 +12,8 @@
 //! - [`organic`]: the API's organic verdicts, held until the next round commits and scores them.
 //! - [`api`]: the OpenAI-compatible API (`--api-listen`): keys, routing to miners, receipts, usage,
 //!   organic verification.
-//! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`.
+//! - [`metrics`], [`dashboard`], [`http`]: `GET /metrics`, `GET /scores`, `GET /`; [`throughput`]: the
+//!   matmul TFLOP/s per dtype class and per device they show.
 //! - `localnet` (feature `localnet`): the whole subnet on one machine (devnet, miners, validator).
 //! - [`setup`]: the subnet set-up for docker compose (`localnet-setup`; in the production build).
 //! - `bench` (feature `localnet`): round wall time, CPU time and peak memory for many in-process miners.
@@ -43,6 +44,8 @@
 //!     seed: "00".into(),
 //!     answer_hash: None,
 //!     devices: 1,
+//!     dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
+//!     device_runs: Vec::new(),
 //! };
 //! let record = ledger
 //!     .commit_round(RoundInputs {
@@ -52,6 +55,7 @@
 //!         started_ms: 0,
 //!         finished_ms: 1,
 //!         matmul: RoundParams::new(64, 1),
+//!         matmul_batch: 1,
 //!         outcomes: vec![outcome(0, true), outcome(1, false)],
 //!         organic: vec![],
 //!         limits: ChainLimits { n: 2, min_allowed_weights: 1, max_weight_limit: u16::MAX },
@@ -80,3 +84,4 @@ pub mod round;
 pub mod roundlog;
 pub mod setup;
 pub mod state;
+pub mod throughput;

@@ -1,6 +1,7 @@
 //! Prometheus metrics served on `GET /metrics`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
 use prometheus_client::metrics::counter::Counter;
@@ -28,6 +29,16 @@ pub struct StepLabels {
 /// Labels of `validator_matmul_tflops`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DtypeLabels {
+    /// The matmul dtype class (`f32`, `f16`, `bf16`).
+    pub dtype: String,
+}
+
+/// Labels of `validator_miner_matmul_tflops`: the uid and the dtype class only, so the series are bounded
+/// by the subnet's uids times three classes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MinerDtypeLabels {
+    /// The miner's uid.
+    pub uid: u16,
     /// The matmul dtype class (`f32`, `f16`, `bf16`).
     pub dtype: String,
 }
@@ -66,6 +77,9 @@ pub struct Metrics {
     /// Throughput of passed matmul answers (`2·batch·n³` over the compute time), in TFLOP/s, by dtype
     /// class.
     pub matmul_tflops: Family<DtypeLabels, Histogram, fn() -> Histogram>,
+    /// Each miner's achieved matmul throughput by dtype class, in TFLOP/s: the median of its last
+    /// [`crate::throughput::WINDOW`] passed answers of the class, as `/scores` shows it.
+    pub miner_matmul_tflops: Family<MinerDtypeLabels, Gauge<f64, AtomicU64>>,
     /// Weight submissions by outcome.
     pub weight_submissions: Family<OutcomeLabels, Counter>,
     /// Errors reading the chain.
@@ -98,6 +112,7 @@ impl Metrics {
         let matmul_tflops = Family::<DtypeLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             tflops_histogram as fn() -> Histogram,
         );
+        let miner_matmul_tflops = Family::<MinerDtypeLabels, Gauge<f64, AtomicU64>>::default();
         let weight_submissions = Family::<OutcomeLabels, Counter>::default();
         let chain_errors = Counter::default();
         let miners = Gauge::default();
@@ -125,6 +140,14 @@ impl Metrics {
             matmul_tflops.clone(),
         );
         registry.register(
+            "miner_matmul_tflops",
+            format!(
+                "Each miner's achieved matmul throughput by dtype class: median TFLOP/s of its last {} passed answers of the class",
+                crate::throughput::WINDOW
+            ),
+            miner_matmul_tflops.clone(),
+        );
+        registry.register(
             "weight_submissions",
             "Weight submissions by outcome",
             weight_submissions.clone(),
@@ -141,6 +164,7 @@ impl Metrics {
             latency,
             round_seconds,
             matmul_tflops,
+            miner_matmul_tflops,
             weight_submissions,
             chain_errors,
             miners,
@@ -167,6 +191,20 @@ impl Metrics {
                     dtype: dtype.to_owned(),
                 })
                 .observe(flops / compute_seconds / 1e12);
+        }
+    }
+
+    /// Replaces every `validator_miner_matmul_tflops` series with `figures` (uid, dtype class, TFLOP/s):
+    /// a uid that left the figures (a new hotkey at the uid) loses its series.
+    pub fn set_miner_tflops(&self, figures: &[(u16, &str, f64)]) {
+        self.miner_matmul_tflops.clear();
+        for &(uid, dtype, tflops) in figures {
+            self.miner_matmul_tflops
+                .get_or_create(&MinerDtypeLabels {
+                    uid,
+                    dtype: dtype.to_owned(),
+                })
+                .set(tflops);
         }
     }
 

@@ -41,7 +41,7 @@ use crate::metrics::{Metrics, OutcomeLabels, VerdictLabels};
 use crate::network::{ChainView, Network, NetworkError, SubmitOutcome, SubmitStatus};
 use crate::organic::OrganicInbox;
 use crate::record::{InferenceRecord, RoundRecord};
-use crate::state::{MinerOutcome, WeightSubmission};
+use crate::state::{DeviceRun, MinerOutcome, WeightSubmission};
 
 /// Round settings (the `[round]` table of `validator.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -506,6 +506,7 @@ impl<N: Network> Validator<N> {
             .verify_threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         dashboard.load(&ledger);
+        metrics.set_miner_tflops(&dashboard.matmul_tflops());
         Self {
             network,
             client,
@@ -632,6 +633,7 @@ impl<N: Network> Validator<N> {
             started_ms,
             finished_ms: unix_ms(),
             matmul: plan.params,
+            matmul_batch: plan.batch,
             outcomes,
             organic: self.organic.drain(),
             limits: view.limits,
@@ -743,6 +745,7 @@ impl<N: Network> Validator<N> {
         self.metrics.miners.set(record.miners.len() as i64);
         self.metrics.block.set(view.block_number as i64);
         self.dashboard.round_committed(record);
+        self.metrics.set_miner_tflops(&self.dashboard.matmul_tflops());
     }
 
     /// Submits the round's weights when the chain accepts weights now, and records the outcome.
@@ -855,6 +858,8 @@ struct DeviceResult {
     /// When its answer arrived (absent without one).
     answered_at: Option<Instant>,
     answer_hash: Option<String>,
+    /// The device the miner said computed the answer.
+    device: Option<u32>,
 }
 
 /// Challenges one miner end to end with the task its seed draws, one challenge per advertised device
@@ -888,6 +893,8 @@ async fn probe_miner(
         seed: format!("{seed:016x}"),
         answer_hash: None,
         devices: 1,
+        dtype: (task == TaskClass::Matmul).then_some(shared.setup.params().dtype),
+        device_runs: Vec::new(),
     };
     let to = miner.target();
 
@@ -945,6 +952,7 @@ async fn probe_miner(
     results.sort_by_key(|(d, _)| *d);
     let results: Vec<DeviceResult> = results.into_iter().map(|(_, r)| r).collect();
     let grouped = combine(&results, started);
+    out.device_runs = device_runs(task, &results, started, out.rtt_ms);
     out.verdict = grouped.verdict;
     out.devices = grouped.devices;
     out.answer_hash = grouped.answer_hash;
@@ -1007,7 +1015,32 @@ async fn challenge_device(
         verdict,
         answered_at: exchanged.answer_elapsed.map(|e| sent + e),
         answer_hash: exchanged.answer_hash,
+        device: exchanged.device,
     }
+}
+
+/// The passed matmul challenges of a group whose answers named their device, each with its own compute
+/// time (from the group's start to its answer, less the RTT): what `/scores` shows per device.
+fn device_runs(
+    task: TaskClass,
+    results: &[DeviceResult],
+    started: Instant,
+    rtt_ms: Option<f64>,
+) -> Vec<DeviceRun> {
+    let Some(rtt_ms) = rtt_ms.filter(|_| task == TaskClass::Matmul) else {
+        return Vec::new();
+    };
+    results
+        .iter()
+        .filter(|r| r.verdict.passed)
+        .filter_map(|r| {
+            let elapsed = r.answered_at?.saturating_duration_since(started);
+            Some(DeviceRun {
+                device: r.device?,
+                compute_ms: (elapsed.as_secs_f64() * 1e3 - rtt_ms).max(0.0),
+            })
+        })
+        .collect()
 }
 
 /// A device group folded into one verdict.
@@ -1152,12 +1185,28 @@ mod tests {
             verdict: Verdict::pass(10.0),
             answered_at: at(ms),
             answer_hash: Some(format!("h{ms}")),
+            device: u32::try_from(ms).ok(),
         };
         let failed = |reason: Reason, ms: Option<u64>| DeviceResult {
             verdict: Verdict::fail(reason, "x", 10.0),
             answered_at: ms.and_then(at),
             answer_hash: None,
+            device: Some(7),
         };
+        // Per device: the passed challenges, each timed to its own answer less the RTT.
+        let runs = device_runs(
+            TaskClass::Matmul,
+            &[ok(40), failed(Reason::Timeout, None), ok(50)],
+            started,
+            Some(10.0),
+        );
+        assert_eq!(
+            runs.iter()
+                .map(|r| (r.device, r.compute_ms.round()))
+                .collect::<Vec<_>>(),
+            vec![(40, 30.0), (50, 40.0)]
+        );
+        assert!(device_runs(TaskClass::Inference, &[ok(40)], started, Some(10.0)).is_empty());
         let g = combine(&[ok(40), ok(50)], started);
         assert!(g.verdict.passed);
         assert_eq!((g.verdict.work_units, g.devices), (20.0, 2));

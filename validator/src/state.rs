@@ -120,6 +120,26 @@ pub struct MinerOutcome {
     /// ones that passed. 1 for a single challenge (absent from records written before device groups).
     #[serde(default = "one_device", skip_serializing_if = "is_one_device")]
     pub devices: u32,
+    /// The dtype class of the matmul challenges (matmul outcomes only; absent for inference and in
+    /// records written before it was recorded). The round's `matmul` parameters hold it too; kept per
+    /// outcome so the state database can show throughput per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<bench_tasks::matmul::MatmulDtype>,
+    /// One entry per passed challenge of the group whose answer named the device that computed it
+    /// ([`bench_tasks::wire::ChallengeResponse::device`]), with that challenge's own compute time; each
+    /// challenge's work is `verdict.work_units / devices`. Empty when no answer named its device (older
+    /// miners) and in older records. Informational, never scored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_runs: Vec<DeviceRun>,
+}
+
+/// One passed challenge of a device group, on the device the miner named.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRun {
+    /// The device index the miner named (the `index` of its `/info` `devices` entry).
+    pub device: u32,
+    /// From sending the challenge to its answer, less the ping RTT, in milliseconds.
+    pub compute_ms: f64,
 }
 
 const fn one_device() -> u32 {
@@ -216,7 +236,7 @@ pub struct WeightSubmission {
 }
 
 /// The newest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -300,6 +320,11 @@ CREATE TABLE organic_verdicts (
 );
 ",
     "ALTER TABLE verdicts ADD COLUMN devices INTEGER NOT NULL DEFAULT 1;",
+    // Matmul outcomes' dtype class and per-device runs (JSON; NULL in rows written before).
+    r"
+ALTER TABLE verdicts ADD COLUMN dtype TEXT;
+ALTER TABLE verdicts ADD COLUMN device_runs TEXT;
+",
 ];
 
 /// The validator's state database.
@@ -466,8 +491,8 @@ impl Store {
         {
             let mut ins = tx.prepare(
                 "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
-                 compute_ms, seed, answer_hash, devices)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 compute_ms, seed, answer_hash, devices, dtype, device_runs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for o in &c.outcomes {
                 ins.execute(params![
@@ -484,7 +509,10 @@ impl Store {
                     o.compute_ms,
                     o.seed,
                     o.answer_hash,
-                    o.devices
+                    o.devices,
+                    o.dtype.map(bench_tasks::matmul::MatmulDtype::name),
+                    (!o.device_runs.is_empty())
+                        .then(|| serde_json::to_string(&o.device_runs).unwrap_or_default())
                 ])?;
             }
             let mut org = tx.prepare(
@@ -583,7 +611,27 @@ impl Store {
     pub fn recent_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash, devices FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+             answer_hash, devices, dtype, device_runs FROM verdicts WHERE uid = ?1 ORDER BY round DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![uid, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (round, row) = row?;
+            out.push((round, row.into_outcome()?));
+        }
+        Ok(out)
+    }
+
+    /// The most recent `limit` passed matmul outcomes of one uid with a recorded dtype class and compute
+    /// time, newest first, with their round numbers: what its throughput figures are made of.
+    pub fn passed_matmul_outcomes(&self, uid: u16, limit: usize) -> Result<Vec<(u64, MinerOutcome)>> {
+        let mut st = self.conn.prepare(
+            "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
+             answer_hash, devices, dtype, device_runs FROM verdicts
+             WHERE uid = ?1 AND task = 'matmul' AND passed = 1 AND dtype IS NOT NULL AND compute_ms IS NOT NULL
+             ORDER BY round DESC LIMIT ?2",
         )?;
         let rows = st.query_map(params![uid, limit as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, OutcomeRow::from_row(r)?))
@@ -600,7 +648,7 @@ impl Store {
     pub fn round_outcomes(&self, round: u64) -> Result<Vec<MinerOutcome>> {
         let mut st = self.conn.prepare(
             "SELECT round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms, compute_ms, seed,
-             answer_hash, devices FROM verdicts WHERE round = ?1 ORDER BY uid",
+             answer_hash, devices, dtype, device_runs FROM verdicts WHERE round = ?1 ORDER BY uid",
         )?;
         let rows = st.query_map(params![round as i64], OutcomeRow::from_row)?;
         let mut out = Vec::new();
@@ -732,6 +780,8 @@ struct OutcomeRow {
     seed: String,
     answer_hash: Option<String>,
     devices: u32,
+    dtype: Option<String>,
+    device_runs: Option<String>,
 }
 
 impl OutcomeRow {
@@ -750,6 +800,8 @@ impl OutcomeRow {
             seed: r.get(11)?,
             answer_hash: r.get(12)?,
             devices: r.get(13)?,
+            dtype: r.get(14)?,
+            device_runs: r.get(15)?,
         })
     }
 
@@ -764,6 +816,25 @@ impl OutcomeRow {
             what: "verdict reason",
             detail: self.reason.clone(),
         })?;
+        let dtype = self
+            .dtype
+            .map(|d| {
+                d.parse().map_err(|_| StateError::Corrupt {
+                    what: "verdict dtype class",
+                    detail: d.clone(),
+                })
+            })
+            .transpose()?;
+        let device_runs = self
+            .device_runs
+            .map(|j| {
+                serde_json::from_str(&j).map_err(|e| StateError::Corrupt {
+                    what: "verdict device runs",
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(MinerOutcome {
             uid: self.uid,
             hotkey: self.hotkey,
@@ -780,6 +851,8 @@ impl OutcomeRow {
             seed: self.seed,
             answer_hash: self.answer_hash,
             devices: self.devices,
+            dtype,
+            device_runs,
         })
     }
 }
@@ -808,6 +881,11 @@ mod tests {
                 seed: "01".into(),
                 answer_hash: None,
                 devices: 2,
+                dtype: Some(bench_tasks::matmul::MatmulDtype::Bf16),
+                device_runs: vec![DeviceRun {
+                    device: 1,
+                    compute_ms: 2.0,
+                }],
             }],
             organic: vec![OrganicOutcome {
                 usage_id: 7,
@@ -930,6 +1008,55 @@ mod tests {
         let e2 = LogEntry::new(1, GENESIS, "round", &2).unwrap();
         s.commit_round(&commit(2), &e2).unwrap();
         assert_eq!(s.organic_outcomes(2).unwrap(), commit(2).organic);
+    }
+
+    /// A database written by a build of schema 3 (before verdicts recorded the dtype class and the
+    /// device runs) opens; its verdicts read back without them, and new ones keep them.
+    #[test]
+    fn a_schema_3_database_migrates_to_dtype_and_device_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let v2 = open_migrated(&path, "FULL", &MIGRATIONS[..3]).unwrap();
+        v2.execute(
+            "INSERT INTO rounds(round, attempt, block_number, block_hash, started_ms, finished_ms, miners, passed)
+             VALUES (1, 1, 101, 'aa', 1, 2, 1, 1)",
+            [],
+        )
+        .unwrap();
+        v2.execute(
+            "INSERT INTO verdicts(round, uid, hotkey, task, passed, reason, detail, work_units, rtt_ms, total_ms,
+             compute_ms, seed, answer_hash) VALUES (1, 3, 'hk', 'matmul', 1, 'passed', '', 64.0, 1.0, 3.0, 2.0,
+             '01', NULL)",
+            [],
+        )
+        .unwrap();
+        drop(v2);
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let old = &s.round_outcomes(1).unwrap()[0];
+        assert!(old.verdict.passed);
+        assert_eq!((old.dtype, old.device_runs.len()), (None, 0));
+        // Without a recorded class it yields no throughput sample.
+        assert!(s.passed_matmul_outcomes(3, 10).unwrap().is_empty());
+        let mut c = commit(2);
+        c.outcomes[0].verdict = bench_tasks::Verdict::pass(64.0);
+        c.outcomes[0].compute_ms = Some(2.0);
+        s.commit_round(&c, &LogEntry::new(1, GENESIS, "round", &2).unwrap())
+            .unwrap();
+        assert_eq!(s.round_outcomes(2).unwrap(), c.outcomes);
+        let passed = s.passed_matmul_outcomes(3, 10).unwrap();
+        assert_eq!(passed.len(), 1);
+        assert_eq!(passed[0].0, 2);
+        assert_eq!(
+            (passed[0].1.dtype, passed[0].1.device_runs.clone()),
+            (
+                Some(bench_tasks::matmul::MatmulDtype::Bf16),
+                vec![DeviceRun {
+                    device: 1,
+                    compute_ms: 2.0
+                }]
+            )
+        );
     }
 
     #[test]

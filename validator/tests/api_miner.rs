@@ -219,6 +219,8 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
         seed: "00".into(),
         answer_hash: None,
         devices: 1,
+        dtype: Some(bench_tasks::matmul::MatmulDtype::F32),
+        device_runs: Vec::new(),
     };
     let attempt = ledger.begin_attempt().unwrap();
     let record = ledger
@@ -229,6 +231,7 @@ async fn answers_from_a_real_miner_are_counted_receipted_and_replay_on_the_cpu()
             started_ms: 0,
             finished_ms: 1,
             matmul: bench_tasks::matmul::RoundParams::new(64, 1),
+            matmul_batch: 1,
             outcomes: vec![
                 challenge(1, miner_key.account().to_ss58()),
                 challenge(2, Keypair::from_uri("//Idle").unwrap().account().to_ss58()),

@@ -379,6 +379,11 @@ async fn status_server_shows_scores_metrics_and_html() {
     assert_eq!(m["recent"][0]["reason"], "passed");
     assert!(m["score"].as_f64().unwrap() > 0.0);
     assert_eq!(m["computed_weight"], 65535);
+    // One passed f32 answer: its throughput, and the device a one-device miner names (index 0).
+    assert_eq!(m["matmul_tflops"]["f32"]["samples"], 1, "{m}");
+    assert!(m["matmul_tflops"]["f32"]["tflops"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(m["matmul_devices"][0]["device"], 0, "{m}");
+    assert_eq!(m["matmul_devices"][0]["dtype"], "f32", "{m}");
     let text = http
         .get(format!("http://{addr}/metrics"))
         .send()
@@ -396,6 +401,10 @@ async fn status_server_shows_scores_metrics_and_html() {
         text.contains("validator_weight_submissions_total{outcome=\"skipped\"} 1"),
         "{text}"
     );
+    assert!(
+        text.contains("validator_miner_matmul_tflops{uid=\"7\",dtype=\"f32\"} "),
+        "{text}"
+    );
     let html = http
         .get(format!("http://{addr}/"))
         .send()
@@ -405,4 +414,99 @@ async fn status_server_shows_scores_metrics_and_html() {
         .await
         .unwrap();
     assert!(html.contains("<table>") && html.contains(&a.hotkey().to_ss58()));
+    assert!(
+        html.contains("<th>matmul TFLOP/s</th>") && html.contains("<td>f32 "),
+        "{html}"
+    );
+    assert!(html.contains("<h2>Matmul throughput per device</h2>"), "{html}");
+}
+
+/// A miner serving two flex devices names the device of each answer: with device 0 busy the round's
+/// challenge runs on device 1, then (device 0 free again, and first on a tie) on device 0. The round
+/// records the dtype class, the batch and each device, and `/scores`, the page and `/metrics` show
+/// TFLOP/s per class and per device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_device_miner_shows_throughput_per_device() {
+    let miner = start_miner_devices("v0", vec![0, 1]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = validator::metrics::Metrics::new();
+    let dashboard = validator::dashboard::Dashboard::new();
+    let key = validator_key();
+    let ledger = Ledger::open(dir.path(), scoring::policy::Policy::default(), &key.ss58(), 1).unwrap();
+    let client =
+        exchange::Client::pooled(std::sync::Arc::new(chain::auth::RequestSigner::new(key)), 2).unwrap();
+    let config = validator::round::RoundConfig {
+        matmul_dtypes: vec![bench_tasks::matmul::MatmulDtype::Bf16],
+        matmul_batch: Some(2),
+        // One challenge per round, so holding device 0 decides where it runs (a group of two would
+        // queue its second challenge behind the held job).
+        max_devices: 1,
+        ..quick_config()
+    };
+    let v = validator::round::Validator::new(
+        std::sync::Arc::new(validator::network::StaticNetwork::new(
+            vec![endpoint(4, &miner)],
+            std::time::Duration::from_millis(100),
+        )),
+        client,
+        ledger,
+        [9; 32],
+        config,
+        metrics.clone(),
+        dashboard.clone(),
+    );
+    let release = hold_device(&miner, 0).await;
+    let first = v.run_round().await.unwrap().record;
+    release.send(()).unwrap();
+    let second = v.run_round().await.unwrap().record;
+    for (record, device) in [(&first, 1), (&second, 0)] {
+        let m = &record.miners[0];
+        assert!(m.verdict.passed, "{:?}", m.verdict);
+        assert_eq!(
+            m.device_runs.iter().map(|r| r.device).collect::<Vec<_>>(),
+            vec![device],
+            "round {}",
+            record.round
+        );
+        assert_eq!(m.dtype, Some(bench_tasks::matmul::MatmulDtype::Bf16));
+        assert_eq!(record.matmul.dtype, bench_tasks::matmul::MatmulDtype::Bf16);
+        assert_eq!(record.matmul_batch, Some(2));
+    }
+
+    let view = dashboard.view();
+    let row = &view.miners[0];
+    assert_eq!(row.uid, 4);
+    assert_eq!(row.matmul_tflops["bf16"].samples, 2);
+    let devices: Vec<(u32, &str, usize)> = row
+        .matmul_devices
+        .iter()
+        .map(|d| (d.device, d.dtype, d.samples))
+        .collect();
+    assert_eq!(devices, vec![(0, "bf16", 1), (1, "bf16", 1)]);
+    assert!(row.matmul_devices.iter().all(|d| d.tflops > 0.0));
+    let scores = serde_json::to_value(&view).unwrap();
+    let named: Vec<&serde_json::Value> = scores["miners"][0]["matmul_devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["device"])
+        .collect();
+    assert_eq!(named, [0, 1]);
+    let html = validator::http::render_html(&view);
+    for device in [0, 1] {
+        assert!(
+            html.contains(&format!(
+                "<tr><td>4</td><td>{device}</td><td class=\"l\">bf16</td>"
+            )),
+            "{html}"
+        );
+    }
+    assert!(
+        metrics
+            .render()
+            .contains("validator_miner_matmul_tflops{uid=\"4\",dtype=\"bf16\"} "),
+        "{}",
+        metrics.render()
+    );
+    miner.shutdown().await;
 }

@@ -75,6 +75,9 @@ pub struct Exchanged {
     pub answer_elapsed: Option<Duration>,
     /// The miner's self-reported queue and compute seconds (informational, never scored).
     pub reported: Option<(f64, f64)>,
+    /// The device the miner says computed the round-1 answer ([`ChallengeResponse::device`]; informational,
+    /// never scored).
+    pub device: Option<u32>,
     /// blake3 of the answer bytes (round 1, then round 2 when there is one).
     pub answer_hash: Option<String>,
     /// The verification to run, or the verdict already reached (a failed call, a wrong answer type).
@@ -87,6 +90,7 @@ impl std::fmt::Debug for Exchanged {
             .field("work", &self.work)
             .field("answer_elapsed", &self.answer_elapsed)
             .field("reported", &self.reported)
+            .field("device", &self.device)
             .field("answer_hash", &self.answer_hash)
             .field("result", &self.result.as_ref().map(|_| "pending"))
             .finish()
@@ -99,6 +103,7 @@ impl Exchanged {
             work,
             answer_elapsed: None,
             reported: None,
+            device: None,
             answer_hash: None,
             result: Err(Verdict::fail(Reason::Malformed, "not run", work)),
         }
@@ -107,6 +112,7 @@ impl Exchanged {
     fn answered(&mut self, elapsed: Duration, answer: &ChallengeResponse) {
         self.answer_elapsed = Some(elapsed);
         self.reported = Some((answer.queue_seconds, answer.compute_seconds));
+        self.device = answer.device;
     }
 
     fn failed_call(self, e: &CallError) -> Self {

@@ -50,6 +50,24 @@ pub(crate) async fn start_miner_devices(seed: &str, devices: Vec<usize>) -> Mine
     MinerServer::start(config, listener).await.unwrap()
 }
 
+/// Occupies the worker of the miner's device at `slot` (its position in `/info` `devices`) until the
+/// returned sender is sent to or dropped; returns once the worker runs the blocking job.
+pub(crate) async fn hold_device(server: &MinerServer, slot: usize) -> std::sync::mpsc::Sender<()> {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let _held = server.queues()[slot]
+        .submit(u64::MAX, move |_| {
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv_timeout(Duration::from_secs(60));
+        })
+        .unwrap();
+    tokio::task::spawn_blocking(move || entered_rx.recv())
+        .await
+        .unwrap()
+        .expect("the device's worker runs the holding job");
+    release_tx
+}
+
 /// The endpoint of a running miner.
 pub(crate) fn endpoint(uid: u16, server: &MinerServer) -> MinerEndpoint {
     MinerEndpoint {
