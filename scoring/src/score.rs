@@ -265,6 +265,12 @@ pub struct ScoreBook {
     /// the next round).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub references: BTreeMap<TaskClass, f64>,
+    /// The same for a class scored in a named variant ([`ScoreBook::fold_round_in`]): one reference
+    /// per `class:variant` (for matmul, per dtype class: `matmul:bf16`), so rounds in a format 13×
+    /// slower on the same GPU (f32 on SIMT cores against bf16 on tensor cores) do not drag the other's
+    /// reference. Absent from books saved before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variant_references: BTreeMap<String, f64>,
 }
 
 impl ScoreBook {
@@ -296,15 +302,38 @@ impl ScoreBook {
     /// gains (+33 % to +60 % for a 4-way split in the simulator's issue-17 population with a
     /// per-round reference). A slow-moving reference keeps a round's luck of the draw small.
     pub fn fold_round(&mut self, observations: &[Observation], policy: &Policy) -> BTreeMap<u16, f64> {
+        self.fold_round_in(observations, policy, &BTreeMap::new())
+    }
+
+    /// [`ScoreBook::fold_round`] where some classes were scored in a named variant this round (the
+    /// validator names the round's matmul dtype class): each such class's reference moves only with
+    /// rounds of the same variant (`variant_references`), the others as in `fold_round`.
+    pub fn fold_round_in(
+        &mut self,
+        observations: &[Observation],
+        policy: &Policy,
+        variants: &BTreeMap<TaskClass, String>,
+    ) -> BTreeMap<u16, f64> {
         let alpha = policy.latency.reference_alpha;
+        let move_toward = |old: Option<&f64>, now: f64| match old {
+            Some(&old) if old.is_finite() && old > 0.0 => alpha * now + (1.0 - alpha) * old,
+            _ => now,
+        };
         let mut reference = round_references(observations, policy);
         for (class, (_, speed)) in &mut reference {
-            let moved = match self.references.get(class) {
-                Some(&old) if old.is_finite() && old > 0.0 => alpha * *speed + (1.0 - alpha) * old,
-                _ => *speed,
+            *speed = match variants.get(class) {
+                Some(variant) => {
+                    let key = format!("{class}:{variant}");
+                    let moved = move_toward(self.variant_references.get(&key), *speed);
+                    self.variant_references.insert(key, moved);
+                    moved
+                }
+                None => {
+                    let moved = move_toward(self.references.get(class), *speed);
+                    self.references.insert(*class, moved);
+                    moved
+                }
             };
-            *speed = moved;
-            self.references.insert(*class, moved);
         }
         let scores = score_against(observations, policy, &reference);
         self.update(&scores, policy.ema.alpha);
@@ -485,6 +514,39 @@ mod tests {
         assert!(s[&1] > 0.0);
         assert!(s[&2] < s[&1]);
         assert!(!s.contains_key(&4), "validator-side failures are ignored");
+    }
+
+    /// Rounds in a slow variant of a class (f32 matmul, 13× slower than bf16 on an H200) keep their
+    /// own reference: an honest miner at the variant's usual speed earns the same in either variant's
+    /// rounds, where one shared slow-moving reference would pay the f32 rounds a thirteenth.
+    #[test]
+    fn each_variant_keeps_its_own_reference() {
+        let p = Policy::default();
+        let mut book = ScoreBook::new();
+        let round = |elapsed: f64| {
+            [
+                obs(1, "matmul", true, "passed", elapsed, 0.0, 1e9),
+                obs(2, "matmul", true, "passed", elapsed, 0.0, 1e9),
+            ]
+        };
+        let bf16 = BTreeMap::from([(TaskClass::Matmul, "bf16".to_string())]);
+        let f32 = BTreeMap::from([(TaskClass::Matmul, "f32".to_string())]);
+        let mut last = (0.0, 0.0);
+        for _ in 0..20 {
+            last.0 = book.fold_round_in(&round(0.1), &p, &bf16)[&1];
+            last.1 = book.fold_round_in(&round(1.3), &p, &f32)[&1];
+        }
+        assert!((last.0 - last.1).abs() < 1e-9, "{last:?}");
+        assert!((last.0 - 1.0).abs() < 1e-9, "{last:?}");
+        assert!(book.references.is_empty());
+        assert_eq!(book.variant_references.len(), 2);
+        // One shared reference: the f32 rounds pay far less than the bf16 ones.
+        let mut shared = ScoreBook::new();
+        for _ in 0..20 {
+            last.0 = shared.fold_round(&round(0.1), &p)[&1];
+            last.1 = shared.fold_round(&round(1.3), &p)[&1];
+        }
+        assert!(last.1 < 0.5 * last.0, "{last:?}");
     }
 
     /// A miner that cheats on one class and answers the other honestly (the localnet's `lazy` miner:

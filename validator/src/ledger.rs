@@ -190,7 +190,14 @@ impl Ledger {
         }
         let obs = observations(&inputs.outcomes, &inputs.organic);
         let mut book = self.book.clone();
-        let out = score_step(&mut book, &forgotten, &obs, &self.policy, &inputs.limits);
+        let out = score_step(
+            &mut book,
+            &forgotten,
+            &obs,
+            inputs.matmul.dtype,
+            &self.policy,
+            &inputs.limits,
+        );
         let mut hotkeys = self.hotkeys.clone();
         for o in &inputs.outcomes {
             hotkeys.insert(o.uid, o.hotkey.clone());

@@ -13,9 +13,10 @@
 
 use std::collections::BTreeMap;
 
-use bench_tasks::matmul::RoundParams;
+use bench_tasks::matmul::{MatmulDtype, RoundParams};
 use scoring::policy::Policy;
 use scoring::score::{Observation, ScoreBook};
+use scoring::task::TaskClass;
 use scoring::weights::{ChainLimits, WeightVector, weights_from_scores};
 use serde::{Deserialize, Serialize};
 
@@ -167,18 +168,22 @@ pub struct ScoreOutput {
 }
 
 /// Drops `forget` from `book`, folds one round's observations into it and computes the weight vector:
-/// the validator's whole scoring step, used unchanged by replay.
+/// the validator's whole scoring step, used unchanged by replay. The round's matmul answers are
+/// compared with the reference of their dtype class (`matmul_dtype`), so f32 and bf16 rounds each
+/// keep their own ([`ScoreBook::fold_round_in`]).
 pub fn score_step(
     book: &mut ScoreBook,
     forget: &[u16],
     observations: &[Observation],
+    matmul_dtype: MatmulDtype,
     policy: &Policy,
     limits: &ChainLimits,
 ) -> ScoreOutput {
     for &uid in forget {
         book.forget(uid);
     }
-    let round_scores = book.fold_round(observations, policy);
+    let variants = BTreeMap::from([(TaskClass::Matmul, matmul_dtype.name().to_string())]);
+    let round_scores = book.fold_round_in(observations, policy, &variants);
     let weights = weights_from_scores(&book.scores, policy, limits).map_err(|e| e.to_string());
     ScoreOutput {
         round_scores,

@@ -100,7 +100,7 @@ pub fn replay(path: &Path) -> Result<ReplayReport, LogError> {
                         r.round
                     ));
                 }
-                let out = score_step(&mut book, &r.forgotten, &obs, pol, &r.limits);
+                let out = score_step(&mut book, &r.forgotten, &obs, r.matmul.dtype, pol, &r.limits);
                 if !same_scores(&out.round_scores, &r.round_scores) {
                     report
                         .mismatches

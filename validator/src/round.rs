@@ -64,7 +64,8 @@ pub struct RoundConfig {
     pub max_devices: u32,
     /// Matmul sizes `n`; each round draws one.
     pub matmul_sizes: Vec<u32>,
-    /// Matmul dtype classes; each round draws one.
+    /// Matmul dtype classes; each round draws one, every entry equally likely (default `bf16, bf16,
+    /// f16, f32`).
     pub matmul_dtypes: Vec<MatmulDtype>,
     /// Products per matmul challenge, `B` (default: sized by `matmul_h200_ms`).
     pub matmul_batch: Option<u32>,
@@ -245,7 +246,14 @@ impl Default for RoundConfig {
             // 4096³ in f32, 288 in bf16/f16), while the validator checks k rows per miner: n = 4096
             // keeps that check, and the O(n²) round setup, below a tenth of the H200's time.
             matmul_sizes: vec![4096],
-            matmul_dtypes: vec![MatmulDtype::F32],
+            // What AI buyers rent: tensor-core bf16 half the rounds, f16 and f32 (SIMT) a quarter each;
+            // each dtype class keeps its own scoring reference (`record::score_step`).
+            matmul_dtypes: vec![
+                MatmulDtype::Bf16,
+                MatmulDtype::Bf16,
+                MatmulDtype::F16,
+                MatmulDtype::F32,
+            ],
             matmul_batch: None,
             matmul_h200_ms: bench_tasks::matmul::params::DEFAULT_H200_SECONDS * 1e3,
             matmul_max_batch: bench_tasks::matmul::params::DEFAULT_SIZED_MAX_BATCH,

@@ -356,7 +356,11 @@ async fn status_server_shows_scores_metrics_and_html() {
         client,
         ledger,
         [1; 32],
-        quick_config(),
+        // f32 pinned: the assertions below name the class.
+        validator::round::RoundConfig {
+            matmul_dtypes: vec![bench_tasks::matmul::MatmulDtype::F32],
+            ..quick_config()
+        },
         metrics.clone(),
         dashboard.clone(),
     );
