@@ -5,7 +5,7 @@
 
 Does what a new subnet user does, in order: read the block number, read the metagraph,
 register a hotkey (burned registration: the SDK's intent, which always goes through the MEV
-shield, then the same call in the clear through the SDK's raw-call path), fund the hotkey, serve
+shield; only if it failed, the same call in the clear through the SDK's raw-call path), fund the hotkey, serve
 an axon, add stake, lower the subnet's min_allowed_weights as its owner, set weights (after the rate limit that registration starts), read the weights
 back, read the metagraph again. Each operation runs even if an earlier one failed. Prints ONE JSON line:
 
