@@ -24,6 +24,7 @@ pub mod drand;
 pub mod node;
 pub mod rpc;
 pub mod runtime;
+pub mod shield;
 pub mod signer;
 pub mod subtensor;
 

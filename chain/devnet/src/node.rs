@@ -238,6 +238,49 @@ pub struct Produced {
     pub dropped: usize,
 }
 
+/// The block author's side of the MEV shield: when `carrier` (already applied) is a
+/// `MevShield.submit_encrypted`, decrypt it with `keys` and apply the inner signed extrinsic right
+/// after it. Returns the inner extrinsic when it was applied (its dispatch may still have failed, as
+/// any included extrinsic's); `None` for any other call, an undecryptable ciphertext or an invalid
+/// inner extrinsic (bad signature, stale nonce of a replay, …), which leaves only the carrier.
+fn unshield_inner(keys: &crate::shield::ShieldKeys, carrier: &UncheckedExtrinsic) -> Option<PoolTx> {
+    let RuntimeCall::MevShield(crate::shield::Call::submit_encrypted { ciphertext }) = &carrier.function
+    else {
+        return None;
+    };
+    let plaintext = keys
+        .unshield(ciphertext)
+        .inspect_err(|e| tracing::debug!("devnet: shielded extrinsic not decrypted: {e}"))
+        .ok()?;
+    let mut input = &plaintext[..];
+    let xt = UncheckedExtrinsic::decode(&mut input).ok()?;
+    // One level only, and never an unsigned (inherent) call.
+    if !input.is_empty()
+        || matches!(xt.function, RuntimeCall::MevShield(_))
+        || matches!(xt.preamble, generic::Preamble::Bare(_))
+    {
+        return None;
+    }
+    sp_io::storage::start_transaction();
+    let applied = catch_unwind(AssertUnwindSafe(|| Executive::apply_extrinsic(xt.clone())))
+        .unwrap_or(Err(TransactionValidityError::Invalid(InvalidTransaction::Call)));
+    if let Err(e) = applied {
+        sp_io::storage::rollback_transaction();
+        tracing::debug!(
+            "devnet: shielded extrinsic invalid: {}",
+            describe_validity_error(&e)
+        );
+        return None;
+    }
+    sp_io::storage::commit_transaction();
+    Some(PoolTx {
+        hash: BlakeTwo256::hash(&plaintext),
+        sender_nonce: sender_nonce(&xt),
+        xt,
+        watcher: None,
+    })
+}
+
 /// The chain: head state, blocks, snapshots and pool.
 pub struct Chain {
     ext: TestExternalities,
@@ -255,6 +298,8 @@ pub struct Chain {
     last_timestamp: u64,
     heads: broadcast::Sender<Header>,
     beacon: Option<(chain::timelock::DevBeacon, chain::timelock::BeaconConfig)>,
+    /// The MEV shield key pairs this author announced.
+    shield: crate::shield::ShieldKeys,
 }
 
 impl std::fmt::Debug for Chain {
@@ -321,6 +366,7 @@ impl Chain {
             last_timestamp: 0,
             heads,
             beacon: None,
+            shield: crate::shield::ShieldKeys::new(),
         };
         // The genesis state is served like any kept block's: rebuilt through the later blocks' undo.
         chain.keep_undo(genesis_hash, Undo::new());
@@ -569,11 +615,15 @@ impl Chain {
         let mut included: Vec<PoolTx> = Vec::new();
         let mut dropped: Vec<PoolTx> = Vec::new();
         let beacon = self.beacon.clone();
+        let enc_key = self.shield.announce();
+        let shield = &self.shield;
         let built = catch_unwind(AssertUnwindSafe(|| {
             self.ext.execute_with(|| {
                 Executive::initialize_block(&header);
                 // The inherent cannot fail for a timestamp past the previous one.
                 let _ = Executive::apply_extrinsic(inherent.clone());
+                // What subtensor's `announce_next_key` inherent does; the key has the right length.
+                let _ = crate::shield::Pallet::<Runtime>::rotate(enc_key.try_into().ok());
                 // The beacon's pulses land after `on_initialize`, like drand's off-chain worker's
                 // unsigned transactions: commits revealed by them open in a later block.
                 if let Some((beacon, config)) = &beacon {
@@ -590,7 +640,9 @@ impl Chain {
                         match applied {
                             Ok(_) => {
                                 sp_io::storage::commit_transaction();
+                                let inner = unshield_inner(shield, &tx.xt);
                                 included.push(tx);
+                                included.extend(inner);
                                 progress = true;
                             }
                             Err(TransactionValidityError::Invalid(
@@ -783,9 +835,12 @@ mod tests {
             .map(|(k, v)| k.len() + v.len())
             .sum();
         // Undo records of 40 blocks plus at most four rebuilt states hold less than a quarter of what a
-        // state copy per block would (even with genesis's small state; the ratio grows with the state).
+        // state copy per block would (even with genesis's small state; the ratio grows with the state),
+        // beside what every block rotates: the MEV shield's three keys (`CurrentKey ← PendingKey ←
+        // NextKey ←` new), each replaced value kept in the block's undo record.
+        let rotated = 3 * (crate::shield::MLKEM768_ENC_KEY_LEN + 64);
         assert!(
-            chain.history_bytes() < seen.len() * head_bytes / 4,
+            chain.history_bytes() < seen.len() * (head_bytes / 4 + rotated),
             "history {} bytes, head state {head_bytes} bytes",
             chain.history_bytes()
         );

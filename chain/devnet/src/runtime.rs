@@ -2,7 +2,7 @@
 //!
 //! Pallet indices follow finney (`System` 0, `Timestamp` 2, `Aura` 3, `Balances` 5,
 //! `TransactionPayment` 6, `SubtensorModule` 7, `Sudo` 12, `Commitments` 18, `AdminUtils` 19,
-//! `Drand` 26), and so does the transaction
+//! `Drand` 26, `MevShield` 30), and so does the transaction
 //! extension pipeline (`SystemTxExtension, CustomTxExtension, CheckMetadataHash`), so that a client
 //! built for finney signs the same bytes.
 
@@ -50,6 +50,7 @@ use super::admin as pallet_admin_utils;
 use super::aura as pallet_aura;
 use super::commitments as pallet_commitments;
 use super::drand as pallet_drand;
+use super::shield as pallet_shield;
 use super::subtensor as pallet_subtensor;
 use super::subtensor::info::{Metagraph, NeuronInfoLite, StakeInfo, SubnetHyperparamsV2};
 
@@ -110,7 +111,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: Cow::Borrowed("node-subtensor"),
     impl_name: Cow::Borrowed("tensorproof-devnet"),
     authoring_version: 1,
-    spec_version: 427,
+    spec_version: 428,
     impl_version: 1,
     apis: RUNTIME_API_VERSIONS,
     transaction_version: 1,
@@ -141,6 +142,7 @@ construct_runtime!(
         Commitments: pallet_commitments = 18,
         AdminUtils: pallet_admin_utils = 19,
         Drand: pallet_drand = 26,
+        MevShield: pallet_shield = 30,
     }
 );
 
@@ -203,6 +205,8 @@ impl pallet_commitments::Config for Runtime {}
 
 impl pallet_aura::Config for Runtime {}
 
+impl pallet_shield::Config for Runtime {}
+
 // Keep unused-import lints quiet for types only some configurations use.
 const _: Option<ConstBool<true>> = None;
 
@@ -238,17 +242,41 @@ impl TransactionExtension<RuntimeCall> for SudoTransactionExtension {
     sp_runtime::impl_tx_ext_default!(RuntimeCall; weight prepare);
 }
 
-/// Subtensor's `CheckShieldedTxValidity` (MEV shield); the devnet has no shielded transactions,
-/// so it only carries the identifier.
+/// Subtensor's `CheckShieldedTxValidity` (MEV shield): a signed `MevShield.submit_encrypted` whose
+/// ciphertext does not have the shielded layout is refused in the pool with
+/// `InvalidTransaction::Custom(23)` (subtensor's `FailedShieldedTxParsing`).
 #[derive(Encode, Decode, DecodeWithMemTracking, Clone, Eq, PartialEq, TypeInfo, Debug, Default)]
 pub struct CheckShieldedTxValidity;
+
+/// `InvalidTransaction::Custom` code of an unparseable shielded ciphertext, as on subtensor.
+pub const FAILED_SHIELDED_TX_PARSING: u8 = 23;
 
 impl TransactionExtension<RuntimeCall> for CheckShieldedTxValidity {
     const IDENTIFIER: &'static str = "CheckShieldedTxValidity";
     type Implicit = ();
     type Val = ();
     type Pre = ();
-    sp_runtime::impl_tx_ext_default!(RuntimeCall; weight validate prepare);
+
+    fn validate(
+        &self,
+        origin: DispatchOriginOf<RuntimeCall>,
+        call: &RuntimeCall,
+        _info: &DispatchInfoOf<RuntimeCall>,
+        _len: usize,
+        _self_implicit: (),
+        _inherited_implication: &impl Implication,
+        _source: TransactionSource,
+    ) -> ValidateResult<(), RuntimeCall> {
+        if let (RuntimeCall::MevShield(pallet_shield::Call::submit_encrypted { ciphertext }), Some(_)) =
+            (call, origin.as_system_origin_signer())
+            && pallet_shield::parse(ciphertext).is_none()
+        {
+            return Err(InvalidTransaction::Custom(FAILED_SHIELDED_TX_PARSING).into());
+        }
+        Ok((ValidTransaction::default(), (), origin))
+    }
+
+    sp_runtime::impl_tx_ext_default!(RuntimeCall; weight prepare);
 }
 
 /// Subtensor's `DrandPriority`; priority ordering is not modelled, only the identifier.

@@ -361,3 +361,73 @@ fn served_metadata_uses_subtensors_type_paths() {
         );
     }
 }
+
+/// `MevShield` (index 30): every call, event, error and storage item the devnet serves is finney's,
+/// with the same indices, argument and field shapes, hashers and value shapes.
+#[test]
+fn mev_shield_matches_finney() {
+    let (f, d) = (finney(), devnet(16));
+    let (fp, dp) = (
+        f.pallet_by_name("MevShield").expect("finney MevShield"),
+        d.pallet_by_name("MevShield").expect("devnet MevShield"),
+    );
+    assert_eq!((dp.call_index(), fp.call_index()), (30, 30));
+    let calls = dp.call_variants().expect("calls");
+    assert!(calls.iter().any(|c| c.name == "submit_encrypted"));
+    for call in calls {
+        let fc = fp.call_variant_by_name(&call.name).expect("call on finney");
+        assert_eq!(call.index, fc.index, "MevShield::{} index", call.name);
+        assert_eq!(
+            fields(d.types(), call),
+            fields(f.types(), fc),
+            "MevShield::{}",
+            call.name
+        );
+    }
+    let (de, fe) = (
+        dp.event_variants().expect("events"),
+        fp.event_variants().expect("events"),
+    );
+    assert!(!de.is_empty());
+    for ev in de {
+        let fv = fe.iter().find(|v| v.name == ev.name).expect("event on finney");
+        assert_eq!(ev.index, fv.index, "MevShield::{} index", ev.name);
+        assert_eq!(
+            fields(d.types(), ev),
+            fields(f.types(), fv),
+            "MevShield::{}",
+            ev.name
+        );
+    }
+    let names = |p: &subxt::metadata::PalletMetadata<'_>| -> Vec<(u8, String)> {
+        p.error_variants()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| (e.index, e.name.clone()))
+            .collect()
+    };
+    assert_eq!(names(&dp), names(&fp), "errors");
+    let (ds, fs) = (dp.storage().expect("storage"), fp.storage().expect("storage"));
+    assert_eq!(ds.prefix(), fs.prefix());
+    let mut compared = 0;
+    for entry in ds.entries() {
+        let fe = fs.entry_by_name(entry.name()).expect("storage item on finney");
+        let keys = |m: &Metadata, e: &subxt::metadata::StorageEntryMetadata| -> Vec<String> {
+            e.keys()
+                .map(|k| format!("{:?} {}", k.hasher, shape(m.types(), k.key_id, 0)))
+                .collect()
+        };
+        assert_eq!(keys(&d, entry), keys(&f, fe), "MevShield::{} keys", entry.name());
+        assert_eq!(
+            shape(d.types(), entry.value_ty(), 0),
+            shape(f.types(), fe.value_ty(), 0),
+            "MevShield::{} value",
+            entry.name()
+        );
+        compared += 1;
+    }
+    assert_eq!(
+        compared, 5,
+        "CurrentKey, PendingKey, NextKey and the two expiries"
+    );
+}

@@ -5,7 +5,7 @@
 
 Does what a new subnet user does, in order: read the block number, read the metagraph,
 register a hotkey (burned registration: the SDK's intent, which always goes through the MEV
-shield, then the same call in the clear through the SDK's raw-call path), fund the hotkey, serve
+shield; only if it failed, the same call in the clear through the SDK's raw-call path), fund the hotkey, serve
 an axon, add stake, lower the subnet's min_allowed_weights as its owner, set weights (after the rate limit that registration starts), read the weights
 back, read the metagraph again. Each operation runs even if an earlier one failed. Prints ONE JSON line:
 
@@ -106,9 +106,17 @@ def main():
         # The hotkey signs serve_axon and set_weights. Both are free (Pays::No), but FRAME's
         # CheckNonce refuses any signer whose account does not exist, so the hotkey needs the
         # existential deposit: a miner funds it once, as here.
-        out = executed(
-            sub.execute(bt.Transfer(dest_ss58=hotkey, amount_tao=bt.tao(args.fund_tao)), wallet)
-        )
+        # The SDK 11.3 pins the shielded carrier's nonce in its nonce cache, not the inner
+        # extrinsic's (one above): after the shielded BurnedRegister, the coldkey's next extrinsic
+        # in the same session is refused once as stale, and the SDK drops its cache. The same
+        # happens on finney; a client signs again, as the SDK's message says.
+        intent = bt.Transfer(dest_ss58=hotkey, amount_tao=bt.tao(args.fund_tao))
+        result = sub.execute(intent, wallet)
+        retried = not result.success and "nonce is below" in (result.message or "")
+        if retried:
+            result = sub.execute(intent, wallet)
+        out = executed(result)
+        out["stale_nonce_retried"] = retried
         out["free_rao"] = sub.balances.get(hotkey).rao
         return out
 
