@@ -122,8 +122,10 @@ async fn the_bittensor_sdk_does_everyday_operations_against_the_devnet() {
     let devnet = Devnet::spawn(DevnetConfig {
         dev_subnet: true,
         tempo: 10,
-        // Short blocks keep the 100-block weights rate limit the driver waits out to seconds.
-        block_time: Some(Duration::from_millis(50)),
+        // Short blocks keep the 100-block weights rate limit the driver waits out to 20 s; not
+        // shorter: the SDK signs the shielded registration with an 8-block mortal era, which must
+        // outlast the encryption and submission on a loaded 2-core CI machine (1.6 s here).
+        block_time: Some(Duration::from_millis(200)),
         ..DevnetConfig::default()
     })
     .await
