@@ -225,13 +225,27 @@ pub mod pallet {
             Ok(())
         }
 
-        /// Set `Tempo` (root).
+        /// Set `Tempo` (root). As subtensor does since its stateful epoch schedule, the cycle restarts:
+        /// `LastEpochBlock` becomes this block, so the next epoch is `tempo` blocks away.
         #[pallet::call_index(30)]
         #[pallet::weight(Weight::from_parts(10_000_000, 0))]
         pub fn sudo_set_tempo(origin: OriginFor<T>, netuid: u16, tempo: u16) -> DispatchResult {
             Self::ensure_setter(origin, netuid, Setter::Root)?;
             subtensor::Tempo::<T>::insert(netuid, tempo);
+            // Subtensor's cycle reset: the new tempo counts from this block.
+            subtensor::LastEpochBlock::<T>::insert(netuid, SubtensorPallet::<T>::current_block());
             SubtensorPallet::<T>::deposit_event(subtensor::Event::TempoSet(netuid, tempo));
+            Ok(())
+        }
+
+        /// Set `AdminFreezeWindow` (root): the blocks at the end of each tempo in which owner admin
+        /// calls are refused, and how far ahead `trigger_epoch` fires.
+        #[pallet::call_index(74)]
+        #[pallet::weight(Weight::from_parts(10_000_000, 0))]
+        pub fn sudo_set_admin_freeze_window(origin: OriginFor<T>, window: u16) -> DispatchResult {
+            ensure_root(origin)?;
+            subtensor::AdminFreezeWindow::<T>::put(window);
+            SubtensorPallet::<T>::deposit_event(subtensor::Event::AdminFreezeWindowSet(window));
             Ok(())
         }
 

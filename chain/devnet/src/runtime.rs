@@ -111,7 +111,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: Cow::Borrowed("node-subtensor"),
     impl_name: Cow::Borrowed("tensorproof-devnet"),
     authoring_version: 1,
-    spec_version: 428,
+    spec_version: 429,
     impl_version: 1,
     apis: RUNTIME_API_VERSIONS,
     transaction_version: 1,

@@ -735,3 +735,267 @@ async fn a_timelocked_mechanism_commit_is_opened_into_its_mechanism() {
     assert!(opened, "the chain opened the commit into mechanism 1");
     devnet.shutdown().await;
 }
+
+/// A devnet at 50 ms blocks with commit-reveal on and the given tempo.
+async fn devnet_with_tempo(tempo: u16) -> Devnet {
+    Devnet::spawn(DevnetConfig {
+        block_time: Some(Duration::from_millis(50)),
+        dev_subnet: true,
+        dev_subnet_commit_reveal: true,
+        tempo,
+        ..DevnetConfig::default()
+    })
+    .await
+    .expect("devnet starts")
+}
+
+/// Signs `call` as //Alice (root's key and subnet 1's owner) with a stock subxt client and waits for
+/// its success, as an owner's own tooling would send it.
+async fn alice_sends(devnet: &Devnet, call: impl subxt::tx::Payload) {
+    let api = subxt::OnlineClient::<subxt::config::substrate::SubstrateConfig>::from_url(devnet.ws_url())
+        .await
+        .expect("subxt connects");
+    let at = api.at_current_block().await.expect("block");
+    at.transactions()
+        .sign_and_submit_then_watch_default(&call, &subxt_signer::sr25519::dev::alice())
+        .await
+        .expect("submitted")
+        .wait_for_finalized_success()
+        .await
+        .expect("the call succeeded");
+}
+
+/// The head block number with `f` read against that block's state (read again if a block was
+/// produced in between). (`frame_system`'s block number in the stored head state is not the head's:
+/// the devnet's node keeps its own.)
+fn at_head<R>(devnet: &Devnet, f: impl Fn() -> R) -> (u64, R) {
+    loop {
+        let before = devnet.best_number();
+        let r = devnet.with_state(&f);
+        if devnet.best_number() == before {
+            return (u64::from(before), r);
+        }
+    }
+}
+
+/// Waits until the chain opens the owner's timelocked commit into mechanism 1's weights, and returns
+/// the subnet's epoch clock as it stood at the first block that showed them: (`SubnetEpochIndex`,
+/// `LastEpochBlock`, that block). (Mechanism 1's `LastUpdate` holds the commit's block, not the
+/// reveal's.)
+async fn opened_into_mechanism_one(devnet: &Devnet) -> (u64, u64, u64) {
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
+    let mec1 = chain::weights::storage_index(1, 1);
+    for _ in 0..800 {
+        let (block, opened) = at_head(devnet, || {
+            (!subtensor::Weights::<Runtime>::get(mec1, 0).is_empty()).then(|| {
+                (
+                    subtensor::SubnetEpochIndex::<Runtime>::get(1),
+                    subtensor::LastEpochBlock::<Runtime>::get(1),
+                )
+            })
+        });
+        if let Some((index, last)) = opened {
+            return (index, last, block);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the chain never opened the commit into mechanism 1");
+}
+
+/// The epoch a queued timelocked commit of mechanism 1 was stored under.
+fn commit_epochs(devnet: &Devnet) -> Vec<u64> {
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
+    devnet.with_state(|| {
+        subtensor::TimelockedWeightCommits::<Runtime>::iter_prefix(chain::weights::storage_index(1, 1))
+            .map(|(epoch, _)| epoch)
+            .collect()
+    })
+}
+
+/// The client's CR-v4 commit after the owner triggered an epoch (`trigger_epoch`, pending when the
+/// commit is sent): the client counts `PendingEpochAt` as the SDK 11.3 does, so it aims at the
+/// triggered epoch, 2 s away rather than the tempo's 5 s; the chain opens the commit in the epoch the
+/// triggered one begins (`RevealPeriodEpochs` 1), whose first block is the one the client predicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timelocked_mechanism_commit_is_revealed_in_an_owner_triggered_epoch() {
+    use chain::reveal::EpochSchedule;
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
+    use subxt::dynamic::{self, Value};
+    const TEMPO: u64 = 100;
+    const WINDOW: u64 = 40;
+    let devnet = devnet_with_tempo(TEMPO as u16).await;
+    let client = connect(&devnet).await;
+    split_subnet_in_two(&devnet, &client).await;
+    let set_window = Value::unnamed_variant(
+        "AdminUtils",
+        [Value::named_variant(
+            "sudo_set_admin_freeze_window",
+            [("window", Value::from(WINDOW as u16))],
+        )],
+    );
+    alice_sends(
+        &devnet,
+        dynamic::transaction("Sudo".to_string(), "sudo".to_string(), vec![set_window]),
+    )
+    .await;
+    // Early in an epoch (past block 20, for the client's block-time measurement), so the trigger
+    // lands well before the scheduled epoch.
+    loop {
+        let (now, last) = at_head(&devnet, || subtensor::LastEpochBlock::<Runtime>::get(1));
+        if now >= 20 && now.saturating_sub(last) < 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    alice_sends(
+        &devnet,
+        dynamic::transaction(
+            "SubtensorModule".to_string(),
+            "trigger_epoch".to_string(),
+            vec![Value::from(1u16)],
+        ),
+    )
+    .await;
+    let (now, (fires_at, index, last, steps)) = at_head(&devnet, || {
+        (
+            subtensor::PendingEpochAt::<Runtime>::get(1),
+            subtensor::SubnetEpochIndex::<Runtime>::get(1),
+            subtensor::LastEpochBlock::<Runtime>::get(1),
+            subtensor::BlocksSinceLastStep::<Runtime>::get(1),
+        )
+    });
+    assert!(
+        fires_at > now + 10,
+        "the trigger is pending: fires at {fires_at}, now {now}"
+    );
+    let scheduled = last + TEMPO;
+    assert!(
+        fires_at + 20 < scheduled,
+        "the trigger moves the epoch ({fires_at} vs {scheduled})"
+    );
+
+    let res = client
+        .set_mechanism_weights(&key("//Alice"), 1, 1, &[0], &[65535], 0)
+        .await
+        .unwrap();
+    let WeightsResult::TimelockCommitted {
+        report, reveal_block, ..
+    } = res
+    else {
+        panic!("expected a timelocked commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    assert_eq!(
+        commit_epochs(&devnet),
+        vec![index],
+        "committed in the epoch before the trigger"
+    );
+    assert_eq!(reveal_block, fires_at, "the client aims at the triggered epoch");
+    // Without the trigger the same state would have put the reveal at the tempo's epoch.
+    let untriggered = EpochSchedule {
+        block: now,
+        index,
+        last_epoch_block: last,
+        pending_at: 0,
+        tempo: TEMPO,
+        blocks_since_last_step: steps,
+    };
+    assert_eq!(untriggered.first_reveal_block(1), Ok(scheduled));
+
+    let (epoch, epoch_start, seen_at) = opened_into_mechanism_one(&devnet).await;
+    assert_eq!(epoch, index + 1, "opened in the reveal epoch");
+    assert_eq!(epoch_start, fires_at, "which the trigger began");
+    assert!(
+        (fires_at..fires_at + TEMPO).contains(&seen_at),
+        "opened by block {seen_at}, in the reveal epoch from {fires_at}"
+    );
+    devnet.shutdown().await;
+}
+
+/// The client's CR-v4 commit after root shortened the tempo (100 → 20 blocks; the cycle restarts at
+/// that block, as on subtensor): the client reads the new tempo and `LastEpochBlock`, and the chain
+/// opens the commit in the reveal epoch that begins at the block the client predicted. A client that
+/// kept the old schedule would have aimed past the end of that epoch, when the chain has already
+/// dropped the commit unrevealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timelocked_mechanism_commit_is_revealed_on_schedule_after_a_tempo_change() {
+    use chain::calls::{Hyperparameter, SetupCall};
+    use chain::reveal::EpochSchedule;
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
+    const OLD: u64 = 100;
+    const NEW: u64 = 20;
+    let devnet = devnet_with_tempo(OLD as u16).await;
+    let client = connect(&devnet).await;
+    split_subnet_in_two(&devnet, &client).await;
+    let state = || {
+        let (block, s) = at_head(&devnet, || EpochSchedule {
+            block: 0,
+            index: subtensor::SubnetEpochIndex::<Runtime>::get(1),
+            last_epoch_block: subtensor::LastEpochBlock::<Runtime>::get(1),
+            pending_at: subtensor::PendingEpochAt::<Runtime>::get(1),
+            tempo: u64::from(subtensor::Tempo::<Runtime>::get(1)),
+            blocks_since_last_step: subtensor::BlocksSinceLastStep::<Runtime>::get(1),
+        });
+        EpochSchedule { block, ..s }
+    };
+    // Early in an epoch, past block 20.
+    let before = loop {
+        let s = state();
+        if s.block >= 20 && s.block - s.last_epoch_block < 5 {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let report = client
+        .submit(
+            &Call::Setup(SetupCall::SudoSet {
+                netuid: 1,
+                param: Hyperparameter::Tempo(NEW as u16),
+            }),
+            &key("//Alice"),
+        )
+        .await;
+    assert!(report.is_included(), "{report:?}");
+    let after = state();
+    assert_eq!(after.tempo, NEW);
+    assert!(
+        after.last_epoch_block > before.block,
+        "the cycle restarted at the new tempo's block"
+    );
+
+    let res = client
+        .set_mechanism_weights(&key("//Alice"), 1, 1, &[0], &[65535], 0)
+        .await
+        .unwrap();
+    let WeightsResult::TimelockCommitted {
+        report, reveal_block, ..
+    } = res
+    else {
+        panic!("expected a timelocked commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    let committed = commit_epochs(&devnet);
+    assert_eq!(committed.len(), 1, "{committed:?}");
+
+    let (epoch, epoch_start, seen_at) = opened_into_mechanism_one(&devnet).await;
+    assert_eq!(epoch, committed[0] + 1, "opened in the reveal epoch");
+    assert_eq!(
+        epoch_start, reveal_block,
+        "which begins where the client predicted"
+    );
+    assert!(
+        (reveal_block..reveal_block + NEW).contains(&seen_at),
+        "opened by block {seen_at}, in the reveal epoch from {reveal_block}"
+    );
+    let stale = before.first_reveal_block(1).unwrap();
+    assert!(
+        stale >= reveal_block + NEW,
+        "the old schedule's reveal block {stale} lies past the reveal epoch [{reveal_block}, {})",
+        reveal_block + NEW
+    );
+    devnet.shutdown().await;
+}

@@ -12,7 +12,8 @@
 //!   `MechanismEmissionSplit` (set through `AdminUtils`), per-mechanism weights, commits, reveals,
 //!   `Incentive`, `LastUpdate` and `Bonds` under the index `netuid + mecid * 4096`, and one Yuma run
 //!   per mechanism on its share of the emission; the owner rate limits and the admin freeze window of
-//!   the `AdminUtils` setters are not modelled;
+//!   the `AdminUtils` setters are not modelled (`AdminFreezeWindow` only sets how far ahead an owner's
+//!   `trigger_epoch` fires);
 //! - `SubnetEpochConsensus` (newer runtimes) is always `Yuma`: there is no setter and no `Null` mode;
 //! - emission per epoch is a fixed `rao_emission` per tempo block, split by Yuma as subtensor's
 //!   `epoch_mechanism` does, and paid to `Emission` (no owner cut, no swap);
@@ -23,7 +24,9 @@
 //!
 //! The epoch schedule is subtensor's **stateful** rule (spec 425): an epoch runs in the block where
 //! `block - LastEpochBlock >= Tempo` (or `PendingEpochAt` is reached); then `LastEpochBlock = block`
-//! and `SubnetEpochIndex += 1`.
+//! and `SubnetEpochIndex += 1`. The owner moves it as on subtensor: `trigger_epoch` (call 141) sets
+//! `PendingEpochAt` `AdminFreezeWindow` blocks ahead, and a new tempo (`AdminUtils::sudo_set_tempo`)
+//! restarts the cycle at its block.
 
 mod checks;
 mod epoch;
@@ -483,6 +486,16 @@ pub mod pallet {
     /// Owner-triggered epoch block (0 = none).
     #[pallet::storage]
     pub type PendingEpochAt<T> = StorageMap<_, Identity, NetUid, u64, ValueQuery>;
+    /// Subtensor's default `AdminFreezeWindow`: 10 blocks (finney, tempo 360).
+    #[pallet::type_value]
+    pub fn DefaultAdminFreezeWindow() -> u16 {
+        10
+    }
+    /// Blocks at the end of each tempo in which owner admin calls are refused, and how far ahead an
+    /// owner's `trigger_epoch` fires (`AdminFreezeWindow`; root sets it with
+    /// `AdminUtils::sudo_set_admin_freeze_window`).
+    #[pallet::storage]
+    pub type AdminFreezeWindow<T> = StorageValue<_, u16, ValueQuery, DefaultAdminFreezeWindow>;
     /// Blocks since the last epoch.
     #[pallet::storage]
     pub type BlocksSinceLastStep<T> = StorageMap<_, Identity, NetUid, u64, ValueQuery>;
@@ -637,6 +650,17 @@ pub mod pallet {
         MinBurnSet(NetUid, Balance),
         /// Max burn set.
         MaxBurnSet(NetUid, Balance),
+        /// Admin freeze window set (blocks).
+        AdminFreezeWindowSet(u16),
+        /// The subnet owner scheduled an epoch (newer runtimes than the reference finney metadata).
+        EpochTriggered {
+            /// The subnet.
+            netuid: NetUid,
+            /// The owner's coldkey.
+            by: T::AccountId,
+            /// The block the epoch runs in (`PendingEpochAt`).
+            fires_at: u64,
+        },
     }
 
     /// Errors: finney's, in finney's order (so that module error indices match the live chain).
@@ -912,6 +936,12 @@ pub mod pallet {
         ColdkeySwapClearTooEarly,
         /// Subtensor's `DisabledTemporarily`; not raised by the devnet.
         DisabledTemporarily,
+        // Newer runtimes than the reference finney metadata (after every finney error, so finney's
+        // indices stay as they are):
+        /// `trigger_epoch` while an owner-triggered epoch is still pending.
+        EpochTriggerAlreadyPending,
+        /// `trigger_epoch` with the next scheduled epoch closer than `AdminFreezeWindow` blocks.
+        AutoEpochAlreadyImminent,
     }
 
     /// Genesis: the tempo of new subnets and an optional dev subnet.
@@ -1167,6 +1197,42 @@ pub mod pallet {
                 reveal_round,
                 commit_reveal_version,
             )
+        }
+
+        /// The subnet owner schedules an epoch `AdminFreezeWindow` blocks from now (`PendingEpochAt`),
+        /// as subtensor's `trigger_epoch` (call 141, in runtimes newer than the reference finney
+        /// metadata). Refused while a trigger is pending (`EpochTriggerAlreadyPending`) and when the
+        /// next scheduled epoch is closer than the window (`AutoEpochAlreadyImminent`). Subtensor
+        /// also rate-limits it per owner; the devnet does not.
+        #[pallet::call_index(141)]
+        #[pallet::weight((Weight::from_parts(15_000_000, 0), DispatchClass::Normal, Pays::Yes))]
+        pub fn trigger_epoch(origin: OriginFor<T>, netuid: NetUid) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            ensure!(NetworksAdded::<T>::get(netuid), Error::<T>::SubnetNotExists);
+            ensure!(
+                SubnetOwner::<T>::get(netuid).as_ref() == Some(&who),
+                DispatchError::BadOrigin
+            );
+            ensure!(
+                PendingEpochAt::<T>::get(netuid) == 0,
+                Error::<T>::EpochTriggerAlreadyPending
+            );
+            let now = Self::current_block();
+            let window = u64::from(AdminFreezeWindow::<T>::get());
+            let next_auto =
+                LastEpochBlock::<T>::get(netuid).saturating_add(u64::from(Tempo::<T>::get(netuid)));
+            ensure!(
+                next_auto.saturating_sub(now) >= window,
+                Error::<T>::AutoEpochAlreadyImminent
+            );
+            let fires_at = now.saturating_add(window);
+            PendingEpochAt::<T>::insert(netuid, fires_at);
+            Self::deposit_event(Event::EpochTriggered {
+                netuid,
+                by: who,
+                fires_at,
+            });
+            Ok(())
         }
     }
 
