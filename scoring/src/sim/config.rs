@@ -36,6 +36,20 @@ pub struct SimConfig {
     pub max_devices: u32,
     /// Relative spread of a GPU's compute time between runs (log-normal σ, default 0.05).
     pub compute_noise: f64,
+    /// The real stack's fixed cost per challenge, in milliseconds, that the validator's clock sees
+    /// and its RTT ping does not, so the score counts it as compute: the validator generating and
+    /// signing the request, the miner checking the signature, regenerating the matrices from the seed,
+    /// serializing and signing the answer, and the HTTP framing around both. Added to every
+    /// challenge's elapsed time, drawn per challenge; a device group's challenges pay theirs at once,
+    /// as the validator sends them together, so the group waits for the largest. Default
+    /// DEFAULT_OVERHEAD_MS: the median of `elapsed − RTT` that `validator bench-round` measures with
+    /// real flex miners over loopback HTTP at `n = 32`, where the product itself takes microseconds
+    /// (`cargo run --release -p validator -- bench-round --miners 1,16 --n 32 --rounds 5`; see
+    /// docs/owner.md). 0 turns it off (the network's RTT and jitter only).
+    pub answer_overhead_ms: f64,
+    /// Standard deviation of `answer_overhead_ms` between challenges, in milliseconds (normal, cut at
+    /// 0). Default DEFAULT_OVERHEAD_JITTER_MS, the standard deviation of the same measurement.
+    pub answer_overhead_jitter_ms: f64,
     /// Cost per hour of the CPU box a copier runs on, in dollars (default 0.05).
     pub copier_cost_per_hour: f64,
     /// Commit-reveal (`RevealPeriodEpochs`): weights set in epoch `e` count, and are visible to anyone
@@ -235,6 +249,11 @@ pub struct ValidatorGroup {
     pub behaviour: Behaviour,
 }
 
+/// Default of [`SimConfig::answer_overhead_ms`]: the real stack's measured fixed cost per answer.
+pub const DEFAULT_ANSWER_OVERHEAD_MS: f64 = 1.0;
+/// Default of [`SimConfig::answer_overhead_jitter_ms`]: the measurement's standard deviation.
+pub const DEFAULT_ANSWER_OVERHEAD_JITTER_MS: f64 = 0.3;
+
 fn one() -> u32 {
     1
 }
@@ -285,6 +304,8 @@ impl Default for SimConfig {
             timeout_seconds: 30.0,
             max_devices: 8,
             compute_noise: 0.05,
+            answer_overhead_ms: DEFAULT_ANSWER_OVERHEAD_MS,
+            answer_overhead_jitter_ms: DEFAULT_ANSWER_OVERHEAD_JITTER_MS,
             copier_cost_per_hour: 0.05,
             reveal_period_epochs: 0,
             mechanisms: Vec::new(),
@@ -426,6 +447,13 @@ impl SimConfig {
             return Err(invalid("max_devices", "must be in [1, 64]"));
         }
         in_range("compute_noise", self.compute_noise, 0.0, 2.0)?;
+        in_range("answer_overhead_ms", self.answer_overhead_ms, 0.0, 60_000.0)?;
+        in_range(
+            "answer_overhead_jitter_ms",
+            self.answer_overhead_jitter_ms,
+            0.0,
+            60_000.0,
+        )?;
         in_range("copier_cost_per_hour", self.copier_cost_per_hour, 0.0, 1e6)?;
         if self.reveal_period_epochs > 100 {
             return Err(invalid("reveal_period_epochs", "must be at most 100"));
