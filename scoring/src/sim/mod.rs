@@ -40,8 +40,8 @@ mod svg;
 use std::collections::BTreeMap;
 
 pub use config::{
-    Behaviour, ConfigError, DEFAULT_ANSWER_OVERHEAD_JITTER_MS, DEFAULT_ANSWER_OVERHEAD_MS, GpuClass,
-    MechanismSpec, MinerGroup, SimConfig, Strategy, TaskSpec, ValidatorGroup,
+    Behaviour, ConfigError, GpuClass, MechanismSpec, MinerGroup, SimConfig, Strategy, TaskSpec,
+    ValidatorGroup,
 };
 pub use report::{MinerSummary, Summary, ValidatorSummary, write_outputs};
 pub use rng::SimRng;
