@@ -1,4 +1,8 @@
-//! `validator bench-round`: round wall time, validator CPU time and peak memory for many miners.
+//! `validator bench-round`: round wall time, validator CPU time and peak memory for many miners, and
+//! what the validator credits each answer as compute (elapsed − RTT): at a tiny `n`, where the product
+//! itself takes microseconds, that is the real stack's fixed cost per answer (challenge generation and
+//! request signing on the validator, signature check, matrix regeneration, serialization and response
+//! signing on the miner, HTTP framing), which the scoring simulator models as `answer_overhead_ms`.
 //!
 //! The miners are real miner servers (flex backend) on loopback, hosted by a child process
 //! (`validator bench-miners`) so that the CPU time and peak memory read from `/proc/self` are the
@@ -93,6 +97,31 @@ pub struct BenchRow {
     pub passed: usize,
     /// Peak resident memory of the validator process so far, MiB.
     pub peak_rss_mib: f64,
+    /// Answers behind the `compute_ms_*` figures: every passed answer of the measured rounds (the
+    /// warm-up round excluded).
+    pub answers: usize,
+    /// Median RTT of the validator's signed ping over those answers, milliseconds.
+    pub rtt_ms_median: f64,
+    /// Median per-answer compute time as the validator measured and scores it (`total_ms − rtt_ms`,
+    /// [`crate::state::MinerOutcome::compute_ms`]), milliseconds. At a tiny `n` this is the stack's
+    /// fixed overhead per answer; the part that grows with `n` is the product.
+    pub compute_ms_median: f64,
+    /// 90th percentile of the same, milliseconds.
+    pub compute_ms_p90: f64,
+    /// Standard deviation of the same, milliseconds.
+    pub compute_ms_sd: f64,
+}
+
+/// Median, 90th percentile and standard deviation of `xs` (all 0 when empty); sorts `xs`.
+pub fn spread(xs: &mut [f64]) -> (f64, f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    xs.sort_by(f64::total_cmp);
+    let at = |q: f64| xs[((q * (xs.len() - 1) as f64).round() as usize).min(xs.len() - 1)];
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+    (at(0.5), at(0.9), var.sqrt())
 }
 
 /// Runs `rounds` rounds against `count` hosted miners at size `n`.
@@ -163,12 +192,21 @@ pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) 
     let mut walls = Vec::new();
     let cpu0 = cpu_seconds();
     let mut passed = 0;
+    let (mut compute, mut rtt) = (Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
         let t = Instant::now();
         let s = v.run_round().await?;
         walls.push(t.elapsed().as_secs_f64());
         passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
+        for m in s.record.miners.iter().filter(|m| m.verdict.passed) {
+            if let (Some(c), Some(r)) = (m.compute_ms, m.rtt_ms) {
+                compute.push(c);
+                rtt.push(r);
+            }
+        }
     }
+    let (compute_ms_median, compute_ms_p90, compute_ms_sd) = spread(&mut compute);
+    let (rtt_ms_median, _, _) = spread(&mut rtt);
     let cpu = (cpu_seconds() - cpu0) / f64::from(rounds.max(1));
     walls.sort_by(f64::total_cmp);
     drop(child.stdin.take());
@@ -183,6 +221,11 @@ pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) 
         validator_cpu_ms_per_miner: cpu * 1e3 / count.max(1) as f64,
         passed,
         peak_rss_mib: peak_rss_mib(),
+        answers: compute.len(),
+        rtt_ms_median,
+        compute_ms_median,
+        compute_ms_p90,
+        compute_ms_sd,
     })
 }
 
@@ -192,4 +235,20 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("validator-bench-{}", hex::encode(b)));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_median_p90_and_standard_deviation() {
+        let mut xs: Vec<f64> = (1..=11).rev().map(f64::from).collect();
+        let (median, p90, sd) = spread(&mut xs);
+        assert_eq!((median, p90), (6.0, 10.0));
+        // Population standard deviation of 1..=11: sqrt(10).
+        assert!((sd - 10f64.sqrt()).abs() < 1e-12, "{sd}");
+        assert_eq!(spread(&mut []), (0.0, 0.0, 0.0));
+        assert_eq!(spread(&mut [2.5]), (2.5, 2.5, 0.0));
+    }
 }

@@ -470,14 +470,19 @@ fn bench_round(
         let row = rt.block_on(validator::bench::bench_round(count, n, rounds, concurrency))?;
         if !json {
             println!(
-                "miners {:>4}  n {:>4}  round wall {:>8.3} s  validator CPU {:>8.3} s/round ({:.2} ms/miner)  passed {}  peak RSS {:.0} MiB",
+                "miners {:>4}  n {:>4}  round wall {:>8.3} s  validator CPU {:>8.3} s/round ({:.2} ms/miner)  passed {}  peak RSS {:.0} MiB  elapsed-RTT per answer: median {:.2} ms, p90 {:.2} ms, sd {:.2} ms ({} answers, RTT median {:.2} ms)",
                 row.miners,
                 row.n,
                 row.round_wall_seconds,
                 row.validator_cpu_seconds_per_round,
                 row.validator_cpu_ms_per_miner,
                 row.passed,
-                row.peak_rss_mib
+                row.peak_rss_mib,
+                row.compute_ms_median,
+                row.compute_ms_p90,
+                row.compute_ms_sd,
+                row.answers,
+                row.rtt_ms_median
             );
         }
         rows.push(row);

@@ -257,7 +257,9 @@ fn build_participants(cfg: &SimConfig) -> Vec<Participant> {
 }
 
 /// Simulate one challenge sent to one miner: as the validator does, one challenge of size `work` per
-/// device the miner claims (up to `max_devices`), all at once, observed as one group.
+/// device the miner claims (up to `max_devices`), all at once, observed as one group. Its elapsed time
+/// is the compute, the network round trip and the stack's fixed cost per challenge
+/// ([`SimConfig::answer_overhead_ms`]); the validator subtracts only its measured RTT.
 #[allow(clippy::too_many_arguments)]
 fn answer(
     cfg: &SimConfig,
@@ -296,7 +298,17 @@ fn answer(
     let compute = o.work_units * task.seconds_per_unit / (m.throughput * busy)
         * (cfg.compute_noise * rng.normal()).exp()
         * (1.0 - m.skip_fraction);
-    let elapsed = compute + net(rng) + m.hidden_latency_s;
+    // The stack's fixed cost per challenge, paid by each of the group's challenges at once.
+    // Without a spread it is the same for every challenge and draws nothing, so a run with the
+    // overheads off (both 0) repeats the draws of a simulator without them.
+    let overhead = if cfg.answer_overhead_jitter_ms > 0.0 {
+        (0..group)
+            .map(|_| (cfg.answer_overhead_ms + cfg.answer_overhead_jitter_ms * rng.normal()).max(0.0))
+            .fold(0.0, f64::max)
+    } else {
+        cfg.answer_overhead_ms
+    } / 1000.0;
+    let elapsed = compute + overhead + net(rng) + m.hidden_latency_s;
     if elapsed > cfg.timeout_seconds {
         return o;
     }
