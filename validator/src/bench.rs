@@ -23,6 +23,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::network::StaticNetwork;
 use crate::round::{RoundConfig, Validator};
+use bench_tasks::wire::TaskClass;
 use exchange::{Client, MinerEndpoint};
 
 /// One miner as the host process announces it.
@@ -97,8 +98,9 @@ pub struct BenchRow {
     pub passed: usize,
     /// Peak resident memory of the validator process so far, MiB.
     pub peak_rss_mib: f64,
-    /// Answers behind the `compute_ms_*` figures: every passed answer of the measured rounds (the
-    /// warm-up round excluded).
+    /// Answers behind the `compute_ms_*` figures: every passed matmul answer of the measured rounds
+    /// (the warm-up round excluded). Inference answers are left out: their time is the model's
+    /// decode on the miner, not a fixed cost.
     pub answers: usize,
     /// Median RTT of the validator's signed ping over those answers, milliseconds.
     pub rtt_ms_median: f64,
@@ -198,7 +200,8 @@ pub async fn bench_round(count: usize, n: u32, rounds: u32, concurrency: usize) 
         let s = v.run_round().await?;
         walls.push(t.elapsed().as_secs_f64());
         passed = s.record.miners.iter().filter(|m| m.verdict.passed).count();
-        for m in s.record.miners.iter().filter(|m| m.verdict.passed) {
+        let matmul = |m: &&crate::state::MinerOutcome| m.verdict.passed && m.task == TaskClass::Matmul;
+        for m in s.record.miners.iter().filter(matmul) {
             if let (Some(c), Some(r)) = (m.compute_ms, m.rtt_ms) {
                 compute.push(c);
                 rtt.push(r);

@@ -43,11 +43,11 @@ pub struct SimConfig {
     /// challenge's elapsed time, drawn per challenge; a device group's challenges (and a split GPU's
     /// uids) pay theirs at once, as the validator sends them together, so a group waits for the
     /// largest. Default 0 (off: the network's RTT and jitter only, as before it existed).
-    /// `validator bench-round` measures it as the median of `elapsed − RTT` at a tiny `n`: about
-    /// 100 ms (σ 60) with flex CPU miners on a shared 2-core machine
-    /// (`cargo run --release -p validator -- bench-round --miners 1,16 --n 32 --rounds 5`), flat from
-    /// `n = 8` to 256, so fixed, but its cause is not yet pinned down; see docs/owner.md for what it
-    /// does to the issue-17 ratios.
+    /// `validator bench-round` measures it as the median of `elapsed − RTT` over matmul answers at a
+    /// tiny `n`: about 0.5 ms with a flex CPU miner on loopback (release build, `validator bench-round
+    /// --miners 1 --n 32 --rounds 20 --concurrency 1`), with a tail where the matmul waited behind the
+    /// miner's own inference work on its one device; see docs/owner.md for what 1, 10 and 100 ms do
+    /// to the issue-17 ratios.
     pub answer_overhead_ms: f64,
     /// Standard deviation of `answer_overhead_ms` between challenges, in milliseconds (normal, cut at
     /// 0; default 0).
