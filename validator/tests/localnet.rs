@@ -11,7 +11,9 @@ fn config(commit_reveal: bool) -> LocalnetConfig {
     LocalnetConfig {
         miners: 4,
         adversaries: vec!["lazy:0.1".into()],
-        epochs: 1,
+        // Three 5-block epochs after the first weights: the last one reads weights set after the
+        // lazy miner's first caught round (an epoch right after round 1 pays whatever passed it).
+        epochs: 3,
         tempo: 5,
         block_time: Duration::from_millis(100),
         matmul_sizes: vec![32],
