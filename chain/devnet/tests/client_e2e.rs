@@ -814,6 +814,38 @@ fn commit_epochs(devnet: &Devnet) -> Vec<u64> {
     })
 }
 
+/// Subnet 1's epoch schedule at the head block (`chain::reveal`'s view of it).
+fn head_schedule(devnet: &Devnet) -> chain::reveal::EpochSchedule {
+    use devnet::runtime::Runtime;
+    use devnet::subtensor;
+    let (block, s) = at_head(devnet, || chain::reveal::EpochSchedule {
+        block: 0,
+        index: subtensor::SubnetEpochIndex::<Runtime>::get(1),
+        last_epoch_block: subtensor::LastEpochBlock::<Runtime>::get(1),
+        pending_at: subtensor::PendingEpochAt::<Runtime>::get(1),
+        tempo: u64::from(subtensor::Tempo::<Runtime>::get(1)),
+        blocks_since_last_step: subtensor::BlocksSinceLastStep::<Runtime>::get(1),
+    });
+    chain::reveal::EpochSchedule { block, ..s }
+}
+
+/// The owner (a staked validator) commits weights on mechanism 1 through the client; returns the reveal
+/// block the client predicted.
+async fn commit_to_mechanism_one(client: &ChainClient) -> u64 {
+    let res = client
+        .set_mechanism_weights(&key("//Alice"), 1, 1, &[0], &[65535], 0)
+        .await
+        .unwrap();
+    let WeightsResult::TimelockCommitted {
+        report, reveal_block, ..
+    } = res
+    else {
+        panic!("expected a timelocked commit: {res:?}")
+    };
+    assert!(report.is_included(), "{report:?}");
+    reveal_block
+}
+
 /// The client's CR-v4 commit after the owner triggered an epoch (`trigger_epoch`, pending when the
 /// commit is sent): the client counts `PendingEpochAt` as the SDK 11.3 does, so it aims at the
 /// triggered epoch, 2 s away rather than the tempo's 5 s; the chain opens the commit in the epoch the
@@ -859,14 +891,8 @@ async fn a_timelocked_mechanism_commit_is_revealed_in_an_owner_triggered_epoch()
         ),
     )
     .await;
-    let (now, (fires_at, index, last, steps)) = at_head(&devnet, || {
-        (
-            subtensor::PendingEpochAt::<Runtime>::get(1),
-            subtensor::SubnetEpochIndex::<Runtime>::get(1),
-            subtensor::LastEpochBlock::<Runtime>::get(1),
-            subtensor::BlocksSinceLastStep::<Runtime>::get(1),
-        )
-    });
+    let head = head_schedule(&devnet);
+    let (now, fires_at, index, last) = (head.block, head.pending_at, head.index, head.last_epoch_block);
     assert!(
         fires_at > now + 10,
         "the trigger is pending: fires at {fires_at}, now {now}"
@@ -877,17 +903,7 @@ async fn a_timelocked_mechanism_commit_is_revealed_in_an_owner_triggered_epoch()
         "the trigger moves the epoch ({fires_at} vs {scheduled})"
     );
 
-    let res = client
-        .set_mechanism_weights(&key("//Alice"), 1, 1, &[0], &[65535], 0)
-        .await
-        .unwrap();
-    let WeightsResult::TimelockCommitted {
-        report, reveal_block, ..
-    } = res
-    else {
-        panic!("expected a timelocked commit: {res:?}")
-    };
-    assert!(report.is_included(), "{report:?}");
+    let reveal_block = commit_to_mechanism_one(&client).await;
     assert_eq!(
         commit_epochs(&devnet),
         vec![index],
@@ -896,12 +912,8 @@ async fn a_timelocked_mechanism_commit_is_revealed_in_an_owner_triggered_epoch()
     assert_eq!(reveal_block, fires_at, "the client aims at the triggered epoch");
     // Without the trigger the same state would have put the reveal at the tempo's epoch.
     let untriggered = EpochSchedule {
-        block: now,
-        index,
-        last_epoch_block: last,
         pending_at: 0,
-        tempo: TEMPO,
-        blocks_since_last_step: steps,
+        ..head
     };
     assert_eq!(untriggered.first_reveal_block(1), Ok(scheduled));
 
@@ -923,25 +935,12 @@ async fn a_timelocked_mechanism_commit_is_revealed_in_an_owner_triggered_epoch()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timelocked_mechanism_commit_is_revealed_on_schedule_after_a_tempo_change() {
     use chain::calls::{Hyperparameter, SetupCall};
-    use chain::reveal::EpochSchedule;
-    use devnet::runtime::Runtime;
-    use devnet::subtensor;
     const OLD: u64 = 100;
     const NEW: u64 = 20;
     let devnet = devnet_with_tempo(OLD as u16).await;
     let client = connect(&devnet).await;
     split_subnet_in_two(&devnet, &client).await;
-    let state = || {
-        let (block, s) = at_head(&devnet, || EpochSchedule {
-            block: 0,
-            index: subtensor::SubnetEpochIndex::<Runtime>::get(1),
-            last_epoch_block: subtensor::LastEpochBlock::<Runtime>::get(1),
-            pending_at: subtensor::PendingEpochAt::<Runtime>::get(1),
-            tempo: u64::from(subtensor::Tempo::<Runtime>::get(1)),
-            blocks_since_last_step: subtensor::BlocksSinceLastStep::<Runtime>::get(1),
-        });
-        EpochSchedule { block, ..s }
-    };
+    let state = || head_schedule(&devnet);
     // Early in an epoch, past block 20.
     let before = loop {
         let s = state();
@@ -967,17 +966,7 @@ async fn a_timelocked_mechanism_commit_is_revealed_on_schedule_after_a_tempo_cha
         "the cycle restarted at the new tempo's block"
     );
 
-    let res = client
-        .set_mechanism_weights(&key("//Alice"), 1, 1, &[0], &[65535], 0)
-        .await
-        .unwrap();
-    let WeightsResult::TimelockCommitted {
-        report, reveal_block, ..
-    } = res
-    else {
-        panic!("expected a timelocked commit: {res:?}")
-    };
-    assert!(report.is_included(), "{report:?}");
+    let reveal_block = commit_to_mechanism_one(&client).await;
     let committed = commit_epochs(&devnet);
     assert_eq!(committed.len(), 1, "{committed:?}");
 
